@@ -1,0 +1,1 @@
+"""FedLedger abci_app package."""

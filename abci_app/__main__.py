@@ -1,0 +1,51 @@
+"""Run a FedLedger ABCI application process: `python -m fedledger.abci_app --home DIR --addr tcp://…`."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import signal
+from pathlib import Path
+
+__all__ = ["main"]
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Open the state store, serve ABCI on the address until SIGTERM/SIGINT, then close cleanly."""
+    parser = argparse.ArgumentParser(prog="python -m fedledger.abci_app", description=__doc__)
+    parser.add_argument("--home", type=Path, required=True, help="directory of the app's state database")
+    parser.add_argument("--addr", default="tcp://127.0.0.1:26658", help="tcp://HOST:PORT or unix://PATH")
+    parser.add_argument("--chain-id", default=None, help="expected chain id (checked against genesis)")
+    parser.add_argument("--log-level", default="INFO")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+
+    from fedledger.abci_app.app import FedLedgerApp
+    from fedledger.abci_app.server import ABCIServer
+    from fedledger.abci_app.state_machine import StateMachine
+    from fedledger.abci_app.store import CommittedStore
+
+    args.home.mkdir(parents=True, exist_ok=True)
+    store = CommittedStore(args.home / "state.db")
+    machine = StateMachine(store, args.chain_id)
+    logging.getLogger("fedledger.app").info("state at height %d, app hash %s", store.height, store.app_hash.hex())
+
+    async def run() -> None:
+        server = ABCIServer(FedLedgerApp(machine), args.addr)
+        await server.start()
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, stop.set)
+        await stop.wait()
+        await server.stop()
+
+    try:
+        asyncio.run(run())
+    finally:
+        store.close()
+
+
+if __name__ == "__main__":
+    main()

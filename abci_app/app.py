@@ -1,0 +1,96 @@
+"""FedLedgerApp: maps ABCI 2.0 requests onto the state machine (one method per ABCI call)."""
+
+from __future__ import annotations
+
+import logging
+
+from fedledger.abci_app.application import BaseApplication
+from fedledger.abci_app.context import BlockContext, Event, TxResult
+from fedledger.abci_app.proto import types as pb
+from fedledger.abci_app.state_machine import StateMachine
+
+__all__ = ["APP_VERSION", "FedLedgerApp", "PROOF_OP_TYPE"]
+
+log = logging.getLogger("fedledger.app")
+APP_VERSION = 1
+PROOF_OP_TYPE = "fedledger:bucket-merkle"
+# Per-tx overhead in PrepareProposal's byte budget: protobuf tag plus length varint.
+_TX_OVERHEAD = 6
+
+
+def _events(events: list[Event]) -> list[pb.Event]:
+    return [pb.Event(type=e.type, attributes=[pb.EventAttribute(key=k, value=v, index=True)
+                                              for k, v in e.attributes]) for e in events]
+
+
+def _exec_result(r: TxResult) -> pb.ExecTxResult:
+    return pb.ExecTxResult(code=r.code, log=r.log, data=r.data, codespace=r.codespace, events=_events(r.events))
+
+
+class FedLedgerApp(BaseApplication):
+    """The FedLedger ABCI application."""
+
+    def __init__(self, machine: StateMachine) -> None:
+        self.machine = machine
+
+    def info(self, req: pb.RequestInfo) -> pb.ResponseInfo:
+        """Report the last committed height and app hash so CometBFT replays what is missing."""
+        height = self.machine.height
+        return pb.ResponseInfo(data="fedledger", version="0.1.0", app_version=APP_VERSION,
+                               last_block_height=height,
+                               last_block_app_hash=self.machine.app_hash if height > 0 else b"")
+
+    def init_chain(self, req: pb.RequestInitChain) -> pb.ResponseInitChain:
+        """Genesis: remember the chain id; the genesis state is committed with the first block."""
+        app_hash = self.machine.init_chain(req.chain_id, req.app_state_bytes)
+        log.info("init_chain %s, genesis app hash %s", req.chain_id, app_hash.hex())
+        return pb.ResponseInitChain(app_hash=app_hash)
+
+    def check_tx(self, req: pb.RequestCheckTx) -> pb.ResponseCheckTx:
+        """Mempool filter (new txs and rechecks after each commit)."""
+        r = self.machine.check_tx(req.tx)
+        return pb.ResponseCheckTx(code=r.code, log=r.log, codespace=r.codespace)
+
+    def prepare_proposal(self, req: pb.RequestPrepareProposal) -> pb.ResponsePrepareProposal:
+        """Propose mempool txs in order, skipping any that fail the stateless checks, within the byte limit."""
+        chosen: list[bytes] = []
+        budget = req.max_tx_bytes
+        for tx in req.txs:
+            cost = len(tx) + _TX_OVERHEAD
+            if cost > budget:
+                break
+            if self.machine.valid_for_proposal(tx):
+                chosen.append(tx)
+                budget -= cost
+        return pb.ResponsePrepareProposal(txs=chosen)
+
+    def process_proposal(self, req: pb.RequestProcessProposal) -> pb.ResponseProcessProposal:
+        """Reject a block carrying a tx that no honest proposer would include (same checks as prepare)."""
+        ok = all(self.machine.valid_for_proposal(tx) for tx in req.txs)
+        status = pb.ResponseProcessProposal.ACCEPT if ok else pb.ResponseProcessProposal.REJECT
+        return pb.ResponseProcessProposal(status=status)
+
+    def finalize_block(self, req: pb.RequestFinalizeBlock) -> pb.ResponseFinalizeBlock:
+        """Execute the decided block on a working copy and return per-tx results and the app hash."""
+        chain_id = self.machine.chain_id or ""
+        time_ns = req.time.seconds * 1_000_000_000 + req.time.nanos
+        ctx = BlockContext(height=req.height, time_ns=time_ns, block_hash=req.hash, chain_id=chain_id)
+        results, app_hash = self.machine.finalize_block(ctx, list(req.txs))
+        return pb.ResponseFinalizeBlock(tx_results=[_exec_result(r) for r in results], app_hash=app_hash)
+
+    def commit(self, req: pb.RequestCommit) -> pb.ResponseCommit:
+        """Persist the block atomically."""
+        self.machine.commit()
+        return pb.ResponseCommit(retain_height=0)
+
+    def query(self, req: pb.RequestQuery) -> pb.ResponseQuery:
+        """Read committed state; attach a Merkle proof op when asked."""
+        if req.height not in (0, self.machine.height):
+            return pb.ResponseQuery(code=20, log=f"only the latest height ({self.machine.height}) can be queried",
+                                    codespace="fedledger", height=self.machine.height)
+        r = self.machine.query(req.path, req.data, req.prove)
+        resp = pb.ResponseQuery(code=r.code, log=r.log, key=r.key, value=r.value, height=r.height,
+                                codespace=r.codespace)
+        if r.proof:
+            resp.proof_ops.ops.append(pb.ProofOp(type=PROOF_OP_TYPE, key=r.key, data=r.proof))
+        return resp

@@ -1,0 +1,40 @@
+"""Registered result codes for rejected transactions and queries, and the TxError carrying them."""
+
+from __future__ import annotations
+
+from enum import IntEnum
+
+__all__ = ["Code", "TxError", "CODESPACE"]
+
+CODESPACE = "fedledger"
+
+
+class Code(IntEnum):
+    """Every non-zero code the application returns; each names one distinct failure."""
+
+    OK = 0
+    ENCODING = 1  # bytes are not a canonical tx envelope
+    OVERSIZE = 2  # tx larger than MAX_TX_BYTES
+    WRONG_CHAIN = 3  # chain id differs from this chain's
+    BAD_SIGNATURE = 4  # signature does not verify for the signer key
+    NONCE_REPLAY = 5  # nonce already used (replay)
+    NONCE_GAP = 6  # nonce skips ahead of the next expected one
+    UNKNOWN_TYPE = 7  # tx type not registered
+    INVALID_BODY = 8  # body fails its schema
+    UNAUTHORIZED = 9  # signer may not send this tx
+    NOT_FOUND = 10  # referenced task/round/contribution/version does not exist
+    ALREADY_EXISTS = 11  # object already exists
+    WRONG_STATE = 12  # object is not in a state that allows this tx
+    DEADLINE = 13  # round deadline passed
+    ROUND_FULL = 14  # round already holds its maximum contributions
+    BAD_QUERY = 20  # query path or data malformed
+    QUERY_NOT_FOUND = 21  # queried object does not exist
+
+
+class TxError(Exception):
+    """A rejected tx or query: a registered code and a readable log for the user."""
+
+    def __init__(self, code: Code, log: str) -> None:
+        super().__init__(f"{code.name}: {log}")
+        self.code = code
+        self.log = log

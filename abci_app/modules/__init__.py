@@ -1,0 +1,1 @@
+"""State-machine modules: each owns its keys, messages, handlers, queries and events."""

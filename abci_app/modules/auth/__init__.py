@@ -1,0 +1,1 @@
+"""Auth module: per-signer nonces that make every tx single-use."""

@@ -1,0 +1,1 @@
+"""Federation module: tasks, participants, rounds, contributions and model versions."""

@@ -1,0 +1,16 @@
+"""The typed, indexed events of the federation module (subscribe with fl.task='…' and friends)."""
+
+from __future__ import annotations
+
+from fedledger.abci_app.context import Event
+
+__all__ = ["EVENT_TYPE", "fl_event"]
+
+EVENT_TYPE = "fl"
+
+
+def fl_event(action: str, signer: str, **attrs: str | int) -> Event:
+    """An `fl` event: action and signer first, then the given attributes in sorted order."""
+    pairs = [("action", action), ("signer", signer)]
+    pairs += [(k, str(v)) for k, v in sorted(attrs.items())]
+    return Event(type=EVENT_TYPE, attributes=tuple(pairs))

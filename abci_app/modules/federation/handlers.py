@@ -1,0 +1,202 @@
+"""Federation tx handlers: a stateful check (reads only) and an execute step (writes) per tx type."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from fedledger.abci_app.context import BlockContext, Event, Reader, Writer
+from fedledger.abci_app.errors import Code, TxError
+from fedledger.abci_app.modules.federation import keys
+from fedledger.abci_app.modules.federation.events import fl_event
+from fedledger.abci_app.modules.federation.msgs import (
+    ClosedRound,
+    CommitContribution,
+    CreateTask,
+    OpenRound,
+    ProposeVersion,
+    RegisterParticipant,
+    contribution_id,
+)
+from fedledger.abci_app.records import load_record, store_record
+
+__all__ = ["HANDLERS", "Handler"]
+
+# A handler checks against `view` and, when `state` is given, executes into it.
+Handler = Callable[[Reader, Writer | None, BlockContext, str, Any], list[Event]]
+
+
+def _participant(view: Reader, signer: str, role: str | None = None) -> dict[str, Any]:
+    rec = load_record(view, keys.participant_key(signer))
+    if rec is None:
+        raise TxError(Code.UNAUTHORIZED, "signer is not a registered participant; run `fedledger register` first")
+    if role is not None and rec["role"] != role:
+        raise TxError(Code.UNAUTHORIZED, f"signer has role {rec['role']!r}; this tx needs role {role!r}")
+    return rec
+
+
+def _task(view: Reader, task_id: str) -> dict[str, Any]:
+    rec = load_record(view, keys.task_key(task_id))
+    if rec is None:
+        raise TxError(Code.NOT_FOUND, f"task {task_id!r} does not exist")
+    return rec
+
+
+def _round(view: Reader, task_id: str, rnd: int) -> dict[str, Any]:
+    rec = load_record(view, keys.round_key(task_id, rnd))
+    if rec is None:
+        raise TxError(Code.NOT_FOUND, f"round {rnd} of task {task_id!r} does not exist")
+    return rec
+
+
+def register_participant(view: Reader, state: Writer | None, ctx: BlockContext, signer: str,
+                         msg: RegisterParticipant) -> list[Event]:
+    """Register the signer with a role; a key registers once."""
+    if view.get(keys.participant_key(signer)) is not None:
+        raise TxError(Code.ALREADY_EXISTS, "this key is already registered")
+    if state is not None:
+        store_record(state, keys.participant_key(signer),
+                     {"key": signer, "role": msg.role, "name": msg.name, "registered_height": ctx.height})
+    return [fl_event("register_participant", signer, role=msg.role)]
+
+
+def create_task(view: Reader, state: Writer | None, ctx: BlockContext, signer: str,
+                msg: CreateTask) -> list[Event]:
+    """Create a task and its version 0 (the initial model every lineage starts from)."""
+    _participant(view, signer)
+    if view.get(keys.task_key(msg.task_id)) is not None:
+        raise TxError(Code.ALREADY_EXISTS, f"task {msg.task_id!r} already exists")
+    _participant(view, msg.aggregator, "aggregator")
+    if state is not None:
+        store_record(state, keys.task_key(msg.task_id), {
+            "task_id": msg.task_id, "owner": signer, "aggregator": msg.aggregator,
+            "model_spec": msg.model_spec, "round_size": msg.round_size,
+            "min_contributions": msg.min_contributions, "deadline_blocks": msg.deadline_blocks,
+            "created_height": ctx.height, "current_round": 0, "latest_version": 0,
+        })
+        store_record(state, keys.version_key(msg.task_id, 0), {
+            "task_id": msg.task_id, "version": 0, "round": 0, "parent": None, **msg.initial_model.to_json(),
+            "contributors": [], "proposer": signer, "height": ctx.height, "total_examples": 0,
+            "status": "initial",
+        })
+    return [fl_event("create_task", signer, task=msg.task_id, version=0, cid=msg.initial_model.cid)]
+
+
+def open_round(view: Reader, state: Writer | None, ctx: BlockContext, signer: str,
+               msg: OpenRound) -> list[Event]:
+    """Open the next round; the previous one must be aggregated or failed."""
+    task = _task(view, msg.task_id)
+    if signer not in (task["owner"], task["aggregator"]):
+        raise TxError(Code.UNAUTHORIZED, "only the task owner or its aggregator may open rounds")
+    if msg.round != task["current_round"] + 1:
+        raise TxError(Code.WRONG_STATE, f"the next round of {msg.task_id!r} is {task['current_round'] + 1}")
+    if task["current_round"] > 0:
+        prev = _round(view, msg.task_id, task["current_round"])
+        if prev["status"] not in ("aggregated", "failed"):
+            raise TxError(Code.WRONG_STATE, f"round {prev['round']} is still {prev['status']}")
+    deadline = ctx.height + task["deadline_blocks"]
+    if state is not None:
+        task["current_round"] = msg.round
+        store_record(state, keys.task_key(msg.task_id), task)
+        store_record(state, keys.round_key(msg.task_id, msg.round), {
+            "task_id": msg.task_id, "round": msg.round, "status": "open", "opened_height": ctx.height,
+            "deadline_height": deadline, "base_version": task["latest_version"], "contributions": 0,
+            "total_examples": 0, "closed_height": None, "version": None,
+        })
+    return [fl_event("open_round", signer, task=msg.task_id, round=msg.round, deadline=deadline,
+                     base_version=task["latest_version"])]
+
+
+def commit_contribution(view: Reader, state: Writer | None, ctx: BlockContext, signer: str,
+                        msg: CommitContribution) -> list[Event]:
+    """Record a trainer's commitment (CID, sha256, size, examples) in an open round."""
+    _participant(view, signer, "trainer")
+    task = _task(view, msg.task_id)
+    rnd = _round(view, msg.task_id, msg.round)
+    if rnd["status"] != "open":
+        raise TxError(Code.WRONG_STATE, f"round {msg.round} is {rnd['status']}, not open")
+    if ctx.height > rnd["deadline_height"]:
+        raise TxError(Code.DEADLINE, f"round {msg.round} closed for commits at height {rnd['deadline_height']}")
+    if rnd["contributions"] >= task["round_size"]:
+        raise TxError(Code.ROUND_FULL, f"round {msg.round} already has {task['round_size']} contributions")
+    if msg.base_version != rnd["base_version"]:
+        raise TxError(Code.WRONG_STATE, f"round {msg.round} trains from version {rnd['base_version']}, "
+                                        f"not {msg.base_version}")
+    ckey = keys.contribution_key(msg.task_id, msg.round, signer)
+    if view.get(ckey) is not None:
+        raise TxError(Code.ALREADY_EXISTS, f"this participant already contributed to round {msg.round}")
+    cid = contribution_id(msg.task_id, msg.round, signer)
+    if state is not None:
+        store_record(state, ckey, {
+            "id": cid, "task_id": msg.task_id, "round": msg.round, "participant": signer,
+            "base_version": msg.base_version, **msg.payload.to_json(), "num_examples": msg.num_examples,
+            "height": ctx.height,
+        })
+        rnd["contributions"] += 1
+        rnd["total_examples"] += msg.num_examples
+        store_record(state, keys.round_key(msg.task_id, msg.round), rnd)
+    return [fl_event("commit_contribution", signer, task=msg.task_id, round=msg.round, cid=msg.payload.cid,
+                     contribution=cid)]
+
+
+def close_round(view: Reader, state: Writer | None, ctx: BlockContext, signer: str,
+                msg: ClosedRound) -> list[Event]:
+    """Close a round once full or past its deadline; too few contributions marks it failed."""
+    _participant(view, signer)
+    task = _task(view, msg.task_id)
+    rnd = _round(view, msg.task_id, msg.round)
+    if rnd["status"] != "open":
+        raise TxError(Code.WRONG_STATE, f"round {msg.round} is already {rnd['status']}")
+    full = rnd["contributions"] >= task["round_size"]
+    if not full and ctx.height <= rnd["deadline_height"]:
+        raise TxError(Code.WRONG_STATE, f"round {msg.round} is open until height {rnd['deadline_height']} "
+                                        f"or until it has {task['round_size']} contributions")
+    status = "closed" if rnd["contributions"] >= task["min_contributions"] else "failed"
+    if state is not None:
+        rnd["status"] = status
+        rnd["closed_height"] = ctx.height
+        store_record(state, keys.round_key(msg.task_id, msg.round), rnd)
+    return [fl_event("close_round", signer, task=msg.task_id, round=msg.round, status=status,
+                     contributions=rnd["contributions"])]
+
+
+def propose_version(view: Reader, state: Writer | None, ctx: BlockContext, signer: str,
+                    msg: ProposeVersion) -> list[Event]:
+    """Record the aggregator's next model version with exactly the contributions it included."""
+    task = _task(view, msg.task_id)
+    if signer != task["aggregator"]:
+        raise TxError(Code.UNAUTHORIZED, "only the task's aggregator may propose versions")
+    rnd = _round(view, msg.task_id, msg.round)
+    if rnd["status"] != "closed":
+        raise TxError(Code.WRONG_STATE, f"round {msg.round} is {rnd['status']}; only a closed round "
+                                        "can be aggregated")
+    total = 0
+    for who in msg.contributors:
+        contrib = load_record(view, keys.contribution_key(msg.task_id, msg.round, who))
+        if contrib is None:
+            raise TxError(Code.NOT_FOUND, f"{who[:16]}… made no contribution to round {msg.round}")
+        total += contrib["num_examples"]
+    version = task["latest_version"] + 1
+    if state is not None:
+        store_record(state, keys.version_key(msg.task_id, version), {
+            "task_id": msg.task_id, "version": version, "round": msg.round, "parent": rnd["base_version"],
+            **msg.payload.to_json(), "contributors": list(msg.contributors), "proposer": signer,
+            "height": ctx.height, "total_examples": total, "status": "proposed",
+        })
+        rnd["status"] = "aggregated"
+        rnd["version"] = version
+        store_record(state, keys.round_key(msg.task_id, msg.round), rnd)
+        task["latest_version"] = version
+        store_record(state, keys.task_key(msg.task_id), task)
+    return [fl_event("propose_version", signer, task=msg.task_id, round=msg.round, version=version,
+                     cid=msg.payload.cid)]
+
+
+HANDLERS: dict[str, Handler] = {
+    "register_participant": register_participant,
+    "create_task": create_task,
+    "open_round": open_round,
+    "commit_contribution": commit_contribution,
+    "close_round": close_round,
+    "propose_version": propose_version,
+}

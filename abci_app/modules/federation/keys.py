@@ -1,0 +1,48 @@
+"""Store keys of the federation module, built here only: prefixed and zero-padded so they sort."""
+
+from __future__ import annotations
+
+__all__ = [
+    "contribution_key",
+    "contribution_prefix",
+    "participant_key",
+    "round_key",
+    "task_key",
+    "version_key",
+    "version_prefix",
+]
+
+
+def participant_key(signer: str) -> bytes:
+    """Participant record of a signer (hex public key)."""
+    return b"fl/participant/" + signer.encode("ascii")
+
+
+def task_key(task_id: str) -> bytes:
+    """Task record."""
+    return b"fl/task/" + task_id.encode("ascii")
+
+
+def round_key(task_id: str, rnd: int) -> bytes:
+    """Round record; the round number is zero-padded so rounds sort numerically."""
+    return b"fl/round/%s/%010d" % (task_id.encode("ascii"), rnd)
+
+
+def contribution_prefix(task_id: str, rnd: int) -> bytes:
+    """Prefix of every contribution of one round (sorted by signer)."""
+    return b"fl/contrib/%s/%010d/" % (task_id.encode("ascii"), rnd)
+
+
+def contribution_key(task_id: str, rnd: int, signer: str) -> bytes:
+    """One participant's contribution to one round."""
+    return contribution_prefix(task_id, rnd) + signer.encode("ascii")
+
+
+def version_prefix(task_id: str) -> bytes:
+    """Prefix of every model version of a task (sorted by version number)."""
+    return b"fl/version/%s/" % task_id.encode("ascii")
+
+
+def version_key(task_id: str, version: int) -> bytes:
+    """One model version of a task."""
+    return version_prefix(task_id) + b"%010d" % version

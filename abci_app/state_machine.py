@@ -1,0 +1,235 @@
+"""The deterministic FedLedger state machine, independent of the ABCI wire format.
+
+Each tx goes through three phases: stateless (`decode_tx` plus body schema), stateful check
+against a read-only view, and execution into the block's working state. Handlers raise before
+they write, so a rejected tx leaves no trace except its consumed nonce.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import OrderedDict
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from fedledger.abci_app.canonical import CanonicalError, canonical_bytes, parse_canonical
+from fedledger.abci_app.context import BlockContext, Reader, TxResult, Writer
+from fedledger.abci_app.errors import CODESPACE, Code, TxError
+from fedledger.abci_app.modules.auth.nonces import check_nonce, last_nonce, set_nonce
+from fedledger.abci_app.modules.federation.handlers import HANDLERS
+from fedledger.abci_app.modules.federation.msgs import PARSERS
+from fedledger.abci_app.modules.federation.queries import route_query
+from fedledger.abci_app.tx import Tx, decode_tx
+
+__all__ = ["QueryResult", "StateMachine", "Store", "WorkingStore"]
+
+log = logging.getLogger(__name__)
+CHAIN_ID_KEY = b"meta/chain_id"
+_DECODE_CACHE = 50_000
+
+
+class WorkingStore(Writer, Protocol):
+    """A block's working copy: writes are pending until committed; root() is the would-be app hash."""
+
+    def root(self) -> bytes:
+        """App hash of the working state."""
+        ...
+
+
+class Store(Reader, Protocol):
+    """The committed, Merkle-authenticated store."""
+
+    height: int
+    app_hash: bytes
+
+    def working(self) -> Any:
+        """A new working copy on top of committed state."""
+        ...
+
+    def commit(self, working: Any, height: int) -> bytes:
+        """Persist a working copy atomically as the state at height."""
+        ...
+
+    def prove(self, key: bytes) -> tuple[bytes | None, Any]:
+        """Committed value at key with its Merkle proof against app_hash."""
+        ...
+
+
+@dataclass
+class QueryResult:
+    """Answer to a query: JSON value bytes, and for single records the key and an encoded proof."""
+
+    code: int = 0
+    log: str = ""
+    key: bytes = b""
+    value: bytes = b""
+    proof: bytes = b""
+    height: int = 0
+    codespace: str = ""
+
+
+def _error(exc: TxError) -> TxResult:
+    return TxResult(code=int(exc.code), log=exc.log, codespace=CODESPACE)
+
+
+class StateMachine:
+    """FedLedger's application logic: check, execute, commit and query."""
+
+    def __init__(self, store: Store, chain_id: str | None = None) -> None:
+        self.store = store
+        stored = store.get(CHAIN_ID_KEY)
+        self.chain_id: str | None = stored.decode("ascii") if stored is not None else chain_id
+        if stored is not None and chain_id is not None and stored.decode("ascii") != chain_id:
+            raise RuntimeError(f"store belongs to chain {stored.decode()!r}, not {chain_id!r}")
+        self._pending: WorkingStore | None = None  # written by init_chain/finalize_block, saved by commit
+        self._pending_height = 0
+        self._mempool_nonces: dict[str, int] = {}  # last nonce per signer among txs admitted to the mempool
+        # Signature checks dominate the cost of a tx and each tx is checked up to four times (CheckTx,
+        # PrepareProposal, ProcessProposal, FinalizeBlock). Decoding is a pure function of the bytes,
+        # so caching successful decodes cannot change any outcome.
+        self._decoded: OrderedDict[bytes, Tx] = OrderedDict()
+
+    # ----- lifecycle -----
+    @property
+    def height(self) -> int:
+        """Last committed height."""
+        return self.store.height
+
+    @property
+    def app_hash(self) -> bytes:
+        """Last committed app hash."""
+        return self.store.app_hash
+
+    def init_chain(self, chain_id: str, app_state: bytes) -> bytes:
+        """Set up genesis state (committed together with the first block) and return its root."""
+        if self.chain_id is not None and self.chain_id != chain_id:
+            raise RuntimeError(f"app was started for chain {self.chain_id!r} but genesis says {chain_id!r}")
+        self.chain_id = chain_id
+        working: WorkingStore = self.store.working()
+        working.set(CHAIN_ID_KEY, chain_id.encode("ascii"))
+        if app_state.strip() not in (b"", b"{}", b"null"):
+            log.warning("genesis app_state is ignored by this version: %d bytes", len(app_state))
+        self._pending = working
+        self._pending_height = 0
+        return working.root()
+
+    def _require_chain(self) -> str:
+        if self.chain_id is None:
+            raise RuntimeError("chain id unknown: InitChain has not run and --chain-id was not given")
+        return self.chain_id
+
+    # ----- mempool -----
+    def _decode(self, raw: bytes) -> Tx:
+        tx = self._decoded.get(raw)
+        if tx is None:
+            tx = decode_tx(raw, self._require_chain())
+            self._decoded[raw] = tx
+            if len(self._decoded) > _DECODE_CACHE:
+                self._decoded.popitem(last=False)
+        return tx
+
+    def _authenticate(self, raw: bytes, view: Reader, pending: dict[str, int] | None) -> Tx:
+        tx = self._decode(raw)
+        last = last_nonce(view, tx.signer)
+        if pending is not None:
+            last = max(last, pending.get(tx.signer, 0))
+        check_nonce(last, tx.nonce)
+        return tx
+
+    @staticmethod
+    def _parse(tx: Tx) -> Any:
+        parser = PARSERS.get(tx.type)
+        if parser is None:
+            raise TxError(Code.UNKNOWN_TYPE, f"unknown tx type {tx.type!r}; known: {sorted(PARSERS)}")
+        return parser(tx.body)
+
+    def check_tx(self, raw: bytes) -> TxResult:
+        """Mempool admission: authentication, nonce order, body schema and a read-only state check."""
+        try:
+            tx = self._authenticate(raw, self.store, self._mempool_nonces)
+            msg = self._parse(tx)
+            ctx = BlockContext(height=self.store.height + 1, time_ns=0, block_hash=b"",
+                               chain_id=self._require_chain())
+            HANDLERS[tx.type](self.store, None, ctx, tx.signer, msg)
+        except TxError as exc:
+            return _error(exc)
+        self._mempool_nonces[tx.signer] = tx.nonce
+        return TxResult(code=0)
+
+    def valid_for_proposal(self, raw: bytes) -> bool:
+        """Whether a tx may appear in a block at all: stateless checks only, identical on all validators."""
+        try:
+            self._decode(raw)
+        except TxError:
+            return False
+        return True
+
+    # ----- consensus -----
+    def finalize_block(self, ctx: BlockContext, txs: list[bytes]) -> tuple[list[TxResult], bytes]:
+        """Execute a decided block on a working copy; return per-tx results and the new app hash."""
+        if ctx.height != self.store.height + 1:
+            raise RuntimeError(f"finalize_block at height {ctx.height} but committed height is {self.store.height}")
+        working: WorkingStore = (self._pending if self._pending is not None and self._pending_height == 0
+                                 else self.store.working())
+        results = [self._deliver(working, ctx, raw) for raw in txs]
+        self._pending = working
+        self._pending_height = ctx.height
+        return results, working.root()
+
+    def _deliver(self, working: WorkingStore, ctx: BlockContext, raw: bytes) -> TxResult:
+        try:
+            tx = self._authenticate(raw, working, None)
+        except TxError as exc:
+            return _error(exc)
+        # Authenticated: the nonce is consumed whatever the outcome, so a failed tx can never be replayed.
+        set_nonce(working, tx.signer, tx.nonce)
+        try:
+            msg = self._parse(tx)
+            events = HANDLERS[tx.type](working, working, ctx, tx.signer, msg)
+        except TxError as exc:
+            return _error(exc)
+        return TxResult(code=0, events=events)
+
+    def commit(self) -> int:
+        """Persist the finalized block atomically; reset the mempool's nonce view for rechecks."""
+        if self._pending is None or self._pending_height != self.store.height + 1:
+            raise RuntimeError("commit without a finalized block")
+        self.store.commit(self._pending, self._pending_height)
+        self._pending = None
+        self._mempool_nonces.clear()
+        return self.store.height
+
+    # ----- queries -----
+    def query(self, path: str, data: bytes, prove: bool) -> QueryResult:
+        """Answer a query from committed state, with a Merkle proof for single-record answers."""
+        height = self.store.height
+        try:
+            if path.startswith("/nonce/"):
+                value: Any = {"signer": path[7:], "last_nonce": last_nonce(self.store, path[7:])}
+                key: bytes | None = None
+            elif path == "/key":
+                raw = self.store.get(data)
+                if raw is None and not prove:
+                    raise TxError(Code.QUERY_NOT_FOUND, "key not found")
+                return self._with_proof(QueryResult(key=data, value=raw or b"", height=height), data, prove)
+            else:
+                answer = route_query(self.store, path)
+                value, key = answer.value, answer.key
+            body = canonical_bytes(value)
+        except TxError as exc:
+            return QueryResult(code=int(exc.code), log=exc.log, height=height, codespace=CODESPACE)
+        except CanonicalError as exc:
+            return QueryResult(code=int(Code.BAD_QUERY), log=str(exc), height=height, codespace=CODESPACE)
+        result = QueryResult(key=key or b"", value=body, height=height)
+        return self._with_proof(result, key, prove) if key is not None else result
+
+    def _with_proof(self, result: QueryResult, key: bytes, prove: bool) -> QueryResult:
+        if prove:
+            _, proof = self.store.prove(key)
+            result.proof = proof.encode()
+        return result
+
+
+def parse_query_value(value: bytes) -> Any:
+    """Decode a query answer's value bytes (canonical JSON)."""
+    return parse_canonical(value)

@@ -1,0 +1,1 @@
+"""FedLedger bench package."""

@@ -1,0 +1,1 @@
+"""FedLedger client package."""

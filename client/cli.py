@@ -1,0 +1,363 @@
+"""The `fedledger` command line: keys, tasks, contributions, queries, the localnet and the node services."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+import click
+
+from fedledger.client.errors import ClientError
+from fedledger.client.keys import KeyStore, default_home
+
+__all__ = ["main"]
+
+
+def _fail(message: str) -> None:
+    click.secho(f"error: {message}", fg="red", err=True)
+    sys.exit(1)
+
+
+class Ctx:
+    """Resolved global options: client home, node RPC URL, localnet home and content store."""
+
+    def __init__(self, home: Path, node: str | None, localnet: Path, store: str | None) -> None:
+        self.home = home
+        self._node = node
+        self.localnet = localnet
+        self._store = store
+
+    @property
+    def keys(self) -> KeyStore:
+        """The local key store."""
+        return KeyStore(self.home)
+
+    @property
+    def node(self) -> str:
+        """RPC URL: --node, $FEDLEDGER_NODE, or node 0 of the localnet."""
+        if self._node:
+            return self._node
+        from fedledger.localnet.manager import rpc_url
+
+        return rpc_url(self.localnet, 0)
+
+    def store_spec(self) -> str:
+        """Content store: --store, $FEDLEDGER_STORE, the localnet's store, or an embedded one in the home."""
+        if self._store:
+            return self._store
+        from fedledger.localnet.manager import store_spec
+
+        spec = store_spec(self.localnet)
+        return spec if spec is not None else f"embedded:{self.home / 'store'}"
+
+    def rpc(self) -> Any:
+        """A CometRPC client for the node."""
+        from fedledger.client.rpc import CometRPC
+
+        return CometRPC(self.node)
+
+    def submitter(self, key_name: str) -> Any:
+        """A Submitter signing with the named key."""
+        from fedledger.client.submit import Submitter
+
+        return Submitter(self.rpc(), self.keys.load(key_name))
+
+    def open_store(self) -> Any:
+        """The configured content store."""
+        from fedledger.ipfs import open_store
+
+        return open_store(self.store_spec())
+
+
+pass_ctx = click.make_pass_decorator(Ctx)
+
+
+class FriendlyGroup(click.Group):
+    """Turns every known user-facing error into one red line and exit code 1, never a traceback."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        """Run the command, reporting FedLedger errors plainly."""
+        from fedledger.ipfs import StoreError
+        from fedledger.localnet.errors import LocalnetError
+
+        try:
+            return super().invoke(ctx)
+        except (ClientError, LocalnetError, StoreError) as exc:
+            _fail(str(exc))
+        except KeyboardInterrupt:
+            _fail("interrupted")
+
+
+@click.group(cls=FriendlyGroup)
+@click.option("--home", type=click.Path(path_type=Path), default=None, help="Client home (keys); default ~/.fedledger.")
+@click.option("--node", envvar="FEDLEDGER_NODE", default=None, help="CometBFT RPC URL (default: node 0 of --localnet).")
+@click.option("--localnet", "localnet_home", envvar="FEDLEDGER_LOCALNET", type=click.Path(path_type=Path),
+              default=Path(".localnet"), show_default=True, help="Local network home directory.")
+@click.option("--store", envvar="FEDLEDGER_STORE", default=None,
+              help="Content store: embedded:DIR or kubo:URL (default: the localnet's).")
+@click.option("-v", "--verbose", is_flag=True, help="Log progress details.")
+@click.pass_context
+def cli(ctx: click.Context, home: Path | None, node: str | None, localnet_home: Path, store: str | None,
+        verbose: bool) -> None:
+    """FedLedger: federated learning coordinated by a permissioned CometBFT ledger."""
+    logging.basicConfig(level=logging.INFO if verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    ctx.obj = Ctx(home or default_home(), node, localnet_home, store)
+
+
+def _print(value: Any, as_json: bool) -> None:
+    if as_json:
+        click.echo(json.dumps(value, indent=2, sort_keys=True))
+        return
+    from rich.console import Console
+    from rich.pretty import Pretty
+
+    Console().print(Pretty(value))
+
+
+# ----------------------------------------------------------------------------- keys
+@cli.group()
+def keys() -> None:
+    """Manage local Ed25519 signing keys."""
+
+
+@keys.command("create")
+@click.argument("name")
+@pass_ctx
+def keys_create(c: Ctx, name: str) -> None:
+    """Create a new key NAME."""
+    key = c.keys.create(name)
+    click.echo(f"created key {name}: {key.public_hex}")
+
+
+@keys.command("list")
+@pass_ctx
+def keys_list(c: Ctx) -> None:
+    """List local keys."""
+    for name in c.keys.names():
+        click.echo(f"{name}\t{c.keys.load(name).public_hex}")
+
+
+@keys.command("show")
+@click.argument("name")
+@pass_ctx
+def keys_show(c: Ctx, name: str) -> None:
+    """Print the public key of NAME."""
+    click.echo(c.keys.load(name).public_hex)
+
+
+# ----------------------------------------------------------------------------- participants and tasks
+@cli.command()
+@click.option("--key", "key_name", required=True, help="Key to register.")
+@click.option("--role", type=click.Choice(["trainer", "aggregator"]), default="trainer", show_default=True)
+@click.option("--name", "display", default=None, help="Display name (default: the key name).")
+@pass_ctx
+def register(c: Ctx, key_name: str, role: str, display: str | None) -> None:
+    """Register a key as a participant with a role."""
+    out = c.submitter(key_name).send("register_participant", {"role": role, "name": display or key_name})
+    click.echo(f"registered {key_name} as {role} at height {out.height}")
+
+
+def _resolve_key(c: Ctx, ref: str) -> str:
+    """A public key given as hex or as a local key name."""
+    if len(ref) == 64 and all(ch in "0123456789abcdef" for ch in ref):
+        return ref
+    return c.keys.load(ref).public_hex
+
+
+@cli.group()
+def task() -> None:
+    """Create and inspect federated tasks."""
+
+
+@task.command("create")
+@click.option("--key", "key_name", required=True, help="Owner key (must be registered).")
+@click.option("--task", "task_id", required=True)
+@click.option("--model-spec", default="mlp-digits", show_default=True)
+@click.option("--round-size", default=8, show_default=True, help="Maximum contributions per round.")
+@click.option("--min-contributions", default=2, show_default=True)
+@click.option("--deadline-blocks", default=40, show_default=True, help="Blocks a round stays open.")
+@click.option("--aggregator", required=True, help="Aggregator key name or public key hex.")
+@click.option("--seed", default=0, show_default=True, help="Seed of the initial model weights.")
+@pass_ctx
+def task_create(c: Ctx, key_name: str, task_id: str, model_spec: str, round_size: int, min_contributions: int,
+                deadline_blocks: int, aggregator: str, seed: int) -> None:
+    """Create a task; uploads the initial model (version 0) to the content store."""
+    import hashlib
+
+    from fedledger.client.model import initial_weights
+    from fedledger.node.tensors import encode_tensors
+
+    payload = encode_tensors(initial_weights(model_spec, seed))
+    store = c.open_store()
+    cid = store.put(payload)
+    store.pin(cid)
+    out = c.submitter(key_name).send("create_task", {
+        "task_id": task_id, "model_spec": model_spec, "round_size": round_size,
+        "min_contributions": min_contributions, "deadline_blocks": deadline_blocks,
+        "aggregator": _resolve_key(c, aggregator),
+        "initial_model": {"cid": cid, "sha256": hashlib.sha256(payload).hexdigest(), "size": len(payload)},
+    })
+    click.echo(f"created task {task_id} at height {out.height}; initial model {cid}")
+
+
+@task.command("open-round")
+@click.option("--key", "key_name", required=True)
+@click.option("--task", "task_id", required=True)
+@pass_ctx
+def task_open_round(c: Ctx, key_name: str, task_id: str) -> None:
+    """Open the next round of a task (owner or aggregator)."""
+    from fedledger.client.chainview import ChainView
+
+    sub = c.submitter(key_name)
+    nxt = ChainView(sub.rpc).task(task_id)["current_round"] + 1
+    out = sub.send("open_round", {"task_id": task_id, "round": nxt})
+    click.echo(f"opened round {nxt} of {task_id} at height {out.height}")
+
+
+@task.command("close-round")
+@click.option("--key", "key_name", required=True)
+@click.option("--task", "task_id", required=True)
+@click.option("--round", "rnd", type=int, required=True)
+@pass_ctx
+def task_close_round(c: Ctx, key_name: str, task_id: str, rnd: int) -> None:
+    """Close a round that is full or past its deadline."""
+    out = c.submitter(key_name).send("close_round", {"task_id": task_id, "round": rnd})
+    click.echo(f"closed round {rnd}: {out.attr('fl', 'status')} at height {out.height}")
+
+
+# ----------------------------------------------------------------------------- contributions
+@cli.command()
+@click.option("--key", "key_name", required=True, help="Trainer key.")
+@click.option("--task", "task_id", required=True)
+@click.option("--round", "rnd", type=int, required=True)
+@click.option("--update", "update", type=click.Path(exists=True, dir_okay=False, path_type=Path), required=True,
+              help="Encoded update payload (fedledger tensor format).")
+@click.option("--examples", type=int, required=True, help="Number of local training examples behind it.")
+@pass_ctx
+def contribute(c: Ctx, key_name: str, task_id: str, rnd: int, update: Path, examples: int) -> None:
+    """Upload an update to the content store and commit it on chain."""
+    from rich.progress import Progress
+
+    from fedledger.client.chainview import ChainView
+    from fedledger.client.runner import contribute_update
+    from fedledger.node.tensors import decode_tensors
+
+    payload = update.read_bytes()
+    decode_tensors(payload)  # refuse to publish something no aggregator could read
+    sub = c.submitter(key_name)
+    base = ChainView(sub.rpc).round(task_id, rnd)["base_version"]
+    with Progress(transient=True) as progress:
+        progress.add_task(f"uploading {len(payload)} bytes and committing", total=None)
+        receipt = contribute_update(sub, c.open_store(), task_id, rnd, base, payload, examples)
+    click.echo(f"committed {receipt.cid} (sha256 {receipt.sha256[:16]}…) to round {rnd} at height {receipt.height}")
+
+
+@cli.group()
+def client() -> None:
+    """Participant commands."""
+
+
+@client.command("run")
+@click.option("--key", "key_name", required=True, help="Trainer key.")
+@click.option("--task", "task_id", required=True)
+@click.option("--data", "data_path", type=click.Path(exists=True, dir_okay=False, path_type=Path), required=True,
+              help="This participant's data shard (.npz with X and y).")
+@click.option("--rounds", type=int, default=None, help="Stop after contributing to this many rounds.")
+@click.option("--epochs", default=2, show_default=True)
+@click.option("--lr", default=0.1, show_default=True)
+@pass_ctx
+def client_run(c: Ctx, key_name: str, task_id: str, data_path: Path, rounds: int | None, epochs: int,
+               lr: float) -> None:
+    """Follow a task's rounds: train locally on each open round, upload and commit."""
+    from rich.console import Console
+
+    from fedledger.client.data import load_client_data
+    from fedledger.client.runner import ContributionReceipt, run_client
+
+    console = Console()
+    data = load_client_data(data_path)
+
+    def show(event: str, receipt: ContributionReceipt | None) -> None:
+        suffix = f" {receipt.cid} at height {receipt.height} ({receipt.latency_s * 1000:.0f} ms)" if receipt else ""
+        console.print(f"[bold]{task_id}[/] {event}{suffix}")
+
+    with console.status(f"following {task_id}…"):
+        run_client(c.submitter(key_name), c.open_store(), task_id, data, rounds=rounds, epochs=epochs, lr=lr,
+                   on_event=show)
+
+
+# ----------------------------------------------------------------------------- queries
+@cli.command()
+@click.argument("kind", type=click.Choice(["task", "round", "contributions", "contribution", "version",
+                                           "versions", "lineage", "participant", "nonce"]))
+@click.argument("args", nargs=-1)
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@click.option("--prove", is_flag=True, help="Ask for a Merkle proof and check it against the app hash.")
+@pass_ctx
+def query(c: Ctx, kind: str, args: tuple[str, ...], as_json: bool, prove: bool) -> None:
+    """Query chain state over RPC: task T | round T R | contribution T R KEY | version T V | lineage T V …"""
+    from fedledger.client.chainview import ChainView
+
+    view = ChainView(c.rpc())
+    path = "/" + "/".join((kind, *args))
+    res = view.raw(path, prove=prove)
+    value = json.loads(res.value)
+    if prove:
+        from fedledger.client.provenance import check_query_proof
+
+        verdict = check_query_proof(c.rpc(), res)
+        value = {"answer": value, "height": res.height, "proof": verdict}
+    _print(value, as_json)
+
+
+# ----------------------------------------------------------------------------- node services
+@cli.group()
+def aggregator() -> None:
+    """Aggregator node."""
+
+
+@aggregator.command("run")
+@click.option("--key", "key_name", required=True, help="Aggregator key (registered with role aggregator).")
+@click.option("--task", "task_id", required=True)
+@click.option("--rounds", type=int, default=None, help="Stop after this many rounds.")
+@pass_ctx
+def aggregator_run(c: Ctx, key_name: str, task_id: str, rounds: int | None) -> None:
+    """Follow a task's events; close rounds, verify and aggregate payloads, propose versions."""
+    import asyncio
+
+    from rich.console import Console
+
+    from fedledger.node.aggregator import Aggregator
+
+    console = Console()
+    agg = Aggregator(c.submitter(key_name), c.open_store(), task_id, max_rounds=rounds)
+
+    def show(did: str) -> None:
+        if did not in ("waiting", "idle"):
+            console.print(f"[bold]{task_id}[/] {did}")
+
+    asyncio.run(agg.run(on_step=show))
+
+
+# ----------------------------------------------------------------------------- localnet, bench, demo
+def _register_late_commands() -> None:
+    from fedledger.bench.cli import bench
+    from fedledger.localnet.cli import localnet
+
+    cli.add_command(localnet)
+    cli.add_command(bench)
+
+
+def main() -> None:
+    """Console-script entry point."""
+    _register_late_commands()
+    os.environ.setdefault("PYTHONUNBUFFERED", "1")
+    cli()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,1 @@
+"""FedLedger node package."""

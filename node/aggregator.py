@@ -1,0 +1,175 @@
+"""The aggregator service: follows a task on chain, closes rounds, verifies payloads, publishes versions.
+
+It keeps no memory between steps: every decision is derived from chain state, so a restarted
+aggregator resumes exactly where the chain is.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import logging
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from fedledger.client.chainview import ChainView
+from fedledger.client.errors import ClientError
+from fedledger.client.rpc import subscribe
+from fedledger.client.submit import Submitter
+from fedledger.ipfs import ContentStore, StoreError
+from fedledger.node.aggregation import AggregationError, WeightedUpdate, apply_delta
+from fedledger.node.aggregation.fedavg import aggregate as fedavg
+from fedledger.node.tensors import PayloadError, decode_tensors, encode_tensors
+
+__all__ = ["Aggregator", "RoundOutcome"]
+
+log = logging.getLogger("fedledger.aggregator")
+Rule = Callable[[Sequence[WeightedUpdate]], dict[str, Any]]
+
+
+@dataclass
+class RoundOutcome:
+    """What the aggregator did with one closed round."""
+
+    round: int
+    version: int | None = None
+    included: list[str] = field(default_factory=list)
+    dropped: dict[str, str] = field(default_factory=dict)  # participant -> reason
+
+
+class Aggregator:
+    """Drives one task's rounds: open, close at deadline or when full, aggregate, propose."""
+
+    def __init__(self, submitter: Submitter, store: ContentStore, task_id: str, rule: Rule = fedavg,
+                 max_rounds: int | None = None, auto_open: bool = True) -> None:
+        self.submitter = submitter
+        self.view = ChainView(submitter.rpc)
+        self.store = store
+        self.task_id = task_id
+        self.rule = rule
+        self.max_rounds = max_rounds
+        self.auto_open = auto_open
+        self.outcomes: list[RoundOutcome] = []
+
+    def done(self) -> bool:
+        """True once max_rounds rounds are aggregated or failed."""
+        if self.max_rounds is None:
+            return False
+        task = self.view.task(self.task_id)
+        if task["current_round"] < self.max_rounds:
+            return False
+        return self.view.round(self.task_id, task["current_round"])["status"] in ("aggregated", "failed")
+
+    def step(self) -> str:
+        """Advance the task by at most one action, chosen from chain state; returns what it did."""
+        task = self.view.task(self.task_id)
+        current = task["current_round"]
+        if current == 0:
+            return self._open(1)
+        rnd = self.view.round(self.task_id, current)
+        status = rnd["status"]
+        if status == "open":
+            height = self.submitter.rpc.height()
+            if rnd["contributions"] >= task["round_size"] or height > rnd["deadline_height"]:
+                self.submitter.send("close_round", {"task_id": self.task_id, "round": current})
+                return f"closed round {current}"
+            return "waiting"
+        if status == "closed":
+            outcome = self.aggregate_round(task, rnd)
+            return f"proposed version {outcome.version} from round {current}" if outcome.version else "idle"
+        if self.max_rounds is not None and current >= self.max_rounds:
+            return "finished"
+        return self._open(current + 1)
+
+    def _open(self, rnd: int) -> str:
+        if not self.auto_open:
+            return "waiting for the owner to open a round"
+        self.submitter.send("open_round", {"task_id": self.task_id, "round": rnd})
+        return f"opened round {rnd}"
+
+    def fetch_verified(self, contributions: list[dict[str, Any]]) -> tuple[list[WeightedUpdate], dict[str, str]]:
+        """Fetch every committed payload, keep those whose bytes match their commitment."""
+        updates: list[WeightedUpdate] = []
+        dropped: dict[str, str] = {}
+        for c in contributions:
+            who = c["participant"]
+            try:
+                data = self.store.get(c["cid"], c["sha256"])
+                if len(data) != c["size"]:
+                    raise PayloadError(f"payload is {len(data)} bytes, commitment says {c['size']}")
+                tensors = decode_tensors(data)
+            except (StoreError, PayloadError) as exc:
+                log.warning("dropping contribution of %s…: %s", who[:16], exc)
+                dropped[who] = str(exc)
+                continue
+            updates.append(WeightedUpdate(contribution_id=c["id"], tensors=tensors, num_examples=c["num_examples"]))
+        return updates, dropped
+
+    def aggregate_round(self, task: dict[str, Any], rnd: dict[str, Any]) -> RoundOutcome:
+        """Aggregate a closed round and propose the next version with exactly the included contributions."""
+        number = rnd["round"]
+        outcome = RoundOutcome(round=number)
+        updates, outcome.dropped = self.fetch_verified(self.view.contributions(self.task_id, number))
+        if not updates:
+            log.error("round %d: no verifiable contribution; nothing to propose", number)
+            self.outcomes.append(outcome)
+            return outcome
+        base_rec = self.view.version(self.task_id, rnd["base_version"])
+        base = decode_tensors(self.store.get(base_rec["cid"], base_rec["sha256"]))
+        try:
+            model = apply_delta(base, self.rule(updates))
+        except AggregationError as exc:
+            # Shapes that disagree with the base model are the contributors' fault: drop them all
+            # would be guesswork, so report and leave the round for an operator.
+            log.error("round %d: aggregation failed: %s", number, exc)
+            self.outcomes.append(outcome)
+            return outcome
+        payload = encode_tensors(model)
+        cid = self.store.put(payload)
+        self.store.pin(cid)
+        included = sorted(u.contribution_id.rsplit("/", 1)[1] for u in updates)
+        result = self.submitter.send("propose_version", {
+            "task_id": self.task_id, "round": number, "cid": cid, "sha256": hashlib.sha256(payload).hexdigest(),
+            "size": len(payload), "contributors": included,
+        })
+        version = result.attr("fl", "version")
+        outcome.version = int(version) if version is not None else None
+        outcome.included = included
+        log.info("round %d: version %s from %d contributions (%d dropped)", number, version, len(included),
+                 len(outcome.dropped))
+        self.outcomes.append(outcome)
+        return outcome
+
+    async def run(self, poll_s: float = 1.0, on_step: Callable[[str], None] | None = None) -> None:
+        """Follow the task's events over the websocket and step on each one (and at least every poll_s)."""
+        wake = asyncio.Event()
+
+        async def follow() -> None:
+            query = f"tm.event='Tx' AND fl.task='{self.task_id}'"
+            while True:
+                try:
+                    async for _ in subscribe(self.submitter.rpc.url, query):
+                        wake.set()
+                except (ClientError, OSError) as exc:
+                    log.warning("event subscription lost (%s); polling until it is back", exc)
+                    await asyncio.sleep(2)
+
+        follower = asyncio.create_task(follow())
+        try:
+            while not await asyncio.to_thread(self.done):
+                try:
+                    did = await asyncio.to_thread(self.step)
+                except ClientError as exc:
+                    did = f"error: {exc}"
+                    log.warning("%s", did)
+                if on_step is not None:
+                    on_step(did)
+                if did in ("waiting", "idle", "finished") or did.startswith("error"):
+                    wake.clear()
+                    try:
+                        await asyncio.wait_for(wake.wait(), timeout=poll_s)
+                    except TimeoutError:
+                        pass
+        finally:
+            follower.cancel()
