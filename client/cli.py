@@ -267,8 +267,8 @@ def client() -> None:
 @click.option("--data", "data_path", type=click.Path(exists=True, dir_okay=False, path_type=Path), required=True,
               help="This participant's data shard (.npz with X and y).")
 @click.option("--rounds", type=int, default=None, help="Stop after contributing to this many rounds.")
-@click.option("--epochs", default=2, show_default=True)
-@click.option("--lr", default=0.1, show_default=True)
+@click.option("--epochs", default=5, show_default=True)
+@click.option("--lr", default=0.5, show_default=True)
 @pass_ctx
 def client_run(c: Ctx, key_name: str, task_id: str, data_path: Path, rounds: int | None, epochs: int,
                lr: float) -> None:
@@ -343,7 +343,23 @@ def aggregator_run(c: Ctx, key_name: str, task_id: str, rounds: int | None) -> N
     asyncio.run(agg.run(on_step=show))
 
 
-# ----------------------------------------------------------------------------- localnet, bench, demo
+# ----------------------------------------------------------------------------- demo
+@cli.command()
+@click.option("--rounds", default=5, show_default=True)
+@click.option("--clients", default=8, show_default=True)
+@click.option("--validators", default=4, show_default=True)
+@click.option("--store", type=click.Choice(["embedded", "kubo"]), default="embedded", show_default=True)
+@click.option("--demo-home", type=click.Path(path_type=Path), default=Path(".demo"), show_default=True)
+@click.option("--base-port", default=26600, show_default=True)
+def demo(rounds: int, clients: int, validators: int, store: str, demo_home: Path, base_port: int) -> None:
+    """Start a localnet, run federated rounds on non-IID digits with live progress, print provenance, stop."""
+    from fedledger.client.demo import DemoConfig, run_demo
+
+    run_demo(DemoConfig(home=demo_home, validators=validators, clients=clients, rounds=rounds, store=store,
+                        base_port=base_port))
+
+
+# ----------------------------------------------------------------------------- localnet, bench
 def _register_late_commands() -> None:
     from fedledger.bench.cli import bench
     from fedledger.localnet.cli import localnet

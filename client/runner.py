@@ -47,7 +47,7 @@ def contribute_update(submitter: Submitter, store: ContentStore, task_id: str, r
 
 
 def run_client(submitter: Submitter, store: ContentStore, task_id: str, data: ClientData, rounds: int | None = None,
-               epochs: int = 2, lr: float = 0.1, seed: int = 0, poll_s: float = 0.5,
+               epochs: int = 5, lr: float = 0.5, seed: int = 0, poll_s: float = 0.5,
                should_stop: Callable[[], bool] = lambda: False,
                on_event: Callable[[str, ContributionReceipt | None], None] | None = None) -> list[ContributionReceipt]:
     """Contribute to every open round of a task this participant has not contributed to yet.

@@ -1,0 +1,64 @@
+# FedLedger: `make demo` runs the whole product on this machine; `make test` runs every test.
+# Both install what is missing first: a virtualenv with the Python dependencies, the compiled
+# ABCI protobuf types, and the pinned CometBFT and Kubo binaries (go install, into ./bin).
+
+PYTHON ?= python3
+VENV   := .venv
+PY     := $(VENV)/bin/python
+BIN    := $(CURDIR)/bin
+export COMETBFT_BIN ?= $(BIN)/cometbft
+export IPFS_BIN ?= $(BIN)/ipfs
+PYTEST_ARGS ?=
+
+.PHONY: all install binaries proto demo test unit integration lint typecheck bench clean
+
+all: install
+
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[dev,train]'
+	touch $@
+
+abci_app/proto/.built: $(VENV)/.installed $(wildcard abci_app/proto/*.proto) abci_app/proto/build.py
+	$(PY) -m fedledger.abci_app.proto.build
+	touch $@
+
+proto: abci_app/proto/.built
+
+$(BIN)/cometbft $(BIN)/ipfs: $(VENV)/.installed
+	$(VENV)/bin/fedledger localnet install --bin-dir $(BIN) --kubo
+
+binaries: $(BIN)/cometbft $(BIN)/ipfs
+
+install: $(VENV)/.installed proto binaries
+
+demo: install
+	$(VENV)/bin/fedledger demo
+
+# mypy cannot follow setuptools' editable import hook, so it checks a tree of symlinks that
+# spells the installed package layout (fedledger/abci_app -> abci_app, ...).
+build/typecheck/fedledger: 
+	mkdir -p $@
+	for d in abci_app client node ipfs localnet bench; do ln -sfn $(CURDIR)/$$d $@/$$d; done
+
+typecheck: install build/typecheck/fedledger
+	MYPYPATH=build/typecheck $(VENV)/bin/mypy --config-file pyproject.toml -p fedledger
+
+lint: install
+	$(VENV)/bin/ruff check .
+
+unit: install
+	$(PY) -m pytest -q tests/unit $(PYTEST_ARGS)
+
+integration: install
+	$(PY) -m pytest -q -m integration tests/integration $(PYTEST_ARGS)
+
+test: install lint typecheck
+	$(PY) -m pytest -q $(PYTEST_ARGS)
+
+bench: install
+	$(VENV)/bin/fedledger bench chain
+
+clean:
+	rm -rf $(VENV) build bin abci_app/proto/*_pb2.py abci_app/proto/*_pb2.pyi abci_app/proto/.built .demo .localnet

@@ -1,0 +1,116 @@
+"""Closed-loop load generator: broadcast pre-built txs to several nodes and time each until committed.
+
+A tx's latency is from its broadcast_tx_sync call to the moment a block containing it is seen
+committed (polling /block as heights advance); throughput is committed txs over the time from
+the first broadcast to the last commit.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import hashlib
+import statistics
+import time
+from dataclasses import dataclass
+
+import httpx
+
+__all__ = ["LoadResult", "run_load"]
+
+
+@dataclass
+class LoadResult:
+    """Figures of one load run."""
+
+    sent: int
+    accepted: int
+    committed: int
+    rejected_checktx: int
+    duration_s: float
+    tps: float
+    p50_ms: float
+    p95_ms: float
+    blocks: int
+    mean_txs_per_block: float
+
+    def as_dict(self) -> dict[str, float | int]:
+        """JSON form."""
+        return dict(self.__dict__)
+
+
+async def _rpc(client: httpx.AsyncClient, url: str, method: str, **params: str) -> dict[str, object]:
+    resp = await client.post(url, json={"jsonrpc": "2.0", "id": 1, "method": method, "params": params})
+    payload = resp.json()
+    if "error" in payload:
+        raise RuntimeError(f"{method}: {payload['error']}")
+    result: dict[str, object] = payload["result"]
+    return result
+
+
+async def _load(urls: list[str], txs: list[bytes], concurrency: int, timeout_s: float) -> LoadResult:
+    sent_at: dict[str, float] = {}
+    committed_at: dict[str, float] = {}
+    rejected = 0
+    queue: asyncio.Queue[bytes] = asyncio.Queue()
+    for tx in txs:
+        queue.put_nowait(tx)
+    limits = httpx.Limits(max_connections=concurrency * 2, max_keepalive_connections=concurrency * 2)
+    async with httpx.AsyncClient(timeout=30, limits=limits) as client:
+        start_height = int((await _rpc(client, urls[0], "status"))["sync_info"]["latest_block_height"])  # type: ignore[index]
+        done_sending = asyncio.Event()
+        blocks_seen = 0
+
+        async def sender(idx: int) -> None:
+            nonlocal rejected
+            url = urls[idx % len(urls)]
+            while True:
+                try:
+                    tx = queue.get_nowait()
+                except asyncio.QueueEmpty:
+                    return
+                h = hashlib.sha256(tx).hexdigest().upper()
+                sent_at[h] = time.monotonic()
+                res = await _rpc(client, url, "broadcast_tx_sync", tx=base64.b64encode(tx).decode())
+                if int(res.get("code", 0)) != 0:  # type: ignore[call-overload]
+                    rejected += 1
+                    del sent_at[h]
+
+        async def watcher() -> None:
+            nonlocal blocks_seen
+            height = start_height
+            deadline = time.monotonic() + timeout_s
+            while time.monotonic() < deadline:
+                latest = int((await _rpc(client, urls[0], "status"))["sync_info"]["latest_block_height"])  # type: ignore[index]
+                while height < latest:
+                    height += 1
+                    block = await _rpc(client, urls[0], "block", height=str(height))
+                    now = time.monotonic()
+                    blocks_seen += 1
+                    for b64 in block["block"]["data"]["txs"] or []:  # type: ignore[index]
+                        committed_at.setdefault(hashlib.sha256(base64.b64decode(b64)).hexdigest().upper(), now)
+                if done_sending.is_set() and all(h in committed_at for h in sent_at):
+                    return
+                await asyncio.sleep(0.02)
+
+        watch = asyncio.create_task(watcher())
+        t0 = time.monotonic()
+        await asyncio.gather(*[sender(i) for i in range(concurrency)])
+        done_sending.set()
+        await watch
+    lat = sorted((committed_at[h] - t) * 1000 for h, t in sent_at.items() if h in committed_at)
+    ends = [committed_at[h] for h in sent_at if h in committed_at]
+    duration = (max(ends) - t0) if ends else float("nan")
+    committed = len(lat)
+    return LoadResult(
+        sent=len(txs), accepted=len(sent_at), committed=committed, rejected_checktx=rejected,
+        duration_s=round(duration, 3), tps=round(committed / duration, 1) if committed else 0.0,
+        p50_ms=round(statistics.median(lat), 1) if lat else float("nan"),
+        p95_ms=round(lat[int(0.95 * (len(lat) - 1))], 1) if lat else float("nan"),
+        blocks=blocks_seen, mean_txs_per_block=round(committed / blocks_seen, 1) if blocks_seen else 0.0,
+    )
+
+
+def run_load(urls: list[str], txs: list[bytes], concurrency: int = 16, timeout_s: float = 300) -> LoadResult:
+    """Send all txs with `concurrency` senders spread across the node URLs; wait until all commit."""
+    return asyncio.run(_load(urls, txs, concurrency, timeout_s))

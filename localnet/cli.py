@@ -1,0 +1,108 @@
+"""`fedledger localnet …`: start, inspect and stop a local validator network."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict
+from pathlib import Path
+
+import click
+
+__all__ = ["localnet"]
+
+HOME = click.option("--home", type=click.Path(path_type=Path), default=Path(".localnet"), show_default=True,
+                    help="Directory holding the network's keys, configs, data and logs.")
+
+
+@click.group()
+def localnet() -> None:
+    """Local CometBFT validator network running the FedLedger app."""
+
+
+@localnet.command("install")
+@click.option("--bin-dir", type=click.Path(path_type=Path), default=Path("bin"), show_default=True)
+@click.option("--kubo/--no-kubo", default=False, help="Also install the pinned Kubo (IPFS).")
+def install(bin_dir: Path, kubo: bool) -> None:
+    """Install (or reuse) the pinned CometBFT (and Kubo) binaries."""
+    from fedledger.localnet.cometbft import ensure_cometbft
+
+    click.echo(f"cometbft: {ensure_cometbft(bin_dir)}")
+    if kubo:
+        from fedledger.localnet.kubo import ensure_ipfs_binary
+
+        click.echo(f"ipfs: {ensure_ipfs_binary(bin_dir)}")
+
+
+@localnet.command("up")
+@HOME
+@click.option("--validators", default=4, show_default=True)
+@click.option("--store", type=click.Choice(["embedded", "kubo"]), default="embedded", show_default=True)
+@click.option("--block-time", "block_time_ms", default=300, show_default=True, help="Target block time in ms.")
+@click.option("--base-port", default=26600, show_default=True, help="First port; each node uses the next 10.")
+@click.option("--reset", is_flag=True, help="Wipe an existing network in this home first.")
+def up(home: Path, validators: int, store: str, block_time_ms: int, base_port: int, reset: bool) -> None:
+    """Generate (first time) and start the network; returns once every node produces blocks."""
+    from fedledger.localnet import manager
+
+    spec = manager.up(home, validators=validators, store=store, block_time_ms=block_time_ms,  # type: ignore[arg-type]
+                      base_port=base_port, reset=reset, log=lambda m: click.echo(m, err=True))
+    click.echo(f"localnet up: {len(spec.nodes)} validators, chain {spec.chain_id}, home {home}")
+    for i in range(len(spec.nodes)):
+        click.echo(f"  node{i}: RPC {manager.rpc_url(home, i)}  logs {home}/node{i}/")
+    click.echo(f"stop it with: fedledger localnet down --home {home}")
+
+
+@localnet.command("status")
+@HOME
+@click.option("--json", "as_json", is_flag=True)
+def status(home: Path, as_json: bool) -> None:
+    """Show each node's height, app hash, peers and liveness."""
+    from rich.console import Console
+    from rich.table import Table
+
+    from fedledger.localnet import manager
+
+    nodes = manager.status(home)
+    if as_json:
+        click.echo(json.dumps([asdict(n) for n in nodes], indent=2))
+        return
+    tab = Table(title=f"localnet {home}")
+    for col in ("node", "alive", "height", "app hash", "peers", "restarts", "rpc"):
+        tab.add_column(col)
+    for n in nodes:
+        tab.add_row(str(n.index), "yes" if n.alive else f"[red]no[/] {n.error or ''}", str(n.height or "-"),
+                    (n.app_hash or "-")[:16], str(n.peers if n.peers is not None else "-"), str(n.restarts),
+                    n.rpc_url)
+    Console().print(tab)
+
+
+@localnet.command("down")
+@HOME
+def down(home: Path) -> None:
+    """Stop every process of the network (its data stays for the next `up`)."""
+    from fedledger.localnet import manager
+
+    manager.down(home)
+    click.echo(f"localnet in {home} stopped")
+
+
+@localnet.command("stop-node")
+@HOME
+@click.argument("index", type=int)
+def stop_node(home: Path, index: int) -> None:
+    """Stop one node (app and CometBFT) and keep it down."""
+    from fedledger.localnet import manager
+
+    manager.stop_node(home, index)
+    click.echo(f"node{index} stopped")
+
+
+@localnet.command("start-node")
+@HOME
+@click.argument("index", type=int)
+def start_node(home: Path, index: int) -> None:
+    """Start a stopped node again; it replays and catches up."""
+    from fedledger.localnet import manager
+
+    manager.start_node(home, index)
+    click.echo(f"node{index} started")

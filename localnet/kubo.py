@@ -1,0 +1,509 @@
+"""Locating or building the pinned Kubo (IPFS) binary and running an isolated, offline-friendly daemon."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from fedledger.localnet.errors import AlreadyRunningError, BinaryError, LocalnetError
+from fedledger.localnet.ports import check_ports_free
+
+__all__ = [
+    "KUBO_MODULE",
+    "KUBO_PACKAGE",
+    "KUBO_VERSION",
+    "KuboDaemon",
+    "check_ipfs_binary",
+    "ensure_ipfs_binary",
+    "ipfs_version",
+]
+
+# Pinned: the backend and launcher are tested against exactly this release.
+KUBO_VERSION = "0.43.0"
+KUBO_MODULE = "github.com/ipfs/kubo"
+KUBO_PACKAGE = f"{KUBO_MODULE}/cmd/ipfs"
+
+HOST = "127.0.0.1"
+_VERSION_TIMEOUT_S = 30.0
+_BUILD_TIMEOUT_S = 3600.0
+_BUILD_HEARTBEAT_S = 30.0
+_INIT_TIMEOUT_S = 120.0
+
+
+def _stderr(msg: str) -> None:
+    print(msg, file=sys.stderr, flush=True)
+
+
+# -- binary ------------------------------------------------------------------------------------
+
+
+def ipfs_version(path: Path) -> str:
+    """Run ``path version --number`` and return what it prints; BinaryError if it cannot run."""
+    try:
+        proc = subprocess.run(
+            [str(path), "version", "--number"],
+            capture_output=True,
+            text=True,
+            timeout=_VERSION_TIMEOUT_S,
+            check=False,
+            stdin=subprocess.DEVNULL,
+        )
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        raise BinaryError(f"cannot run {path} version --number: {exc}") from exc
+    if proc.returncode != 0:
+        raise BinaryError(
+            f"{path} version --number exited with status {proc.returncode}: {proc.stderr.strip()[-500:]}"
+        )
+    return proc.stdout.strip()
+
+
+def check_ipfs_binary(path: Path) -> None:
+    """Raise BinaryError unless ``path`` is a runnable Kubo reporting exactly KUBO_VERSION."""
+    if not path.is_file():
+        raise BinaryError(f"ipfs binary {path} does not exist (expected Kubo {KUBO_VERSION})")
+    found = ipfs_version(path)
+    if found != KUBO_VERSION:
+        raise BinaryError(
+            f"ipfs at {path} is Kubo {found!r}, expected {KUBO_VERSION!r}; install it with "
+            f"`go install {KUBO_PACKAGE}@v{KUBO_VERSION}` or point IPFS_BIN at a Kubo v{KUBO_VERSION} binary"
+        )
+
+
+def _candidates(bin_dir: Path) -> list[tuple[str, Path]]:
+    out: list[tuple[str, Path]] = []
+    env = os.environ.get("IPFS_BIN")
+    if env:
+        out.append(("$IPFS_BIN", Path(env).expanduser()))
+    out.append(("bin dir", bin_dir / "ipfs"))
+    on_path = shutil.which("ipfs")
+    if on_path:
+        out.append(("PATH", Path(on_path)))
+    return out
+
+
+def _run_go(
+    args: list[str], cwd: Path | None, env: dict[str, str], what: str, log: Callable[[str], None]
+) -> tuple[int, str]:
+    """Run a long go command, logging a heartbeat so the user sees the build is alive."""
+    started = time.monotonic()
+    try:
+        proc = subprocess.Popen(
+            args,
+            cwd=cwd,
+            env=env,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+    except OSError as exc:
+        return 1, f"cannot start {' '.join(args)}: {exc}"
+    try:
+        while True:
+            try:
+                out, _ = proc.communicate(timeout=_BUILD_HEARTBEAT_S)
+                return proc.returncode, out or ""
+            except subprocess.TimeoutExpired:
+                elapsed = time.monotonic() - started
+                if elapsed > _BUILD_TIMEOUT_S:
+                    proc.kill()
+                    out, _ = proc.communicate()
+                    return 1, f"{what} timed out after {elapsed:.0f}s\n{out or ''}"
+                log(f"  ... still building Kubo ({elapsed:.0f}s so far)")
+    except BaseException:
+        proc.kill()
+        proc.wait()
+        raise
+
+
+def _build_kubo(go: str, bin_dir: Path, log: Callable[[str], None]) -> None:
+    """Build Kubo into ``bin_dir``; BinaryError with go's output when every strategy fails."""
+    env = dict(os.environ, GOBIN=str(bin_dir))
+    target = f"{KUBO_PACKAGE}@v{KUBO_VERSION}"
+    log(f"building Kubo v{KUBO_VERSION} into {bin_dir} (go install {target}); this takes several minutes...")
+    code, out = _run_go([go, "install", target], None, env, f"go install {target}", log)
+    if code == 0:
+        return
+    first_error = out.strip()[-2000:]
+    # `go install pkg@version` also asks the module proxy for the module's version list (to report
+    # deprecations); proxies that refuse that listing make it fail although the module itself is
+    # downloadable. Fall back to downloading exactly that version and building inside it.
+    reason = first_error.splitlines()[-1] if first_error else f"status {code}"
+    log(f"go install failed ({reason[:300]}); retrying by building from the downloaded module source...")
+    code, out = _run_go(
+        [go, "mod", "download", "-json", f"{KUBO_MODULE}@v{KUBO_VERSION}"],
+        None,
+        env,
+        "go mod download",
+        log,
+    )
+    module_dir: Path | None = None
+    if code == 0:
+        with contextlib.suppress(ValueError, TypeError, KeyError):
+            info = json.loads(out[out.find("{") :])
+            module_dir = Path(str(info["Dir"]))
+    if module_dir is None or not module_dir.is_dir():
+        raise BinaryError(
+            f"go install {target} failed:\n{first_error}\n"
+            f"and `go mod download {KUBO_MODULE}@v{KUBO_VERSION}` failed too:\n{out.strip()[-2000:]}"
+        )
+    code, out = _run_go([go, "install", "./cmd/ipfs"], module_dir, env, "go install ./cmd/ipfs", log)
+    if code != 0:
+        raise BinaryError(
+            f"go install {target} failed:\n{first_error}\n"
+            f"and building in {module_dir} failed too:\n{out.strip()[-2000:]}"
+        )
+
+
+def ensure_ipfs_binary(bin_dir: Path, log: Callable[[str], None] = _stderr) -> Path:
+    """Return a Kubo binary of KUBO_VERSION, building it into ``bin_dir`` with Go if none exists.
+
+    Looks at $IPFS_BIN, then ``bin_dir/ipfs``, then PATH; the first one reporting exactly the
+    pinned version wins. Otherwise runs ``GOBIN=<bin_dir> go install github.com/ipfs/kubo/cmd/ipfs@v...``.
+    """
+    for origin, path in _candidates(bin_dir):
+        if not path.is_file():
+            if origin == "$IPFS_BIN":
+                log(f"ignoring $IPFS_BIN={path}: no such file")
+            continue
+        try:
+            check_ipfs_binary(path)
+        except BinaryError as exc:
+            log(f"ignoring ipfs from {origin}: {exc}")
+            continue
+        return path.resolve()
+
+    go = shutil.which("go")
+    if go is None:
+        raise BinaryError(
+            f"no Kubo {KUBO_VERSION} found and the Go toolchain is not installed: install Go "
+            f"(>= 1.25, https://go.dev/dl/) so it can be built, or set IPFS_BIN to a Kubo "
+            f"v{KUBO_VERSION} `ipfs` binary"
+        )
+    bin_dir = bin_dir.expanduser().resolve()
+    try:
+        bin_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise BinaryError(f"cannot create bin dir {bin_dir}: {exc}") from exc
+    started = time.monotonic()
+    _build_kubo(go, bin_dir, log)
+    built = bin_dir / "ipfs"
+    check_ipfs_binary(built)
+    log(f"built {built} in {time.monotonic() - started:.0f}s")
+    return built
+
+
+# -- daemon ------------------------------------------------------------------------------------
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    # A zombie still answers kill(0); it is dead for our purposes.
+    try:
+        with open(f"/proc/{pid}/stat", encoding="ascii", errors="replace") as fh:
+            state = fh.read().rsplit(")", 1)[-1].split()[0]
+        return state != "Z"
+    except (OSError, IndexError):
+        return True
+
+
+def _pid_cmdline(pid: int) -> list[str] | None:
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as fh:
+            raw = fh.read()
+    except OSError:
+        return None
+    return [part.decode(errors="replace") for part in raw.split(b"\0") if part]
+
+
+class KuboDaemon:
+    """One Kubo daemon with its own IPFS_PATH, bound to 127.0.0.1 and cut off from the public network.
+
+    ``init()`` creates the repo and writes an isolated config; ``start()`` spawns ``ipfs daemon``
+    (``--offline`` by default, so no swarm, routing or network lookups at all), logging to
+    ``<ipfs_path.parent>/<ipfs_path.name>.log``, and records the pid next to it so another process
+    (e.g. ``localnet down``) can ``stop()`` it.
+    """
+
+    def __init__(
+        self,
+        ipfs_path: Path,
+        api_port: int,
+        gateway_port: int,
+        binary: Path,
+        *,
+        swarm_port: int | None = None,
+        offline: bool = True,
+    ) -> None:
+        self.ipfs_path = Path(ipfs_path).expanduser().absolute()
+        self.api_port = api_port
+        self.gateway_port = gateway_port
+        self.swarm_port = swarm_port
+        self.binary = Path(binary)
+        self.offline = offline
+        self._proc: subprocess.Popen[bytes] | None = None
+
+    # -- paths and urls ------------------------------------------------------------------------
+
+    @property
+    def api_url(self) -> str:
+        """Return the RPC API base URL, e.g. ``http://127.0.0.1:5001``."""
+        return f"http://{HOST}:{self.api_port}"
+
+    @property
+    def gateway_url(self) -> str:
+        """Return the HTTP gateway base URL."""
+        return f"http://{HOST}:{self.gateway_port}"
+
+    @property
+    def log_path(self) -> Path:
+        """Return the daemon's log file (stdout and stderr), next to the repo directory."""
+        return self.ipfs_path.parent / f"{self.ipfs_path.name}.log"
+
+    @property
+    def pid_path(self) -> Path:
+        """Return the file recording the running daemon's pid."""
+        return self.ipfs_path.parent / f"{self.ipfs_path.name}.pid"
+
+    def _env(self) -> dict[str, str]:
+        env = dict(os.environ)
+        env["IPFS_PATH"] = str(self.ipfs_path)
+        # Kubo >= 0.37 ships an opt-out telemetry plugin that phones home; a test/local daemon must not.
+        env["IPFS_TELEMETRY"] = "off"
+        env.pop("IPFS_LOGGING", None)
+        return env
+
+    # -- init ----------------------------------------------------------------------------------
+
+    def init(self) -> None:
+        """Create the repo (if absent) with the ``test`` profile, then write the isolated config."""
+        self._check_ports_valid()
+        config_path = self.ipfs_path / "config"
+        if not config_path.is_file():
+            self.ipfs_path.mkdir(parents=True, exist_ok=True)
+            try:
+                proc = subprocess.run(
+                    [str(self.binary), "init", "--empty-repo", "--profile", "test,unixfs-v1-2025"],
+                    env=self._env(),
+                    capture_output=True,
+                    text=True,
+                    timeout=_INIT_TIMEOUT_S,
+                    check=False,
+                    stdin=subprocess.DEVNULL,
+                )
+            except (OSError, subprocess.TimeoutExpired) as exc:
+                raise LocalnetError(f"cannot run `{self.binary} init` for {self.ipfs_path}: {exc}") from exc
+            if proc.returncode != 0:
+                raise LocalnetError(
+                    f"`ipfs init` in {self.ipfs_path} failed (status {proc.returncode}): "
+                    f"{(proc.stderr or proc.stdout).strip()[-1000:]}"
+                )
+        self._write_config(config_path)
+
+    def _check_ports_valid(self) -> None:
+        ports = [self.api_port, self.gateway_port] + ([self.swarm_port] if self.swarm_port else [])
+        for port in ports:
+            if not isinstance(port, int) or not 0 < port < 65536:
+                raise LocalnetError(f"Kubo port {port!r} is outside 1..65535")
+        if len(set(ports)) != len(ports):
+            raise LocalnetError(f"Kubo API, gateway and swarm ports must differ, got {ports}")
+
+    def _write_config(self, config_path: Path) -> None:
+        try:
+            cfg: dict[str, Any] = json.loads(config_path.read_text(encoding="utf-8"))
+        except (OSError, ValueError) as exc:
+            raise LocalnetError(f"cannot read Kubo config {config_path}: {exc}") from exc
+
+        def section(name: str) -> dict[str, Any]:
+            value = cfg.get(name)
+            if not isinstance(value, dict):
+                value = {}
+                cfg[name] = value
+            return value
+
+        swarm = f"/ip4/{HOST}/tcp/{self.swarm_port or 0}"
+        addresses = section("Addresses")
+        addresses["API"] = f"/ip4/{HOST}/tcp/{self.api_port}"
+        addresses["Gateway"] = f"/ip4/{HOST}/tcp/{self.gateway_port}"
+        addresses["Swarm"] = [swarm]
+        addresses["Announce"] = []
+        addresses["AppendAnnounce"] = []
+        addresses["NoAnnounce"] = []
+        # No bootstrap peers, no mDNS, no routing: nothing in the daemon looks for the public network.
+        cfg["Bootstrap"] = []
+        section("Discovery")["MDNS"] = {"Enabled": False}
+        routing = section("Routing")
+        routing["Type"] = "none"
+        routing["DelegatedRouters"] = []
+        # AutoConf would fetch bootstrap/DNS/router lists from the internet at startup.
+        section("AutoConf")["Enabled"] = False
+        section("AutoTLS")["Enabled"] = False
+        section("DNS")["Resolvers"] = {}
+        section("Ipns")["DelegatedPublishers"] = []
+        section("Provide")["Enabled"] = False
+        section("HTTPRetrieval")["Enabled"] = False
+        section("Swarm")["DisableNatPortMap"] = True
+        plugins = section("Plugins")
+        if not isinstance(plugins.get("Plugins"), dict):
+            plugins["Plugins"] = {}
+        plugins["Plugins"]["telemetry"] = {"Disabled": False, "Config": {"Mode": "off"}}
+        tmp = config_path.with_name(config_path.name + ".tmp")
+        try:
+            tmp.write_text(json.dumps(cfg, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+            os.replace(tmp, config_path)
+        except OSError as exc:
+            raise LocalnetError(f"cannot write Kubo config {config_path}: {exc}") from exc
+
+    # -- lifecycle -----------------------------------------------------------------------------
+
+    def _recorded_pid(self) -> int | None:
+        try:
+            pid = int(self.pid_path.read_text(encoding="ascii").strip())
+        except (OSError, ValueError):
+            return None
+        cmd = _pid_cmdline(pid)
+        # Only trust the pid file while it still names an `ipfs daemon` (pids get recycled).
+        if (
+            cmd is None
+            or len(cmd) < 2
+            or Path(cmd[0]).name != self.binary.name
+            or cmd[1] != "daemon"
+            or not _pid_alive(pid)
+        ):
+            return None
+        return pid
+
+    def pid(self) -> int | None:
+        """Return the daemon's pid while it runs, else None."""
+        if self._proc is not None:
+            if self._proc.poll() is None:
+                return self._proc.pid
+            return None
+        return self._recorded_pid()
+
+    def is_running(self) -> bool:
+        """Return True while the daemon process is alive."""
+        return self.pid() is not None
+
+    def start(self, timeout: float = 60.0) -> int:
+        """Spawn ``ipfs daemon``, wait until its API answers, and return its pid.
+
+        Raises PortInUseError naming the taken port, AlreadyRunningError when this repo's daemon
+        already runs, and LocalnetError (with the log's tail) when the daemon exits or stays silent.
+        """
+        running = self.pid()
+        if running is not None:
+            raise AlreadyRunningError(str(self.ipfs_path), running)
+        if not (self.ipfs_path / "config").is_file():
+            raise LocalnetError(f"Kubo repo {self.ipfs_path} is not initialised; call init() first")
+        self._check_ports_valid()
+        owners = [(self.api_port, "Kubo API"), (self.gateway_port, "Kubo gateway")]
+        if self.swarm_port and not self.offline:
+            owners.append((self.swarm_port, "Kubo swarm"))
+        check_ports_free(owners, HOST)
+
+        args = [str(self.binary), "daemon", "--migrate=false"]
+        if self.offline:
+            args.append("--offline")
+        self.log_path.parent.mkdir(parents=True, exist_ok=True)
+        with open(self.log_path, "ab") as log_fh:
+            log_fh.write(f"\n==== {time.strftime('%Y-%m-%d %H:%M:%S')} {' '.join(args)}\n".encode())
+            log_fh.flush()
+            try:
+                proc = subprocess.Popen(
+                    args,
+                    env=self._env(),
+                    stdin=subprocess.DEVNULL,
+                    stdout=log_fh,
+                    stderr=subprocess.STDOUT,
+                    # Own session: a Ctrl-C aimed at the launcher does not reach the daemon, which is
+                    # stopped explicitly by pid instead.
+                    start_new_session=True,
+                )
+            except OSError as exc:
+                raise LocalnetError(f"cannot start {self.binary} daemon: {exc}") from exc
+        self._proc = proc
+        self.pid_path.write_text(f"{proc.pid}\n", encoding="ascii")
+
+        deadline = time.monotonic() + timeout
+        while True:
+            code = proc.poll()
+            if code is not None:
+                self._forget()
+                raise LocalnetError(
+                    f"Kubo daemon for {self.ipfs_path} exited with status {code} during startup; "
+                    f"log {self.log_path}:\n{self.log_tail()}"
+                )
+            if self._api_answers():
+                return proc.pid
+            if time.monotonic() >= deadline:
+                self.stop()
+                raise LocalnetError(
+                    f"Kubo API at {self.api_url} did not answer within {timeout:.0f}s; "
+                    f"log {self.log_path}:\n{self.log_tail()}"
+                )
+            time.sleep(0.1)
+
+    def _api_answers(self) -> bool:
+        try:
+            resp = httpx.post(f"{self.api_url}/api/v0/version", timeout=1.0)
+        except httpx.HTTPError:
+            return False
+        return resp.status_code == 200
+
+    def stop(self, timeout: float = 10.0) -> None:
+        """Stop the daemon: SIGTERM, then SIGKILL after ``timeout`` seconds; a no-op when not running."""
+        pid = self.pid()
+        if pid is None:
+            self._forget()
+            return
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGTERM)
+        if not self._wait_exit(pid, timeout):
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+            self._wait_exit(pid, 5.0)
+        self._forget()
+
+    def _wait_exit(self, pid: int, timeout: float) -> bool:
+        if self._proc is not None and self._proc.pid == pid:
+            try:
+                self._proc.wait(timeout=timeout)
+                return True
+            except subprocess.TimeoutExpired:
+                return False
+        deadline = time.monotonic() + timeout
+        while _pid_alive(pid):
+            if time.monotonic() >= deadline:
+                return False
+            time.sleep(0.05)
+        return True
+
+    def _forget(self) -> None:
+        self._proc = None
+        with contextlib.suppress(OSError):
+            self.pid_path.unlink()
+
+    def log_tail(self, lines: int = 30) -> str:
+        """Return the last ``lines`` lines of the daemon log (empty if there is none yet)."""
+        try:
+            text = self.log_path.read_text(encoding="utf-8", errors="replace")
+        except OSError:
+            return ""
+        return "\n".join(text.splitlines()[-lines:])
