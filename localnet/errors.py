@@ -1,0 +1,48 @@
+"""Exception hierarchy of the local validator network manager."""
+
+from __future__ import annotations
+
+__all__ = [
+    "AlreadyRunningError",
+    "BinaryError",
+    "LocalnetError",
+    "NotRunningError",
+    "PortInUseError",
+]
+
+
+class LocalnetError(Exception):
+    """Base class of every error the localnet manager raises on purpose."""
+
+
+class PortInUseError(LocalnetError):
+    """A port the network needs is already taken on 127.0.0.1."""
+
+    def __init__(self, port: int, owner: str) -> None:
+        self.port = port
+        self.owner = owner
+        super().__init__(
+            f"port {port} ({owner}) is already in use on 127.0.0.1; stop whatever holds it "
+            f"or choose another base port (--base-port)"
+        )
+
+
+class BinaryError(LocalnetError):
+    """A required external binary (cometbft, ipfs, go) is missing, broken or has the wrong version."""
+
+
+class AlreadyRunningError(LocalnetError):
+    """A network is already running in the given home directory."""
+
+    def __init__(self, home: str, pid: int | None) -> None:
+        self.home = home
+        self.pid = pid
+        who = f"pid {pid}" if pid is not None else "pid unknown"
+        super().__init__(
+            f"a localnet is already running in {home} ({who}); "
+            f"run `fedledger localnet down --home {home}` first"
+        )
+
+
+class NotRunningError(LocalnetError):
+    """No network is running in the given home directory (or the asked-for node does not exist)."""
