@@ -43,7 +43,7 @@ build/typecheck/fedledger:
 	for d in abci_app client node ipfs localnet bench; do ln -sfn $(CURDIR)/$$d $@/$$d; done
 
 typecheck: install build/typecheck/fedledger
-	MYPYPATH=build/typecheck $(VENV)/bin/mypy --config-file pyproject.toml -p fedledger
+	cd build/typecheck && $(CURDIR)/$(VENV)/bin/mypy --config-file $(CURDIR)/pyproject.toml --explicit-package-bases fedledger
 
 lint: install
 	$(VENV)/bin/ruff check .

@@ -39,8 +39,15 @@ class WorkingStore(Writer, Protocol):
 class Store(Reader, Protocol):
     """The committed, Merkle-authenticated store."""
 
-    height: int
-    app_hash: bytes
+    @property
+    def height(self) -> int:
+        """Last committed height."""
+        ...
+
+    @property
+    def app_hash(self) -> bytes:
+        """Last committed app hash."""
+        ...
 
     def working(self) -> Any:
         """A new working copy on top of committed state."""

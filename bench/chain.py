@@ -13,7 +13,7 @@ import platform
 import shutil
 import tempfile
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
@@ -81,7 +81,8 @@ def _kv_txs(n: int, size: int) -> list[bytes]:
     return out
 
 
-def _run_net(app: str, home: Path, validators: int, base_port: int, block_time_ms: int, log: Any,
+def _run_net(app: Literal["fedledger", "kvstore"], home: Path, validators: int, base_port: int, block_time_ms: int,
+             log: Any,
              work: Any) -> Any:
     from fedledger.localnet import manager
 

@@ -104,7 +104,8 @@ class FriendlyGroup(click.Group):
 def cli(ctx: click.Context, home: Path | None, node: str | None, localnet_home: Path, store: str | None,
         verbose: bool) -> None:
     """FedLedger: federated learning coordinated by a permissioned CometBFT ledger."""
-    logging.basicConfig(level=logging.INFO if verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(level=logging.INFO if verbose else logging.WARNING,
+                        format="%(levelname)s %(name)s: %(message)s")
     ctx.obj = Ctx(home or default_home(), node, localnet_home, store)
 
 
@@ -355,8 +356,8 @@ def demo(rounds: int, clients: int, validators: int, store: str, demo_home: Path
     """Start a localnet, run federated rounds on non-IID digits with live progress, print provenance, stop."""
     from fedledger.client.demo import DemoConfig, run_demo
 
-    run_demo(DemoConfig(home=demo_home, validators=validators, clients=clients, rounds=rounds, store=store,
-                        base_port=base_port))
+    run_demo(DemoConfig(home=demo_home, validators=validators, clients=clients, rounds=rounds,
+                        store="kubo" if store == "kubo" else "embedded", base_port=base_port))
 
 
 # ----------------------------------------------------------------------------- localnet, bench

@@ -15,6 +15,7 @@ import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Literal
 
 from rich.console import Console, Group
 from rich.live import Live
@@ -43,7 +44,7 @@ class DemoConfig:
     alpha: float = 0.5
     block_time_ms: int = 300
     base_port: int = 26600
-    store: str = "embedded"
+    store: Literal["embedded", "kubo"] = "embedded"
     deadline_blocks: int = 60
 
 
@@ -161,7 +162,7 @@ def run_demo(cfg: DemoConfig, console: Console | None = None) -> int:
                 progress.update(bar, completed=max(0, latest))
                 live.update(Group(table(), progress, *[f"[red]{e}" for e in state.errors]))
                 time.sleep(0.5)
-            latest = view.task(TASK)["latest_version"]
+            latest = int(view.task(TASK)["latest_version"])
             if latest not in state.accuracy:
                 rec = view.version(TASK, latest)
                 state.accuracy[latest] = evaluate("mlp-digits", decode_tensors(store.get(rec["cid"], rec["sha256"])),

@@ -9,8 +9,9 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 import torch
-from fedledger.node.tensors import Tensors
 from torch import nn
+
+from fedledger.node.tensors import Tensors
 
 __all__ = [
     "MODEL_SPECS",

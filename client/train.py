@@ -10,10 +10,11 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 import torch
+from torch import nn
+
 from fedledger.client.data import ClientData
 from fedledger.client.model import build_model, get_spec, get_weights, set_weights
 from fedledger.node.tensors import Tensors
-from torch import nn
 
 __all__ = ["EvalResult", "TrainResult", "TrainingError", "evaluate", "train_local"]
 

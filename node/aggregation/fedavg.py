@@ -8,6 +8,7 @@ from typing import Any
 
 import numpy as np
 import numpy.typing as npt
+
 from fedledger.node.tensors import Tensors
 
 __all__ = [

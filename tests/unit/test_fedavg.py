@@ -3,6 +3,7 @@ from typing import Any
 
 import numpy as np
 import pytest
+
 from fedledger.node.aggregation import (
     RULES,
     AggregationError,

@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from fedledger.abci_app.errors import Code
-from fedledger.abci_app.store import verify_proof
+from fedledger.abci_app.store import ProofError, verify_proof
 from tests.support import Chain, Signer, model_ref
 
 TASK = "digits"
@@ -150,9 +150,9 @@ def test_query_proofs_verify_against_app_hash(chain: Chain) -> None:
     from fedledger.abci_app.store import Proof
 
     verify_proof(chain.sm.app_hash, res.key, res.value, Proof.decode(res.proof))
-    with pytest.raises(Exception):
+    with pytest.raises(ProofError):
         verify_proof(chain.sm.app_hash, res.key, res.value.replace(b"mlp", b"cnn"), Proof.decode(res.proof))
-    missing = chain.sm.query(f"/task/none", b"", False)
+    missing = chain.sm.query("/task/none", b"", False)
     assert missing.code == Code.QUERY_NOT_FOUND
     assert chain.sm.query("/../etc", b"", False).code == Code.BAD_QUERY
 

@@ -8,6 +8,9 @@ from collections import defaultdict
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
 from fedledger.abci_app.store import (
     EMPTY_ROOT,
     CommittedStore,
@@ -22,8 +25,6 @@ from fedledger.abci_app.store import (
 )
 from fedledger.abci_app.store.kvdb import prefix_upper_bound
 from fedledger.abci_app.store.merkle import BUCKET_BITS, NUM_BUCKETS, MerkleTree, bucket_index
-from hypothesis import HealthCheck, given, settings
-from hypothesis import strategies as st
 
 PROPS = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 

@@ -5,6 +5,10 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from hypothesis.extra import numpy as hnp
+
 from fedledger.node.tensors import (
     MAGIC,
     MAX_NDIM,
@@ -13,9 +17,6 @@ from fedledger.node.tensors import (
     decode_tensors,
     encode_tensors,
 )
-from hypothesis import given, settings
-from hypothesis import strategies as st
-from hypothesis.extra import numpy as hnp
 
 names = st.text(min_size=1, max_size=20)
 finite_f32 = st.floats(width=32, allow_nan=False, allow_infinity=False)
