@@ -138,16 +138,18 @@ def run_demo(cfg: DemoConfig, console: Console | None = None) -> int:
         bar = progress.add_task("rounds", total=cfg.rounds)
 
         def table() -> Table:
-            tab = Table(title=f"task {TASK}: {cfg.clients} clients, non-IID digits (Dirichlet α={cfg.alpha})")
-            for col in ("round", "status", "commits", "height", "version", "test accuracy", "commit latency p50"):
+            tab = Table(title=f"task {TASK}: {cfg.clients} clients, non-IID digits (Dirichlet α={cfg.alpha}), "
+                              f"chain height {rpcs[0].height()}")
+            for col in ("round", "status", "commits", "opened at", "closed at", "version", "test accuracy",
+                        "commit latency p50"):
                 tab.add_column(col)
             task = view.task(TASK)
-            height = rpcs[0].height()
             for r in range(1, task["current_round"] + 1):
                 rec = view.round(TASK, r)
                 lat = [x.latency_s for x in state.receipts if x.round == r]
                 acc = state.accuracy.get(rec["version"]) if rec["version"] else None
-                tab.add_row(str(r), rec["status"], str(rec["contributions"]), str(height),
+                tab.add_row(str(r), rec["status"], str(rec["contributions"]), str(rec["opened_height"]),
+                            str(rec["closed_height"] or "-"),
                             str(rec["version"] or "-"), f"{acc:.1%}" if acc is not None else "-",
                             f"{statistics.median(lat) * 1000:.0f} ms" if lat else "-")
             return tab

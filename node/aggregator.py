@@ -112,7 +112,9 @@ class Aggregator:
         outcome = RoundOutcome(round=number)
         updates, outcome.dropped = self.fetch_verified(self.view.contributions(self.task_id, number))
         if not updates:
-            log.error("round %d: no verifiable contribution; nothing to propose", number)
+            log.error("round %d: no verifiable contribution; marking the round failed", number)
+            self.submitter.send("fail_round", {"task_id": self.task_id, "round": number,
+                                               "reason": "no contribution passed verification"})
             self.outcomes.append(outcome)
             return outcome
         base_rec = self.view.version(self.task_id, rnd["base_version"])
@@ -120,9 +122,11 @@ class Aggregator:
         try:
             model = apply_delta(base, self.rule(updates))
         except AggregationError as exc:
-            # Shapes that disagree with the base model are the contributors' fault: drop them all
-            # would be guesswork, so report and leave the round for an operator.
+            # Updates whose shapes disagree cannot be averaged; which side is wrong is guesswork,
+            # so the round is failed on chain with the reason, and the task moves on.
             log.error("round %d: aggregation failed: %s", number, exc)
+            self.submitter.send("fail_round", {"task_id": self.task_id, "round": number,
+                                               "reason": f"aggregation failed: {exc}"[:200]})
             self.outcomes.append(outcome)
             return outcome
         payload = encode_tensors(model)

@@ -164,3 +164,16 @@ def test_same_blocks_give_same_app_hash(chain: Chain) -> None:
     for c in (chain, other):
         setup_task(c)
     assert chain.sm.app_hash == other.sm.app_hash
+
+
+def test_aggregator_can_fail_a_closed_round(chain: Chain) -> None:
+    owner, agg, trainers = setup_task(chain, round_size=1, min_contributions=1)
+    chain.ok(agg.tx("open_round", {"task_id": TASK, "round": 1}))
+    fail = {"task_id": TASK, "round": 1, "reason": "no payload verified"}
+    assert codes(chain.block(agg.tx("fail_round", fail))) == [Code.WRONG_STATE]  # still open
+    chain.ok(trainers[0].tx("commit_contribution", commit_body(1, "a")))
+    chain.ok(agg.tx("close_round", {"task_id": TASK, "round": 1}))
+    assert codes(chain.block(owner.tx("fail_round", fail))) == [Code.UNAUTHORIZED]
+    chain.ok(agg.tx("fail_round", fail))
+    assert query(chain, f"/round/{TASK}/1")["status"] == "failed"
+    chain.ok(agg.tx("open_round", {"task_id": TASK, "round": 2}))

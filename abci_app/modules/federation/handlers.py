@@ -13,6 +13,7 @@ from fedledger.abci_app.modules.federation.msgs import (
     ClosedRound,
     CommitContribution,
     CreateTask,
+    FailRound,
     OpenRound,
     ProposeVersion,
     RegisterParticipant,
@@ -192,6 +193,22 @@ def propose_version(view: Reader, state: Writer | None, ctx: BlockContext, signe
                      cid=msg.payload.cid)]
 
 
+def fail_round(view: Reader, state: Writer | None, ctx: BlockContext, signer: str,
+               msg: FailRound) -> list[Event]:
+    """Mark a closed round failed (no usable payloads); the next round then opens from the same base."""
+    task = _task(view, msg.task_id)
+    if signer != task["aggregator"]:
+        raise TxError(Code.UNAUTHORIZED, "only the task's aggregator may fail a round")
+    rnd = _round(view, msg.task_id, msg.round)
+    if rnd["status"] != "closed":
+        raise TxError(Code.WRONG_STATE, f"round {msg.round} is {rnd['status']}; only a closed round can be failed")
+    if state is not None:
+        rnd["status"] = "failed"
+        rnd["failure"] = msg.reason
+        store_record(state, keys.round_key(msg.task_id, msg.round), rnd)
+    return [fl_event("fail_round", signer, task=msg.task_id, round=msg.round)]
+
+
 HANDLERS: dict[str, Handler] = {
     "register_participant": register_participant,
     "create_task": create_task,
@@ -199,4 +216,5 @@ HANDLERS: dict[str, Handler] = {
     "commit_contribution": commit_contribution,
     "close_round": close_round,
     "propose_version": propose_version,
+    "fail_round": fail_round,
 }

@@ -16,6 +16,7 @@ __all__ = [
     "ClosedRound",
     "CommitContribution",
     "CreateTask",
+    "FailRound",
     "ModelRef",
     "OpenRound",
     "ProposeVersion",
@@ -212,6 +213,22 @@ class ProposeVersion:
         )
 
 
+@dataclass(frozen=True)
+class FailRound:
+    """The aggregator gives up on a closed round whose payloads could not be used, so the task can go on."""
+
+    task_id: str
+    round: int
+    reason: str
+
+    @staticmethod
+    def parse(body: dict[str, Any]) -> FailRound:
+        """Validate a fail_round body."""
+        _fields(body, {"task_id", "round", "reason"})
+        return FailRound(task_id=_str(body, "task_id", _ID_RE, "a task id"), round=_int(body, "round", 1, 2**40),
+                         reason=_str(body, "reason", re.compile(r"^[\x20-\x7e]{1,200}$"), "1-200 printable chars"))
+
+
 PARSERS: dict[str, Callable[[dict[str, Any]], object]] = {
     "register_participant": RegisterParticipant.parse,
     "create_task": CreateTask.parse,
@@ -219,4 +236,5 @@ PARSERS: dict[str, Callable[[dict[str, Any]], object]] = {
     "commit_contribution": CommitContribution.parse,
     "close_round": ClosedRound.parse,
     "propose_version": ProposeVersion.parse,
+    "fail_round": FailRound.parse,
 }
