@@ -48,7 +48,7 @@ class FedLedgerApp(BaseApplication):
 
     def check_tx(self, req: pb.RequestCheckTx) -> pb.ResponseCheckTx:
         """Mempool filter (new txs and rechecks after each commit)."""
-        r = self.machine.check_tx(req.tx)
+        r = self.machine.check_tx(req.tx, recheck=req.type == pb.CheckTxType.RECHECK)
         return pb.ResponseCheckTx(code=r.code, log=r.log, codespace=r.codespace)
 
     def prepare_proposal(self, req: pb.RequestPrepareProposal) -> pb.ResponsePrepareProposal:

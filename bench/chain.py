@@ -95,8 +95,9 @@ def _run_net(app: Literal["fedledger", "kvstore"], home: Path, validators: int, 
         manager.down(home)
 
 
-def bench_chain(validators: int = 4, trainers: int = 300, tasks: int = 10, concurrency: int = 16,
-                block_time_ms: int = 300, base_port: int = 27600, log: Any = print) -> dict[str, Any]:
+def bench_chain(validators: int = 4, trainers: int = 300, tasks: int = 10, concurrency: int = 8,
+                block_time_ms: int = 300, base_port: int = 27600, batch: int = 20,
+                log: Any = print) -> dict[str, Any]:
     """Run the FedLedger and kvstore loads back to back and return the figures and their ratio."""
     tmp = Path(tempfile.mkdtemp(prefix="fedledger-bench-"))
     results: dict[str, LoadResult] = {}
@@ -108,7 +109,7 @@ def bench_chain(validators: int = 4, trainers: int = 300, tasks: int = 10, concu
             txs = _commit_txs(keys, tasks, chain_id)
             size = sum(map(len, txs)) // len(txs)
             log(f"fedledger: sending {len(txs)} signed commit_contribution txs (~{size} bytes each)")
-            return run_load(urls, txs, concurrency)
+            return run_load(urls, txs, concurrency, batch)
 
         results["fedledger"] = _run_net("fedledger", tmp / "fed", validators, base_port, block_time_ms, log, fed)
         log(f"fedledger: {results['fedledger'].tps} tx/s")
@@ -116,7 +117,7 @@ def bench_chain(validators: int = 4, trainers: int = 300, tasks: int = 10, concu
         def kv(urls: list[str]) -> LoadResult:
             txs = _kv_txs(trainers * tasks, size)
             log(f"kvstore: sending {len(txs)} txs of {size} bytes")
-            return run_load(urls, txs, concurrency)
+            return run_load(urls, txs, concurrency, batch)
 
         results["kvstore"] = _run_net("kvstore", tmp / "kv", validators, base_port, block_time_ms, log, kv)
         log(f"kvstore: {results['kvstore'].tps} tx/s")
@@ -125,7 +126,7 @@ def bench_chain(validators: int = 4, trainers: int = 300, tasks: int = 10, concu
     fed_r, kv_r = results["fedledger"], results["kvstore"]
     return {
         "benchmark": "chain", "validators": validators, "block_time_ms": block_time_ms, "tx_bytes": size,
-        "txs": trainers * tasks, "concurrency": concurrency,
+        "txs": trainers * tasks, "concurrency": concurrency, "batch": batch,
         "machine": {"cpus": os.cpu_count(), "python": platform.python_version()},
         "fedledger": fed_r.as_dict(), "kvstore": kv_r.as_dict(),
         "ratio_tps_vs_kvstore": round(fed_r.tps / kv_r.tps, 3) if kv_r.tps else None,

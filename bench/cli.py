@@ -18,16 +18,17 @@ def bench() -> None:
 @click.option("--validators", default=4, show_default=True)
 @click.option("--trainers", default=300, show_default=True, help="Distinct signers.")
 @click.option("--tasks", default=10, show_default=True, help="Commit txs per signer (one per task).")
-@click.option("--concurrency", default=16, show_default=True, help="Concurrent broadcasting connections.")
+@click.option("--concurrency", default=8, show_default=True, help="Concurrent broadcasting connections.")
+@click.option("--batch", default=20, show_default=True, help="broadcast_tx_sync calls per JSON-RPC batch request.")
 @click.option("--block-time", "block_time_ms", default=300, show_default=True)
 @click.option("--base-port", default=27600, show_default=True)
 @click.option("--json", "as_json", is_flag=True)
-def bench_chain_cmd(validators: int, trainers: int, tasks: int, concurrency: int, block_time_ms: int,
+def bench_chain_cmd(validators: int, trainers: int, tasks: int, concurrency: int, batch: int, block_time_ms: int,
                     base_port: int, as_json: bool) -> None:
     """Commitment-tx throughput and broadcast→commit latency vs CometBFT's kvstore on an identical localnet."""
     from fedledger.bench.chain import bench_chain
 
-    result = bench_chain(validators, trainers, tasks, concurrency, block_time_ms, base_port,
+    result = bench_chain(validators, trainers, tasks, concurrency, block_time_ms, base_port, batch,
                          log=lambda m: click.echo(m, err=True))
     if as_json:
         click.echo(json.dumps(result, indent=2))

@@ -274,21 +274,28 @@ def client() -> None:
 def client_run(c: Ctx, key_name: str, task_id: str, data_path: Path, rounds: int | None, epochs: int,
                lr: float) -> None:
     """Follow a task's rounds: train locally on each open round, upload and commit."""
-    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn
 
     from fedledger.client.data import load_client_data
     from fedledger.client.runner import ContributionReceipt, run_client
 
-    console = Console()
     data = load_client_data(data_path)
+    with Progress(SpinnerColumn(), TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn()) as progress:
+        bar = progress.add_task(f"{task_id}: waiting for an open round", total=None)
 
-    def show(event: str, receipt: ContributionReceipt | None) -> None:
-        suffix = f" {receipt.cid} at height {receipt.height} ({receipt.latency_s * 1000:.0f} ms)" if receipt else ""
-        console.print(f"[bold]{task_id}[/] {event}{suffix}")
+        def show(event: str, receipt: ContributionReceipt | None) -> None:
+            if receipt is None:  # training starts
+                progress.update(bar, description=f"{task_id}: {event}", completed=0, total=None)
+                return
+            progress.console.print(f"[bold]{task_id}[/] {event}: {receipt.cid} at height {receipt.height} "
+                                   f"({receipt.latency_s * 1000:.0f} ms broadcast→commit)")
+            progress.update(bar, description=f"{task_id}: waiting for the next round", completed=0, total=None)
 
-    with console.status(f"following {task_id}…"):
+        def trained(done: int, total: int) -> None:
+            progress.update(bar, completed=done, total=total)
+
         run_client(c.submitter(key_name), c.open_store(), task_id, data, rounds=rounds, epochs=epochs, lr=lr,
-                   on_event=show)
+                   on_event=show, train_progress=trained)
 
 
 # ----------------------------------------------------------------------------- queries

@@ -49,7 +49,8 @@ def contribute_update(submitter: Submitter, store: ContentStore, task_id: str, r
 def run_client(submitter: Submitter, store: ContentStore, task_id: str, data: ClientData, rounds: int | None = None,
                epochs: int = 5, lr: float = 0.5, seed: int = 0, poll_s: float = 0.5,
                should_stop: Callable[[], bool] = lambda: False,
-               on_event: Callable[[str, ContributionReceipt | None], None] | None = None) -> list[ContributionReceipt]:
+               on_event: Callable[[str, ContributionReceipt | None], None] | None = None,
+               train_progress: Callable[[int, int], None] | None = None) -> list[ContributionReceipt]:
     """Contribute to every open round of a task this participant has not contributed to yet.
 
     Stops after `rounds` contributions, or when should_stop() says so. Only the chain decides what
@@ -80,7 +81,8 @@ def run_client(submitter: Submitter, store: ContentStore, task_id: str, data: Cl
         base = decode_tensors(store.get(base_rec["cid"], base_rec["sha256"]))
         if on_event:
             on_event(f"training round {current}", None)
-        result = train_local(task["model_spec"], base, data, epochs=epochs, lr=lr, seed=seed + current)
+        result = train_local(task["model_spec"], base, data, epochs=epochs, lr=lr, seed=seed + current,
+                             progress=train_progress)
         receipt = contribute_update(submitter, store, task_id, current, rnd["base_version"],
                                     encode_tensors(result.delta), result.num_examples)
         receipts.append(receipt)

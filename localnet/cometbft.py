@@ -9,6 +9,7 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
+from fedledger.localnet.binaries import find_pinned, run_version
 from fedledger.localnet.errors import BinaryError
 
 __all__ = [
@@ -48,21 +49,7 @@ def default_bin_dir() -> Path:
 
 def cometbft_version(path: Path) -> str:
     """Run ``path version`` and return what it prints (stripped); BinaryError if it cannot run."""
-    try:
-        proc = subprocess.run(
-            [str(path), "version"],
-            capture_output=True,
-            text=True,
-            timeout=_VERSION_TIMEOUT_S,
-            check=False,
-        )
-    except (OSError, subprocess.TimeoutExpired) as exc:
-        raise BinaryError(f"cannot run {path} version: {exc}") from exc
-    if proc.returncode != 0:
-        raise BinaryError(
-            f"{path} version exited with status {proc.returncode}: {proc.stderr.strip()[-500:]}"
-        )
-    return proc.stdout.strip()
+    return run_version(path, ["version"], _VERSION_TIMEOUT_S)
 
 
 def check_cometbft(path: Path) -> None:
@@ -77,35 +64,15 @@ def check_cometbft(path: Path) -> None:
         )
 
 
-def _candidates(bin_dir: Path) -> list[tuple[str, Path]]:
-    out: list[tuple[str, Path]] = []
-    env = os.environ.get("COMETBFT_BIN")
-    if env:
-        out.append(("$COMETBFT_BIN", Path(env).expanduser()))
-    out.append(("bin dir", bin_dir / "cometbft"))
-    on_path = shutil.which("cometbft")
-    if on_path:
-        out.append(("PATH", Path(on_path)))
-    return out
-
-
 def ensure_cometbft(bin_dir: Path, log: Callable[[str], None] = _stderr) -> Path:
     """Return a cometbft binary of COMETBFT_VERSION, building it into ``bin_dir`` with Go if none exists.
 
     Looks at $COMETBFT_BIN, then ``bin_dir/cometbft``, then PATH; the first one reporting exactly
     the pinned version wins. Otherwise runs ``GOBIN=<bin_dir> go install ...@v<version>``.
     """
-    for origin, path in _candidates(bin_dir):
-        if not path.is_file():
-            if origin == "$COMETBFT_BIN":
-                log(f"ignoring $COMETBFT_BIN={path}: no such file")
-            continue
-        try:
-            check_cometbft(path)
-        except BinaryError as exc:
-            log(f"ignoring cometbft from {origin}: {exc}")
-            continue
-        return path.resolve()
+    found = find_pinned("COMETBFT_BIN", bin_dir, "cometbft", check_cometbft, log)
+    if found is not None:
+        return found
 
     go = shutil.which("go")
     if go is None:

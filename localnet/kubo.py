@@ -16,8 +16,10 @@ from typing import Any
 
 import httpx
 
+from fedledger.localnet.binaries import find_pinned, run_version
 from fedledger.localnet.errors import AlreadyRunningError, BinaryError, LocalnetError
 from fedledger.localnet.ports import check_ports_free
+from fedledger.localnet.procs import pid_alive, pid_cmdline, signal_pid, wait_dead
 
 __all__ = [
     "KUBO_MODULE",
@@ -50,22 +52,7 @@ def _stderr(msg: str) -> None:
 
 def ipfs_version(path: Path) -> str:
     """Run ``path version --number`` and return what it prints; BinaryError if it cannot run."""
-    try:
-        proc = subprocess.run(
-            [str(path), "version", "--number"],
-            capture_output=True,
-            text=True,
-            timeout=_VERSION_TIMEOUT_S,
-            check=False,
-            stdin=subprocess.DEVNULL,
-        )
-    except (OSError, subprocess.TimeoutExpired) as exc:
-        raise BinaryError(f"cannot run {path} version --number: {exc}") from exc
-    if proc.returncode != 0:
-        raise BinaryError(
-            f"{path} version --number exited with status {proc.returncode}: {proc.stderr.strip()[-500:]}"
-        )
-    return proc.stdout.strip()
+    return run_version(path, ["version", "--number"], _VERSION_TIMEOUT_S)
 
 
 def check_ipfs_binary(path: Path) -> None:
@@ -78,18 +65,6 @@ def check_ipfs_binary(path: Path) -> None:
             f"ipfs at {path} is Kubo {found!r}, expected {KUBO_VERSION!r}; install it with "
             f"`go install {KUBO_PACKAGE}@v{KUBO_VERSION}` or point IPFS_BIN at a Kubo v{KUBO_VERSION} binary"
         )
-
-
-def _candidates(bin_dir: Path) -> list[tuple[str, Path]]:
-    out: list[tuple[str, Path]] = []
-    env = os.environ.get("IPFS_BIN")
-    if env:
-        out.append(("$IPFS_BIN", Path(env).expanduser()))
-    out.append(("bin dir", bin_dir / "ipfs"))
-    on_path = shutil.which("ipfs")
-    if on_path:
-        out.append(("PATH", Path(on_path)))
-    return out
 
 
 def _run_go(
@@ -172,17 +147,9 @@ def ensure_ipfs_binary(bin_dir: Path, log: Callable[[str], None] = _stderr) -> P
     Looks at $IPFS_BIN, then ``bin_dir/ipfs``, then PATH; the first one reporting exactly the
     pinned version wins. Otherwise runs ``GOBIN=<bin_dir> go install github.com/ipfs/kubo/cmd/ipfs@v...``.
     """
-    for origin, path in _candidates(bin_dir):
-        if not path.is_file():
-            if origin == "$IPFS_BIN":
-                log(f"ignoring $IPFS_BIN={path}: no such file")
-            continue
-        try:
-            check_ipfs_binary(path)
-        except BinaryError as exc:
-            log(f"ignoring ipfs from {origin}: {exc}")
-            continue
-        return path.resolve()
+    found = find_pinned("IPFS_BIN", bin_dir, "ipfs", check_ipfs_binary, log)
+    if found is not None:
+        return found
 
     go = shutil.which("go")
     if go is None:
@@ -205,31 +172,6 @@ def ensure_ipfs_binary(bin_dir: Path, log: Callable[[str], None] = _stderr) -> P
 
 
 # -- daemon ------------------------------------------------------------------------------------
-
-
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    # A zombie still answers kill(0); it is dead for our purposes.
-    try:
-        with open(f"/proc/{pid}/stat", encoding="ascii", errors="replace") as fh:
-            state = fh.read().rsplit(")", 1)[-1].split()[0]
-        return state != "Z"
-    except (OSError, IndexError):
-        return True
-
-
-def _pid_cmdline(pid: int) -> list[str] | None:
-    try:
-        with open(f"/proc/{pid}/cmdline", "rb") as fh:
-            raw = fh.read()
-    except OSError:
-        return None
-    return [part.decode(errors="replace") for part in raw.split(b"\0") if part]
 
 
 class KuboDaemon:
@@ -377,14 +319,14 @@ class KuboDaemon:
             pid = int(self.pid_path.read_text(encoding="ascii").strip())
         except (OSError, ValueError):
             return None
-        cmd = _pid_cmdline(pid)
+        cmd = pid_cmdline(pid)
         # Only trust the pid file while it still names an `ipfs daemon` (pids get recycled).
         if (
             cmd is None
             or len(cmd) < 2
             or Path(cmd[0]).name != self.binary.name
             or cmd[1] != "daemon"
-            or not _pid_alive(pid)
+            or not pid_alive(pid)
         ):
             return None
         return pid
@@ -473,11 +415,9 @@ class KuboDaemon:
         if pid is None:
             self._forget()
             return
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(pid, signal.SIGTERM)
+        signal_pid(pid, signal.SIGTERM)
         if not self._wait_exit(pid, timeout):
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(pid, signal.SIGKILL)
+            signal_pid(pid, signal.SIGKILL)
             self._wait_exit(pid, 5.0)
         self._forget()
 
@@ -488,12 +428,7 @@ class KuboDaemon:
                 return True
             except subprocess.TimeoutExpired:
                 return False
-        deadline = time.monotonic() + timeout
-        while _pid_alive(pid):
-            if time.monotonic() >= deadline:
-                return False
-            time.sleep(0.05)
-        return True
+        return wait_dead([pid], timeout)
 
     def _forget(self) -> None:
         self._proc = None

@@ -37,6 +37,7 @@ from fedledger.localnet.config import (
 )
 from fedledger.localnet.errors import AlreadyRunningError, LocalnetError, NotRunningError
 from fedledger.localnet.ports import check_ports_free
+from fedledger.localnet.procs import pid_alive, pid_matches, signal_pid, wait_dead
 from fedledger.localnet.supervisor import (
     CONTROL_FILE,
     LOCK_FILE,
@@ -97,49 +98,14 @@ class NodeStatus:
 
 
 def _pid_alive(pid: int) -> bool:
+    # Supervisors this process spawned are reaped here, so they leave no zombie or ResourceWarning.
     proc = _SPAWNED.get(pid)
     if proc is not None:
         if proc.poll() is None:
             return True
         del _SPAWNED[pid]
         return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    try:
-        # A zombie (exited, not yet reaped by its parent) is dead for our purposes.
-        stat = Path(f"/proc/{pid}/stat").read_text()
-        return stat.rsplit(")", 1)[1].split()[0] != "Z"
-    except (OSError, IndexError):
-        return True
-
-
-def _pid_matches(pid: int, needle: str) -> bool:
-    """True if ``pid`` is alive and (where /proc exists) its command line mentions ``needle``.
-
-    Guards against signalling an unrelated process that reused a recorded pid.
-    """
-    if not _pid_alive(pid):
-        return False
-    if not Path("/proc/self").exists():
-        return True  # no procfs (not Linux): cannot tell, trust the recorded pid
-    try:
-        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
-    except FileNotFoundError:
-        return False
-    except OSError:
-        return True
-    return needle in cmdline
-
-
-def _kill(pid: int, sig: int) -> None:
-    try:
-        os.kill(pid, sig)
-    except ProcessLookupError:
-        pass
+    return pid_alive(pid)
 
 
 def _recorded_children(run: Mapping[str, Any] | None) -> list[tuple[int, str]]:
@@ -159,15 +125,13 @@ def _recorded_children(run: Mapping[str, Any] | None) -> list[tuple[int, str]]:
 
 def _kill_leftovers(children: Iterable[tuple[int, str]], timeout: float = 10.0) -> list[int]:
     """SIGTERM, then SIGKILL, every still-running recorded child; return the pids that had to be signalled."""
-    live = [pid for pid, needle in children if _pid_matches(pid, needle)]
+    live = [pid for pid, needle in children if pid_matches(pid, needle)]
     for pid in live:
-        _kill(pid, signal.SIGTERM)
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline and any(_pid_alive(p) for p in live):
-        time.sleep(0.1)
+        signal_pid(pid, signal.SIGTERM)
+    wait_dead(live, timeout, _pid_alive)
     for pid in live:
         if _pid_alive(pid):
-            _kill(pid, signal.SIGKILL)
+            signal_pid(pid, signal.SIGKILL)
     return live
 
 
@@ -534,7 +498,7 @@ def down(home: Path, timeout: float = 20) -> None:
             return
         raise NotRunningError(f"no localnet is running in {home}")
     if pid > 0:
-        _kill(pid, signal.SIGTERM)
+        signal_pid(pid, signal.SIGTERM)
     deadline = time.monotonic() + timeout
 
     def supervisor_gone() -> bool:
@@ -545,14 +509,12 @@ def down(home: Path, timeout: float = 20) -> None:
         time.sleep(0.05)
     if pid > 0 and _pid_alive(pid):
         # The supervisor did not finish within the timeout: take over its job.
-        _kill(pid, signal.SIGKILL)
-        kill_deadline = time.monotonic() + 5.0
-        while time.monotonic() < kill_deadline and _pid_alive(pid):
-            time.sleep(0.05)
+        signal_pid(pid, signal.SIGKILL)
+        wait_dead([pid], 5.0, _pid_alive)
     # Re-read: the supervisor may have restarted a pair after our first read.
     children = sorted(set(children) | set(_recorded_children(read_run_state(home))))
     _kill_leftovers(children, timeout=5.0)
-    survivors = [p for p, needle in children if _pid_matches(p, needle)]
+    survivors = [p for p, needle in children if pid_matches(p, needle)]
     if pid > 0 and _pid_alive(pid):
         survivors.append(pid)
     (home / RUN_FILE).unlink(missing_ok=True)
@@ -618,7 +580,7 @@ def kill_app(home: Path, i: int) -> int:
         raise LocalnetError("this net runs cometbft's builtin kvstore app: there is no app process to kill")
     node = next((n for n in run.get("nodes", []) if n.get("index") == i), None)
     pid = node.get("app_pid") if node else None
-    if not pid or not _pid_matches(int(pid), "fedledger.abci_app"):
+    if not pid or not pid_matches(int(pid), "fedledger.abci_app"):
         raise NotRunningError(f"node{i} has no running app process (state: {node})")
     os.kill(int(pid), signal.SIGKILL)
     return int(pid)

@@ -22,10 +22,11 @@ import pytest
 from fedledger.abci_app.application import BaseApplication
 from fedledger.abci_app.proto import types as pb
 from fedledger.abci_app.server import ABCIServer, FrameDecoder, frame_message
+from fedledger.localnet.cometbft import default_bin_dir
 
 pytestmark = pytest.mark.integration
 
-COMETBFT = Path(os.environ.get("COMETBFT_BIN", "/tmp/gobin/cometbft"))
+COMETBFT = Path(os.environ.get("COMETBFT_BIN") or default_bin_dir() / "cometbft")
 REJECT_CODE = 3
 
 

@@ -33,7 +33,7 @@ pytestmark = pytest.mark.integration
 
 def _find_cometbft() -> Path | None:
     candidates = [
-        os.environ.get("COMETBFT_BIN"), "/tmp/gobin/cometbft", str(default_bin_dir() / "cometbft"),
+        os.environ.get("COMETBFT_BIN"), str(default_bin_dir() / "cometbft"),
         shutil.which("cometbft"),
     ]
     for c in candidates:
@@ -270,7 +270,7 @@ def _find_ipfs() -> Path | None:
     from fedledger.localnet.kubo import check_ipfs_binary
 
     candidates = (
-        os.environ.get("IPFS_BIN"), "/tmp/gobin/ipfs", str(default_bin_dir() / "ipfs"), shutil.which("ipfs"),
+        os.environ.get("IPFS_BIN"), str(default_bin_dir() / "ipfs"), shutil.which("ipfs"),
     )
     for c in candidates:
         if c and Path(c).is_file():

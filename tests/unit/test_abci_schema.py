@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import pytest
@@ -11,11 +10,27 @@ from google.protobuf import descriptor_pb2
 from fedledger.abci_app.proto import build as proto_build
 from fedledger.abci_app.proto import types as pb
 
-# The Go module cache of the machine that built /tmp/gobin/cometbft holds the upstream schema;
-# elsewhere the upstream comparison is skipped and only the self-contained checks run.
-_GOMODCACHE = Path(os.environ.get("GOMODCACHE", Path.home() / "go" / "pkg" / "mod"))
-UPSTREAM_PROTO = _GOMODCACHE / "github.com" / "cometbft" / "cometbft@v0.38.26" / "proto"
-GOGO_ROOT = _GOMODCACHE / "github.com" / "cosmos" / "gogoproto@v1.7.0"
+
+def _go_module_dir(module: str) -> Path | None:
+    """Source directory of a Go module version, downloaded through the Go module proxy if needed."""
+    import json
+    import shutil
+    import subprocess
+
+    go = shutil.which("go")
+    if go is None:
+        return None
+    proc = subprocess.run([go, "mod", "download", "-json", module], capture_output=True, text=True, timeout=300)
+    if proc.returncode != 0:
+        return None
+    return Path(json.loads(proc.stdout)["Dir"])
+
+
+# The upstream schema of the pinned CometBFT (and the gogoproto options it imports), to compare ours with.
+_COMET = _go_module_dir("github.com/cometbft/cometbft@v0.38.26")
+_GOGO = _go_module_dir("github.com/cosmos/gogoproto@v1.7.0")
+UPSTREAM_PROTO = (_COMET / "proto") if _COMET else Path("/nonexistent")
+GOGO_ROOT = _GOGO if _GOGO else Path("/nonexistent")
 
 FieldKey = tuple[str, int, int, int, str, str]
 
@@ -73,7 +88,7 @@ def _closure(messages: dict[str, list[FieldKey]], roots: list[str]) -> set[str]:
 
 
 @pytest.mark.skipif(not (UPSTREAM_PROTO / "tendermint" / "abci" / "types.proto").is_file()
-                    or not GOGO_ROOT.is_dir(), reason="CometBFT v0.38.26 sources not in the Go module cache")
+                    or not GOGO_ROOT.is_dir(), reason="no Go toolchain to fetch the CometBFT v0.38.26 sources")
 def test_schema_matches_upstream_v0_38(tmp_path: Path) -> None:
     wkt = proto_build._well_known_include()
     upstream = _compile_set([UPSTREAM_PROTO, GOGO_ROOT, wkt],

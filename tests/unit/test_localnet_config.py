@@ -36,7 +36,7 @@ from fedledger.localnet.supervisor import app_command, read_control, write_contr
 
 def _find_cometbft() -> Path | None:
     candidates = [
-        os.environ.get("COMETBFT_BIN"), "/tmp/gobin/cometbft", str(cb.default_bin_dir() / "cometbft"),
+        os.environ.get("COMETBFT_BIN"), str(cb.default_bin_dir() / "cometbft"),
         shutil.which("cometbft"),
     ]
     for c in candidates:

@@ -50,6 +50,18 @@ def _round(view: Reader, task_id: str, rnd: int) -> dict[str, Any]:
     return rec
 
 
+def _closed_round_of_aggregator(view: Reader, signer: str, task_id: str, rnd: int,
+                                action: str, done: str) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The task and round for an aggregator-only action on a closed round (propose, fail)."""
+    task = _task(view, task_id)
+    if signer != task["aggregator"]:
+        raise TxError(Code.UNAUTHORIZED, f"only the task's aggregator may {action}")
+    record = _round(view, task_id, rnd)
+    if record["status"] != "closed":
+        raise TxError(Code.WRONG_STATE, f"round {rnd} is {record['status']}; only a closed round can be {done}")
+    return task, record
+
+
 def register_participant(view: Reader, state: Writer | None, ctx: BlockContext, signer: str,
                          msg: RegisterParticipant) -> list[Event]:
     """Register the signer with a role; a key registers once."""
@@ -164,13 +176,7 @@ def close_round(view: Reader, state: Writer | None, ctx: BlockContext, signer: s
 def propose_version(view: Reader, state: Writer | None, ctx: BlockContext, signer: str,
                     msg: ProposeVersion) -> list[Event]:
     """Record the aggregator's next model version with exactly the contributions it included."""
-    task = _task(view, msg.task_id)
-    if signer != task["aggregator"]:
-        raise TxError(Code.UNAUTHORIZED, "only the task's aggregator may propose versions")
-    rnd = _round(view, msg.task_id, msg.round)
-    if rnd["status"] != "closed":
-        raise TxError(Code.WRONG_STATE, f"round {msg.round} is {rnd['status']}; only a closed round "
-                                        "can be aggregated")
+    task, rnd = _closed_round_of_aggregator(view, signer, msg.task_id, msg.round, "propose versions", "aggregated")
     total = 0
     for who in msg.contributors:
         contrib = load_record(view, keys.contribution_key(msg.task_id, msg.round, who))
@@ -196,12 +202,7 @@ def propose_version(view: Reader, state: Writer | None, ctx: BlockContext, signe
 def fail_round(view: Reader, state: Writer | None, ctx: BlockContext, signer: str,
                msg: FailRound) -> list[Event]:
     """Mark a closed round failed (no usable payloads); the next round then opens from the same base."""
-    task = _task(view, msg.task_id)
-    if signer != task["aggregator"]:
-        raise TxError(Code.UNAUTHORIZED, "only the task's aggregator may fail a round")
-    rnd = _round(view, msg.task_id, msg.round)
-    if rnd["status"] != "closed":
-        raise TxError(Code.WRONG_STATE, f"round {msg.round} is {rnd['status']}; only a closed round can be failed")
+    _, rnd = _closed_round_of_aggregator(view, signer, msg.task_id, msg.round, "fail rounds", "failed")
     if state is not None:
         rnd["status"] = "failed"
         rnd["failure"] = msg.reason
