@@ -57,19 +57,21 @@ def _setup_fedledger(urls: list[str], trainers: int, tasks: int, log: Any) -> tu
     return keys, str(rpc.status()["node_info"]["network"])
 
 
-def _commit_txs(keys: list[Key], tasks: int, chain_id: str) -> list[bytes]:
-    """One commit_contribution per (trainer, task), interleaved so each block mixes signers."""
-    txs = []
-    for t in range(tasks):
-        for k in keys:
+def _commit_txs(keys: list[Key], tasks: int, chain_id: str) -> list[list[bytes]]:
+    """One lane per trainer: its commit_contribution to each task, in nonce order."""
+    lanes: list[list[bytes]] = []
+    for k in keys:
+        txs = []
+        for t in range(tasks):
             body = {"task_id": f"bench{t}", "round": 1, "base_version": 0,
-                    "cid": "bafkrei" + hashlib.sha256(f"{k.name}{t}".encode()).hexdigest()[:52].translate(
-                        str.maketrans("0189", "wxyz")),
-                    "sha256": hashlib.sha256(f"{k.name}/{t}".encode()).hexdigest(), "size": 4242,
-                    "num_examples": 100}
+                        "cid": "bafkrei" + hashlib.sha256(f"{k.name}{t}".encode()).hexdigest()[:52].translate(
+                            str.maketrans("0189", "wxyz")),
+                        "sha256": hashlib.sha256(f"{k.name}/{t}".encode()).hexdigest(), "size": 4242,
+                        "num_examples": 100}
             # nonce: 1 was the registration, then one per task in order
             txs.append(sign_tx(k.private, "commit_contribution", body, chain_id, 2 + t))
-    return txs
+        lanes.append(txs)
+    return lanes
 
 
 def _kv_txs(n: int, size: int) -> list[bytes]:
@@ -106,10 +108,11 @@ def bench_chain(validators: int = 4, trainers: int = 300, tasks: int = 10, concu
         def fed(urls: list[str]) -> LoadResult:
             nonlocal size
             keys, chain_id = _setup_fedledger(urls, trainers, tasks, log)
-            txs = _commit_txs(keys, tasks, chain_id)
-            size = sum(map(len, txs)) // len(txs)
-            log(f"fedledger: sending {len(txs)} signed commit_contribution txs (~{size} bytes each)")
-            return run_load(urls, txs, concurrency, batch)
+            lanes = _commit_txs(keys, tasks, chain_id)
+            flat = [tx for lane in lanes for tx in lane]
+            size = sum(map(len, flat)) // len(flat)
+            log(f"fedledger: sending {len(flat)} signed commit_contribution txs (~{size} bytes each)")
+            return run_load(urls, lanes, concurrency, batch)
 
         results["fedledger"] = _run_net("fedledger", tmp / "fed", validators, base_port, block_time_ms, log, fed)
         log(f"fedledger: {results['fedledger'].tps} tx/s")
@@ -117,7 +120,7 @@ def bench_chain(validators: int = 4, trainers: int = 300, tasks: int = 10, concu
         def kv(urls: list[str]) -> LoadResult:
             txs = _kv_txs(trainers * tasks, size)
             log(f"kvstore: sending {len(txs)} txs of {size} bytes")
-            return run_load(urls, txs, concurrency, batch)
+            return run_load(urls, [txs[i::trainers] for i in range(trainers)], concurrency, batch)
 
         results["kvstore"] = _run_net("kvstore", tmp / "kv", validators, base_port, block_time_ms, log, kv)
         log(f"kvstore: {results['kvstore'].tps} tx/s")

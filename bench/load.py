@@ -11,6 +11,7 @@ import asyncio
 import base64
 import hashlib
 import statistics
+import sys
 import time
 from dataclasses import dataclass
 
@@ -48,13 +49,11 @@ async def _rpc(client: httpx.AsyncClient, url: str, method: str, **params: str) 
     return result
 
 
-async def _load(urls: list[str], txs: list[bytes], concurrency: int, batch: int, timeout_s: float) -> LoadResult:
+async def _load(urls: list[str], lanes: list[list[bytes]], concurrency: int, batch: int,
+                timeout_s: float) -> LoadResult:
     sent_at: dict[str, float] = {}
     committed_at: dict[str, float] = {}
     rejected = 0
-    queue: asyncio.Queue[bytes] = asyncio.Queue()
-    for tx in txs:
-        queue.put_nowait(tx)
     limits = httpx.Limits(max_connections=concurrency * 2, max_keepalive_connections=concurrency * 2)
     async with httpx.AsyncClient(timeout=30, limits=limits) as client:
         start_height = int((await _rpc(client, urls[0], "status"))["sync_info"]["latest_block_height"])  # type: ignore[index]
@@ -63,15 +62,14 @@ async def _load(urls: list[str], txs: list[bytes], concurrency: int, batch: int,
 
         async def sender(idx: int) -> None:
             # Each request is a JSON-RPC batch of broadcast_tx_sync calls: per-request HTTP overhead
-            # otherwise dominates on a 2-core machine, for either application.
+            # otherwise dominates on a 2-core machine, for either application. A sender owns whole
+            # lanes (all txs of some signers) and sends them in order to one node, as a real client
+            # does, so no signer's nonces arrive out of order.
             nonlocal rejected
             url = urls[idx % len(urls)]
-            while True:
-                chunk: list[bytes] = []
-                while len(chunk) < batch and not queue.empty():
-                    chunk.append(queue.get_nowait())
-                if not chunk:
-                    return
+            mine = [tx for lane in lanes[idx::concurrency] for tx in lane]
+            for start in range(0, len(mine), batch):
+                chunk = mine[start:start + batch]
                 hashes = [hashlib.sha256(tx).hexdigest().upper() for tx in chunk]
                 now = time.monotonic()
                 for h in hashes:
@@ -79,10 +77,15 @@ async def _load(urls: list[str], txs: list[bytes], concurrency: int, batch: int,
                 calls = [{"jsonrpc": "2.0", "id": i, "method": "broadcast_tx_sync",
                           "params": {"tx": base64.b64encode(tx).decode()}} for i, tx in enumerate(chunk)]
                 resp = await client.post(url, json=calls)
-                for item in resp.json():
+                payload = resp.json()
+                if not isinstance(payload, list):  # the whole batch was refused (e.g. body too large)
+                    raise RuntimeError(f"batch of {len(chunk)} refused by {url}: {str(payload)[:300]}")
+                for item in payload:
                     result = item.get("result") or {}
                     if "error" in item or int(result.get("code", 0)) != 0:
                         rejected += 1
+                        if rejected <= 3:
+                            print(f"rejected: {item.get('error') or result.get('log')}", file=sys.stderr)
                         del sent_at[hashes[int(item["id"])]]
 
         async def watcher() -> None:
@@ -112,7 +115,7 @@ async def _load(urls: list[str], txs: list[bytes], concurrency: int, batch: int,
     duration = (max(ends) - t0) if ends else float("nan")
     committed = len(lat)
     return LoadResult(
-        sent=len(txs), accepted=len(sent_at), committed=committed, rejected_checktx=rejected,
+        sent=sum(map(len, lanes)), accepted=len(sent_at), committed=committed, rejected_checktx=rejected,
         duration_s=round(duration, 3), tps=round(committed / duration, 1) if committed else 0.0,
         p50_ms=round(statistics.median(lat), 1) if lat else float("nan"),
         p95_ms=round(lat[int(0.95 * (len(lat) - 1))], 1) if lat else float("nan"),
@@ -120,7 +123,8 @@ async def _load(urls: list[str], txs: list[bytes], concurrency: int, batch: int,
     )
 
 
-def run_load(urls: list[str], txs: list[bytes], concurrency: int = 8, batch: int = 20,
+def run_load(urls: list[str], lanes: list[list[bytes]], concurrency: int = 8, batch: int = 20,
              timeout_s: float = 300) -> LoadResult:
-    """Send all txs with `concurrency` senders (batches of `batch`) across the node URLs; wait until all commit."""
-    return asyncio.run(_load(urls, txs, concurrency, batch, timeout_s))
+    """Send every lane's txs in order (lanes spread over `concurrency` senders, batches of `batch`,
+    senders spread over the node URLs); wait until all commit."""
+    return asyncio.run(_load(urls, lanes, concurrency, batch, timeout_s))

@@ -526,6 +526,7 @@ def render_node_config(text: str, spec: NetSpec, node: NodeSpec) -> str:
             "max_subscription_clients": 1000,
             "max_subscriptions_per_client": 50,
             "timeout_broadcast_tx_commit": "10s",
+            "max_request_batch_size": 100,
             "pprof_laddr": "",
             "grpc_laddr": "",
         },

@@ -1,0 +1,237 @@
+"""A federated round driven through the `fedledger` CLI, as a user would, on a real 4-validator localnet.
+
+Both content stores: the embedded one (where a contribution is corrupted after its commit and must
+be dropped) and a Kubo daemon (content addressing makes that impossible, so all three count).
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from fedledger.client.data import load_digits_federated, save_client_data
+from fedledger.ipfs import open_store
+from fedledger.ipfs.embedded import EmbeddedStore
+from fedledger.localnet import manager
+
+pytestmark = [pytest.mark.integration, pytest.mark.timeout(400)]
+
+TASK = "digits"
+TRAINERS = ("t1", "t2", "t3")
+DEADLINE_BLOCKS = 60
+EPOCHS = "2"  # enough to produce a real update; keeps three parallel trainings short on a small machine
+
+
+@dataclass
+class Scenario:
+    """Round 1 of the task, run through the CLI; what each test checks against."""
+
+    store: str
+    net: Any
+    cli: Any
+    keys: dict[str, str]  # key name -> public key hex
+    shards: dict[str, Path]
+    shard_sizes: dict[str, int]
+    committed: dict[str, dict[str, Any]]  # participant hex -> contribution record before aggregation
+    dropped: str | None  # participant hex whose payload was corrupted in the store
+    aggregation: Any  # CliResult of `aggregator run --rounds 1`
+    timings: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def included(self) -> list[str]:
+        """Participants the aggregator must have included, sorted like the chain sorts them."""
+        return sorted(k for k in self.committed if k != self.dropped)
+
+
+@contextmanager
+def _timed(timings: dict[str, float], phase: str) -> Iterator[None]:
+    started = time.monotonic()
+    try:
+        yield
+    finally:
+        timings[phase] = round(time.monotonic() - started, 1)
+
+
+def _corrupt_embedded_payload(net_home: Path, cid: str) -> Path:
+    """Overwrite the block file of ``cid`` in the net's embedded store; return its path."""
+    spec = manager.store_spec(net_home)
+    assert spec is not None and spec.startswith("embedded:"), spec
+    store = open_store(spec)
+    assert isinstance(store, EmbeddedStore), store.describe()
+    path = store.block_path(cid)
+    assert path.is_file(), f"the committed payload {cid} is not where the embedded store keeps it ({path})"
+    path.write_bytes(b"these bytes are not the committed update")
+    return path
+
+
+def _round_one(store: str, net: Any, cli: Any, work: Path, timings: dict[str, float]) -> Scenario:
+    names = ("agg", *TRAINERS)
+    with _timed(timings, "keys"):
+        for name in names:
+            cli.ok("keys", "create", name)
+        keys = {name: cli.ok("keys", "show", name).stdout.strip() for name in names}
+    with _timed(timings, "register"):
+        regs = [cli.spawn(f"register-{n}", "register", "--key", n, *(["--role", "aggregator"] if n == "agg" else []))
+                for n in names]
+        for reg in regs:
+            res = reg.finish(timeout=60)
+            assert res.rc == 0, res.describe()
+        assert cli.json("query", "participant", keys["agg"])["role"] == "aggregator"
+    with _timed(timings, "task create"):
+        cli.ok("task", "create", "--key", "agg", "--task", TASK, "--aggregator", "agg", "--round-size", "3",
+               "--min-contributions", "1", "--deadline-blocks", str(DEADLINE_BLOCKS))
+
+    clients, _ = load_digits_federated(len(TRAINERS))
+    shards: dict[str, Path] = {}
+    for name, data in zip(TRAINERS, clients, strict=True):
+        shards[name] = work / f"{name}.npz"
+        save_client_data(shards[name], data)
+    shard_sizes = {name: data.num_examples for name, data in zip(TRAINERS, clients, strict=True)}
+
+    with _timed(timings, "three clients"):
+        # Started before the round opens, so their start-up (torch import) overlaps the wait.
+        runs = [cli.spawn(f"client-{n}", "client", "run", "--key", n, "--task", TASK, "--data", str(shards[n]),
+                          "--rounds", "1", "--epochs", EPOCHS) for n in TRAINERS]
+        cli.ok("task", "open-round", "--key", "agg", "--task", TASK)
+        for run in runs:
+            res = run.finish(timeout=120)
+            assert res.rc == 0, res.describe()
+
+    contributions = cli.json("query", "contributions", TASK, "1")
+    committed = {c["participant"]: c for c in contributions}
+    assert sorted(committed) == sorted(keys[n] for n in TRAINERS), contributions
+    for name in TRAINERS:
+        rec = committed[keys[name]]
+        assert rec["num_examples"] == shard_sizes[name], rec
+        assert rec["base_version"] == 0, rec
+    rnd = cli.json("query", "round", TASK, "1")
+    assert (rnd["status"], rnd["contributions"]) == ("open", 3), rnd
+
+    dropped: str | None = None
+    if store == "embedded":
+        dropped = keys[TRAINERS[-1]]
+        _corrupt_embedded_payload(net.home, committed[dropped]["cid"])
+    # Kubo: a payload is fetched by its content address, so it cannot be altered behind the chain's back.
+
+    with _timed(timings, "aggregator round 1"):
+        aggregation = cli.run("aggregator", "run", "--key", "agg", "--task", TASK, "--rounds", "1", timeout=120)
+    assert aggregation.rc == 0, aggregation.describe()
+    return Scenario(store, net, cli, keys, shards, shard_sizes, committed, dropped, aggregation, timings)
+
+
+@pytest.fixture(scope="module", params=["embedded", "kubo"])
+def scenario(request: pytest.FixtureRequest, kit: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Scenario]:
+    store: str = request.param
+    work = tmp_path_factory.mktemp(f"round-{store}")
+    timings: dict[str, float] = {}
+    started = time.monotonic()
+    try:
+        with kit.running_localnet(work / "net", store) as net:
+            timings["localnet up"] = round(time.monotonic() - started, 1)
+            cli = kit.Cli(work / "client", net.home, work / "logs")
+            try:
+                yield _round_one(store, net, cli, work, timings)
+            finally:
+                cli.close()
+    finally:
+        timings["total"] = round(time.monotonic() - started, 1)
+        print(f"\n[{store}] timings (s): {timings}")
+
+
+def test_round_includes_exactly_the_verified_contributions(scenario: Scenario) -> None:
+    lineage = scenario.cli.json("query", "lineage", TASK, "1")
+    version = lineage["version"]
+    listed = [c["participant"] for c in lineage["contributions"]]
+    expected = scenario.included
+    assert len(expected) == (2 if scenario.store == "embedded" else 3)
+    assert sorted(listed) == expected, lineage
+    assert version["contributors"] == expected, version
+    for c in lineage["contributions"]:
+        before = scenario.committed[c["participant"]]
+        assert (c["cid"], c["sha256"], c["num_examples"]) == (before["cid"], before["sha256"], before["num_examples"])
+    assert version["total_examples"] == sum(c["num_examples"] for c in lineage["contributions"])
+    by_key = {v: k for k, v in scenario.keys.items()}
+    assert version["total_examples"] == sum(scenario.shard_sizes[by_key[k]] for k in expected)
+    assert (version["version"], version["round"], version["parent"]) == (1, 1, 0), version
+    assert version["proposer"] == scenario.keys["agg"], version
+    assert [a["version"] for a in lineage["ancestors"]] == [0], lineage["ancestors"]
+    rnd = scenario.cli.json("query", "round", TASK, "1")
+    assert (rnd["status"], rnd["version"]) == ("aggregated", 1), rnd
+
+
+def test_aggregator_reports_what_it_dropped(scenario: Scenario) -> None:
+    out = scenario.aggregation
+    assert "proposed version 1" in out.stdout, out.describe()
+    assert "Traceback" not in out.stderr, out.describe()
+    if scenario.dropped is None:
+        assert "dropping" not in out.stderr, out.describe()
+    else:
+        warnings = [line for line in out.stderr.splitlines() if "dropping contribution" in line]
+        assert len(warnings) == 1 and scenario.dropped[:16] in warnings[0], out.describe()
+        assert "corrupt" in warnings[0], out.describe()
+
+
+def test_latest_version_and_task_proof(scenario: Scenario) -> None:
+    cli = scenario.cli
+    latest = cli.json("query", "version", TASK, "latest")
+    assert latest == cli.json("query", "lineage", TASK, "1")["version"]
+    # The proposed model is really in the store, under the hash the chain recorded.
+    payload = open_store(manager.store_spec(scenario.net.home) or "").get(latest["cid"], latest["sha256"])
+    assert len(payload) == latest["size"]
+
+    proved = cli.json("query", "task", TASK, "--prove")
+    assert proved["proof"]["verified"] is True, proved
+    assert proved["answer"]["task_id"] == TASK and proved["answer"]["latest_version"] == 1, proved
+    assert proved["proof"]["header_height"] == proved["height"] + 1, proved
+
+
+def test_restarted_aggregator_resumes_from_chain_state(scenario: Scenario) -> None:
+    cli = scenario.cli
+    timings = scenario.timings
+    agg_args = ("aggregator", "run", "--key", "agg", "--task", TASK, "--rounds", "2")
+    started = time.monotonic()
+
+    first = cli.spawn("aggregator-first", *agg_args)
+    deadline = time.monotonic() + 60
+    while cli.json("query", "task", TASK)["current_round"] != 2:
+        assert first.proc.poll() is None, first.result().describe()
+        assert time.monotonic() < deadline, f"round 2 was not opened:\n{first.result().describe()}"
+        time.sleep(0.2)
+    os.kill(first.proc.pid, signal.SIGTERM)
+    first.finish(timeout=20)
+    before = cli.json("query", "round", TASK, "2")
+    assert (before["status"], before["contributions"], before["base_version"]) == ("open", 0, 1), before
+
+    trainer = TRAINERS[0]
+    second = cli.spawn("aggregator-restarted", *agg_args)
+    client = cli.spawn("client-round2", "client", "run", "--key", trainer, "--task", TASK,
+                       "--data", str(scenario.shards[trainer]), "--rounds", "1", "--epochs", EPOCHS)
+    res = client.finish(timeout=120)
+    assert res.rc == 0, res.describe()
+    # The round holds 1 of 3 contributions: the aggregator must close it at its deadline.
+    out = second.finish(timeout=150)
+    timings["restart part"] = round(time.monotonic() - started, 1)
+    assert out.rc == 0, out.describe()
+    assert "opened round" not in out.stdout, out.describe()
+    assert "closed round 2" in out.stdout and "proposed version 2" in out.stdout, out.describe()
+    assert "error" not in out.stdout.lower() and "Traceback" not in out.stderr, out.describe()
+
+    versions = cli.json("query", "versions", TASK)
+    assert [v["version"] for v in versions] == [0, 1, 2], versions
+    after = cli.json("query", "round", TASK, "2")
+    assert after["opened_height"] == before["opened_height"], (before, after)
+    assert (after["status"], after["version"], after["contributions"]) == ("aggregated", 2, 1), after
+    assert after["closed_height"] > after["deadline_height"], after
+    v2 = versions[2]
+    assert (v2["round"], v2["parent"], v2["contributors"]) == (2, 1, [scenario.keys[trainer]]), v2
+    assert v2["total_examples"] == scenario.shard_sizes[trainer], v2
+    task = cli.json("query", "task", TASK)
+    assert (task["current_round"], task["latest_version"]) == (2, 2), task
