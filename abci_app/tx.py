@@ -109,10 +109,12 @@ def decode_tx(raw: bytes, chain_id: str) -> Tx:
         raise TxError(Code.ENCODING, "sig must be a 64-byte Ed25519 signature in lower-case hex")
     if tx_chain != chain_id:
         raise TxError(Code.WRONG_CHAIN, f"tx is for chain {tx_chain!r}, this chain is {chain_id!r}")
+    # raw is canonical, so the unsigned envelope's canonical bytes are raw minus its `"sig":"…",`
+    # member. It is the last occurrence: only signer (hex), type (an identifier) and v follow it.
+    cut = raw.rfind(b',"sig":"')
+    unsigned = raw[:cut] + raw[cut + len(b',"sig":"') + len(sig) + 1:]
     try:
-        Ed25519PublicKey.from_public_bytes(bytes.fromhex(signer)).verify(
-            bytes.fromhex(sig), sign_bytes(tx_type, body, tx_chain, nonce, signer)
-        )
+        Ed25519PublicKey.from_public_bytes(bytes.fromhex(signer)).verify(bytes.fromhex(sig), SIGN_DOMAIN + unsigned)
     except (InvalidSignature, ValueError) as exc:
         raise TxError(Code.BAD_SIGNATURE, "signature does not verify for the signer key") from exc
     return Tx(type=tx_type, body=body, chain_id=tx_chain, nonce=nonce, signer=signer, signature=sig, raw=raw)

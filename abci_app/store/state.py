@@ -71,6 +71,9 @@ class Snapshot:
     position: int
 
 
+_CACHE_LIMIT = 1 << 20
+
+
 class CommittedStore:
     """The last committed state: sqlite-backed values plus the in-memory Merkle tree over them.
 
@@ -105,6 +108,9 @@ class CommittedStore:
             raise
         # Bumped on every commit so that working states built on an older state can be detected.
         self._generation = 0
+        # Read cache of committed values (None = known absent). Point reads dominate tx checks, and a
+        # sqlite round trip costs ~50 us; entries are refreshed by commit, so it never goes stale.
+        self._cache: dict[bytes, bytes | None] = {}
 
     @property
     def height(self) -> int:
@@ -129,7 +135,15 @@ class CommittedStore:
         _check_key(key)
         with self._lock:
             self._check_open()
-            return self._db.get(key)
+            try:
+                return self._cache[key]
+            except KeyError:
+                pass
+            value = self._db.get(key)
+            if len(self._cache) >= _CACHE_LIMIT:
+                self._cache.clear()
+            self._cache[key] = value
+            return value
 
     def iter_prefix(self, prefix: bytes) -> Iterator[tuple[bytes, bytes]]:
         """Yield committed (key, value) pairs whose key starts with `prefix`, sorted by key."""
@@ -171,7 +185,10 @@ class CommittedStore:
                     f"so the next commit must be height {self._height + 1}"
                 )
             root = working.root()
-            self._db.write_block(working._sorted_changes(), height, root)
+            changes = working._sorted_changes()
+            self._db.write_block(changes, height, root)
+            for key, value in changes:
+                self._cache[key] = value
             # Only now that the block is durable does the in-memory tree move on.
             working._overlay.apply()
             self._height, self._app_hash = height, root
@@ -233,7 +250,7 @@ class WorkingState:
         self._check()
         if key in self._changes:
             return self._changes[key]
-        return self._store._db.get(key)
+        return self._store.get(key)
 
     def _record(self, key: bytes, value: bytes | None) -> None:
         changes = self._changes

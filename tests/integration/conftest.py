@@ -278,6 +278,7 @@ def running_localnet(home: Path, store: str = "embedded") -> Iterator[Localnet]:
 class Kit:
     """The helpers of this file, handed to tests as the `kit` fixture (test modules do not import conftest)."""
 
+    fedledger = FEDLEDGER
     Cli = Cli
     run = staticmethod(run_fedledger)
     env = staticmethod(cli_env)
