@@ -88,6 +88,13 @@ class FriendlyGroup(click.Group):
             return super().invoke(ctx)
         except (ClientError, LocalnetError, StoreError) as exc:
             _fail(str(exc))
+        except ValueError as exc:
+            # FedLedger's input errors (bad payload, data shard, model spec, ...) are ValueError
+            # subclasses defined in its own modules; checking the module keeps torch-importing
+            # modules out of every CLI start. Anything else is a bug and keeps its traceback.
+            if not type(exc).__module__.startswith("fedledger."):
+                raise
+            _fail(str(exc))
         except KeyboardInterrupt:
             _fail("interrupted")
 
@@ -288,7 +295,7 @@ def client_run(c: Ctx, key_name: str, task_id: str, data_path: Path, rounds: int
                 progress.update(bar, description=f"{task_id}: {event}", completed=0, total=None)
                 return
             progress.console.print(f"[bold]{task_id}[/] {event}: {receipt.cid} at height {receipt.height} "
-                                   f"({receipt.latency_s * 1000:.0f} ms broadcast→commit)")
+                                   f"({receipt.latency_s * 1000:.0f} ms broadcast→commit)", soft_wrap=True)
             progress.update(bar, description=f"{task_id}: waiting for the next round", completed=0, total=None)
 
         def trained(done: int, total: int) -> None:
@@ -369,7 +376,7 @@ def aggregator_run(c: Ctx, key_name: str, task_id: str, rounds: int | None) -> N
 
     def show(did: str) -> None:
         if did not in ("waiting", "idle"):
-            console.print(f"[bold]{task_id}[/] {did}")
+            console.print(f"[bold]{task_id}[/] {did}", soft_wrap=True)
 
     asyncio.run(agg.run(on_step=show))
 

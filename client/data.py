@@ -154,7 +154,9 @@ def load_client_data(path: str | os.PathLike[str]) -> ClientData:
     try:
         loaded = np.load(source, allow_pickle=False)
     except (OSError, ValueError, EOFError, zipfile.BadZipFile) as exc:
-        raise DataError(f"{source}: not a readable .npz client data file ({exc})") from exc
+        # numpy reports any unrecognised file as possibly pickled data; say what we expected instead.
+        raise DataError(f"{source}: not a .npz client data file with arrays X and y "
+                        f"(write one with `fedledger data split`)") from exc
     if not isinstance(loaded, np.lib.npyio.NpzFile):
         raise DataError(f"{source}: holds a single .npy array, expected an .npz archive with X and y")
     try:

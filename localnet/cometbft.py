@@ -97,9 +97,9 @@ def ensure_cometbft(bin_dir: Path, log: Callable[[str], None] = _stderr) -> Path
     except (OSError, subprocess.TimeoutExpired) as exc:
         raise BinaryError(f"go install {target} failed: {exc}") from exc
     if proc.returncode != 0:
-        raise BinaryError(
-            f"go install {target} failed (status {proc.returncode}):\n{proc.stderr.strip()[-2000:]}"
-        )
+        # One line: go's last complaint is the useful part (module lookup, compile error).
+        detail = " | ".join(line.strip() for line in proc.stderr.strip().splitlines()[-3:])
+        raise BinaryError(f"go install {target} failed (status {proc.returncode}): {detail}")
     built = bin_dir / "cometbft"
     check_cometbft(built)
     log(f"built {built}")

@@ -13,8 +13,9 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from fedledger.abci_app.errors import Code
 from fedledger.client.chainview import ChainView
-from fedledger.client.errors import ClientError
+from fedledger.client.errors import ClientError, TxRejectedError
 from fedledger.client.rpc import subscribe
 from fedledger.client.submit import Submitter
 from fedledger.ipfs import ContentStore, StoreError
@@ -26,6 +27,8 @@ __all__ = ["Aggregator", "RoundOutcome"]
 
 log = logging.getLogger("fedledger.aggregator")
 Rule = Callable[[Sequence[WeightedUpdate]], dict[str, Any]]
+# Rejections that no retry can fix; the aggregator stops on them instead of looping.
+_PERMANENT = frozenset({Code.UNAUTHORIZED, Code.NOT_FOUND, Code.INVALID_BODY, Code.UNKNOWN_TYPE, Code.WRONG_CHAIN})
 
 
 @dataclass
@@ -51,6 +54,14 @@ class Aggregator:
         self.max_rounds = max_rounds
         self.auto_open = auto_open
         self.outcomes: list[RoundOutcome] = []
+
+    def check_role(self) -> None:
+        """Refuse to start unless this key is the task's aggregator (a permanent misconfiguration)."""
+        task = self.view.task(self.task_id)
+        me = self.submitter.key.public_hex
+        if task["aggregator"] != me:
+            raise ClientError(f"key {self.submitter.key.name} ({me[:16]}…) is not the aggregator of task "
+                              f"{self.task_id!r}; its aggregator is {task['aggregator'][:16]}…")
 
     def done(self) -> bool:
         """True once max_rounds rounds are aggregated or failed."""
@@ -159,11 +170,17 @@ class Aggregator:
                     log.warning("event subscription lost (%s); polling until it is back", exc)
                     await asyncio.sleep(2)
 
+        await asyncio.to_thread(self.check_role)
         follower = asyncio.create_task(follow())
         try:
             while not await asyncio.to_thread(self.done):
                 try:
                     did = await asyncio.to_thread(self.step)
+                except TxRejectedError as exc:
+                    if exc.code in _PERMANENT:
+                        raise  # retrying cannot help: the chain says this key may not do this
+                    did = f"error: {exc}"
+                    log.warning("%s", did)
                 except ClientError as exc:
                     did = f"error: {exc}"
                     log.warning("%s", did)
