@@ -134,7 +134,7 @@ def test_load_client_data_errors(tmp_path: Path) -> None:
         load_client_data(tmp_path / "missing.npz")
     garbage = tmp_path / "garbage.npz"
     garbage.write_bytes(b"this is not an npz file at all")
-    with pytest.raises(DataError, match="not a readable"):
+    with pytest.raises(DataError, match="not a .npz client data file"):
         load_client_data(garbage)
     wrong_keys = tmp_path / "wrong.npz"
     np.savez(wrong_keys, features=np.zeros((2, 64)))
