@@ -50,7 +50,7 @@ async def _rpc(client: httpx.AsyncClient, url: str, method: str, **params: str) 
 
 
 async def _load(urls: list[str], lanes: list[list[bytes]], concurrency: int, batch: int,
-                timeout_s: float) -> LoadResult:
+                rate: float | None, timeout_s: float) -> LoadResult:
     sent_at: dict[str, float] = {}
     committed_at: dict[str, float] = {}
     rejected = 0
@@ -68,7 +68,12 @@ async def _load(urls: list[str], lanes: list[list[bytes]], concurrency: int, bat
             nonlocal rejected
             url = urls[idx % len(urls)]
             mine = [tx for lane in lanes[idx::concurrency] for tx in lane]
-            for start in range(0, len(mine), batch):
+            for j, start in enumerate(range(0, len(mine), batch)):
+                if rate is not None:
+                    # Paced (open-loop) sending: sender idx's j-th batch is due at a fixed offset,
+                    # so together the senders offer `rate` tx/s regardless of how fast the chain is.
+                    due = t0 + (j * concurrency + idx) * batch / rate
+                    await asyncio.sleep(max(0.0, due - time.monotonic()))
                 chunk = mine[start:start + batch]
                 hashes = [hashlib.sha256(tx).hexdigest().upper() for tx in chunk]
                 now = time.monotonic()
@@ -105,8 +110,8 @@ async def _load(urls: list[str], lanes: list[list[bytes]], concurrency: int, bat
                     return
                 await asyncio.sleep(0.02)
 
-        watch = asyncio.create_task(watcher())
         t0 = time.monotonic()
+        watch = asyncio.create_task(watcher())
         await asyncio.gather(*[sender(i) for i in range(concurrency)])
         done_sending.set()
         await watch
@@ -124,7 +129,11 @@ async def _load(urls: list[str], lanes: list[list[bytes]], concurrency: int, bat
 
 
 def run_load(urls: list[str], lanes: list[list[bytes]], concurrency: int = 8, batch: int = 20,
-             timeout_s: float = 300) -> LoadResult:
-    """Send every lane's txs in order (lanes spread over `concurrency` senders, batches of `batch`,
-    senders spread over the node URLs); wait until all commit."""
-    return asyncio.run(_load(urls, lanes, concurrency, batch, timeout_s))
+             rate: float | None = None, timeout_s: float = 300) -> LoadResult:
+    """Send every lane's txs in order and wait until all commit.
+
+    Lanes are spread over `concurrency` senders, each posting batches of `batch` to one node.
+    With `rate` None the senders go as fast as the nodes answer (saturation); otherwise they
+    offer `rate` tx/s in total (for latency at a given load).
+    """
+    return asyncio.run(_load(urls, lanes, concurrency, batch, rate, timeout_s))

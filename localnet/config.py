@@ -475,6 +475,18 @@ def _run(cmd: list[str]) -> str:
     return proc.stdout
 
 
+# 1 MiB blocks carry ~2000 commitment txs, far above what a round needs per block. CometBFT's
+# default (21 MiB) lets a mempool backlog become one block of tens of thousands of txs that takes
+# seconds to gossip even on loopback and stalls consensus meanwhile (seen in `fedledger bench chain`).
+MAX_BLOCK_BYTES = 1 << 20
+
+
+def _consensus_params(template: Mapping[str, Any]) -> dict[str, Any]:
+    params = json.loads(json.dumps(template))
+    params.setdefault("block", {})["max_bytes"] = str(MAX_BLOCK_BYTES)
+    return params
+
+
 def build_genesis(
     template: Mapping[str, Any],
     chain_id: str,
@@ -490,7 +502,7 @@ def build_genesis(
         "genesis_time": genesis_time,
         "chain_id": chain_id,
         "initial_height": "1",
-        "consensus_params": template["consensus_params"],
+        "consensus_params": _consensus_params(template["consensus_params"]),
         "validators": [
             {
                 "address": address,
