@@ -19,6 +19,7 @@ import pytest
 
 from fedledger.localnet import manager
 from fedledger.localnet.ports import find_free_base_port
+from fedledger.localnet.procs import pid_alive
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 # The console script installed next to the interpreter running the tests: exactly what a user runs.
@@ -164,20 +165,6 @@ class Cli:
             if sp.proc.poll() is None:
                 sp.proc.kill()
                 sp.proc.wait()
-
-
-def pid_alive(pid: int) -> bool:
-    """True for a running process (a zombie counts as dead)."""
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    try:
-        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
-    except (OSError, IndexError):
-        return False
 
 
 def _pid_is(pid: int, needle: str) -> bool:
