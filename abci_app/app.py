@@ -76,7 +76,8 @@ class FedLedgerApp(BaseApplication):
         time_ns = req.time.seconds * 1_000_000_000 + req.time.nanos
         ctx = BlockContext(height=req.height, time_ns=time_ns, block_hash=req.hash, chain_id=chain_id)
         results, app_hash = self.machine.finalize_block(ctx, list(req.txs))
-        return pb.ResponseFinalizeBlock(tx_results=[_exec_result(r) for r in results], app_hash=app_hash)
+        return pb.ResponseFinalizeBlock(tx_results=[_exec_result(r) for r in results], app_hash=app_hash,
+                                        events=_events(self.machine.block_events))
 
     def commit(self, req: pb.RequestCommit) -> pb.ResponseCommit:
         """Persist the block atomically."""

@@ -7,21 +7,25 @@ they write, so a rejected tx leaves no trace except its consumed nonce.
 
 from __future__ import annotations
 
+import json
 import logging
+import re
 from collections import OrderedDict
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
 from fedledger.abci_app.canonical import CanonicalError, canonical_bytes, parse_canonical
-from fedledger.abci_app.context import BlockContext, Reader, TxResult, Writer
+from fedledger.abci_app.context import BlockContext, Event, Reader, TxResult, Writer
 from fedledger.abci_app.errors import CODESPACE, Code, TxError
 from fedledger.abci_app.modules.auth.nonces import check_nonce, last_nonce, set_nonce
-from fedledger.abci_app.modules.federation.handlers import HANDLERS
-from fedledger.abci_app.modules.federation.msgs import PARSERS
-from fedledger.abci_app.modules.federation.queries import route_query
+from fedledger.abci_app.modules.base import Module, QueryAnswer, Route
+from fedledger.abci_app.modules.registry import DEFAULT_MODULES
 from fedledger.abci_app.tx import Tx, decode_tx
 
 __all__ = ["QueryResult", "StateMachine", "Store", "WorkingStore"]
+
+_SEG = re.compile(r"^[A-Za-z0-9_.:-]{1,128}$")
 
 log = logging.getLogger(__name__)
 CHAIN_ID_KEY = b"meta/chain_id"
@@ -82,8 +86,18 @@ def _error(exc: TxError) -> TxResult:
 class StateMachine:
     """FedLedger's application logic: check, execute, commit and query."""
 
-    def __init__(self, store: Store, chain_id: str | None = None) -> None:
+    def __init__(self, store: Store, chain_id: str | None = None,
+                 modules: Sequence[Module] = DEFAULT_MODULES) -> None:
         self.store = store
+        self.modules = tuple(modules)
+        self.routes: dict[str, Route] = {}
+        self.queries: dict[str, Callable[[Reader, list[str]], QueryAnswer]] = {}
+        for module in self.modules:
+            for table, items in ((self.routes, module.routes), (self.queries, module.queries)):
+                for name, item in items.items():
+                    if name in table:
+                        raise RuntimeError(f"module {module.name} registers {name!r} twice")
+                    table[name] = item  # type: ignore[assignment]
         stored = store.get(CHAIN_ID_KEY)
         self.chain_id: str | None = stored.decode("ascii") if stored is not None else chain_id
         if stored is not None and chain_id is not None and stored.decode("ascii") != chain_id:
@@ -95,6 +109,7 @@ class StateMachine:
         # PrepareProposal, ProcessProposal, FinalizeBlock). Decoding is a pure function of the bytes,
         # so caching successful decodes cannot change any outcome.
         self._decoded: OrderedDict[bytes, Tx] = OrderedDict()
+        self.block_events: list[Event] = []  # end-block events of the last finalized block
 
     # ----- lifecycle -----
     @property
@@ -108,14 +123,27 @@ class StateMachine:
         return self.store.app_hash
 
     def init_chain(self, chain_id: str, app_state: bytes) -> bytes:
-        """Set up genesis state (committed together with the first block) and return its root."""
+        """Set up genesis state (committed together with the first block) and return its root.
+
+        app_state is a JSON object with one section per module name; a section for no module is
+        refused, so a typo in genesis halts the chain at height 0 instead of being ignored.
+        """
         if self.chain_id is not None and self.chain_id != chain_id:
             raise RuntimeError(f"app was started for chain {self.chain_id!r} but genesis says {chain_id!r}")
         self.chain_id = chain_id
         working: WorkingStore = self.store.working()
         working.set(CHAIN_ID_KEY, chain_id.encode("ascii"))
-        if app_state.strip() not in (b"", b"{}", b"null"):
-            log.warning("genesis app_state is ignored by this version: %d bytes", len(app_state))
+        sections: dict[str, Any] = {}
+        if app_state.strip() not in (b"", b"null"):
+            sections = json.loads(app_state)
+            if not isinstance(sections, dict):
+                raise RuntimeError("genesis app_state must be a JSON object with one section per module")
+        known = {m.name for m in self.modules}
+        unknown = sorted(set(sections) - known)
+        if unknown:
+            raise RuntimeError(f"genesis app_state has sections for no module: {unknown}; modules: {sorted(known)}")
+        for module in self.modules:
+            module.init_genesis(working, sections.get(module.name) or {})
         self._pending = working
         self._pending_height = 0
         return working.root()
@@ -143,12 +171,11 @@ class StateMachine:
         check_nonce(last, tx.nonce)
         return tx
 
-    @staticmethod
-    def _parse(tx: Tx) -> Any:
-        parser = PARSERS.get(tx.type)
-        if parser is None:
-            raise TxError(Code.UNKNOWN_TYPE, f"unknown tx type {tx.type!r}; known: {sorted(PARSERS)}")
-        return parser(tx.body)
+    def _route(self, tx: Tx) -> tuple[Route, Any]:
+        route = self.routes.get(tx.type)
+        if route is None:
+            raise TxError(Code.UNKNOWN_TYPE, f"unknown tx type {tx.type!r}; known: {sorted(self.routes)}")
+        return route, route.parse(tx.body)
 
     def check_tx(self, raw: bytes, recheck: bool = False) -> TxResult:
         """Mempool admission: authentication, nonce order, body schema and a read-only state check.
@@ -163,10 +190,10 @@ class StateMachine:
             if recheck:
                 self._mempool_nonces[tx.signer] = tx.nonce
                 return TxResult(code=0)
-            msg = self._parse(tx)
+            route, msg = self._route(tx)
             ctx = BlockContext(height=self.store.height + 1, time_ns=0, block_hash=b"",
                                chain_id=self._require_chain())
-            HANDLERS[tx.type](self.store, None, ctx, tx.signer, msg)
+            route.handle(self.store, None, ctx, tx.signer, msg)
         except TxError as exc:
             return _error(exc)
         self._mempool_nonces[tx.signer] = tx.nonce
@@ -188,6 +215,10 @@ class StateMachine:
         working: WorkingStore = (self._pending if self._pending is not None and self._pending_height == 0
                                  else self.store.working())
         results = [self._deliver(working, ctx, raw) for raw in txs]
+        block_events: list[Event] = []
+        for module in self.modules:  # fixed module order: every validator runs the same sequence
+            block_events += module.end_block(working, ctx)
+        self.block_events = block_events
         self._pending = working
         self._pending_height = ctx.height
         return results, working.root()
@@ -200,8 +231,8 @@ class StateMachine:
         # Authenticated: the nonce is consumed whatever the outcome, so a failed tx can never be replayed.
         set_nonce(working, tx.signer, tx.nonce)
         try:
-            msg = self._parse(tx)
-            events = HANDLERS[tx.type](working, working, ctx, tx.signer, msg)
+            route, msg = self._route(tx)
+            events = route.handle(working, working, ctx, tx.signer, msg)
         except TxError as exc:
             return _error(exc)
         return TxResult(code=0, events=events)
@@ -229,7 +260,7 @@ class StateMachine:
                     raise TxError(Code.QUERY_NOT_FOUND, "key not found")
                 return self._with_proof(QueryResult(key=data, value=raw or b"", height=height), data, prove)
             else:
-                answer = route_query(self.store, path)
+                answer = self._query(path)
                 value, key = answer.value, answer.key
             body = canonical_bytes(value)
         except TxError as exc:
@@ -238,6 +269,16 @@ class StateMachine:
             return QueryResult(code=int(Code.BAD_QUERY), log=str(exc), height=height, codespace=CODESPACE)
         result = QueryResult(key=key or b"", value=body, height=height)
         return self._with_proof(result, key, prove) if key is not None else result
+
+    def _query(self, path: str) -> QueryAnswer:
+        parts = [p for p in path.split("/") if p]
+        if not parts or not all(_SEG.match(p) for p in parts):
+            raise TxError(Code.BAD_QUERY, f"malformed query path {path!r}")
+        answer = self.queries.get(parts[0])
+        if answer is None:
+            kinds = ", ".join(f"/{k}" for k in sorted([*self.queries, "nonce", "key"]))
+            raise TxError(Code.BAD_QUERY, f"unknown query {path!r}; known: {kinds}")
+        return answer(self.store, parts[1:])
 
     def _with_proof(self, result: QueryResult, key: bytes, prove: bool) -> QueryResult:
         if prove:

@@ -482,7 +482,7 @@ MAX_BLOCK_BYTES = 1 << 20
 
 
 def _consensus_params(template: Mapping[str, Any]) -> dict[str, Any]:
-    params = json.loads(json.dumps(template))
+    params: dict[str, Any] = json.loads(json.dumps(template))  # a deep copy
     params.setdefault("block", {})["max_bytes"] = str(MAX_BLOCK_BYTES)
     return params
 

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Any
 
 from fedledger.abci_app.context import BlockContext, Event, Reader, Writer
 from fedledger.abci_app.errors import Code, TxError
+from fedledger.abci_app.modules.base import Handler
 from fedledger.abci_app.modules.federation import keys
 from fedledger.abci_app.modules.federation.events import fl_event
 from fedledger.abci_app.modules.federation.msgs import (
@@ -21,10 +21,7 @@ from fedledger.abci_app.modules.federation.msgs import (
 )
 from fedledger.abci_app.records import load_record, store_record
 
-__all__ = ["HANDLERS", "Handler"]
-
-# A handler checks against `view` and, when `state` is given, executes into it.
-Handler = Callable[[Reader, Writer | None, BlockContext, str, Any], list[Event]]
+__all__ = ["HANDLERS"]
 
 
 def _participant(view: Reader, signer: str, role: str | None = None) -> dict[str, Any]:

@@ -2,25 +2,16 @@
 
 from __future__ import annotations
 
-import re
+from collections.abc import Callable
 from typing import Any
 
 from fedledger.abci_app.context import Reader
 from fedledger.abci_app.errors import Code, TxError
+from fedledger.abci_app.modules.base import QueryAnswer
 from fedledger.abci_app.modules.federation import keys
 from fedledger.abci_app.records import load_record
 
-__all__ = ["QueryAnswer", "route_query"]
-
-_SEG = re.compile(r"^[A-Za-z0-9_.-]{1,128}$")
-
-
-class QueryAnswer:
-    """A query's JSON answer and, for single-record answers, the store key it came from (for proofs)."""
-
-    def __init__(self, value: Any, key: bytes | None) -> None:
-        self.value = value
-        self.key = key
+__all__ = ["QUERIES"]
 
 
 def _num(text: str) -> int:
@@ -57,34 +48,63 @@ def _lineage(view: Reader, task_id: str, version: int) -> QueryAnswer:
     return QueryAnswer({"version": rec, "contributions": contributions, "ancestors": ancestors}, None)
 
 
-def route_query(view: Reader, path: str) -> QueryAnswer:
-    """Answer a query path such as /task/T, /round/T/R, /contribution/T/R/KEY, /version/T/V, /lineage/T/V."""
-    parts = [p for p in path.split("/") if p]
-    if not parts or not all(_SEG.match(p) for p in parts):
-        raise TxError(Code.BAD_QUERY, f"malformed query path {path!r}")
-    kind, args = parts[0], parts[1:]
-    if kind == "task" and len(args) == 1:
-        return _need(view, keys.task_key(args[0]), f"task {args[0]!r}")
-    if kind == "round" and len(args) == 2:
-        rnd = _need(view, keys.round_key(args[0], _num(args[1])), f"round {args[1]} of task {args[0]!r}")
-        return rnd
-    if kind == "contributions" and len(args) == 2:
-        prefix = keys.contribution_prefix(args[0], _num(args[1]))
-        return QueryAnswer([load_record(view, k) for k, _ in view.iter_prefix(prefix)], None)
-    if kind == "contribution" and len(args) == 3:
-        return _need(view, keys.contribution_key(args[0], _num(args[1]), args[2]),
-                     f"contribution of {args[2][:16]}… to round {args[1]} of {args[0]!r}")
-    if kind == "version" and len(args) == 2:
-        if args[1] == "latest":
-            task = _need(view, keys.task_key(args[0]), f"task {args[0]!r}").value
-            return _need(view, keys.version_key(args[0], task["latest_version"]), "latest version")
-        return _need(view, keys.version_key(args[0], _num(args[1])), f"version {args[1]} of task {args[0]!r}")
-    if kind == "versions" and len(args) == 1:
-        return QueryAnswer([load_record(view, k) for k, _ in view.iter_prefix(keys.version_prefix(args[0]))], None)
-    if kind == "lineage" and len(args) == 2:
-        return _lineage(view, args[0], _num(args[1]))
-    if kind == "participant" and len(args) == 1:
-        return _need(view, keys.participant_key(args[0]), f"participant {args[0][:16]}…")
-    raise TxError(Code.BAD_QUERY, f"unknown query {path!r}; try /task/T, /round/T/R, /contributions/T/R, "
-                                  "/contribution/T/R/KEY, /version/T/V|latest, /versions/T, /lineage/T/V, "
-                                  "/participant/KEY, /nonce/KEY")
+def _arity(args: list[str], n: int, usage: str) -> None:
+    if len(args) != n:
+        raise TxError(Code.BAD_QUERY, f"usage: {usage}")
+
+
+def _q_task(view: Reader, args: list[str]) -> QueryAnswer:
+    _arity(args, 1, "/task/TASK")
+    return _need(view, keys.task_key(args[0]), f"task {args[0]!r}")
+
+
+def _q_round(view: Reader, args: list[str]) -> QueryAnswer:
+    _arity(args, 2, "/round/TASK/ROUND")
+    return _need(view, keys.round_key(args[0], _num(args[1])), f"round {args[1]} of task {args[0]!r}")
+
+
+def _q_contributions(view: Reader, args: list[str]) -> QueryAnswer:
+    _arity(args, 2, "/contributions/TASK/ROUND")
+    prefix = keys.contribution_prefix(args[0], _num(args[1]))
+    return QueryAnswer([load_record(view, k) for k, _ in view.iter_prefix(prefix)], None)
+
+
+def _q_contribution(view: Reader, args: list[str]) -> QueryAnswer:
+    _arity(args, 3, "/contribution/TASK/ROUND/KEY")
+    return _need(view, keys.contribution_key(args[0], _num(args[1]), args[2]),
+                 f"contribution of {args[2][:16]}… to round {args[1]} of {args[0]!r}")
+
+
+def _q_version(view: Reader, args: list[str]) -> QueryAnswer:
+    _arity(args, 2, "/version/TASK/VERSION|latest")
+    if args[1] == "latest":
+        task = _need(view, keys.task_key(args[0]), f"task {args[0]!r}").value
+        return _need(view, keys.version_key(args[0], task["latest_version"]), "latest version")
+    return _need(view, keys.version_key(args[0], _num(args[1])), f"version {args[1]} of task {args[0]!r}")
+
+
+def _q_versions(view: Reader, args: list[str]) -> QueryAnswer:
+    _arity(args, 1, "/versions/TASK")
+    return QueryAnswer([load_record(view, k) for k, _ in view.iter_prefix(keys.version_prefix(args[0]))], None)
+
+
+def _q_lineage(view: Reader, args: list[str]) -> QueryAnswer:
+    _arity(args, 2, "/lineage/TASK/VERSION")
+    return _lineage(view, args[0], _num(args[1]))
+
+
+def _q_participant(view: Reader, args: list[str]) -> QueryAnswer:
+    _arity(args, 1, "/participant/KEY")
+    return _need(view, keys.participant_key(args[0]), f"participant {args[0][:16]}…")
+
+
+QUERIES: dict[str, Callable[[Reader, list[str]], QueryAnswer]] = {
+    "task": _q_task,
+    "round": _q_round,
+    "contributions": _q_contributions,
+    "contribution": _q_contribution,
+    "version": _q_version,
+    "versions": _q_versions,
+    "lineage": _q_lineage,
+    "participant": _q_participant,
+}
