@@ -27,6 +27,11 @@ class Code(IntEnum):
     WRONG_STATE = 12  # object is not in a state that allows this tx
     DEADLINE = 13  # round deadline passed
     ROUND_FULL = 14  # round already holds its maximum contributions
+    CREDENTIAL_INVALID = 15  # credential malformed, badly signed, or not from a registered issuer
+    CREDENTIAL_EXPIRED = 16  # credential outside its validity window at block time
+    CREDENTIAL_REVOKED = 17  # credential revoked by its issuer
+    ORG_CAP = 18  # organization reached its enrollment cap (Sybil limit)
+    BUDGET_EXCEEDED = 19  # contribution would exceed the participant's privacy budget
     BAD_QUERY = 20  # query path or data malformed
     QUERY_NOT_FOUND = 21  # queried object does not exist
 

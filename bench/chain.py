@@ -26,12 +26,19 @@ from fedledger.client.submit import Submitter
 __all__ = ["bench_chain"]
 
 
+# Each commit is debited by the RDP accountant like any other; one commit per task per signer.
+BENCH_POLICY = {"epsilon": "100", "delta": "1e-5", "org_epsilon": None}
+BENCH_MECHANISM = {"noise_multiplier": "1", "sample_rate": "0.05", "steps": 60, "clip_norm": "1"}
+
+
 def _key(i: int) -> Key:
     return Key(f"bench{i}", Ed25519PrivateKey.from_private_bytes(hashlib.sha256(b"bench-%d" % i).digest()))
 
 
-def _setup_fedledger(urls: list[str], trainers: int, tasks: int, log: Any) -> tuple[list[Key], str]:
-    """Register trainers and an aggregator, create tasks and open round 1 of each."""
+def _setup_fedledger(home: Path, urls: list[str], trainers: int, tasks: int, log: Any) -> tuple[list[Key], str]:
+    """Admit trainers and an aggregator (development credentials), create tasks, open round 1 of each."""
+    from fedledger.client.admission import dev_credential
+
     rpc = CometRPC(urls[0])
     agg = _key(10**6)
     keys = [_key(i) for i in range(trainers)]
@@ -39,16 +46,16 @@ def _setup_fedledger(urls: list[str], trainers: int, tasks: int, log: Any) -> tu
     for i, k in enumerate([agg, *keys]):
         sub = Submitter(CometRPC(urls[i % len(urls)]), k)
         role = "aggregator" if k is agg else "trainer"
-        pending.append((sub, sub.broadcast("register_participant", {"role": role, "name": k.name})))
+        pending.append((sub, sub.broadcast("admit", {"credential": dev_credential(home, k, role)})))
     for sub, h in pending:
         sub.wait(h, timeout=120)
-    log(f"registered {trainers} trainers")
+    log(f"admitted {trainers} trainers")
     sub = Submitter(rpc, agg)
     ref = {"cid": "bafkrei" + "q" * 52, "sha256": "0" * 64, "size": 1000}
     hashes = [sub.broadcast("create_task", {"task_id": f"bench{t}", "model_spec": "mlp-digits",
                                             "round_size": 1000, "min_contributions": 1,
                                             "deadline_blocks": 1_000_000, "aggregator": agg.public_hex,
-                                            "initial_model": ref}) for t in range(tasks)]
+                                            "initial_model": ref, "privacy": BENCH_POLICY}) for t in range(tasks)]
     for h in hashes:
         sub.wait(h)
     hashes = [sub.broadcast("open_round", {"task_id": f"bench{t}", "round": 1}) for t in range(tasks)]
@@ -67,7 +74,7 @@ def _commit_txs(keys: list[Key], tasks: int, chain_id: str) -> list[list[bytes]]
                         "cid": "bafkrei" + hashlib.sha256(f"{k.name}{t}".encode()).hexdigest()[:52].translate(
                             str.maketrans("0189", "wxyz")),
                         "sha256": hashlib.sha256(f"{k.name}/{t}".encode()).hexdigest(), "size": 4242,
-                        "num_examples": 100}
+                        "num_examples": 100, "dp": BENCH_MECHANISM}
             # nonce: 1 was the registration, then one per task in order
             txs.append(sign_tx(k.private, "commit_contribution", body, chain_id, 2 + t))
         lanes.append(txs)
@@ -84,15 +91,14 @@ def _kv_txs(n: int, size: int) -> list[bytes]:
 
 
 def _run_net(app: Literal["fedledger", "kvstore"], home: Path, validators: int, base_port: int, block_time_ms: int,
-             log: Any,
-             work: Any) -> Any:
+             log: Any, work: Any) -> Any:
     from fedledger.localnet import manager
 
     manager.up(home, validators=validators, app=app, base_port=base_port, block_time_ms=block_time_ms, reset=True,
                log=lambda m: None)
     try:
         urls = [manager.rpc_url(home, i) for i in range(validators)]
-        return work(urls)
+        return work(home, urls)
     finally:
         manager.down(home)
 
@@ -122,9 +128,9 @@ def bench_chain(validators: int = 4, trainers: int = 300, tasks: int = 20, concu
     size = 0
     half = tasks // 2
     try:
-        def fed(urls: list[str]) -> dict[str, LoadResult]:
+        def fed(home: Path, urls: list[str]) -> dict[str, LoadResult]:
             nonlocal size
-            keys, chain_id = _setup_fedledger(urls, trainers, tasks, log)
+            keys, chain_id = _setup_fedledger(home, urls, trainers, tasks, log)
             lanes = _commit_txs(keys, tasks, chain_id)
             flat = [tx for lane in lanes for tx in lane]
             size = sum(map(len, flat)) // len(flat)
@@ -133,7 +139,7 @@ def bench_chain(validators: int = 4, trainers: int = 300, tasks: int = 20, concu
 
         results["fedledger"] = _run_net("fedledger", tmp / "fed", validators, base_port, block_time_ms, log, fed)
 
-        def kv(urls: list[str]) -> dict[str, LoadResult]:
+        def kv(home: Path, urls: list[str]) -> dict[str, LoadResult]:
             sat_n, paced_n = trainers * half * kv_factor, trainers * (tasks - half)
             txs = _kv_txs(sat_n + paced_n, size)
             sat_txs, paced_txs = txs[:sat_n], txs[sat_n:]

@@ -41,3 +41,14 @@ def bench_chain_cmd(validators: int, trainers: int, tasks: int, rate: float, con
                    f"{sat['duration_s']} s) | at {rate:.0f} tx/s offered: p50 {paced['p50_ms']:6.1f} ms, "
                    f"p95 {paced['p95_ms']:6.1f} ms")
     click.echo(f"ratio fedledger/kvstore: {result['ratio_tps_vs_kvstore']}")
+
+
+@bench.command("accountant")
+@click.option("--debits", default=500, show_default=True)
+@click.option("--json", "as_json", is_flag=True)
+def bench_accountant_cmd(debits: int, as_json: bool) -> None:
+    """Time per ε debit of the chain's accountant, vs Opacus' RDPAccountant in the same run (if importable)."""
+    from fedledger.bench.accountant import bench_accountant
+
+    result = bench_accountant(debits)
+    click.echo(json.dumps(result, indent=2) if as_json else json.dumps(result))

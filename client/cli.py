@@ -159,14 +159,22 @@ def keys_show(c: Ctx, name: str) -> None:
 
 # ----------------------------------------------------------------------------- participants and tasks
 @cli.command()
-@click.option("--key", "key_name", required=True, help="Key to register.")
-@click.option("--role", type=click.Choice(["trainer", "aggregator"]), default="trainer", show_default=True)
-@click.option("--name", "display", default=None, help="Display name (default: the key name).")
+@click.option("--key", "key_name", required=True, help="Key to enroll (its did:key is the credential's subject).")
+@click.option("--role", type=click.Choice(["trainer", "aggregator", "evaluator", "issuer", "validator-admin",
+                                           "auditor"]), default="trainer", show_default=True)
+@click.option("--task", "tasks", multiple=True, help="Limit the credential to these tasks (repeatable).")
+@click.option("--credential", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
+              help="A VC issued to this key's did:key. Default: issue one with the localnet's development issuer.")
 @pass_ctx
-def register(c: Ctx, key_name: str, role: str, display: str | None) -> None:
-    """Register a key as a participant with a role."""
-    out = c.submitter(key_name).send("register_participant", {"role": role, "name": display or key_name})
-    click.echo(f"registered {key_name} as {role} at height {out.height}")
+def admit(c: Ctx, key_name: str, role: str, tasks: tuple[str, ...], credential: Path | None) -> None:
+    """Enroll a key on chain with a W3C Verifiable Credential (eddsa-jcs-2022)."""
+    from fedledger.client.admission import dev_credential, load_credential
+
+    key = c.keys.load(key_name)
+    vc = load_credential(credential) if credential else dev_credential(c.localnet, key, role, list(tasks))
+    out = c.submitter(key_name).send("admit", {"credential": vc})
+    click.echo(f"admitted {key_name} ({out.attr('fl', 'did')}) as {out.attr('fl', 'role')} of "
+               f"{out.attr('fl', 'organization')} at height {out.height}")
 
 
 def _resolve_key(c: Ctx, ref: str) -> str:
@@ -190,9 +198,13 @@ def task() -> None:
 @click.option("--deadline-blocks", default=40, show_default=True, help="Blocks a round stays open.")
 @click.option("--aggregator", required=True, help="Aggregator key name or public key hex.")
 @click.option("--seed", default=0, show_default=True, help="Seed of the initial model weights.")
+@click.option("--epsilon", default="8", show_default=True, help="Privacy budget ε per participant.")
+@click.option("--delta", default="1e-5", show_default=True, help="δ of the (ε, δ) budget.")
+@click.option("--org-epsilon", default=None, help="Optional ε cap per organization.")
 @pass_ctx
 def task_create(c: Ctx, key_name: str, task_id: str, model_spec: str, round_size: int, min_contributions: int,
-                deadline_blocks: int, aggregator: str, seed: int) -> None:
+                deadline_blocks: int, aggregator: str, seed: int, epsilon: str, delta: str,
+                org_epsilon: str | None) -> None:
     """Create a task; uploads the initial model (version 0) to the content store."""
     import hashlib
 
@@ -208,8 +220,9 @@ def task_create(c: Ctx, key_name: str, task_id: str, model_spec: str, round_size
         "min_contributions": min_contributions, "deadline_blocks": deadline_blocks,
         "aggregator": _resolve_key(c, aggregator),
         "initial_model": {"cid": cid, "sha256": hashlib.sha256(payload).hexdigest(), "size": len(payload)},
+        "privacy": {"epsilon": epsilon, "delta": delta, "org_epsilon": org_epsilon},
     })
-    click.echo(f"created task {task_id} at height {out.height}; initial model {cid}")
+    click.echo(f"created task {task_id} at height {out.height}; initial model {cid}; budget ε={epsilon}, δ={delta}")
 
 
 @task.command("open-round")
@@ -237,6 +250,18 @@ def task_close_round(c: Ctx, key_name: str, task_id: str, rnd: int) -> None:
     click.echo(f"closed round {rnd}: {out.attr('fl', 'status')} at height {out.height}")
 
 
+def _plain_decimal(text: str, option: str) -> str:
+    """A user's decimal ("1.0", "5e-2") in the canonical plain form txs carry ("1", "0.05")."""
+    from decimal import Decimal, InvalidOperation
+
+    from fedledger.abci_app.accountant import canonical_str
+
+    try:
+        return canonical_str(Decimal(text))
+    except (InvalidOperation, ValueError) as exc:
+        raise click.BadParameter(f"{text!r} is not a decimal number", param_hint=option) from exc
+
+
 # ----------------------------------------------------------------------------- contributions
 @cli.command()
 @click.option("--key", "key_name", required=True, help="Trainer key.")
@@ -245,9 +270,14 @@ def task_close_round(c: Ctx, key_name: str, task_id: str, rnd: int) -> None:
 @click.option("--update", "update", type=click.Path(exists=True, dir_okay=False, path_type=Path), required=True,
               help="Encoded update payload (fedledger tensor format).")
 @click.option("--examples", type=int, required=True, help="Number of local training examples behind it.")
+@click.option("--noise-multiplier", required=True, help="DP-SGD noise multiplier σ the update was trained with.")
+@click.option("--sample-rate", required=True, help="DP-SGD Poisson sampling rate q.")
+@click.option("--steps", type=int, required=True, help="DP-SGD steps T.")
+@click.option("--clip-norm", required=True, help="DP-SGD per-example clipping norm C.")
 @pass_ctx
-def contribute(c: Ctx, key_name: str, task_id: str, rnd: int, update: Path, examples: int) -> None:
-    """Upload an update to the content store and commit it on chain."""
+def contribute(c: Ctx, key_name: str, task_id: str, rnd: int, update: Path, examples: int, noise_multiplier: str,
+               sample_rate: str, steps: int, clip_norm: str) -> None:
+    """Upload an update to the content store and commit it on chain, declaring its DP mechanism."""
     from rich.progress import Progress
 
     from fedledger.client.chainview import ChainView
@@ -260,7 +290,10 @@ def contribute(c: Ctx, key_name: str, task_id: str, rnd: int, update: Path, exam
     base = ChainView(sub.rpc).round(task_id, rnd)["base_version"]
     with Progress(transient=True) as progress:
         progress.add_task(f"uploading {len(payload)} bytes and committing", total=None)
-        receipt = contribute_update(sub, c.open_store(), task_id, rnd, base, payload, examples)
+        mechanism = {"noise_multiplier": _plain_decimal(noise_multiplier, "--noise-multiplier"),
+                     "sample_rate": _plain_decimal(sample_rate, "--sample-rate"), "steps": steps,
+                     "clip_norm": _plain_decimal(clip_norm, "--clip-norm")}
+        receipt = contribute_update(sub, c.open_store(), task_id, rnd, base, payload, examples, mechanism)
     click.echo(f"committed {receipt.cid} (sha256 {receipt.sha256[:16]}…) to round {rnd} at height {receipt.height}")
 
 
@@ -275,15 +308,19 @@ def client() -> None:
 @click.option("--data", "data_path", type=click.Path(exists=True, dir_okay=False, path_type=Path), required=True,
               help="This participant's data shard (.npz with X and y).")
 @click.option("--rounds", type=int, default=None, help="Stop after contributing to this many rounds.")
-@click.option("--epochs", default=5, show_default=True)
-@click.option("--lr", default=0.5, show_default=True)
+@click.option("--epochs", default=3, show_default=True)
+@click.option("--lr", default=0.7, show_default=True)
+@click.option("--noise-multiplier", default="1", show_default=True, help="DP-SGD noise multiplier σ.")
+@click.option("--sample-rate", default="0.1", show_default=True, help="DP-SGD Poisson sampling rate q.")
+@click.option("--clip-norm", default="1", show_default=True, help="DP-SGD per-example clipping norm C.")
 @pass_ctx
 def client_run(c: Ctx, key_name: str, task_id: str, data_path: Path, rounds: int | None, epochs: int,
-               lr: float) -> None:
+               lr: float, noise_multiplier: str, sample_rate: str, clip_norm: str) -> None:
     """Follow a task's rounds: train locally on each open round, upload and commit."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn
 
     from fedledger.client.data import load_client_data
+    from fedledger.client.dpsgd import DPConfig
     from fedledger.client.runner import ContributionReceipt, run_client
 
     data = load_client_data(data_path)
@@ -301,7 +338,8 @@ def client_run(c: Ctx, key_name: str, task_id: str, data_path: Path, rounds: int
         def trained(done: int, total: int) -> None:
             progress.update(bar, completed=done, total=total)
 
-        run_client(c.submitter(key_name), c.open_store(), task_id, data, rounds=rounds, epochs=epochs, lr=lr,
+        dp = DPConfig(noise_multiplier=noise_multiplier, sample_rate=sample_rate, clip_norm=clip_norm)
+        run_client(c.submitter(key_name), c.open_store(), task_id, data, dp, rounds=rounds, epochs=epochs, lr=lr,
                    on_event=show, train_progress=trained)
 
 
@@ -328,16 +366,74 @@ def data_split(clients: int, alpha: float, seed: int, out: Path) -> None:
     click.echo(f"{out / 'test.npz'}: {len(test.y)} examples (held out)")
 
 
+@cli.group()
+def budget() -> None:
+    """Differential-privacy budgets (the chain's own RDP accountant)."""
+
+
+@budget.command("epsilon")
+@click.option("--noise-multiplier", required=True, help="σ")
+@click.option("--sample-rate", required=True, help="q (Poisson sampling rate)")
+@click.option("--steps", type=int, required=True, help="T")
+@click.option("--delta", default="1e-5", show_default=True)
+@click.option("--json", "as_json", is_flag=True)
+def budget_epsilon(noise_multiplier: str, sample_rate: str, steps: int, delta: str, as_json: bool) -> None:
+    """Print the ε the chain would charge for one contribution with this mechanism (from zero)."""
+    from fedledger.abci_app.accountant import ZERO_RDP, AccountantError, Mechanism, charge
+
+    try:
+        mech = Mechanism.parse({"noise_multiplier": _plain_decimal(noise_multiplier, "--noise-multiplier"),
+                                "sample_rate": _plain_decimal(sample_rate, "--sample-rate"), "steps": steps})
+        result = charge(ZERO_RDP, mech, _plain_decimal(delta, "--delta"))
+    except AccountantError as exc:
+        raise ClientError(str(exc)) from exc
+    value = {"epsilon": f"{result.epsilon_micro / 1_000_000:.6f}", "epsilon_micro": result.epsilon_micro,
+             "order": result.order, "delta": delta, "mechanism": mech.to_json()}
+    if as_json:
+        click.echo(json.dumps(value, indent=2, sort_keys=True))
+    else:
+        click.echo(f"ε = {value['epsilon']} at δ = {delta} (RDP order {result.order}; rounded up as the chain does)")
+
+
+@budget.command("show")
+@click.argument("did")
+@click.option("--task", "task_id", required=True)
+@click.option("--json", "as_json", is_flag=True)
+@pass_ctx
+def budget_show(c: Ctx, did: str, task_id: str, as_json: bool) -> None:
+    """Spent and remaining ε of a participant (DID, or a local key name) on a task."""
+    from fedledger.client.chainview import ChainView
+
+    if not did.startswith("did:"):
+        from fedledger.abci_app.identity.didkey import did_from_private_key
+
+        did = did_from_private_key(c.keys.load(did).private)
+    value = ChainView(c.rpc()).get(f"/budget/{task_id}/{did}")
+    value.pop("rdp", None)
+    if as_json:
+        click.echo(json.dumps(value, indent=2, sort_keys=True))
+        return
+    m = 1_000_000
+    click.echo(f"{did} on {task_id}: spent ε {value['epsilon_spent_micro'] / m:.6f} of "
+               f"{value['epsilon_budget_micro'] / m:.6f} (δ={value['delta']}), "
+               f"{value['epsilon_remaining_micro'] / m:.6f} left, {value['contributions']} contributions")
+
+
 # ----------------------------------------------------------------------------- queries
 @cli.command()
 @click.argument("kind", type=click.Choice(["task", "round", "contributions", "contribution", "version",
-                                           "versions", "lineage", "participant", "nonce"]))
+                                           "versions", "lineage", "org", "member", "whois", "budget", "nonce"]))
 @click.argument("args", nargs=-1)
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
-@click.option("--prove", is_flag=True, help="Ask for a Merkle proof and check it against the app hash.")
+@click.option("--prove", "--verify", "prove", is_flag=True,
+              help="Verify the answer: its Merkle proof against the next header's app hash, and that header "
+                   "against the validators' commit signatures (> 2/3 of the genesis validator set).")
+@click.option("--trust-genesis", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
+              help="genesis.json whose validator set is trusted (default: the localnet's).")
 @pass_ctx
-def query(c: Ctx, kind: str, args: tuple[str, ...], as_json: bool, prove: bool) -> None:
-    """Query chain state over RPC: task T | round T R | contribution T R KEY | version T V | lineage T V …"""
+def query(c: Ctx, kind: str, args: tuple[str, ...], as_json: bool, prove: bool, trust_genesis: Path | None) -> None:
+    """Query chain state over RPC: task T | round T R | contribution T R KEY | version T V | lineage T V |
+    org ORG | member DID | whois KEY | budget T DID …"""
     from fedledger.client.chainview import ChainView
 
     view = ChainView(c.rpc())
@@ -345,9 +441,11 @@ def query(c: Ctx, kind: str, args: tuple[str, ...], as_json: bool, prove: bool) 
     res = view.raw(path, prove=prove)
     value = json.loads(res.value)
     if prove:
-        from fedledger.client.provenance import check_query_proof
+        from fedledger.client.lightclient import TrustRoot
+        from fedledger.client.provenance import check_query_proof, localnet_trust_root
 
-        verdict = check_query_proof(c.rpc(), res)
+        trust = TrustRoot.from_genesis_file(trust_genesis) if trust_genesis else localnet_trust_root(c.localnet)
+        verdict = check_query_proof(c.rpc(), res, trust)
         value = {"answer": value, "height": res.height, "proof": verdict}
     _print(value, as_json)
 
@@ -400,10 +498,13 @@ def demo(rounds: int, clients: int, validators: int, store: str, demo_home: Path
 # ----------------------------------------------------------------------------- localnet, bench
 def _register_late_commands() -> None:
     from fedledger.bench.cli import bench
+    from fedledger.client.identity_cli import did, vc
     from fedledger.localnet.cli import localnet
 
     cli.add_command(localnet)
     cli.add_command(bench)
+    cli.add_command(did)
+    cli.add_command(vc)
 
 
 def main() -> None:

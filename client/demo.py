@@ -23,6 +23,8 @@ from rich.progress import BarColumn, Progress, TextColumn
 from rich.table import Table
 
 from fedledger.client.chainview import ChainView, NotFoundOnChain
+from fedledger.client.dpsgd import DPConfig
+from fedledger.client.errors import ClientError
 from fedledger.client.keys import Key, KeyStore
 from fedledger.client.rpc import CometRPC
 from fedledger.client.runner import ContributionReceipt, run_client
@@ -46,6 +48,10 @@ class DemoConfig:
     base_port: int = 26600
     store: Literal["embedded", "kubo"] = "embedded"
     deadline_blocks: int = 60
+    epsilon: str = "10"  # per-participant budget on the task
+    delta: str = "1e-5"
+    noise_multiplier: str = "1"  # DP-SGD σ of every client
+    sample_rate: str = "0.1"  # DP-SGD Poisson rate q: 3 epochs = 30 steps, ε ≈ 4.8 per round, ≈ 9.6 after 5
 
 
 @dataclass
@@ -58,12 +64,14 @@ class _Live:
     lock: threading.Lock = field(default_factory=threading.Lock)
 
 
-def _register_all(rpcs: list[CometRPC], keys: list[tuple[Key, str]]) -> None:
-    """Broadcast every registration first, then wait for all: one or two blocks instead of one each."""
+def _admit_all(home: Path, rpcs: list[CometRPC], keys: list[tuple[Key, str]]) -> None:
+    """Issue each key a development credential and broadcast every admission first, then wait for all."""
+    from fedledger.client.admission import dev_credential
+
     pending = []
     for i, (key, role) in enumerate(keys):
         sub = Submitter(rpcs[i % len(rpcs)], key)
-        pending.append((sub, sub.broadcast("register_participant", {"role": role, "name": key.name})))
+        pending.append((sub, sub.broadcast("admit", {"credential": dev_credential(home, key, role)})))
     for sub, h in pending:
         sub.wait(h)
 
@@ -95,8 +103,8 @@ def run_demo(cfg: DemoConfig, console: Console | None = None) -> int:
         owner = keystore.create("aggregator")
         trainers = [keystore.create(f"client{i}") for i in range(cfg.clients)]
         shards, test = load_digits_federated(cfg.clients, alpha=cfg.alpha, seed=0)
-        with console.status("registering participants and creating the task…"):
-            _register_all(rpcs, [(owner, "aggregator")] + [(t, "trainer") for t in trainers])
+        with console.status("admitting participants with W3C credentials and creating the task…"):
+            _admit_all(cfg.home, rpcs, [(owner, "aggregator")] + [(t, "trainer") for t in trainers])
             payload = encode_tensors(initial_weights("mlp-digits", 0))
             cid = store.put(payload)
             Submitter(rpcs[0], owner).send("create_task", {
@@ -104,6 +112,7 @@ def run_demo(cfg: DemoConfig, console: Console | None = None) -> int:
                 "min_contributions": max(1, cfg.clients // 2), "deadline_blocks": cfg.deadline_blocks,
                 "aggregator": owner.public_hex,
                 "initial_model": {"cid": cid, "sha256": hashlib.sha256(payload).hexdigest(), "size": len(payload)},
+                "privacy": {"epsilon": cfg.epsilon, "delta": cfg.delta, "org_epsilon": None},
             })
         state = _Live()
         stop = threading.Event()
@@ -124,8 +133,9 @@ def run_demo(cfg: DemoConfig, console: Console | None = None) -> int:
                         state.receipts.append(receipt)
             try:
                 sub = Submitter(CometRPC(rpcs[i % len(rpcs)].url), trainers[i])
-                run_client(sub, store, TASK, shards[i], rounds=cfg.rounds, seed=i, should_stop=stop.is_set,
-                           on_event=record)
+                run_client(sub, store, TASK, shards[i],
+                           DPConfig(noise_multiplier=cfg.noise_multiplier, sample_rate=cfg.sample_rate),
+                           rounds=cfg.rounds, should_stop=stop.is_set, on_event=record)
             except Exception as exc:
                 state.errors.append(f"client{i}: {exc}")
 
@@ -141,7 +151,7 @@ def run_demo(cfg: DemoConfig, console: Console | None = None) -> int:
             tab = Table(title=f"task {TASK}: {cfg.clients} clients, non-IID digits (Dirichlet α={cfg.alpha}), "
                               f"chain height {rpcs[0].height()}")
             for col in ("round", "status", "commits", "opened at", "closed at", "version", "test accuracy",
-                        "commit latency p50"):
+                        "commit latency p50", "max ε spent"):
                 tab.add_column(col)
             task = view.task(TASK)
             for r in range(1, task["current_round"] + 1):
@@ -151,7 +161,9 @@ def run_demo(cfg: DemoConfig, console: Console | None = None) -> int:
                 tab.add_row(str(r), rec["status"], str(rec["contributions"]), str(rec["opened_height"]),
                             str(rec["closed_height"] or "-"),
                             str(rec["version"] or "-"), f"{acc:.1%}" if acc is not None else "-",
-                            f"{statistics.median(lat) * 1000:.0f} ms" if lat else "-")
+                            f"{statistics.median(lat) * 1000:.0f} ms" if lat else "-",
+                            f"{max(x.epsilon for x in rr):.2f} / {cfg.epsilon}" if (rr := [
+                                x for x in state.receipts if x.round == r]) else "-")
             return tab
 
         with Live(console=console, refresh_per_second=4) as live:
@@ -174,7 +186,7 @@ def run_demo(cfg: DemoConfig, console: Console | None = None) -> int:
         for t in threads:
             t.join(timeout=30)
         if state.errors:
-            raise RuntimeError("demo failed: " + "; ".join(state.errors))
+            raise ClientError("demo failed: " + "; ".join(state.errors))
         _print_provenance(console, view, latest, {k.public_hex: k.name for k in [owner, *trainers]},
                           state.accuracy.get(latest))
         return latest

@@ -8,8 +8,10 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from fedledger.abci_app.identity.credentials import did_of_key
 from fedledger.client.chainview import ChainView
 from fedledger.client.data import ClientData
+from fedledger.client.dpsgd import DPConfig, fresh_seed
 from fedledger.client.submit import Submitter
 from fedledger.ipfs import ContentStore
 from fedledger.node.tensors import decode_tensors, encode_tensors
@@ -17,6 +19,7 @@ from fedledger.node.tensors import decode_tensors, encode_tensors
 __all__ = ["ContributionReceipt", "contribute_update", "run_client"]
 
 log = logging.getLogger("fedledger.client")
+_BATCH = 32
 
 
 @dataclass(frozen=True)
@@ -30,28 +33,53 @@ class ContributionReceipt:
     size: int
     height: int
     latency_s: float  # broadcast to committed block
+    epsilon: float  # the participant's ε on this task after this contribution (display only)
 
 
 def contribute_update(submitter: Submitter, store: ContentStore, task_id: str, rnd: int, base_version: int,
-                      payload: bytes, num_examples: int) -> ContributionReceipt:
-    """Upload a payload to the content store, then commit its CID and sha256 on chain."""
+                      payload: bytes, num_examples: int, mechanism: dict[str, object]) -> ContributionReceipt:
+    """Upload a payload to the content store, then commit its CID, sha256 and declared DP mechanism on chain."""
     cid = store.put(payload)
     store.pin(cid)
     digest = hashlib.sha256(payload).hexdigest()
     started = time.monotonic()
     outcome = submitter.send("commit_contribution", {
         "task_id": task_id, "round": rnd, "base_version": base_version, "cid": cid, "sha256": digest,
-        "size": len(payload), "num_examples": num_examples,
+        "size": len(payload), "num_examples": num_examples, "dp": mechanism,
     })
-    return ContributionReceipt(task_id, rnd, cid, digest, len(payload), outcome.height, time.monotonic() - started)
+    spent = outcome.attr("fl", "epsilon_micro")
+    return ContributionReceipt(task_id, rnd, cid, digest, len(payload), outcome.height, time.monotonic() - started,
+                               int(spent) / 1e6 if spent is not None else float("nan"))
 
 
-def run_client(submitter: Submitter, store: ContentStore, task_id: str, data: ClientData, rounds: int | None = None,
-               epochs: int = 5, lr: float = 0.5, seed: int = 0, poll_s: float = 0.5,
+def plan_charge(view: ChainView, task_id: str, did: str, mechanism: dict[str, object]) -> str | None:
+    """None if the chain will accept this mechanism's charge; otherwise why not (the budget it would exceed).
+
+    Uses the chain's own accountant on the chain's own stored RDP curve, so the plan is exactly
+    what FinalizeBlock will compute.
+    """
+    from fedledger.abci_app.accountant import ZERO_RDP, Mechanism, charge, decode_rdp
+
+    budget = view.get(f"/budget/{task_id}/{did}")
+    curve = decode_rdp(budget["rdp"]) if budget["rdp"] is not None else ZERO_RDP
+    mech = Mechanism.parse({k: v for k, v in mechanism.items() if k != "clip_norm"})
+    after = charge(curve, mech, budget["delta"]).epsilon_micro
+    if after > budget["epsilon_budget_micro"]:
+        return (f"another contribution would bring ε to {after / 1e6:.3f}, over the budget of "
+                f"{budget['epsilon_budget_micro'] / 1e6:.3f} (δ={budget['delta']})")
+    return None
+
+
+def run_client(submitter: Submitter, store: ContentStore, task_id: str, data: ClientData, dp: DPConfig,
+               rounds: int | None = None,
+               epochs: int = 3, lr: float = 0.7, poll_s: float = 0.5,
                should_stop: Callable[[], bool] = lambda: False,
                on_event: Callable[[str, ContributionReceipt | None], None] | None = None,
                train_progress: Callable[[int, int], None] | None = None) -> list[ContributionReceipt]:
     """Contribute to every open round of a task this participant has not contributed to yet.
+
+    Local training is DP-SGD with `dp`; the mechanism it actually ran is what each commit declares,
+    and what the chain's accountant charges against the participant's budget.
 
     Stops after `rounds` contributions, or when should_stop() says so. Only the chain decides what
     is open and what version to train from, so a restarted client simply picks up again.
@@ -77,14 +105,25 @@ def run_client(submitter: Submitter, store: ContentStore, task_id: str, data: Cl
         if view.exists(f"/contribution/{task_id}/{current}/{me}"):
             done_rounds.add(current)
             continue
+        mechanism = {**dp.mechanism(len(data.y), _BATCH, epochs), "clip_norm": dp.plan(len(data.y), _BATCH,
+                                                                                   epochs).clip_norm_text}
+        left = plan_charge(view, task_id, did_of_key(me), mechanism)
+        if left is not None:
+            if on_event:
+                on_event(f"stopping: {left}", None)
+            break
         base_rec = view.version(task_id, rnd["base_version"])
         base = decode_tensors(store.get(base_rec["cid"], base_rec["sha256"]))
         if on_event:
             on_event(f"training round {current}", None)
-        result = train_local(task["model_spec"], base, data, epochs=epochs, lr=lr, seed=seed + current,
-                             progress=train_progress)
+        # The DP noise seed must be secret: with a guessable seed anyone could regenerate the noise
+        # and subtract it, so every run differs by design.
+        result = train_local(task["model_spec"], base, data, epochs=epochs, lr=lr, seed=fresh_seed(),
+                             batch_size=_BATCH, progress=train_progress, dp=dp)
+        assert result.mechanism is not None and result.clip_norm is not None
+        declared = {**result.mechanism, "clip_norm": result.clip_norm}
         receipt = contribute_update(submitter, store, task_id, current, rnd["base_version"],
-                                    encode_tensors(result.delta), result.num_examples)
+                                    encode_tensors(result.delta), result.num_examples, declared)
         receipts.append(receipt)
         done_rounds.add(current)
         if on_event:

@@ -13,6 +13,7 @@ import torch
 from torch import nn
 
 from fedledger.client.data import ClientData
+from fedledger.client.dpsgd import DPConfig, DPError, run_dp_sgd
 from fedledger.client.model import build_model, get_spec, get_weights, set_weights
 from fedledger.node.tensors import Tensors
 
@@ -26,11 +27,19 @@ class TrainingError(ValueError):
 # eq=False: field-wise == on numpy arrays is ambiguous, so identity equality is the honest choice.
 @dataclass(frozen=True, eq=False)
 class TrainResult:
-    """Outcome of local training: delta = trained - base weights, examples used, final-epoch mean loss."""
+    """Outcome of local training: delta = trained - base weights, examples used, final-epoch mean loss.
+
+    mechanism is the DP-SGD mechanism the run executed, exactly as a tx declares it and the chain's
+    accountant parses it ({noise_multiplier, sample_rate, steps}; see DPConfig.mechanism), and
+    clip_norm the clipping bound C it used (canonical decimal string, for audit); both are None
+    when training was not differentially private.
+    """
 
     delta: Tensors
     num_examples: int
     loss: float
+    mechanism: dict[str, object] | None = None
+    clip_norm: str | None = None
 
 
 @dataclass(frozen=True)
@@ -74,11 +83,17 @@ def train_local(
     batch_size: int = 32,
     seed: int = 0,
     progress: Callable[[int, int], None] | None = None,
+    dp: DPConfig | None = None,
 ) -> TrainResult:
     """Train spec from the base weights on data with plain minibatch SGD and return the weight delta.
 
     Deterministic for a given seed (shuffling uses a private torch.Generator). progress, if given, is
     called after every minibatch with (batches done, total batches).
+
+    With dp, training is DP-SGD instead (fedledger.client.dpsgd): dp's mechanism resolved for this
+    data (sample rate defaulting to batch_size / n, steps to epochs · round(1/q)) is executed exactly
+    and returned in TrainResult.mechanism; progress then counts steps. The DP guarantee needs seed
+    to be secret (see dpsgd.fresh_seed): anyone who knows it can regenerate the noise.
     """
     if isinstance(epochs, bool) or not isinstance(epochs, int) or epochs < 1:
         raise TrainingError(f"epochs must be a positive int, got {epochs!r}")
@@ -93,6 +108,8 @@ def train_local(
     X = torch.from_numpy(np.ascontiguousarray(data.X))
     y = torch.from_numpy(np.ascontiguousarray(data.y))
     n = len(data)
+    if dp is not None:
+        return _train_dp(model, base_weights, X, y, dp, epochs, float(lr), batch_size, seed, progress)
     batches_per_epoch = math.ceil(n / batch_size)
     total_batches = epochs * batches_per_epoch
     generator = torch.Generator().manual_seed(seed)
@@ -115,15 +132,35 @@ def train_local(
             done += 1
             if progress is not None:
                 progress(done, total_batches)
-    mean_loss = epoch_loss / n
+    return _finish(model, base_weights, n, epoch_loss / n)
+
+
+def _finish(model: nn.Module, base_weights: Tensors, n: int, mean_loss: float,
+            mechanism: dict[str, object] | None = None, clip_norm: str | None = None) -> TrainResult:
+    """Check the run stayed finite and package the delta."""
     if not math.isfinite(mean_loss):
         raise TrainingError(f"training diverged (loss {mean_loss}); try a smaller learning rate")
-
     trained = get_weights(model)
     delta = {name: (trained[name] - base_weights[name]).astype(np.float32) for name in sorted(trained)}
     if not all(np.isfinite(d).all() for d in delta.values()):
         raise TrainingError("training produced non-finite weights; try a smaller learning rate")
-    return TrainResult(delta=delta, num_examples=n, loss=mean_loss)
+    return TrainResult(delta=delta, num_examples=n, loss=mean_loss, mechanism=mechanism, clip_norm=clip_norm)
+
+
+def _train_dp(model: nn.Module, base_weights: Tensors, X: torch.Tensor, y: torch.Tensor, dp: DPConfig,
+              epochs: int, lr: float, batch_size: int, seed: int,
+              progress: Callable[[int, int], None] | None) -> TrainResult:
+    """The DP-SGD branch of train_local: resolve the declared mechanism, run exactly it, report it."""
+    if not isinstance(dp, DPConfig):
+        raise TrainingError(f"dp must be a DPConfig or None, got {type(dp).__name__}")
+    n = int(X.shape[0])
+    try:
+        plan = dp.plan(n, batch_size, epochs)
+        mechanism = plan.mechanism()  # before training: a plan the chain would refuse is not worth running
+    except DPError as exc:
+        raise TrainingError(f"invalid DP-SGD configuration: {exc}") from exc
+    mean_loss = run_dp_sgd(model, X, y, plan, lr, seed, progress)
+    return _finish(model, base_weights, n, mean_loss, mechanism, plan.clip_norm_text)
 
 
 def evaluate(spec: str, weights: Mapping[str, npt.NDArray[Any]], data: ClientData) -> EvalResult:

@@ -658,6 +658,10 @@ def generate(
         filled.append(replace(node, node_id=node_id, validator_address=address, pub_key=pub_key))
     spec = replace(spec, nodes=tuple(filled))
 
+    if app_state is None and app == "fedledger":
+        from fedledger.localnet.consortium import dev_app_state
+
+        app_state = dev_app_state(home)
     template_path = spec.nodes[0].cometbft_home / "config" / "genesis.json"
     try:
         template = json.loads(template_path.read_text())

@@ -324,8 +324,10 @@ def _wipe(home: Path) -> None:
     ipfs = home / "ipfs"
     if ipfs.is_dir():
         shutil.rmtree(ipfs)
-    for name in ("ipfs.log", "ipfs.pid"):
+    for name in ("ipfs.log", "ipfs.pid", "issuer.key"):
         (home / name).unlink(missing_ok=True)
+    if (home / "store").is_dir():  # the embedded content store holds this chain's payloads only
+        shutil.rmtree(home / "store")
 
 
 def _reuse(spec: NetSpec, validators: int, app: str, chain_id: str | None, base_port: int,

@@ -25,6 +25,10 @@ class Signer:
 
         self.hex = self.key.public_key().public_bytes(Encoding.Raw, PublicFormat.Raw).hex()
 
+    def admit(self, role: str, **kwargs: Any) -> bytes:
+        """An admit tx carrying a fresh credential for this key."""
+        return self.tx("admit", {"credential": credential(self.key, role, **kwargs)})
+
     def tx(self, tx_type: str, body: dict[str, Any], nonce: int | None = None, chain: str = CHAIN) -> bytes:
         if nonce is None:
             self.nonce += 1
@@ -32,13 +36,41 @@ class Signer:
         return sign_tx(self.key, tx_type, body, chain, nonce)
 
 
+ISSUER = Ed25519PrivateKey.from_private_bytes(hashlib.sha256(b"test-issuer").digest())
+ORG = "test-org"
+POLICY = {"epsilon": "8", "delta": "1e-5", "org_epsilon": None}
+DP = {"noise_multiplier": "1", "sample_rate": "0.1", "steps": 10, "clip_norm": "1"}
+
+
+def genesis(cap: int = 100, issuers: list[Ed25519PrivateKey] | None = None) -> bytes:
+    """Genesis app_state with one organization whose issuer is ISSUER."""
+    from fedledger.abci_app.canonical import canonical_bytes
+    from fedledger.abci_app.identity.didkey import did_from_private_key
+
+    return canonical_bytes({"identity": {"organizations": [{
+        "id": ORG, "name": "Test org", "enrollment_cap": cap,
+        "issuers": [did_from_private_key(k) for k in (issuers or [ISSUER])]}]}})
+
+
+def credential(subject: Ed25519PrivateKey, role: str, *, issuer: Ed25519PrivateKey = ISSUER, org: str = ORG,
+               tasks: list[str] | None = None, valid_from: str = "1970-01-01T00:00:00Z",
+               valid_until: str = "2100-01-01T00:00:00Z", cred_id: str | None = None) -> dict[str, Any]:
+    """An admission VC for `subject`, signed by `issuer`."""
+    from fedledger.abci_app.identity.didkey import did_from_private_key
+    from fedledger.abci_app.identity.vc import issue_admission_credential
+
+    subject_did = did_from_private_key(subject)
+    return issue_admission_credential(issuer, did_from_private_key(issuer), subject_did, org, role, tasks or [],
+                                      valid_from, valid_until, cred_id or f"urn:test:{subject_did[-12:]}:{role}")
+
+
 class Chain:
     """Drives a StateMachine like CometBFT would: init_chain, then finalize_block + commit per block."""
 
-    def __init__(self, store: CommittedStore) -> None:
+    def __init__(self, store: CommittedStore, app_state: bytes | None = None) -> None:
         self.store = store
         self.sm = StateMachine(store, CHAIN)
-        self.sm.init_chain(CHAIN, b"")
+        self.sm.init_chain(CHAIN, genesis() if app_state is None else app_state)
         self.height = 0
 
     def block(self, *txs: bytes) -> list[TxResult]:

@@ -64,8 +64,8 @@ def env(kit: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Env]:
         try:
             for name in ("boss", "alice"):
                 cli.ok("keys", "create", name)
-            cli.ok("register", "--key", "boss", "--role", "aggregator")
-            cli.ok("register", "--key", "alice")
+            cli.ok("admit", "--key", "boss", "--role", "aggregator")
+            cli.ok("admit", "--key", "alice")
             cli.ok("task", "create", "--key", "boss", "--task", TASK, "--aggregator", "boss", "--round-size", "4",
                    "--min-contributions", "1", "--deadline-blocks", "1000")
             cli.ok("task", "open-round", "--key", "boss", "--task", TASK)
@@ -109,13 +109,13 @@ def test_error_line_is_red_on_a_terminal(kit: Any, tmp_path: Path) -> None:
 
 
 def test_missing_key(env: Env) -> None:
-    res = env.cli.run("register", "--key", "nosuch")
+    res = env.cli.run("admit", "--key", "nosuch")
     assert_one_error_line(res, "nosuch", "keys create")
 
 
 def test_rejected_tx_shows_code_and_log(env: Env) -> None:
-    res = env.cli.run("register", "--key", "alice")
-    assert_one_error_line(res, f"code {int(Code.ALREADY_EXISTS)}", "already registered")
+    res = env.cli.run("admit", "--key", "alice")
+    assert_one_error_line(res, f"code {int(Code.ALREADY_EXISTS)}", "already enrolled")
 
 
 def test_missing_task_is_not_found(env: Env) -> None:
@@ -217,11 +217,14 @@ def test_status_without_a_net(kit: Any, tmp_path: Path) -> None:
     assert_one_error_line(res, "localnet up")
 
 
+DP_ARGS = ("--noise-multiplier", "1.0", "--sample-rate", "0.1", "--steps", "10", "--clip-norm", "1.0")
+
+
 def test_contribute_accepts_a_valid_update(env: Env) -> None:
     """Control for the next test: the same command with a well-formed payload goes through."""
     good = env.work / "good.bin"
     good.write_bytes(encode_tensors({"w": np.zeros((2, 3), dtype=np.float32)}))
-    res = env.cli.run("contribute", "--key", "alice", "--task", TASK, "--round", "1", "--update", str(good),
+    res = env.cli.run("contribute", "--key", "alice", "--task", TASK, "--round", "1", "--update", str(good), *DP_ARGS,
                       "--examples", "5")
     assert res.rc == 0, res.describe()
     assert "committed" in res.stdout, res.describe()
@@ -230,7 +233,7 @@ def test_contribute_accepts_a_valid_update(env: Env) -> None:
 def test_contribute_rejects_an_invalid_update(env: Env) -> None:
     bad = env.work / "bad.bin"
     bad.write_bytes(b"this is not a fedledger tensor payload")
-    res = env.cli.run("contribute", "--key", "alice", "--task", TASK, "--round", "1", "--update", str(bad),
+    res = env.cli.run("contribute", "--key", "alice", "--task", TASK, "--round", "1", "--update", str(bad), *DP_ARGS,
                       "--examples", "5")
     assert_one_error_line(res, "payload")
 

@@ -79,12 +79,12 @@ def _round_one(store: str, net: Any, cli: Any, work: Path, timings: dict[str, fl
             cli.ok("keys", "create", name)
         keys = {name: cli.ok("keys", "show", name).stdout.strip() for name in names}
     with _timed(timings, "register"):
-        regs = [cli.spawn(f"register-{n}", "register", "--key", n, *(["--role", "aggregator"] if n == "agg" else []))
+        regs = [cli.spawn(f"admit-{n}", "admit", "--key", n, *(["--role", "aggregator"] if n == "agg" else []))
                 for n in names]
         for reg in regs:
             res = reg.finish(timeout=60)
             assert res.rc == 0, res.describe()
-        assert cli.json("query", "participant", keys["agg"])["role"] == "aggregator"
+        assert cli.json("query", "whois", keys["agg"])["role"] == "aggregator"
     with _timed(timings, "task create"):
         cli.ok("task", "create", "--key", "agg", "--task", TASK, "--aggregator", "agg", "--round-size", "3",
                "--min-contributions", "1", "--deadline-blocks", str(DEADLINE_BLOCKS))

@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
+from fedledger.client.admission import dev_credential
 from fedledger.client.errors import ClientError
 from fedledger.client.keys import Key
 from fedledger.client.rpc import CometRPC
@@ -28,9 +29,10 @@ pytestmark = pytest.mark.integration
 
 
 class Load:
-    """Registers fresh keys continuously through whichever nodes are up."""
+    """Admits fresh keys (development credentials) continuously through whichever nodes are up."""
 
     def __init__(self, home: Path, nodes: int) -> None:
+        self.home = home
         self.urls = [manager.rpc_url(home, i) for i in range(nodes)]
         self.stop = threading.Event()
         self.sent = 0
@@ -44,7 +46,7 @@ class Load:
             url = self.urls[i % len(self.urls)]
             try:
                 rpc = CometRPC(url, timeout=2)
-                Submitter(rpc, key).broadcast("register_participant", {"role": "trainer", "name": key.name})
+                Submitter(rpc, key).broadcast("admit", {"credential": dev_credential(self.home, key, "trainer")})
                 self.sent += 1
             except ClientError:
                 pass  # that node is down right now; the next tx goes elsewhere

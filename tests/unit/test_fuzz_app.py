@@ -8,7 +8,7 @@ from hypothesis import strategies as st
 from fedledger.abci_app.errors import Code
 from fedledger.abci_app.modules.auth.nonces import nonce_key
 from fedledger.abci_app.store import CommittedStore
-from tests.support import Chain, Signer, model_ref
+from tests.support import DP, Chain, Signer, model_ref
 
 _signer = Signer(77)
 
@@ -16,9 +16,9 @@ _signer = Signer(77)
 def _valid_txs() -> list[bytes]:
     s = Signer(77)
     return [
-        s.tx("register_participant", {"role": "trainer", "name": "fuzz"}),
+        s.admit("trainer"),
         s.tx("commit_contribution", {"task_id": "t", "round": 1, "base_version": 0, "num_examples": 3,
-                                     **model_ref("x")}),
+                                     "dp": DP, **model_ref("x")}),
         s.tx("propose_version", {"task_id": "t", "round": 1, "contributors": [s.hex], **model_ref("y")}),
     ]
 

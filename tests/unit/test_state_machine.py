@@ -9,7 +9,7 @@ import pytest
 
 from fedledger.abci_app.errors import Code
 from fedledger.abci_app.store import ProofError, verify_proof
-from tests.support import Chain, Signer, model_ref
+from tests.support import DP, POLICY, Chain, Signer, credential, model_ref
 
 TASK = "digits"
 
@@ -18,18 +18,17 @@ def setup_task(chain: Chain, round_size: int = 3, min_contributions: int = 2, de
                ) -> tuple[Signer, Signer, list[Signer]]:
     owner, agg = Signer(10), Signer(11)
     trainers = [Signer(20 + i) for i in range(4)]
-    chain.ok(owner.tx("register_participant", {"role": "trainer", "name": "owner"}),
-             agg.tx("register_participant", {"role": "aggregator", "name": "agg"}),
-             *[t.tx("register_participant", {"role": "trainer", "name": f"t{i}"}) for i, t in enumerate(trainers)])
+    chain.ok(owner.admit("validator-admin"), agg.admit("aggregator"), *[t.admit("trainer") for t in trainers])
     chain.ok(owner.tx("create_task", {
         "task_id": TASK, "model_spec": "mlp-digits", "round_size": round_size,
         "min_contributions": min_contributions, "deadline_blocks": deadline, "aggregator": agg.hex,
-        "initial_model": model_ref("v0")}))
+        "initial_model": model_ref("v0"), "privacy": POLICY}))
     return owner, agg, trainers
 
 
 def commit_body(rnd: int, tag: str, base: int = 0, examples: int = 10) -> dict[str, Any]:
-    return {"task_id": TASK, "round": rnd, "base_version": base, "num_examples": examples, **model_ref(tag)}
+    return {"task_id": TASK, "round": rnd, "base_version": base, "num_examples": examples, "dp": DP,
+            **model_ref(tag)}
 
 
 def query(chain: Chain, path: str) -> Any:
@@ -72,7 +71,7 @@ def test_rejections_have_codes_and_leave_state_alone(chain: Chain) -> None:
     assert codes(chain.block(agg.tx("open_round", {"task_id": TASK, "round": 2}))) == [Code.WRONG_STATE]
     chain.ok(agg.tx("open_round", {"task_id": TASK, "round": 1}))
     before = chain.sm.app_hash
-    # the aggregator may not train; wrong base version; unknown task
+    # the aggregator may not train (its role); wrong base version; unknown task
     assert codes(chain.block(agg.tx("commit_contribution", commit_body(1, "a")))) == [Code.UNAUTHORIZED]
     assert codes(chain.block(t0.tx("commit_contribution", commit_body(1, "a", base=7)))) == [Code.WRONG_STATE]
     bad_task = dict(commit_body(1, "a"), task_id="nope")
@@ -119,7 +118,7 @@ def test_deadline_closes_commits_and_too_few_fails_round(chain: Chain) -> None:
 
 def test_nonces_replay_and_gap(chain: Chain) -> None:
     s = Signer(1)
-    first = s.tx("register_participant", {"role": "trainer", "name": "s"})
+    first = s.admit("trainer")
     chain.ok(first)
     assert codes(chain.block(first)) == [Code.NONCE_REPLAY]  # the very same bytes again
     assert codes(chain.block(s.tx("open_round", {"task_id": "x", "round": 1}, nonce=5))) == [Code.NONCE_GAP]
@@ -128,7 +127,7 @@ def test_nonces_replay_and_gap(chain: Chain) -> None:
     b = s.tx("open_round", {"task_id": "x", "round": 1})
     assert chain.sm.check_tx(a).code == Code.NOT_FOUND  # stateful check runs too: task x does not exist
     assert chain.sm.check_tx(b).code == Code.NONCE_GAP  # a was refused, so b skips ahead
-    ok1 = s.tx("register_participant", {"role": "trainer", "name": "again"}, nonce=2)
+    ok1 = s.tx("admit", {"credential": credential(s.key, "trainer")}, nonce=2)
     assert chain.sm.check_tx(ok1).code == Code.ALREADY_EXISTS
 
 

@@ -16,21 +16,13 @@ from fedledger.abci_app.modules.federation.msgs import (
     FailRound,
     OpenRound,
     ProposeVersion,
-    RegisterParticipant,
     contribution_id,
 )
+from fedledger.abci_app.modules.identity.authz import member_for_key, require_member
+from fedledger.abci_app.modules.privacy.budget import debit, set_policy
 from fedledger.abci_app.records import load_record, store_record
 
 __all__ = ["HANDLERS"]
-
-
-def _participant(view: Reader, signer: str, role: str | None = None) -> dict[str, Any]:
-    rec = load_record(view, keys.participant_key(signer))
-    if rec is None:
-        raise TxError(Code.UNAUTHORIZED, "signer is not a registered participant; run `fedledger register` first")
-    if role is not None and rec["role"] != role:
-        raise TxError(Code.UNAUTHORIZED, f"signer has role {rec['role']!r}; this tx needs role {role!r}")
-    return rec
 
 
 def _task(view: Reader, task_id: str) -> dict[str, Any]:
@@ -50,6 +42,7 @@ def _round(view: Reader, task_id: str, rnd: int) -> dict[str, Any]:
 def _closed_round_of_aggregator(view: Reader, signer: str, task_id: str, rnd: int,
                                 action: str, done: str) -> tuple[dict[str, Any], dict[str, Any]]:
     """The task and round for an aggregator-only action on a closed round (propose, fail)."""
+    require_member(view, signer, ("aggregator",), action)
     task = _task(view, task_id)
     if signer != task["aggregator"]:
         raise TxError(Code.UNAUTHORIZED, f"only the task's aggregator may {action}")
@@ -59,24 +52,15 @@ def _closed_round_of_aggregator(view: Reader, signer: str, task_id: str, rnd: in
     return task, record
 
 
-def register_participant(view: Reader, state: Writer | None, ctx: BlockContext, signer: str,
-                         msg: RegisterParticipant) -> list[Event]:
-    """Register the signer with a role; a key registers once."""
-    if view.get(keys.participant_key(signer)) is not None:
-        raise TxError(Code.ALREADY_EXISTS, "this key is already registered")
-    if state is not None:
-        store_record(state, keys.participant_key(signer),
-                     {"key": signer, "role": msg.role, "name": msg.name, "registered_height": ctx.height})
-    return [fl_event("register_participant", signer, role=msg.role)]
-
-
 def create_task(view: Reader, state: Writer | None, ctx: BlockContext, signer: str,
                 msg: CreateTask) -> list[Event]:
     """Create a task and its version 0 (the initial model every lineage starts from)."""
-    _participant(view, signer)
+    require_member(view, signer, ("validator-admin", "aggregator"), "create tasks")
     if view.get(keys.task_key(msg.task_id)) is not None:
         raise TxError(Code.ALREADY_EXISTS, f"task {msg.task_id!r} already exists")
-    _participant(view, msg.aggregator, "aggregator")
+    agg = member_for_key(view, msg.aggregator)
+    if agg is None or agg["role"] != "aggregator":
+        raise TxError(Code.UNAUTHORIZED, "the task's aggregator must be an enrolled member with role 'aggregator'")
     if state is not None:
         store_record(state, keys.task_key(msg.task_id), {
             "task_id": msg.task_id, "owner": signer, "aggregator": msg.aggregator,
@@ -84,6 +68,7 @@ def create_task(view: Reader, state: Writer | None, ctx: BlockContext, signer: s
             "min_contributions": msg.min_contributions, "deadline_blocks": msg.deadline_blocks,
             "created_height": ctx.height, "current_round": 0, "latest_version": 0,
         })
+        set_policy(state, msg.task_id, msg.privacy)
         store_record(state, keys.version_key(msg.task_id, 0), {
             "task_id": msg.task_id, "version": 0, "round": 0, "parent": None, **msg.initial_model.to_json(),
             "contributors": [], "proposer": signer, "height": ctx.height, "total_examples": 0,
@@ -95,6 +80,7 @@ def create_task(view: Reader, state: Writer | None, ctx: BlockContext, signer: s
 def open_round(view: Reader, state: Writer | None, ctx: BlockContext, signer: str,
                msg: OpenRound) -> list[Event]:
     """Open the next round; the previous one must be aggregated or failed."""
+    require_member(view, signer)
     task = _task(view, msg.task_id)
     if signer not in (task["owner"], task["aggregator"]):
         raise TxError(Code.UNAUTHORIZED, "only the task owner or its aggregator may open rounds")
@@ -120,7 +106,10 @@ def open_round(view: Reader, state: Writer | None, ctx: BlockContext, signer: st
 def commit_contribution(view: Reader, state: Writer | None, ctx: BlockContext, signer: str,
                         msg: CommitContribution) -> list[Event]:
     """Record a trainer's commitment (CID, sha256, size, examples) in an open round."""
-    _participant(view, signer, "trainer")
+    member = require_member(view, signer, ("trainer",), "contribute")
+    if member["tasks"] and msg.task_id not in member["tasks"]:
+        raise TxError(Code.UNAUTHORIZED, f"this member's credential covers tasks {member['tasks']}, not "
+                                         f"{msg.task_id!r}")
     task = _task(view, msg.task_id)
     rnd = _round(view, msg.task_id, msg.round)
     if rnd["status"] != "open":
@@ -136,23 +125,25 @@ def commit_contribution(view: Reader, state: Writer | None, ctx: BlockContext, s
     if view.get(ckey) is not None:
         raise TxError(Code.ALREADY_EXISTS, f"this participant already contributed to round {msg.round}")
     cid = contribution_id(msg.task_id, msg.round, signer)
+    spend = debit(view, state, msg.task_id, member["did"], member["organization"], msg.dp)
     if state is not None:
         store_record(state, ckey, {
             "id": cid, "task_id": msg.task_id, "round": msg.round, "participant": signer,
             "base_version": msg.base_version, **msg.payload.to_json(), "num_examples": msg.num_examples,
-            "height": ctx.height,
+            "height": ctx.height, "did": member["did"], "organization": member["organization"], "dp": msg.dp,
+            "epsilon_after_micro": spend.after,
         })
         rnd["contributions"] += 1
         rnd["total_examples"] += msg.num_examples
         store_record(state, keys.round_key(msg.task_id, msg.round), rnd)
     return [fl_event("commit_contribution", signer, task=msg.task_id, round=msg.round, cid=msg.payload.cid,
-                     contribution=cid)]
+                     contribution=cid, epsilon_micro=spend.after)]
 
 
 def close_round(view: Reader, state: Writer | None, ctx: BlockContext, signer: str,
                 msg: ClosedRound) -> list[Event]:
     """Close a round once full or past its deadline; too few contributions marks it failed."""
-    _participant(view, signer)
+    require_member(view, signer)
     task = _task(view, msg.task_id)
     rnd = _round(view, msg.task_id, msg.round)
     if rnd["status"] != "open":
@@ -208,7 +199,6 @@ def fail_round(view: Reader, state: Writer | None, ctx: BlockContext, signer: st
 
 
 HANDLERS: dict[str, Handler] = {
-    "register_participant": register_participant,
     "create_task": create_task,
     "open_round": open_round,
     "commit_contribution": commit_contribution,

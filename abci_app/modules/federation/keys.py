@@ -5,17 +5,11 @@ from __future__ import annotations
 __all__ = [
     "contribution_key",
     "contribution_prefix",
-    "participant_key",
     "round_key",
     "task_key",
     "version_key",
     "version_prefix",
 ]
-
-
-def participant_key(signer: str) -> bytes:
-    """Participant record of a signer (hex public key)."""
-    return b"fl/participant/" + signer.encode("ascii")
 
 
 def task_key(task_id: str) -> bytes:

@@ -8,11 +8,11 @@ from dataclasses import dataclass
 from typing import Any
 
 from fedledger.abci_app.errors import Code, TxError
+from fedledger.abci_app.modules.privacy.budget import parse_policy
 
 __all__ = [
     "MAX_PAYLOAD_BYTES",
     "MAX_ROUND_SIZE",
-    "ROLES",
     "ClosedRound",
     "CommitContribution",
     "CreateTask",
@@ -20,7 +20,6 @@ __all__ = [
     "ModelRef",
     "OpenRound",
     "ProposeVersion",
-    "RegisterParticipant",
     "PARSERS",
     "contribution_id",
 ]
@@ -28,13 +27,11 @@ __all__ = [
 MAX_ROUND_SIZE = 1000
 MAX_PAYLOAD_BYTES = 1 << 30
 MAX_DEADLINE_BLOCKS = 1_000_000
-ROLES = ("trainer", "aggregator")
 _ID_RE = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
 _SPEC_RE = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,63}$")
 _HEX64 = re.compile(r"^[0-9a-f]{64}$")
 # A CIDv1 in base32 (multibase prefix 'b'); the chain checks the spelling only, the store the bytes.
 _CID_RE = re.compile(r"^b[a-z2-7]{20,120}$")
-_NAME_RE = re.compile(r"^[\x20-\x7e]{1,64}$")
 
 
 def contribution_id(task_id: str, rnd: int, signer: str) -> str:
@@ -85,23 +82,6 @@ class ModelRef:
 
 
 @dataclass(frozen=True)
-class RegisterParticipant:
-    """Register the signer's key with a role (proper DID/VC admission comes with governance)."""
-
-    role: str
-    name: str
-
-    @staticmethod
-    def parse(body: dict[str, Any]) -> RegisterParticipant:
-        """Validate a register_participant body."""
-        _fields(body, {"role", "name"})
-        role = body["role"]
-        if role not in ROLES:
-            raise TxError(Code.INVALID_BODY, f"role must be one of {list(ROLES)}")
-        return RegisterParticipant(role=role, name=_str(body, "name", _NAME_RE, "1-64 printable ASCII chars"))
-
-
-@dataclass(frozen=True)
 class CreateTask:
     """Create a federated task with its model spec, round sizes, deadline and initial model."""
 
@@ -112,12 +92,13 @@ class CreateTask:
     deadline_blocks: int
     aggregator: str
     initial_model: ModelRef
+    privacy: dict[str, Any]  # validated policy record (privacy module)
 
     @staticmethod
     def parse(body: dict[str, Any]) -> CreateTask:
         """Validate a create_task body."""
         _fields(body, {"task_id", "model_spec", "round_size", "min_contributions", "deadline_blocks",
-                       "aggregator", "initial_model"})
+                       "aggregator", "initial_model", "privacy"})
         round_size = _int(body, "round_size", 1, MAX_ROUND_SIZE)
         initial = body["initial_model"]
         if not isinstance(initial, dict):
@@ -131,6 +112,7 @@ class CreateTask:
             deadline_blocks=_int(body, "deadline_blocks", 1, MAX_DEADLINE_BLOCKS),
             aggregator=_str(body, "aggregator", _HEX64, "the aggregator's public key (64 hex digits)"),
             initial_model=ModelRef.parse(initial),
+            privacy=parse_policy(body["privacy"]),
         )
 
 
@@ -171,17 +153,21 @@ class CommitContribution:
     base_version: int
     payload: ModelRef
     num_examples: int
+    dp: dict[str, Any]  # the declared DP mechanism, parsed by the accountant when debited
 
     @staticmethod
     def parse(body: dict[str, Any]) -> CommitContribution:
         """Validate a commit_contribution body."""
-        _fields(body, {"task_id", "round", "base_version", "cid", "sha256", "size", "num_examples"})
+        _fields(body, {"task_id", "round", "base_version", "cid", "sha256", "size", "num_examples", "dp"})
+        if not isinstance(body["dp"], dict):
+            raise TxError(Code.INVALID_BODY, "dp must declare the mechanism: noise_multiplier, sample_rate, steps")
         return CommitContribution(
             task_id=_str(body, "task_id", _ID_RE, "a task id"),
             round=_int(body, "round", 1, 2**40),
             base_version=_int(body, "base_version", 0, 2**40),
             payload=ModelRef.parse(body),
             num_examples=_int(body, "num_examples", 1, 2**40),
+            dp=body["dp"],
         )
 
 
@@ -230,7 +216,6 @@ class FailRound:
 
 
 PARSERS: dict[str, Callable[[dict[str, Any]], object]] = {
-    "register_participant": RegisterParticipant.parse,
     "create_task": CreateTask.parse,
     "open_round": OpenRound.parse,
     "commit_contribution": CommitContribution.parse,

@@ -93,11 +93,6 @@ def _q_lineage(view: Reader, args: list[str]) -> QueryAnswer:
     return _lineage(view, args[0], _num(args[1]))
 
 
-def _q_participant(view: Reader, args: list[str]) -> QueryAnswer:
-    _arity(args, 1, "/participant/KEY")
-    return _need(view, keys.participant_key(args[0]), f"participant {args[0][:16]}…")
-
-
 QUERIES: dict[str, Callable[[Reader, list[str]], QueryAnswer]] = {
     "task": _q_task,
     "round": _q_round,
@@ -106,5 +101,4 @@ QUERIES: dict[str, Callable[[Reader, list[str]], QueryAnswer]] = {
     "version": _q_version,
     "versions": _q_versions,
     "lineage": _q_lineage,
-    "participant": _q_participant,
 }

@@ -1,0 +1,12 @@
+"""Privacy module: per-task (ε, δ) budgets per participant and organization, debited by the RDP accountant."""
+
+from __future__ import annotations
+
+from fedledger.abci_app.modules.base import Module
+from fedledger.abci_app.modules.privacy.queries import QUERIES
+
+__all__ = ["MODULE"]
+
+# Budgets change only through other modules' txs (task creation sets the policy, a contribution
+# debits it), so this module has no tx routes of its own.
+MODULE = Module(name="privacy", queries=QUERIES)
