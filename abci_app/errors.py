@@ -34,6 +34,7 @@ class Code(IntEnum):
     BUDGET_EXCEEDED = 19  # contribution would exceed the participant's privacy budget
     BAD_QUERY = 20  # query path or data malformed
     QUERY_NOT_FOUND = 21  # queried object does not exist
+    RATE_LIMITED = 23  # signer already has MAX_PENDING txs waiting in the mempool
 
 
 class TxError(Exception):

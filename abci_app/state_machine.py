@@ -30,6 +30,8 @@ _SEG = re.compile(r"^[A-Za-z0-9_.:-]{1,128}$")
 log = logging.getLogger(__name__)
 CHAIN_ID_KEY = b"meta/chain_id"
 _DECODE_CACHE = 50_000
+# Mempool txs one signer may have waiting; beyond it CheckTx refuses (nobody floods the mempool).
+MAX_PENDING = 32
 
 
 class WorkingStore(Writer, Protocol):
@@ -187,6 +189,11 @@ class StateMachine:
         """
         try:
             tx = self._authenticate(raw, self.store, self._mempool_nonces)
+            # Per-signer rate limit: nonces are consecutive, so nonce - last committed nonce is how many
+            # of this signer's txs would be waiting in the mempool with this one.
+            if not recheck and tx.nonce - last_nonce(self.store, tx.signer) > MAX_PENDING:
+                raise TxError(Code.RATE_LIMITED, f"signer already has {MAX_PENDING} txs waiting for a block; "
+                                                 "wait for them to commit")
             if recheck:
                 self._mempool_nonces[tx.signer] = tx.nonce
                 return TxResult(code=0)

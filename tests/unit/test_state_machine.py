@@ -176,3 +176,20 @@ def test_aggregator_can_fail_a_closed_round(chain: Chain) -> None:
     chain.ok(agg.tx("fail_round", fail))
     assert query(chain, f"/round/{TASK}/1")["status"] == "failed"
     chain.ok(agg.tx("open_round", {"task_id": TASK, "round": 2}))
+
+
+def test_checktx_rate_limits_one_signer(chain: Chain) -> None:
+    from fedledger.abci_app.state_machine import MAX_PENDING
+
+    owner, agg, trainers = setup_task(chain, round_size=1, min_contributions=1)
+    chain.ok(agg.tx("open_round", {"task_id": TASK, "round": 1}))
+    chain.ok(trainers[0].tx("commit_contribution", commit_body(1, "a")))
+    # The round is full, so close_round passes CheckTx's state check every time: each one is accepted
+    # into the mempool and the signer's pending count grows until the limit.
+    t = trainers[1]
+    seen = [chain.sm.check_tx(t.tx("close_round", {"task_id": TASK, "round": 1})).code
+            for _ in range(MAX_PENDING + 1)]
+    assert seen[:MAX_PENDING] == [Code.OK] * MAX_PENDING
+    assert seen[MAX_PENDING] == Code.RATE_LIMITED
+    chain.block()  # a commit resets the mempool view; the signer may send again
+    assert chain.sm.check_tx(t.tx("close_round", {"task_id": TASK, "round": 1}, nonce=2)).code == Code.OK
