@@ -7,13 +7,13 @@ import logging
 from fedledger.abci_app.application import BaseApplication
 from fedledger.abci_app.context import BlockContext, Event, TxResult
 from fedledger.abci_app.proto import types as pb
+from fedledger.abci_app.query_proofs import PROOF_OP_TYPE
 from fedledger.abci_app.state_machine import StateMachine
 
 __all__ = ["APP_VERSION", "FedLedgerApp", "PROOF_OP_TYPE"]
 
 log = logging.getLogger("fedledger.app")
 APP_VERSION = 1
-PROOF_OP_TYPE = "fedledger:bucket-merkle"
 # Per-tx overhead in PrepareProposal's byte budget: protobuf tag plus length varint.
 _TX_OVERHEAD = 6
 
@@ -85,13 +85,13 @@ class FedLedgerApp(BaseApplication):
         return pb.ResponseCommit(retain_height=0)
 
     def query(self, req: pb.RequestQuery) -> pb.ResponseQuery:
-        """Read committed state; attach a Merkle proof op when asked."""
+        """Read committed state; when asked to prove, one ProofOp per record the answer was derived from."""
         if req.height not in (0, self.machine.height):
             return pb.ResponseQuery(code=20, log=f"only the latest height ({self.machine.height}) can be queried",
                                     codespace="fedledger", height=self.machine.height)
         r = self.machine.query(req.path, req.data, req.prove)
         resp = pb.ResponseQuery(code=r.code, log=r.log, key=r.key, value=r.value, height=r.height,
                                 codespace=r.codespace)
-        if r.proof:
-            resp.proof_ops.ops.append(pb.ProofOp(type=PROOF_OP_TYPE, key=r.key, data=r.proof))
+        for record in r.proofs:
+            resp.proof_ops.ops.append(pb.ProofOp(type=PROOF_OP_TYPE, key=record.key, data=record.encode()))
         return resp

@@ -35,6 +35,15 @@ class Code(IntEnum):
     BAD_QUERY = 20  # query path or data malformed
     QUERY_NOT_FOUND = 21  # queried object does not exist
     RATE_LIMITED = 23  # signer already has MAX_PENDING txs waiting in the mempool
+    NOT_SELECTED = 24  # participant not selected for this round
+    REPUTATION_PARAMS_INVALID = 30  # reputation params (genesis or governance) out of range or malformed
+    REPUTATION_REASON_UNKNOWN = 31  # reputation movement reason not in the fixed set of reasons
+    REPUTATION_DID_INVALID = 32  # DID given to the reputation module is malformed or listed twice
+    VERSION_DECIDED = 35  # model version is no longer 'proposed' (already promoted, quarantined, rolled back)
+    ROLLBACK_REFUSED = 36  # rollback target is not a promoted version below the task's last good version
+    UNKNOWN_ACTION = 40  # proposal names a governance action this chain does not run
+    ACTION_INVALID = 41  # governance action would leave an invalid state (e.g. an organization without issuers)
+    VOTING_CLOSED = 42  # proposal is no longer open for votes (tallied)
 
 
 class TxError(Exception):

@@ -9,23 +9,22 @@ from __future__ import annotations
 
 import json
 import logging
-import re
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from fedledger.abci_app.canonical import CanonicalError, canonical_bytes, parse_canonical
+from fedledger.abci_app.canonical import parse_canonical
 from fedledger.abci_app.context import BlockContext, Event, Reader, TxResult, Writer
 from fedledger.abci_app.errors import CODESPACE, Code, TxError
 from fedledger.abci_app.modules.auth.nonces import check_nonce, last_nonce, set_nonce
 from fedledger.abci_app.modules.base import Module, QueryAnswer, Route
 from fedledger.abci_app.modules.registry import DEFAULT_MODULES
+from fedledger.abci_app.query_proofs import RecordingView, answer_query
+from fedledger.abci_app.store.proof import RecordProof
 from fedledger.abci_app.tx import Tx, decode_tx
 
 __all__ = ["QueryResult", "StateMachine", "Store", "WorkingStore"]
-
-_SEG = re.compile(r"^[A-Za-z0-9_.:-]{1,128}$")
 
 log = logging.getLogger(__name__)
 CHAIN_ID_KEY = b"meta/chain_id"
@@ -70,7 +69,11 @@ class Store(Reader, Protocol):
 
 @dataclass
 class QueryResult:
-    """Answer to a query: JSON value bytes, and for single records the key and an encoded proof."""
+    """Answer to a query: JSON value bytes; for single records the key; with prove, the record proofs.
+
+    `proofs` proves every record the answer was derived from (one ABCI ProofOp each); `proof` is
+    the bare encoded Proof of `key` alone, for callers that check a single-record answer directly.
+    """
 
     code: int = 0
     log: str = ""
@@ -79,6 +82,7 @@ class QueryResult:
     proof: bytes = b""
     height: int = 0
     codespace: str = ""
+    proofs: tuple[RecordProof, ...] = ()
 
 
 def _error(exc: TxError) -> TxResult:
@@ -255,43 +259,35 @@ class StateMachine:
 
     # ----- queries -----
     def query(self, path: str, data: bytes, prove: bool) -> QueryResult:
-        """Answer a query from committed state, with a Merkle proof for single-record answers."""
+        """Answer a query from committed state; with `prove`, prove every record the answer was derived from.
+
+        The answer is computed through a RecordingView, and `proofs` gets one RecordProof per store
+        key it read (present or absent), so a client can re-derive the whole answer from proven
+        records (see query_proofs.verify_answer). A not-found answer is proven the same way.
+        """
         height = self.store.height
+        view = RecordingView(self.store) if prove else None
         try:
-            if path.startswith("/nonce/"):
-                value: Any = {"signer": path[7:], "last_nonce": last_nonce(self.store, path[7:])}
-                key: bytes | None = None
-            elif path == "/key":
-                raw = self.store.get(data)
-                if raw is None and not prove:
-                    raise TxError(Code.QUERY_NOT_FOUND, "key not found")
-                return self._with_proof(QueryResult(key=data, value=raw or b"", height=height), data, prove)
-            else:
-                answer = self._query(path)
-                value, key = answer.value, answer.key
-            body = canonical_bytes(value)
+            key, body = answer_query(self.queries, path, data, view if view is not None else self.store, prove)
         except TxError as exc:
-            return QueryResult(code=int(exc.code), log=exc.log, height=height, codespace=CODESPACE)
-        except CanonicalError as exc:
-            return QueryResult(code=int(Code.BAD_QUERY), log=str(exc), height=height, codespace=CODESPACE)
-        result = QueryResult(key=key or b"", value=body, height=height)
-        return self._with_proof(result, key, prove) if key is not None else result
-
-    def _query(self, path: str) -> QueryAnswer:
-        parts = [p for p in path.split("/") if p]
-        if not parts or not all(_SEG.match(p) for p in parts):
-            raise TxError(Code.BAD_QUERY, f"malformed query path {path!r}")
-        answer = self.queries.get(parts[0])
-        if answer is None:
-            kinds = ", ".join(f"/{k}" for k in sorted([*self.queries, "nonce", "key"]))
-            raise TxError(Code.BAD_QUERY, f"unknown query {path!r}; known: {kinds}")
-        return answer(self.store, parts[1:])
-
-    def _with_proof(self, result: QueryResult, key: bytes, prove: bool) -> QueryResult:
-        if prove:
-            _, proof = self.store.prove(key)
-            result.proof = proof.encode()
+            result = QueryResult(code=int(exc.code), log=exc.log, height=height, codespace=CODESPACE)
+            if view is not None and exc.code == Code.QUERY_NOT_FOUND:
+                result.proofs = self._prove_reads(view)
+            return result
+        result = QueryResult(key=key, value=body, height=height)
+        if view is not None:
+            result.proofs = self._prove_reads(view)
+            if key:
+                own = next((p.proof for p in result.proofs if p.key == key), None)
+                result.proof = (own if own is not None else self.store.prove(key)[1]).encode()
         return result
+
+    def _prove_reads(self, view: RecordingView) -> tuple[RecordProof, ...]:
+        out = []
+        for key in view.reads:
+            value, proof = self.store.prove(key)
+            out.append(RecordProof(value, proof))
+        return tuple(out)
 
 
 def parse_query_value(value: bytes) -> Any:

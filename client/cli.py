@@ -177,6 +177,18 @@ def admit(c: Ctx, key_name: str, role: str, tasks: tuple[str, ...], credential: 
                f"{out.attr('fl', 'organization')} at height {out.height}")
 
 
+def _lifecycle_params(quorum: int | None, min_accuracy: float | None, max_asr: float | None) -> dict[str, int]:
+    """The task's evaluation rule in the chain's integer units (ppm for rates)."""
+    out: dict[str, int] = {}
+    if quorum is not None:
+        out["quorum_weight"] = quorum
+    if min_accuracy is not None:
+        out["min_canary_accuracy_ppm"] = round(min_accuracy * 1_000_000)
+    if max_asr is not None:
+        out["max_backdoor_asr_ppm"] = round(max_asr * 1_000_000)
+    return out
+
+
 def _resolve_key(c: Ctx, ref: str) -> str:
     """A public key given as hex or as a local key name."""
     if len(ref) == 64 and all(ch in "0123456789abcdef" for ch in ref):
@@ -201,10 +213,15 @@ def task() -> None:
 @click.option("--epsilon", default="8", show_default=True, help="Privacy budget ε per participant.")
 @click.option("--delta", default="1e-5", show_default=True, help="δ of the (ε, δ) budget.")
 @click.option("--org-epsilon", default=None, help="Optional ε cap per organization.")
+@click.option("--quorum-weight", type=int, default=None,
+              help="Evaluator weight (reputation micro-units) that decides a version (chain default: 2 evaluators).")
+@click.option("--min-accuracy", type=float, default=None, help="Canary accuracy a version needs, e.g. 0.3.")
+@click.option("--max-asr", type=float, default=None, help="Highest backdoor attack success rate allowed, e.g. 0.2.")
 @pass_ctx
 def task_create(c: Ctx, key_name: str, task_id: str, model_spec: str, round_size: int, min_contributions: int,
                 deadline_blocks: int, aggregator: str, seed: int, epsilon: str, delta: str,
-                org_epsilon: str | None) -> None:
+                org_epsilon: str | None, quorum_weight: int | None, min_accuracy: float | None,
+                max_asr: float | None) -> None:
     """Create a task; uploads the initial model (version 0) to the content store."""
     import hashlib
 
@@ -221,6 +238,7 @@ def task_create(c: Ctx, key_name: str, task_id: str, model_spec: str, round_size
         "aggregator": _resolve_key(c, aggregator),
         "initial_model": {"cid": cid, "sha256": hashlib.sha256(payload).hexdigest(), "size": len(payload)},
         "privacy": {"epsilon": epsilon, "delta": delta, "org_epsilon": org_epsilon},
+        **({"lifecycle": lifecycle} if (lifecycle := _lifecycle_params(quorum_weight, min_accuracy, max_asr)) else {}),
     })
     click.echo(f"created task {task_id} at height {out.height}; initial model {cid}; budget ε={epsilon}, δ={delta}")
 
@@ -422,7 +440,9 @@ def budget_show(c: Ctx, did: str, task_id: str, as_json: bool) -> None:
 # ----------------------------------------------------------------------------- queries
 @cli.command()
 @click.argument("kind", type=click.Choice(["task", "round", "contributions", "contribution", "version",
-                                           "versions", "lineage", "org", "member", "whois", "budget", "nonce"]))
+                                           "versions", "lineage", "org", "member", "whois", "budget",
+                                           "reputation", "reputation-history", "attestations", "lifecycle",
+                                           "proposal", "proposals", "governance", "nonce"]))
 @click.argument("args", nargs=-1)
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 @click.option("--prove", "--verify", "prove", is_flag=True,
@@ -477,6 +497,106 @@ def aggregator_run(c: Ctx, key_name: str, task_id: str, rounds: int | None) -> N
             console.print(f"[bold]{task_id}[/] {did}", soft_wrap=True)
 
     asyncio.run(agg.run(on_step=show))
+
+
+@cli.group()
+def evaluator() -> None:
+    """Evaluator node."""
+
+
+@evaluator.command("run")
+@click.option("--key", "key_name", required=True, help="Evaluator key (admitted with role evaluator).")
+@click.option("--task", "task_id", required=True)
+@click.option("--canary", "canary_path", type=click.Path(exists=True, dir_okay=False, path_type=Path), required=True,
+              help="This evaluator's own held-out data (.npz with X and y), e.g. shards/test.npz.")
+@click.option("--target-label", default=0, show_default=True, help="Label the backdoor trigger probe targets.")
+@pass_ctx
+def evaluator_run(c: Ctx, key_name: str, task_id: str, canary_path: Path, target_label: int) -> None:
+    """Follow a task's proposals; attest canary accuracy and trigger-probe attack success of each version."""
+    import asyncio
+
+    from rich.console import Console
+
+    from fedledger.client.data import load_client_data
+    from fedledger.node.evaluator import Evaluator
+    from fedledger.node.probes import TriggerProbe
+
+    console = Console()
+    ev = Evaluator(c.submitter(key_name), c.open_store(), task_id, canary=load_client_data(canary_path),
+                   probe=TriggerProbe(target_label=target_label))
+
+    def show(did: str) -> None:
+        if not did.startswith(("waiting", "idle")):
+            console.print(f"[bold]{task_id}[/] {did}", soft_wrap=True)
+
+    asyncio.run(ev.run(on_step=show))
+
+
+@cli.command()
+@click.option("--key", "key_name", required=True, help="Trainer key.")
+@click.option("--task", "task_id", required=True)
+@click.option("--available/--unavailable", default=True, help="Whether to be drawn for the next rounds.")
+@pass_ctx
+def availability(c: Ctx, key_name: str, task_id: str, available: bool) -> None:
+    """Declare whether this trainer takes part in a task's next rounds (selection skips the unavailable)."""
+    out = c.submitter(key_name).send("declare_availability", {"task_id": task_id, "available": available})
+    click.echo(f"{key_name} is {'available' if available else 'unavailable'} for {task_id} from height {out.height}")
+
+
+@cli.group()
+def gov() -> None:
+    """Governance: proposals by organization admins, voted per organization, executed at the deadline."""
+
+
+def _admin_submitter(c: Ctx, key_name: str | None) -> Any:
+    """A named key, or the localnet's development issuer (the admin of organization `local`)."""
+    if key_name:
+        return c.submitter(key_name)
+    from fedledger.client.keys import Key
+    from fedledger.client.submit import Submitter
+    from fedledger.localnet.consortium import dev_issuer_key
+
+    return Submitter(c.rpc(), Key("local-admin", dev_issuer_key(c.localnet)))
+
+
+@gov.command("propose")
+@click.option("--key", "key_name", default=None, help="Admin key (default: the localnet's development admin).")
+@click.option("--title", required=True)
+@click.option("--action", "action_json", required=True,
+              help='The action as JSON, e.g. \'{"type": "set_task_policy", "task_id": "digits", '
+                   '"changes": {"epsilon": "5"}}\' or \'{"type": "rollback", "task_id": "digits"}\'.')
+@pass_ctx
+def gov_propose(c: Ctx, key_name: str | None, title: str, action_json: str) -> None:
+    """Submit a proposal; it is tallied and, if passed, executed at its deadline height."""
+    try:
+        action = json.loads(action_json)
+    except json.JSONDecodeError as exc:
+        raise ClientError(f"--action is not JSON: {exc}") from exc
+    out = _admin_submitter(c, key_name).send("submit_proposal", {"title": title, "action": action})
+    click.echo(f"proposal {out.attr('fl', 'proposal')} submitted; voting closes at height {out.attr('fl', 'deadline')}")
+
+
+@gov.command("vote")
+@click.argument("proposal_id", type=int)
+@click.argument("option", type=click.Choice(["yes", "no", "abstain"]))
+@click.option("--key", "key_name", default=None, help="Admin key (default: the localnet's development admin).")
+@pass_ctx
+def gov_vote(c: Ctx, proposal_id: int, option: str, key_name: str | None) -> None:
+    """Vote on a proposal for your organization (a later vote replaces it)."""
+    out = _admin_submitter(c, key_name).send("vote", {"proposal_id": proposal_id, "option": option})
+    click.echo(f"voted {option} on proposal {proposal_id} at height {out.height}")
+
+
+@gov.command("show")
+@click.argument("proposal_id", type=int, required=False)
+@click.option("--json", "as_json", is_flag=True)
+@pass_ctx
+def gov_show(c: Ctx, proposal_id: int | None, as_json: bool) -> None:
+    """Show one proposal, or the latest ones."""
+    from fedledger.client.chainview import ChainView
+
+    path = f"/proposal/{proposal_id}" if proposal_id is not None else "/proposals"
+    _print(ChainView(c.rpc()).get(path), as_json)
 
 
 # ----------------------------------------------------------------------------- demo

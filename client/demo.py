@@ -48,6 +48,8 @@ class DemoConfig:
     base_port: int = 26600
     store: Literal["embedded", "kubo"] = "embedded"
     deadline_blocks: int = 60
+    evaluators: int = 2  # the default lifecycle quorum: two evaluators at starting reputation
+    min_accuracy_ppm: int = 200_000
     epsilon: str = "10"  # per-participant budget on the task
     delta: str = "1e-5"
     noise_multiplier: str = "1"  # DP-SGD σ of every client
@@ -102,9 +104,11 @@ def run_demo(cfg: DemoConfig, console: Console | None = None) -> int:
         keystore = KeyStore(cfg.home)
         owner = keystore.create("aggregator")
         trainers = [keystore.create(f"client{i}") for i in range(cfg.clients)]
+        evaluators = [keystore.create(f"evaluator{i}") for i in range(cfg.evaluators)]
         shards, test = load_digits_federated(cfg.clients, alpha=cfg.alpha, seed=0)
         with console.status("admitting participants with W3C credentials and creating the task…"):
-            _admit_all(cfg.home, rpcs, [(owner, "aggregator")] + [(t, "trainer") for t in trainers])
+            _admit_all(cfg.home, rpcs, [(owner, "aggregator")] + [(t, "trainer") for t in trainers]
+                       + [(e, "evaluator") for e in evaluators])
             payload = encode_tensors(initial_weights("mlp-digits", 0))
             cid = store.put(payload)
             Submitter(rpcs[0], owner).send("create_task", {
@@ -113,6 +117,8 @@ def run_demo(cfg: DemoConfig, console: Console | None = None) -> int:
                 "aggregator": owner.public_hex,
                 "initial_model": {"cid": cid, "sha256": hashlib.sha256(payload).hexdigest(), "size": len(payload)},
                 "privacy": {"epsilon": cfg.epsilon, "delta": cfg.delta, "org_epsilon": None},
+                # A version is promoted unless it collapses or carries a backdoor: DP rounds start low.
+                "lifecycle": {"min_canary_accuracy_ppm": cfg.min_accuracy_ppm, "max_backdoor_asr_ppm": 200_000},
             })
         state = _Live()
         stop = threading.Event()
@@ -139,7 +145,22 @@ def run_demo(cfg: DemoConfig, console: Console | None = None) -> int:
             except Exception as exc:
                 state.errors.append(f"client{i}: {exc}")
 
+        def evaluator_thread(i: int) -> None:
+            # Each evaluator holds its own half of the held-out data as its canary set.
+            from fedledger.client.data import ClientData
+            from fedledger.node.evaluator import Evaluator
+            from fedledger.node.probes import TriggerProbe
+
+            canary = ClientData(test.X[i::cfg.evaluators], test.y[i::cfg.evaluators])
+            try:
+                ev = Evaluator(Submitter(CometRPC(rpcs[(i + 1) % len(rpcs)].url), evaluators[i]), store, TASK,
+                               canary=canary, probe=TriggerProbe(target_label=0))
+                asyncio.run(ev.run(poll_s=0.5, until=stop.is_set))
+            except Exception as exc:
+                state.errors.append(f"evaluator{i}: {exc}")
+
         threads = [threading.Thread(target=aggregator_thread, daemon=True)]
+        threads += [threading.Thread(target=evaluator_thread, args=(i,), daemon=True) for i in range(cfg.evaluators)]
         threads += [threading.Thread(target=client_thread, args=(i,), daemon=True) for i in range(cfg.clients)]
         for t in threads:
             t.start()
@@ -150,17 +171,18 @@ def run_demo(cfg: DemoConfig, console: Console | None = None) -> int:
         def table() -> Table:
             tab = Table(title=f"task {TASK}: {cfg.clients} clients, non-IID digits (Dirichlet α={cfg.alpha}), "
                               f"chain height {rpcs[0].height()}")
-            for col in ("round", "status", "commits", "opened at", "closed at", "version", "test accuracy",
-                        "commit latency p50", "max ε spent"):
+            for col in ("round", "status", "commits", "opened at", "closed at", "version", "decision",
+                        "test accuracy", "commit latency p50", "max ε spent"):
                 tab.add_column(col)
             task = view.task(TASK)
             for r in range(1, task["current_round"] + 1):
                 rec = view.round(TASK, r)
                 lat = [x.latency_s for x in state.receipts if x.round == r]
                 acc = state.accuracy.get(rec["version"]) if rec["version"] else None
+                decision = view.version(TASK, rec["version"])["status"] if rec["version"] else "-"
                 tab.add_row(str(r), rec["status"], str(rec["contributions"]), str(rec["opened_height"]),
-                            str(rec["closed_height"] or "-"),
-                            str(rec["version"] or "-"), f"{acc:.1%}" if acc is not None else "-",
+                            str(rec["closed_height"] or "-"), str(rec["version"] or "-"), decision,
+                            f"{acc:.1%}" if acc is not None else "-",
                             f"{statistics.median(lat) * 1000:.0f} ms" if lat else "-",
                             f"{max(x.epsilon for x in rr):.2f} / {cfg.epsilon}" if (rr := [
                                 x for x in state.receipts if x.round == r]) else "-")

@@ -1,11 +1,17 @@
-"""Checking a query answer against the chain: the signed header H+1 and the Merkle proof under its app hash.
+"""Checking a query answer against the chain: the signed header H+1, and the answer re-derived from proven records.
 
 State after block H is committed by the app hash carried in header H+1. With a `TrustRoot` (the
 validator set of a genesis file held locally), `check_query_proof` fetches /commit for H+1,
 verifies that header against the trusted validators' commit signatures (light-client check, see
-`lightclient.py`) and then the answer's Merkle proof against that header's app hash: a node that
-lies about the value, the proof or the header is caught. Without a trust root, only the Merkle
-proof against the app hash *as served by the node* is checked, and the verdict says so.
+`lightclient.py`), then checks the answer against that header's app hash: every record the
+answer was derived from carries a Merkle proof (of its value, or of its absence), each must
+verify, and re-running the query on those proven records alone must give the answer received,
+byte for byte (`fedledger.abci_app.query_proofs.verify_answer`). A node that lies about the
+answer, a record, the proofs or the header is caught; so is one that leaves a record out or
+slips one in. Listings (`/contributions`, `/versions`) are proven complete through the record
+that counts them; a listing no completeness rule covers is refused, not half-checked.
+Without a trust root, the same checks run against the app hash *as served by the node*, and the
+verdict says so.
 """
 
 from __future__ import annotations
@@ -14,7 +20,8 @@ import time
 from pathlib import Path
 from typing import Any, Protocol
 
-from fedledger.abci_app.store import Proof, ProofError, verify_proof
+from fedledger.abci_app.query_proofs import verify_answer
+from fedledger.abci_app.store import ProofError
 from fedledger.client.errors import ClientError
 from fedledger.client.lightclient import (
     HeaderVerificationError,
@@ -68,13 +75,17 @@ def check_query_proof(rpc: CommitSource, res: AbciQueryResult, trust: TrustRoot 
     """Verify `res` (queried with prove=True) against header H+1; raise ProofFailedError if anything fails.
 
     With `trust`, header H+1 must hash to the block its commit signs, name the trusted validator
-    set, and carry valid signatures of more than 2/3 of the trusted voting power; the proof is then
-    checked against that verified header's app hash. Passing `trust=None` explicitly asks for the
-    weaker check against the app hash as the node serves it (`header_signatures_checked: False`).
+    set, and carry valid signatures of more than 2/3 of the trusted voting power; the answer is
+    then checked against that verified header's app hash: every proof op must verify, and the
+    query `res.path` re-run on the proven records alone must give exactly `res`'s code, key and
+    value, using every proven record. Passing `trust=None` explicitly asks for the weaker check
+    against the app hash as the node serves it (`header_signatures_checked: False`).
     """
-    if not res.proof:
-        raise ProofFailedError("the answer carries no proof; this query kind is not provable yet "
-                               "(composite answers such as lineage get proofs with the governance issue)")
+    if not res.proof_ops:
+        raise ProofFailedError("the answer carries no proof: ask with prove=True, from a node that proves answers")
+    if not res.path:
+        raise ClientError("cannot check this answer: it does not say which query path was asked "
+                          "(AbciQueryResult.path, filled in by CometRPC.abci_query)")
     header_height = res.height + 1
     answer = _signed_header(rpc, header_height, timeout)
     try:
@@ -103,8 +114,10 @@ def check_query_proof(rpc: CommitSource, res: AbciQueryResult, trust: TrustRoot 
             "signers": [a.hex().upper() for a in verified.signers],
         }
     try:
-        verify_proof(app_hash, res.key, res.value, Proof.decode(res.proof))
+        proven = verify_answer(res.path, res.data, res.value, res.proof_ops, app_hash,
+                               key=res.key, code=res.code, log=res.log, height=res.height)
     except ProofError as exc:
-        raise ProofFailedError(
-            f"the answer's Merkle proof does not verify against the app hash of block {header_height}: {exc}") from exc
-    return {"verified": True, "app_hash": app_hash.hex(), "header_height": header_height, **verdict}
+        raise ProofFailedError(f"the answer is not proven by the app hash of block {header_height}: {exc}") from exc
+    return {"verified": True, "app_hash": app_hash.hex(), "header_height": header_height,
+            "records_proven": proven.present, "absences_proven": proven.absent,
+            "complete_listings": [p.decode("ascii", "backslashreplace") for p in proven.listings], **verdict}

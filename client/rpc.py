@@ -17,7 +17,12 @@ __all__ = ["AbciQueryResult", "CometRPC", "subscribe"]
 
 @dataclass(frozen=True)
 class AbciQueryResult:
-    """The decoded answer of /abci_query."""
+    """The decoded answer of /abci_query, with the path and data that were asked.
+
+    `proof_ops` holds every ProofOp as (type, key, data); `proof` is the first op's data.
+    `path` and `data` come from the request, never from the node, so a proof check knows what
+    question the answer must answer.
+    """
 
     code: int
     log: str
@@ -25,6 +30,9 @@ class AbciQueryResult:
     value: bytes
     proof: bytes
     height: int
+    path: str = ""
+    data: bytes = b""
+    proof_ops: tuple[tuple[str, bytes, bytes], ...] = ()
 
 
 class CometRPC:
@@ -89,12 +97,14 @@ class CometRPC:
     def abci_query(self, path: str, data: bytes = b"", prove: bool = False, height: int = 0) -> AbciQueryResult:
         """Query application state at the latest committed height."""
         res = self.call("abci_query", path=path, data=data.hex(), prove=prove, height=str(height))["response"]
-        proof_ops = (res.get("proofOps") or {}).get("ops") or []
-        proof = base64.b64decode(proof_ops[0]["data"]) if proof_ops else b""
+        ops = tuple((str(op.get("type", "")), base64.b64decode(op.get("key") or ""),
+                     base64.b64decode(op.get("data") or ""))
+                    for op in (res.get("proofOps") or {}).get("ops") or [])
         return AbciQueryResult(
             code=int(res.get("code", 0)), log=res.get("log", ""),
             key=base64.b64decode(res.get("key") or ""), value=base64.b64decode(res.get("value") or ""),
-            proof=proof, height=int(res.get("height", 0)),
+            proof=ops[0][2] if ops else b"", height=int(res.get("height", 0)),
+            path=path, data=data, proof_ops=ops,
         )
 
     def block(self, height: int | None = None) -> dict[str, Any]:

@@ -1,4 +1,4 @@
-"""A localnet's development consortium: one organization, `local`, whose credential issuer key lives in the net home.
+"""A localnet's development consortium: one organization, `local`, whose issuer and admin key lives in the net home.
 
 Real consortia put their organizations and issuer DIDs in genesis themselves (`localnet up`
 takes no part in that). For a local network the operator is everyone, so the net generates an
@@ -50,7 +50,9 @@ def dev_app_state(home: Path) -> dict[str, Any]:
     """Genesis app_state with the `local` organization, creating the issuer key on first use."""
     path = home / ISSUER_FILE
     key = dev_issuer_key(home) if path.exists() else _write_key(path)
+    did = did_from_private_key(key)
+    # The issuer key is also the organization's admin, so `fedledger gov` works on a localnet.
     return {"identity": {"organizations": [{
-        "id": DEV_ORG, "name": "Local development consortium", "issuers": [did_from_private_key(key)],
+        "id": DEV_ORG, "name": "Local development consortium", "issuers": [did], "admins": [did],
         "enrollment_cap": DEV_ENROLLMENT_CAP,
     }]}}

@@ -15,20 +15,18 @@ from typing import Any
 
 from fedledger.abci_app.errors import Code
 from fedledger.client.chainview import ChainView
-from fedledger.client.errors import ClientError, TxRejectedError
-from fedledger.client.rpc import subscribe
+from fedledger.client.errors import ClientError
 from fedledger.client.submit import Submitter
-from fedledger.ipfs import ContentStore, StoreError
+from fedledger.ipfs import ContentStore, IntegrityError, StoreError
 from fedledger.node.aggregation import AggregationError, WeightedUpdate, apply_delta
 from fedledger.node.aggregation.fedavg import aggregate as fedavg
+from fedledger.node.follow import PERMANENT, follow_task
 from fedledger.node.tensors import PayloadError, decode_tensors, encode_tensors
 
 __all__ = ["Aggregator", "RoundOutcome"]
 
 log = logging.getLogger("fedledger.aggregator")
 Rule = Callable[[Sequence[WeightedUpdate]], dict[str, Any]]
-# Rejections that no retry can fix; the aggregator stops on them instead of looping.
-_PERMANENT = frozenset({Code.UNAUTHORIZED, Code.NOT_FOUND, Code.INVALID_BODY, Code.UNKNOWN_TYPE, Code.WRONG_CHAIN})
 
 
 @dataclass
@@ -54,6 +52,7 @@ class Aggregator:
         self.max_rounds = max_rounds
         self.auto_open = auto_open
         self.outcomes: list[RoundOutcome] = []
+        self.mismatched: set[str] = set()
 
     def check_role(self) -> None:
         """Refuse to start unless this key is the task's aggregator (a permanent misconfiguration)."""
@@ -70,7 +69,8 @@ class Aggregator:
         task = self.view.task(self.task_id)
         if task["current_round"] < self.max_rounds:
             return False
-        return self.view.round(self.task_id, task["current_round"])["status"] in ("aggregated", "failed")
+        rnd = self.view.round(self.task_id, task["current_round"])
+        return rnd["status"] in ("aggregated", "failed") and self._undecided_version(rnd) is None
 
     def step(self) -> str:
         """Advance the task by at most one action, chosen from chain state; returns what it did."""
@@ -89,9 +89,19 @@ class Aggregator:
         if status == "closed":
             outcome = self.aggregate_round(task, rnd)
             return f"proposed version {outcome.version} from round {current}" if outcome.version else "idle"
+        pending = self._undecided_version(rnd)
+        if pending is not None:
+            # Rounds train from the last promoted version: opening now would train from an older one.
+            return f"waiting for evaluators to decide version {pending}"
         if self.max_rounds is not None and current >= self.max_rounds:
             return "finished"
         return self._open(current + 1)
+
+    def _undecided_version(self, rnd: dict[str, Any]) -> int | None:
+        if rnd["status"] != "aggregated" or rnd["version"] is None:
+            return None
+        version = self.view.version(self.task_id, rnd["version"])
+        return int(version["version"]) if version["status"] == "proposed" else None
 
     def _open(self, rnd: int) -> str:
         if not self.auto_open:
@@ -113,6 +123,8 @@ class Aggregator:
             except (StoreError, PayloadError) as exc:
                 log.warning("dropping contribution of %s…: %s", who[:16], exc)
                 dropped[who] = str(exc)
+                if isinstance(exc, IntegrityError) or "commitment says" in str(exc):
+                    self.mismatched.add(who)  # the bytes do not match what was signed: costs reputation
                 continue
             updates.append(WeightedUpdate(contribution_id=c["id"], tensors=tensors, num_examples=c["num_examples"]))
         return updates, dropped
@@ -144,9 +156,11 @@ class Aggregator:
         cid = self.store.put(payload)
         self.store.pin(cid)
         included = sorted(u.contribution_id.rsplit("/", 1)[1] for u in updates)
+        penalized = sorted(w for w in outcome.dropped if w in self.mismatched)
         result = self.submitter.send("propose_version", {
             "task_id": self.task_id, "round": number, "cid": cid, "sha256": hashlib.sha256(payload).hexdigest(),
             "size": len(payload), "contributors": included,
+            "dropped": [{"participant": w, "reason": "hash_mismatch"} for w in penalized],
         })
         version = result.attr("fl", "version")
         outcome.version = int(version) if version is not None else None
@@ -158,39 +172,6 @@ class Aggregator:
 
     async def run(self, poll_s: float = 1.0, on_step: Callable[[str], None] | None = None) -> None:
         """Follow the task's events over the websocket and step on each one (and at least every poll_s)."""
-        wake = asyncio.Event()
-
-        async def follow() -> None:
-            query = f"tm.event='Tx' AND fl.task='{self.task_id}'"
-            while True:
-                try:
-                    async for _ in subscribe(self.submitter.rpc.url, query):
-                        wake.set()
-                except (ClientError, OSError) as exc:
-                    log.warning("event subscription lost (%s); polling until it is back", exc)
-                    await asyncio.sleep(2)
-
         await asyncio.to_thread(self.check_role)
-        follower = asyncio.create_task(follow())
-        try:
-            while not await asyncio.to_thread(self.done):
-                try:
-                    did = await asyncio.to_thread(self.step)
-                except TxRejectedError as exc:
-                    if exc.code in _PERMANENT:
-                        raise  # retrying cannot help: the chain says this key may not do this
-                    did = f"error: {exc}"
-                    log.warning("%s", did)
-                except ClientError as exc:
-                    did = f"error: {exc}"
-                    log.warning("%s", did)
-                if on_step is not None:
-                    on_step(did)
-                if did in ("waiting", "idle", "finished") or did.startswith("error"):
-                    wake.clear()
-                    try:
-                        await asyncio.wait_for(wake.wait(), timeout=poll_s)
-                    except TimeoutError:
-                        pass
-        finally:
-            follower.cancel()
+        await follow_task(self.submitter.rpc.url, self.task_id, self.step, self.done, poll_s=poll_s,
+                          on_step=on_step, permanent=PERMANENT | {Code.NOT_FOUND})

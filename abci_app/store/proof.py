@@ -1,4 +1,4 @@
-"""Merkle proofs of presence/absence of a key in the state store, with a canonical byte encoding."""
+"""Merkle proofs of presence/absence of a key in the state store, and of one record with its value; canonical bytes."""
 
 from __future__ import annotations
 
@@ -16,10 +16,12 @@ from fedledger.abci_app.store.merkle import (
     value_hash,
 )
 
-__all__ = ["PROOF_VERSION", "Proof", "ProofError", "verify_proof"]
+__all__ = ["PROOF_VERSION", "RECORD_PROOF_VERSION", "Proof", "ProofError", "RecordProof", "verify_proof"]
 
 #: First byte of an encoded proof; bump when the encoding or the hashing rules change.
 PROOF_VERSION = 1
+#: First byte of an encoded RecordProof. It differs from PROOF_VERSION so that neither encoding parses as the other.
+RECORD_PROOF_VERSION = 2
 
 _U32 = struct.Struct(">I")
 # Smallest possible encoded entry: u32 key length, 1 key byte, value hash.
@@ -154,3 +156,63 @@ def verify_proof(root: bytes, key: bytes, value: bytes | None, proof: Proof) -> 
         h = inner_hash(sib, h) if (idx >> lvl) & 1 else inner_hash(h, sib)
     if not hmac.compare_digest(h, root):
         raise ProofError("proof does not lead to the given root (wrong value, entries or siblings)")
+
+
+@dataclass(frozen=True)
+class RecordProof:
+    """One store record as a query answer read it: its value (None: the key is absent) and the Merkle proof.
+
+    This is the data of one ABCI ProofOp (`fedledger:bucket-merkle`): the record's value travels
+    with its proof, so a client can rebuild an answer made of several records from the proofs alone.
+    """
+
+    value: bytes | None
+    proof: Proof
+
+    def __post_init__(self) -> None:
+        if self.value is not None:
+            _check_bytes("record value", self.value)
+        if not isinstance(self.proof, Proof):
+            raise ProofError(f"record proof must hold a Proof, got {type(self.proof).__name__}")
+
+    @property
+    def key(self) -> bytes:
+        """The record's store key (the proof's key)."""
+        return self.proof.key
+
+    def encode(self) -> bytes:
+        """Return the canonical encoding.
+
+        Layout: u8 RECORD_PROOF_VERSION || u8 present (0 or 1) || [u32 len(value) || value, only if
+        present] || Proof.encode(). Integers big-endian.
+        """
+        if self.value is None:
+            head = bytes([RECORD_PROOF_VERSION, 0])
+        else:
+            head = bytes([RECORD_PROOF_VERSION, 1]) + _U32.pack(len(self.value)) + self.value
+        return head + self.proof.encode()
+
+    @classmethod
+    def decode(cls, data: bytes) -> RecordProof:
+        """Parse a canonical encoding; raise ProofError on anything malformed (including trailing bytes)."""
+        if not isinstance(data, bytes | bytearray | memoryview):
+            raise ProofError(f"record proof encoding must be bytes, got {type(data).__name__}")
+        buf = bytes(data)
+        if len(buf) < 2:
+            raise ProofError(f"record proof truncated: {len(buf)} bytes")
+        if buf[0] != RECORD_PROOF_VERSION:
+            raise ProofError(f"unsupported record proof version {buf[0]} (expected {RECORD_PROOF_VERSION})")
+        if buf[1] == 0:
+            return cls(value=None, proof=Proof.decode(buf[2:]))
+        if buf[1] != 1:
+            raise ProofError(f"record proof presence flag must be 0 or 1, got {buf[1]}")
+        if len(buf) < 6:
+            raise ProofError("record proof truncated while reading the value length")
+        n: int = _U32.unpack(buf[2:6])[0]
+        if n > len(buf) - 6:
+            raise ProofError(f"record proof value length {n} exceeds the {len(buf) - 6} bytes left")
+        return cls(value=buf[6 : 6 + n], proof=Proof.decode(buf[6 + n :]))
+
+    def verify(self, root: bytes) -> None:
+        """Check the record (key -> value, or key absent) against `root`; raise ProofError if it does not hold."""
+        verify_proof(root, self.key, self.value, self.proof)

@@ -26,6 +26,7 @@ import pytest
 
 from fedledger.abci_app.store import Proof
 from fedledger.abci_app.store.merkle import bucket_hash, bucket_index, inner_hash
+from fedledger.abci_app.store.proof import RecordProof
 from fedledger.client.lightclient import (
     Header,
     SignedHeader,
@@ -162,14 +163,14 @@ def _wait_height(rpc: CometRPC, h: int, timeout: float = 15) -> None:
 
 
 def _forge(res: AbciQueryResult, value: bytes) -> tuple[bytes, bytes]:
-    """A proof of `value` for res.key and the root it leads to: what a lying node would serve together."""
-    proof = Proof.decode(res.proof)
+    """A record proof of `value` for res.key and the root it leads to: what a lying node would serve together."""
+    proof = RecordProof.decode(res.proof).proof
     entries = tuple((k, hashlib.sha256(value).digest() if k == res.key else vh) for k, vh in proof.entries)
     idx = bucket_index(res.key)
     h = bucket_hash(entries)
     for lvl, sib in enumerate(proof.siblings):
         h = inner_hash(sib, h) if (idx >> lvl) & 1 else inner_hash(h, sib)
-    return Proof(key=proof.key, entries=entries, siblings=proof.siblings).encode(), h
+    return RecordProof(value, Proof(key=proof.key, entries=entries, siblings=proof.siblings)).encode(), h
 
 
 def _forging_rewrite(res: AbciQueryResult, fake: bytes, *, fix_block_id: bool) -> Rewrite:
@@ -224,7 +225,7 @@ def test_value_tampered_in_transit_is_refused(net: Net) -> None:
     net.proxy.rewrite = rewrite
     res = net.query()
     assert b"evilnet" in res.value
-    with pytest.raises(ProofFailedError, match="Merkle proof does not verify"):
+    with pytest.raises(ProofFailedError, match="not proven by the app hash of block .*: the answer differs"):
         check_query_proof(net.client, res, net.trust)
 
 
@@ -271,7 +272,7 @@ def _write_fixture(net: Net, res: AbciQueryResult) -> None:
         "genesis": genesis,
         "query": {"path": "/key", "height": res.height,
                   "key": base64.b64encode(res.key).decode(), "value": base64.b64encode(res.value).decode(),
-                  "proof": base64.b64encode(res.proof).decode()},
+                  "proof": base64.b64encode(RecordProof.decode(res.proof).proof.encode()).decode()},
         "commit": copy.deepcopy(net.rpc.commit(res.height + 1)),
         "block_id_hash": net.rpc.block(res.height + 1)["block_id"]["hash"],
         "commit_height_1": net.rpc.commit(1),

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import base64
 import copy
+import dataclasses
 import hashlib
 import json
 from collections.abc import Callable
@@ -23,8 +24,10 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
+from fedledger.abci_app.query_proofs import PROOF_OP_TYPE
 from fedledger.abci_app.store import Proof
 from fedledger.abci_app.store.merkle import bucket_hash, bucket_index, inner_hash
+from fedledger.abci_app.store.proof import RecordProof
 from fedledger.client.lightclient import (
     BLOCK_ID_FLAG_ABSENT,
     BLOCK_ID_FLAG_NIL,
@@ -66,10 +69,18 @@ def trust() -> TrustRoot:
     return TrustRoot.from_genesis(LOCALNET["genesis"])
 
 
+def record_op(key: bytes, value: bytes, proof: Proof) -> tuple[str, bytes, bytes]:
+    """The proof op of one record: its value and its bucket proof."""
+    return (PROOF_OP_TYPE, key, RecordProof(value, proof).encode())
+
+
 def query_result() -> AbciQueryResult:
+    """The captured /key answer; the fixture keeps the bare proof of the one record it reads."""
     q = LOCALNET["query"]
-    return AbciQueryResult(code=0, log="", key=base64.b64decode(q["key"]), value=base64.b64decode(q["value"]),
-                           proof=base64.b64decode(q["proof"]), height=q["height"])
+    key, value = base64.b64decode(q["key"]), base64.b64decode(q["value"])
+    op = record_op(key, value, Proof.decode(base64.b64decode(q["proof"])))
+    return AbciQueryResult(code=0, log="", key=key, value=value, proof=op[2], height=q["height"],
+                           path=q["path"], data=key, proof_ops=(op,))
 
 
 class FakeNode:
@@ -384,14 +395,14 @@ def test_check_query_proof_with_trust_root_verifies_header_and_proof() -> None:
 
 def forged(res: AbciQueryResult, value: bytes) -> tuple[AbciQueryResult, bytes]:
     """The lie a node can tell without a light client: another value, its proof and the root it leads to."""
-    proof = Proof.decode(res.proof)
+    proof = RecordProof.decode(res.proof_ops[0][2]).proof
     entries = tuple((k, sha(value) if k == res.key else vh) for k, vh in proof.entries)
     idx = bucket_index(res.key)
     h = bucket_hash(entries)
     for lvl, sib in enumerate(proof.siblings):
         h = inner_hash(sib, h) if (idx >> lvl) & 1 else inner_hash(h, sib)
-    fake_proof = Proof(key=proof.key, entries=entries, siblings=proof.siblings).encode()
-    return AbciQueryResult(0, "", res.key, value, fake_proof, res.height), h
+    fake_op = record_op(res.key, value, Proof(key=proof.key, entries=entries, siblings=proof.siblings))
+    return dataclasses.replace(res, value=value, proof=fake_op[2], proof_ops=(fake_op,)), h
 
 
 def test_a_forged_answer_passes_the_weak_check_and_fails_the_light_client() -> None:
@@ -417,9 +428,13 @@ def test_a_forged_answer_passes_the_weak_check_and_fails_the_light_client() -> N
 
 def test_tampered_value_or_missing_proof_fails_with_trust_root() -> None:
     res = query_result()
-    bad = AbciQueryResult(0, "", res.key, res.value.replace(b"localnet", b"evilnet"), res.proof, res.height)
-    with pytest.raises(ProofFailedError, match="Merkle proof does not verify against the app hash of block"):
+    bad = dataclasses.replace(res, value=res.value.replace(b"localnet", b"evilnet"))
+    with pytest.raises(ProofFailedError, match="not proven by the app hash of block .*: the answer differs"):
         check_query_proof(FakeNode(), bad, trust())  # type: ignore[arg-type]
+    proof = RecordProof.decode(res.proof_ops[0][2]).proof
+    bad_record = dataclasses.replace(bad, proof_ops=(record_op(res.key, bad.value, proof),))
+    with pytest.raises(ProofFailedError, match="Merkle proof of record .* does not verify"):
+        check_query_proof(FakeNode(), bad_record, trust())  # type: ignore[arg-type]
     with pytest.raises(ProofFailedError, match="carries no proof"):
         check_query_proof(FakeNode(), AbciQueryResult(0, "", b"", b"[]", b"", res.height), trust())  # type: ignore[arg-type]
     with pytest.raises(ProofFailedError, match="/commit answer for block .* is unusable"):

@@ -18,10 +18,10 @@ TASK = "dp-task"
 MECH = {"noise_multiplier": "1", "sample_rate": "0.1", "steps": 10, "clip_norm": "1"}  # ε ≈ 3.55 at δ=1e-5
 
 
-def setup(chain: Chain, epsilon: str, org_epsilon: str | None = None, round_size: int = 10
+def setup(chain: Chain, epsilon: str, org_epsilon: str | None = None, round_size: int = 10, n_trainers: int = 3
           ) -> tuple[Signer, list[Signer]]:
     agg = Signer(50)
-    trainers = [Signer(60 + i) for i in range(3)]
+    trainers = [Signer(60 + i) for i in range(n_trainers)]
     chain.ok(agg.admit("aggregator"), *[t.admit("trainer") for t in trainers])
     chain.ok(agg.tx("create_task", {
         "task_id": TASK, "model_spec": "m", "round_size": round_size, "min_contributions": 1,
@@ -43,7 +43,7 @@ def budget(chain: Chain, t: Signer) -> Any:
 
 def test_debit_matches_the_accountant_and_composes_across_rounds() -> None:
     chain = Chain(CommittedStore(":memory:"))
-    agg, (t, *_rest) = setup(chain, epsilon="10", round_size=1)
+    agg, (t,) = setup(chain, epsilon="10", round_size=1, n_trainers=1)
     mech = Mechanism.parse({k: v for k, v in MECH.items() if k != "clip_norm"})
     first = charge(ZERO_RDP, mech, "1e-5")
     chain.ok(agg.tx("open_round", {"task_id": TASK, "round": 1}))
@@ -97,7 +97,7 @@ def test_bad_mechanisms_are_invalid_bodies() -> None:
 @given(st.lists(st.integers(1, 400), min_size=1, max_size=6))
 def test_budget_never_goes_negative(steps_seq: list[int]) -> None:
     chain = Chain(CommittedStore(":memory:"))
-    agg, (t, *_rest) = setup(chain, epsilon="4", round_size=1)
+    agg, (t,) = setup(chain, epsilon="4", round_size=1, n_trainers=1)
     for rnd, steps in enumerate(steps_seq, start=1):
         chain.ok(agg.tx("open_round", {"task_id": TASK, "round": rnd}))
         chain.block(commit(t, rnd, dict(MECH, steps=steps)))

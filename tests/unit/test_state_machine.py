@@ -14,10 +14,11 @@ from tests.support import DP, POLICY, Chain, Signer, credential, model_ref
 TASK = "digits"
 
 
-def setup_task(chain: Chain, round_size: int = 3, min_contributions: int = 2, deadline: int = 5
-               ) -> tuple[Signer, Signer, list[Signer]]:
+def setup_task(chain: Chain, round_size: int = 3, min_contributions: int = 2, deadline: int = 5,
+               n_trainers: int | None = None) -> tuple[Signer, Signer, list[Signer]]:
+    """Owner, aggregator and trainers (as many as the round size unless given: then all are selected)."""
     owner, agg = Signer(10), Signer(11)
-    trainers = [Signer(20 + i) for i in range(4)]
+    trainers = [Signer(20 + i) for i in range(n_trainers if n_trainers is not None else round_size)]
     chain.ok(owner.admit("validator-admin"), agg.admit("aggregator"), *[t.admit("trainer") for t in trainers])
     chain.ok(owner.tx("create_task", {
         "task_id": TASK, "model_spec": "mlp-digits", "round_size": round_size,
@@ -61,15 +62,21 @@ def codes(results: list[Any]) -> list[int]:
     return [r.code for r in results]
 
 
+def selected_first(chain: Chain, trainers: list[Signer], rnd: int = 1) -> list[Signer]:
+    """The trainers, selected ones first (in key order), then the others."""
+    chosen = query(chain, f"/round/{TASK}/{rnd}")["selected"]
+    return sorted(trainers, key=lambda t: (t.hex not in chosen, t.hex))
+
+
 def test_rejections_have_codes_and_leave_state_alone(chain: Chain) -> None:
-    owner, agg, trainers = setup_task(chain, round_size=2, deadline=30)
-    t0, t1, t2, t3 = trainers
+    owner, agg, trainers = setup_task(chain, round_size=2, deadline=30, n_trainers=4)
     # commit before any round exists
-    assert codes(chain.block(t0.tx("commit_contribution", commit_body(1, "x")))) == [Code.NOT_FOUND]
+    assert codes(chain.block(trainers[0].tx("commit_contribution", commit_body(1, "x")))) == [Code.NOT_FOUND]
     # only owner/aggregator open rounds; rounds open in order
-    assert codes(chain.block(t1.tx("open_round", {"task_id": TASK, "round": 1}))) == [Code.UNAUTHORIZED]
+    assert codes(chain.block(trainers[1].tx("open_round", {"task_id": TASK, "round": 1}))) == [Code.UNAUTHORIZED]
     assert codes(chain.block(agg.tx("open_round", {"task_id": TASK, "round": 2}))) == [Code.WRONG_STATE]
     chain.ok(agg.tx("open_round", {"task_id": TASK, "round": 1}))
+    t0, t1, t2, t3 = selected_first(chain, trainers)
     before = chain.sm.app_hash
     # the aggregator may not train (its role); wrong base version; unknown task
     assert codes(chain.block(agg.tx("commit_contribution", commit_body(1, "a")))) == [Code.UNAUTHORIZED]
@@ -86,6 +93,7 @@ def test_rejections_have_codes_and_leave_state_alone(chain: Chain) -> None:
     chain.ok(t0.tx("commit_contribution", commit_body(1, "a")))
     assert codes(chain.block(t0.tx("commit_contribution", commit_body(1, "b")))) == [Code.ALREADY_EXISTS]
     chain.ok(t1.tx("commit_contribution", commit_body(1, "c")))
+    # the round is full (and t2 was not among the 2 drawn anyway)
     assert codes(chain.block(t2.tx("commit_contribution", commit_body(1, "d")))) == [Code.ROUND_FULL]
     # propose before close; a non-aggregator proposes; a contributor who did not contribute
     prop = {"task_id": TASK, "round": 1, **model_ref("v1"), "contributors": sorted([t0.hex, t1.hex])}
@@ -186,10 +194,55 @@ def test_checktx_rate_limits_one_signer(chain: Chain) -> None:
     chain.ok(trainers[0].tx("commit_contribution", commit_body(1, "a")))
     # The round is full, so close_round passes CheckTx's state check every time: each one is accepted
     # into the mempool and the signer's pending count grows until the limit.
-    t = trainers[1]
+    t = owner
     seen = [chain.sm.check_tx(t.tx("close_round", {"task_id": TASK, "round": 1})).code
             for _ in range(MAX_PENDING + 1)]
     assert seen[:MAX_PENDING] == [Code.OK] * MAX_PENDING
     assert seen[MAX_PENDING] == Code.RATE_LIMITED
     chain.block()  # a commit resets the mempool view; the signer may send again
-    assert chain.sm.check_tx(t.tx("close_round", {"task_id": TASK, "round": 1}, nonce=2)).code == Code.OK
+    assert chain.sm.check_tx(t.tx("close_round", {"task_id": TASK, "round": 1}, nonce=3)).code == Code.OK
+
+
+def test_selection_draws_round_size_from_the_block_hash(chain: Chain) -> None:
+    owner, agg, trainers = setup_task(chain, round_size=2, min_contributions=1, n_trainers=4)
+    # One trainer opts out; it must never be drawn.
+    chain.ok(trainers[3].tx("declare_availability", {"task_id": TASK, "available": False}))
+    chain.ok(agg.tx("open_round", {"task_id": TASK, "round": 1}))
+    rnd = query(chain, f"/round/{TASK}/1")
+    assert len(rnd["selected"]) == 2 and trainers[3].hex not in rnd["selected"]
+    # Anyone can recompute it: the same draw from the same state and block hash.
+    from fedledger.abci_app.context import BlockContext
+    from fedledger.abci_app.modules.federation.selection import eligible
+    from fedledger.abci_app.modules.reputation.selection import select
+
+    pool = eligible(chain.store, TASK)
+    assert sorted(k for _, k, ok in pool if not ok) == [trainers[3].hex]
+    import hashlib
+
+    seed = hashlib.sha256(b"%d" % rnd["opened_height"]).digest()  # tests.support's block hash
+    by_did = {did: key for did, key, _ in pool}
+    drawn = select([(did, 1_000_000, ok) for did, _, ok in pool], seed, 2)
+    assert sorted(by_did[d] for d in drawn) == rnd["selected"]
+    assert BlockContext  # noqa: B018 (imported for the reader: the seed is ctx.block_hash)
+    outsider = next(t for t in trainers if t.hex not in rnd["selected"])
+    assert codes(chain.block(outsider.tx("commit_contribution", commit_body(1, "x")))) == [Code.NOT_SELECTED]
+    insider = next(t for t in trainers if t.hex in rnd["selected"])
+    chain.ok(insider.tx("commit_contribution", commit_body(1, "y")))
+
+
+def test_aggregation_moves_reputation(chain: Chain) -> None:
+    from fedledger.abci_app.identity.didkey import did_from_private_key
+
+    owner, agg, trainers = setup_task(chain, round_size=3, min_contributions=1)
+    chain.ok(agg.tx("open_round", {"task_id": TASK, "round": 1}))
+    chain.ok(*[t.tx("commit_contribution", commit_body(1, f"u{i}")) for i, t in enumerate(trainers[:3])])
+    chain.ok(agg.tx("close_round", {"task_id": TASK, "round": 1}))
+    kept = sorted(t.hex for t in trainers[:2])
+    bad = trainers[2].hex
+    chain.ok(agg.tx("propose_version", {"task_id": TASK, "round": 1, **model_ref("v1"), "contributors": kept,
+                                        "dropped": [{"participant": bad, "reason": "hash_mismatch"}]}))
+    scores = {t.hex: query(chain, f"/reputation/{did_from_private_key(t.key)}")["score"] for t in trainers[:3]}
+    assert scores[kept[0]] > 1_000_000 and scores[kept[1]] > 1_000_000
+    assert scores[bad] < 1_000_000
+    version = query(chain, f"/version/{TASK}/1")
+    assert version["dropped"] == [{"participant": bad, "reason": "hash_mismatch"}]

@@ -13,13 +13,18 @@ from fedledger.abci_app.modules.federation.msgs import (
     ClosedRound,
     CommitContribution,
     CreateTask,
+    DeclareAvailability,
     FailRound,
     OpenRound,
     ProposeVersion,
     contribution_id,
 )
+from fedledger.abci_app.modules.federation.selection import select_participants
 from fedledger.abci_app.modules.identity.authz import member_for_key, require_member
+from fedledger.abci_app.modules.lifecycle.decisions import set_task_params
+from fedledger.abci_app.modules.lifecycle.pointer import last_good
 from fedledger.abci_app.modules.privacy.budget import debit, set_policy
+from fedledger.abci_app.modules.reputation.hooks import on_contribution_accepted, on_contribution_rejected
 from fedledger.abci_app.records import load_record, store_record
 
 __all__ = ["HANDLERS"]
@@ -69,6 +74,8 @@ def create_task(view: Reader, state: Writer | None, ctx: BlockContext, signer: s
             "created_height": ctx.height, "current_round": 0, "latest_version": 0,
         })
         set_policy(state, msg.task_id, msg.privacy)
+        if msg.lifecycle is not None:
+            set_task_params(state, msg.task_id, msg.lifecycle)
         store_record(state, keys.version_key(msg.task_id, 0), {
             "task_id": msg.task_id, "version": 0, "round": 0, "parent": None, **msg.initial_model.to_json(),
             "contributors": [], "proposer": signer, "height": ctx.height, "total_examples": 0,
@@ -91,16 +98,18 @@ def open_round(view: Reader, state: Writer | None, ctx: BlockContext, signer: st
         if prev["status"] not in ("aggregated", "failed"):
             raise TxError(Code.WRONG_STATE, f"round {prev['round']} is still {prev['status']}")
     deadline = ctx.height + task["deadline_blocks"]
+    base = last_good(view, msg.task_id)  # clients train only from promoted versions (or version 0)
     if state is not None:
+        selected = select_participants(view, msg.task_id, task["round_size"], ctx)
         task["current_round"] = msg.round
         store_record(state, keys.task_key(msg.task_id), task)
         store_record(state, keys.round_key(msg.task_id, msg.round), {
             "task_id": msg.task_id, "round": msg.round, "status": "open", "opened_height": ctx.height,
-            "deadline_height": deadline, "base_version": task["latest_version"], "contributions": 0,
-            "total_examples": 0, "closed_height": None, "version": None,
+            "deadline_height": deadline, "base_version": base, "contributions": 0,
+            "total_examples": 0, "closed_height": None, "version": None, "selected": selected,
         })
     return [fl_event("open_round", signer, task=msg.task_id, round=msg.round, deadline=deadline,
-                     base_version=task["latest_version"])]
+                     base_version=base)]
 
 
 def commit_contribution(view: Reader, state: Writer | None, ctx: BlockContext, signer: str,
@@ -118,6 +127,9 @@ def commit_contribution(view: Reader, state: Writer | None, ctx: BlockContext, s
         raise TxError(Code.DEADLINE, f"round {msg.round} closed for commits at height {rnd['deadline_height']}")
     if rnd["contributions"] >= task["round_size"]:
         raise TxError(Code.ROUND_FULL, f"round {msg.round} already has {task['round_size']} contributions")
+    if signer not in rnd["selected"]:
+        raise TxError(Code.NOT_SELECTED, f"this participant was not selected for round {msg.round} (selection "
+                                         f"is drawn from the block hash at opening, weighted by reputation)")
     if msg.base_version != rnd["base_version"]:
         raise TxError(Code.WRONG_STATE, f"round {msg.round} trains from version {rnd['base_version']}, "
                                         f"not {msg.base_version}")
@@ -166,16 +178,30 @@ def propose_version(view: Reader, state: Writer | None, ctx: BlockContext, signe
     """Record the aggregator's next model version with exactly the contributions it included."""
     task, rnd = _closed_round_of_aggregator(view, signer, msg.task_id, msg.round, "propose versions", "aggregated")
     total = 0
+    included_dids: list[str] = []
     for who in msg.contributors:
         contrib = load_record(view, keys.contribution_key(msg.task_id, msg.round, who))
         if contrib is None:
             raise TxError(Code.NOT_FOUND, f"{who[:16]}… made no contribution to round {msg.round}")
         total += contrib["num_examples"]
+        included_dids.append(contrib["did"])
+    dropped: list[tuple[str, str]] = []
+    for who, reason in msg.dropped:
+        contrib = load_record(view, keys.contribution_key(msg.task_id, msg.round, who))
+        if contrib is None:
+            raise TxError(Code.NOT_FOUND, f"{who[:16]}… made no contribution to round {msg.round}")
+        dropped.append((contrib["did"], reason))
     version = task["latest_version"] + 1
+    events: list[Event] = []
     if state is not None:
+        for did in included_dids:
+            events += on_contribution_accepted(state, did, ctx.height)
+        for did, reason in dropped:
+            events += on_contribution_rejected(state, did, ctx.height, reason)
         store_record(state, keys.version_key(msg.task_id, version), {
             "task_id": msg.task_id, "version": version, "round": msg.round, "parent": rnd["base_version"],
             **msg.payload.to_json(), "contributors": list(msg.contributors), "proposer": signer,
+            "dropped": [{"participant": who, "reason": reason} for who, reason in msg.dropped],
             "height": ctx.height, "total_examples": total, "status": "proposed",
         })
         rnd["status"] = "aggregated"
@@ -184,7 +210,7 @@ def propose_version(view: Reader, state: Writer | None, ctx: BlockContext, signe
         task["latest_version"] = version
         store_record(state, keys.task_key(msg.task_id), task)
     return [fl_event("propose_version", signer, task=msg.task_id, round=msg.round, version=version,
-                     cid=msg.payload.cid)]
+                     cid=msg.payload.cid), *events]
 
 
 def fail_round(view: Reader, state: Writer | None, ctx: BlockContext, signer: str,
@@ -198,6 +224,20 @@ def fail_round(view: Reader, state: Writer | None, ctx: BlockContext, signer: st
     return [fl_event("fail_round", signer, task=msg.task_id, round=msg.round)]
 
 
+def declare_availability(view: Reader, state: Writer | None, ctx: BlockContext, signer: str,
+                         msg: DeclareAvailability) -> list[Event]:
+    """Record whether a trainer wants to be selected for the task's next rounds."""
+    member = require_member(view, signer, ("trainer",), "declare availability")
+    _task(view, msg.task_id)
+    if state is not None:
+        key = keys.availability_key(msg.task_id, member["did"])
+        if msg.available:
+            state.delete(key)
+        else:
+            state.set(key, b"0")
+    return [fl_event("declare_availability", signer, task=msg.task_id, available=str(msg.available).lower())]
+
+
 HANDLERS: dict[str, Handler] = {
     "create_task": create_task,
     "open_round": open_round,
@@ -205,4 +245,5 @@ HANDLERS: dict[str, Handler] = {
     "close_round": close_round,
     "propose_version": propose_version,
     "fail_round": fail_round,
+    "declare_availability": declare_availability,
 }

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 __all__ = [
+    "availability_key",
     "contribution_key",
     "contribution_prefix",
     "round_key",
@@ -40,3 +41,8 @@ def version_prefix(task_id: str) -> bytes:
 def version_key(task_id: str, version: int) -> bytes:
     """One model version of a task."""
     return version_prefix(task_id) + b"%010d" % version
+
+
+def availability_key(task_id: str, did: str) -> bytes:
+    """A participant's declared availability for a task's rounds (absent: available)."""
+    return b"fl/avail/%s/%s" % (task_id.encode("ascii"), did.encode("ascii"))

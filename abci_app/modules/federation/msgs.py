@@ -8,6 +8,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from fedledger.abci_app.errors import Code, TxError
+from fedledger.abci_app.modules.fields import HEX64, ID_RE, int_field, require_fields, str_field
+from fedledger.abci_app.modules.lifecycle.params import parse_params
 from fedledger.abci_app.modules.privacy.budget import parse_policy
 
 __all__ = [
@@ -16,6 +18,7 @@ __all__ = [
     "ClosedRound",
     "CommitContribution",
     "CreateTask",
+    "DeclareAvailability",
     "FailRound",
     "ModelRef",
     "OpenRound",
@@ -27,11 +30,18 @@ __all__ = [
 MAX_ROUND_SIZE = 1000
 MAX_PAYLOAD_BYTES = 1 << 30
 MAX_DEADLINE_BLOCKS = 1_000_000
-_ID_RE = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
 _SPEC_RE = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,63}$")
-_HEX64 = re.compile(r"^[0-9a-f]{64}$")
 # A CIDv1 in base32 (multibase prefix 'b'); the chain checks the spelling only, the store the bytes.
 _CID_RE = re.compile(r"^b[a-z2-7]{20,120}$")
+
+
+_REASON_RE = re.compile(r"^[\x20-\x7e]{1,200}$")
+
+
+def _task_round(body: dict[str, Any], extra: tuple[str, ...] = ()) -> tuple[str, int]:
+    """The (task_id, round) of a body that names one round of one task."""
+    require_fields(body, {"task_id", "round", *extra})
+    return str_field(body, "task_id", ID_RE, "a task id"), int_field(body, "round", 1, 2**40)
 
 
 def contribution_id(task_id: str, rnd: int, signer: str) -> str:
@@ -39,24 +49,13 @@ def contribution_id(task_id: str, rnd: int, signer: str) -> str:
     return f"{task_id}/{rnd}/{signer}"
 
 
-def _fields(body: dict[str, Any], names: set[str]) -> None:
-    if set(body) != names:
-        missing, extra = sorted(names - set(body)), sorted(set(body) - names)
-        raise TxError(Code.INVALID_BODY, f"body fields wrong: missing {missing}, unexpected {extra}")
 
 
-def _str(body: dict[str, Any], name: str, pattern: re.Pattern[str], what: str) -> str:
-    value = body[name]
-    if not isinstance(value, str) or not pattern.match(value):
-        raise TxError(Code.INVALID_BODY, f"{name} must be {what}")
-    return value
 
 
-def _int(body: dict[str, Any], name: str, lo: int, hi: int) -> int:
-    value = body[name]
-    if not isinstance(value, int) or isinstance(value, bool) or not lo <= value <= hi:
-        raise TxError(Code.INVALID_BODY, f"{name} must be an integer in [{lo}, {hi}]")
-    return value
+
+
+
 
 
 @dataclass(frozen=True)
@@ -71,9 +70,9 @@ class ModelRef:
     def parse(body: dict[str, Any]) -> ModelRef:
         """Validate the cid/sha256/size fields of a body."""
         return ModelRef(
-            cid=_str(body, "cid", _CID_RE, "a CIDv1 in base32 (starting with 'b')"),
-            sha256=_str(body, "sha256", _HEX64, "64 lower-case hex digits"),
-            size=_int(body, "size", 1, MAX_PAYLOAD_BYTES),
+            cid=str_field(body, "cid", _CID_RE, "a CIDv1 in base32 (starting with 'b')"),
+            sha256=str_field(body, "sha256", HEX64, "64 lower-case hex digits"),
+            size=int_field(body, "size", 1, MAX_PAYLOAD_BYTES),
         )
 
     def to_json(self) -> dict[str, Any]:
@@ -93,26 +92,29 @@ class CreateTask:
     aggregator: str
     initial_model: ModelRef
     privacy: dict[str, Any]  # validated policy record (privacy module)
+    lifecycle: dict[str, int] | None = None  # evaluation quorum and thresholds (lifecycle module); None: defaults
 
     @staticmethod
     def parse(body: dict[str, Any]) -> CreateTask:
         """Validate a create_task body."""
-        _fields(body, {"task_id", "model_spec", "round_size", "min_contributions", "deadline_blocks",
-                       "aggregator", "initial_model", "privacy"})
-        round_size = _int(body, "round_size", 1, MAX_ROUND_SIZE)
+        require_fields({k: v for k, v in body.items() if k != "lifecycle"},
+                {"task_id", "model_spec", "round_size", "min_contributions", "deadline_blocks", "aggregator",
+                 "initial_model", "privacy"})
+        round_size = int_field(body, "round_size", 1, MAX_ROUND_SIZE)
         initial = body["initial_model"]
         if not isinstance(initial, dict):
             raise TxError(Code.INVALID_BODY, "initial_model must be an object with cid, sha256, size")
-        _fields(initial, {"cid", "sha256", "size"})
+        require_fields(initial, {"cid", "sha256", "size"})
         return CreateTask(
-            task_id=_str(body, "task_id", _ID_RE, "1-64 chars of a-z, 0-9, '-' or '_'"),
-            model_spec=_str(body, "model_spec", _SPEC_RE, "a model spec name such as 'mlp-digits'"),
+            task_id=str_field(body, "task_id", ID_RE, "1-64 chars of a-z, 0-9, '-' or '_'"),
+            model_spec=str_field(body, "model_spec", _SPEC_RE, "a model spec name such as 'mlp-digits'"),
             round_size=round_size,
-            min_contributions=_int(body, "min_contributions", 1, round_size),
-            deadline_blocks=_int(body, "deadline_blocks", 1, MAX_DEADLINE_BLOCKS),
-            aggregator=_str(body, "aggregator", _HEX64, "the aggregator's public key (64 hex digits)"),
+            min_contributions=int_field(body, "min_contributions", 1, round_size),
+            deadline_blocks=int_field(body, "deadline_blocks", 1, MAX_DEADLINE_BLOCKS),
+            aggregator=str_field(body, "aggregator", HEX64, "the aggregator's public key (64 hex digits)"),
             initial_model=ModelRef.parse(initial),
             privacy=parse_policy(body["privacy"]),
+            lifecycle=parse_params(body["lifecycle"]) if body.get("lifecycle") is not None else None,
         )
 
 
@@ -126,8 +128,7 @@ class OpenRound:
     @staticmethod
     def parse(body: dict[str, Any]) -> OpenRound:
         """Validate an open_round body."""
-        _fields(body, {"task_id", "round"})
-        return OpenRound(task_id=_str(body, "task_id", _ID_RE, "a task id"), round=_int(body, "round", 1, 2**40))
+        return OpenRound(*_task_round(body))
 
 
 @dataclass(frozen=True)
@@ -140,8 +141,7 @@ class ClosedRound:
     @staticmethod
     def parse(body: dict[str, Any]) -> ClosedRound:
         """Validate a close_round body."""
-        _fields(body, {"task_id", "round"})
-        return ClosedRound(task_id=_str(body, "task_id", _ID_RE, "a task id"), round=_int(body, "round", 1, 2**40))
+        return ClosedRound(*_task_round(body))
 
 
 @dataclass(frozen=True)
@@ -158,15 +158,15 @@ class CommitContribution:
     @staticmethod
     def parse(body: dict[str, Any]) -> CommitContribution:
         """Validate a commit_contribution body."""
-        _fields(body, {"task_id", "round", "base_version", "cid", "sha256", "size", "num_examples", "dp"})
+        require_fields(body, {"task_id", "round", "base_version", "cid", "sha256", "size", "num_examples", "dp"})
         if not isinstance(body["dp"], dict):
             raise TxError(Code.INVALID_BODY, "dp must declare the mechanism: noise_multiplier, sample_rate, steps")
         return CommitContribution(
-            task_id=_str(body, "task_id", _ID_RE, "a task id"),
-            round=_int(body, "round", 1, 2**40),
-            base_version=_int(body, "base_version", 0, 2**40),
+            task_id=str_field(body, "task_id", ID_RE, "a task id"),
+            round=int_field(body, "round", 1, 2**40),
+            base_version=int_field(body, "base_version", 0, 2**40),
             payload=ModelRef.parse(body),
-            num_examples=_int(body, "num_examples", 1, 2**40),
+            num_examples=int_field(body, "num_examples", 1, 2**40),
             dp=body["dp"],
         )
 
@@ -179,24 +179,49 @@ class ProposeVersion:
     round: int
     payload: ModelRef
     contributors: tuple[str, ...]
+    dropped: tuple[tuple[str, str], ...] = ()  # (participant, reason) the aggregator excluded, for reputation
 
     @staticmethod
     def parse(body: dict[str, Any]) -> ProposeVersion:
-        """Validate a propose_version body; contributors must be sorted and unique."""
-        _fields(body, {"task_id", "round", "cid", "sha256", "size", "contributors"})
+        """Validate a propose_version body; contributors sorted and unique; optional `dropped` with reasons."""
+        dropped_raw = body.get("dropped", [])
+        require_fields({k: v for k, v in body.items() if k != "dropped"},
+                {"task_id", "round", "cid", "sha256", "size", "contributors"})
         contributors = body["contributors"]
         if (not isinstance(contributors, list) or not 1 <= len(contributors) <= MAX_ROUND_SIZE
-                or not all(isinstance(c, str) and _HEX64.match(c) for c in contributors)):
+                or not all(isinstance(c, str) and HEX64.match(c) for c in contributors)):
             raise TxError(Code.INVALID_BODY,
                           f"contributors must be a list of 1-{MAX_ROUND_SIZE} participant keys (hex)")
         if contributors != sorted(set(contributors)):
             raise TxError(Code.INVALID_BODY, "contributors must be sorted and without duplicates")
+        dropped = _parse_dropped(dropped_raw, set(contributors))
         return ProposeVersion(
-            task_id=_str(body, "task_id", _ID_RE, "a task id"),
-            round=_int(body, "round", 1, 2**40),
+            task_id=str_field(body, "task_id", ID_RE, "a task id"),
+            round=int_field(body, "round", 1, 2**40),
             payload=ModelRef.parse(body),
             contributors=tuple(contributors),
+            dropped=dropped,
         )
+
+
+DROP_REASONS = ("hash_mismatch", "robust_flagged")
+
+
+def _parse_dropped(raw: Any, included: set[str]) -> tuple[tuple[str, str], ...]:
+    if not isinstance(raw, list) or len(raw) > MAX_ROUND_SIZE:
+        raise TxError(Code.INVALID_BODY, "dropped must be a list of {participant, reason}")
+    out: list[tuple[str, str]] = []
+    for item in raw:
+        if (not isinstance(item, dict) or set(item) != {"participant", "reason"}
+                or not isinstance(item["participant"], str) or not HEX64.match(item["participant"])
+                or item["reason"] not in DROP_REASONS):
+            raise TxError(Code.INVALID_BODY, f"each dropped entry is {{participant, reason}} with reason in "
+                                             f"{list(DROP_REASONS)}")
+        out.append((item["participant"], item["reason"]))
+    whos = [w for w, _ in out]
+    if whos != sorted(set(whos)) or set(whos) & included:
+        raise TxError(Code.INVALID_BODY, "dropped participants must be sorted, unique and not among contributors")
+    return tuple(out)
 
 
 @dataclass(frozen=True)
@@ -210,9 +235,24 @@ class FailRound:
     @staticmethod
     def parse(body: dict[str, Any]) -> FailRound:
         """Validate a fail_round body."""
-        _fields(body, {"task_id", "round", "reason"})
-        return FailRound(task_id=_str(body, "task_id", _ID_RE, "a task id"), round=_int(body, "round", 1, 2**40),
-                         reason=_str(body, "reason", re.compile(r"^[\x20-\x7e]{1,200}$"), "1-200 printable chars"))
+        task_id, rnd = _task_round(body, extra=("reason",))
+        return FailRound(task_id, rnd, str_field(body, "reason", _REASON_RE, "1-200 printable chars"))
+
+
+@dataclass(frozen=True)
+class DeclareAvailability:
+    """A trainer says whether it takes part in a task's next rounds (selection skips the unavailable)."""
+
+    task_id: str
+    available: bool
+
+    @staticmethod
+    def parse(body: dict[str, Any]) -> DeclareAvailability:
+        """Validate a declare_availability body."""
+        require_fields(body, {"task_id", "available"})
+        if not isinstance(body["available"], bool):
+            raise TxError(Code.INVALID_BODY, "available must be true or false")
+        return DeclareAvailability(task_id=str_field(body, "task_id", ID_RE, "a task id"), available=body["available"])
 
 
 PARSERS: dict[str, Callable[[dict[str, Any]], object]] = {
@@ -222,4 +262,5 @@ PARSERS: dict[str, Callable[[dict[str, Any]], object]] = {
     "close_round": ClosedRound.parse,
     "propose_version": ProposeVersion.parse,
     "fail_round": FailRound.parse,
+    "declare_availability": DeclareAvailability.parse,
 }

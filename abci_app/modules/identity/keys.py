@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-__all__ = ["credential_index_key", "key_binding_key", "member_key", "org_count_key", "org_key", "revoked_key"]
+__all__ = ["MEMBER_PREFIX", "credential_index_key", "key_binding_key", "member_key", "org_count_key", "org_key",
+           "revoked_key"]
 
 
 def org_key(org: str) -> bytes:
@@ -15,9 +16,12 @@ def org_count_key(org: str) -> bytes:
     return b"id/orgcount/" + org.encode("ascii")
 
 
+MEMBER_PREFIX = b"id/member/"
+
+
 def member_key(did: str) -> bytes:
     """An enrolled member, by DID."""
-    return b"id/member/" + did.encode("ascii")
+    return MEMBER_PREFIX + did.encode("ascii")
 
 
 def key_binding_key(signer: str) -> bytes:

@@ -8,18 +8,15 @@ from dataclasses import dataclass
 from typing import Any
 
 from fedledger.abci_app.errors import Code, TxError
+from fedledger.abci_app.modules.fields import HEX64, HEX128, require_fields
 
 __all__ = ["PARSERS", "Admit", "RevokeCredential", "RotateKey"]
 
 _ORG_RE = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
 _CRED_ID_RE = re.compile(r"^[A-Za-z0-9:._/-]{1,200}$")
-_HEX64 = re.compile(r"^[0-9a-f]{64}$")
-_HEX128 = re.compile(r"^[0-9a-f]{128}$")
 
 
-def _fields(body: dict[str, Any], names: set[str]) -> None:
-    if set(body) != names:
-        raise TxError(Code.INVALID_BODY, f"body must have exactly the fields {sorted(names)}")
+
 
 
 @dataclass(frozen=True)
@@ -31,7 +28,7 @@ class Admit:
     @staticmethod
     def parse(body: dict[str, Any]) -> Admit:
         """Validate an admit body (the credential itself is verified statefully, against its issuer)."""
-        _fields(body, {"credential"})
+        require_fields(body, {"credential"})
         if not isinstance(body["credential"], dict):
             raise TxError(Code.INVALID_BODY, "credential must be a JSON object (a W3C Verifiable Credential)")
         return Admit(credential=body["credential"])
@@ -47,7 +44,7 @@ class RevokeCredential:
     @staticmethod
     def parse(body: dict[str, Any]) -> RevokeCredential:
         """Validate a revoke_credential body."""
-        _fields(body, {"organization", "credential_id"})
+        require_fields(body, {"organization", "credential_id"})
         org, cred = body["organization"], body["credential_id"]
         if not isinstance(org, str) or not _ORG_RE.match(org):
             raise TxError(Code.INVALID_BODY, "organization must be an organization id")
@@ -66,10 +63,10 @@ class RotateKey:
     @staticmethod
     def parse(body: dict[str, Any]) -> RotateKey:
         """Validate a rotate_key body."""
-        _fields(body, {"new_key", "proof"})
-        if not isinstance(body["new_key"], str) or not _HEX64.match(body["new_key"]):
+        require_fields(body, {"new_key", "proof"})
+        if not isinstance(body["new_key"], str) or not HEX64.match(body["new_key"]):
             raise TxError(Code.INVALID_BODY, "new_key must be an Ed25519 public key in hex")
-        if not isinstance(body["proof"], str) or not _HEX128.match(body["proof"]):
+        if not isinstance(body["proof"], str) or not HEX128.match(body["proof"]):
             raise TxError(Code.INVALID_BODY, "proof must be an Ed25519 signature in hex")
         return RotateKey(new_key=body["new_key"], proof=body["proof"])
 

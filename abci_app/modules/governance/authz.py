@@ -1,0 +1,78 @@
+"""Who governs: the administrators of each organization, one vote per organization."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any
+
+from fedledger.abci_app.context import Reader
+from fedledger.abci_app.errors import Code, TxError
+from fedledger.abci_app.identity.credentials import did_of_key
+from fedledger.abci_app.modules.identity import keys as id_keys
+from fedledger.abci_app.modules.identity.authz import member_for_key
+from fedledger.abci_app.records import load_record
+
+__all__ = ["Governor", "admin_organizations", "require_governor"]
+
+
+@dataclass(frozen=True)
+class Governor:
+    """An administrator acting for one organization: its DID and the organization it votes for."""
+
+    did: str
+    organization: str
+
+
+def admin_organizations(view: Reader, signer: str) -> tuple[str, list[str]]:
+    """(the signer's DID, sorted organizations the signer administers).
+
+    Two ways in: an active enrolled member whose DID is in its own organization's `admins`, or
+    (bootstrapping, before anyone is enrolled) a key whose did:key is in an organization's
+    `admins` while that DID holds no member record at all. The second path is closed to a DID
+    that was enrolled, so a revoked member, or the old key of a member that rotated its key,
+    cannot govern through it.
+    """
+    member = member_for_key(view, signer)
+    if member is not None:
+        org = load_record(view, id_keys.org_key(member["organization"]))
+        if org is not None and member["did"] in org["admins"]:
+            return member["did"], [org["id"]]
+        return member["did"], []
+    did = did_of_key(signer)
+    if view.get(id_keys.member_key(did)) is not None:
+        return did, []
+    prefix = id_keys.org_key("")
+    orgs = []
+    for _, raw in view.iter_prefix(prefix):
+        org = _org_from_bytes(raw)
+        if did in org["admins"]:
+            orgs.append(org["id"])
+    return did, sorted(orgs)
+
+
+def _org_from_bytes(raw: bytes) -> dict[str, Any]:
+    value = json.loads(raw)
+    if not isinstance(value, dict):
+        raise RuntimeError("state invariant violated: an organization record is not an object")
+    return value
+
+
+def require_governor(view: Reader, signer: str, organization: str | None, action: str) -> Governor:
+    """The organization the signer acts for; UNAUTHORIZED unless it is one of its administrators.
+
+    `organization` picks one when the signer administers several; it may be omitted otherwise.
+    """
+    did, orgs = admin_organizations(view, signer)
+    if not orgs:
+        raise TxError(Code.UNAUTHORIZED, f"{did} is not an administrator of any organization, so it may not "
+                                         f"{action}")
+    if organization is not None:
+        if organization not in orgs:
+            raise TxError(Code.UNAUTHORIZED, f"{did} is not an administrator of organization {organization!r} "
+                                             f"(it administers {orgs})")
+        return Governor(did, organization)
+    if len(orgs) > 1:
+        raise TxError(Code.INVALID_BODY, f"{did} administers several organizations {orgs}; name the one it "
+                                         "acts for in the body's 'organization' field")
+    return Governor(did, orgs[0])

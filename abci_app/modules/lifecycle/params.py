@@ -1,0 +1,106 @@
+"""Lifecycle params (quorum weight and probe thresholds): chain defaults from genesis, per-task overrides."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from fedledger.abci_app.context import Reader, Writer
+from fedledger.abci_app.errors import Code, TxError
+from fedledger.abci_app.modules.federation import keys as fl_keys
+from fedledger.abci_app.modules.lifecycle import keys
+from fedledger.abci_app.records import load_record, store_record
+
+__all__ = [
+    "BUILTIN_DEFAULTS",
+    "MAX_QUORUM_WEIGHT",
+    "PARAM_NAMES",
+    "PPM",
+    "check_task_params",
+    "chain_defaults",
+    "init_genesis",
+    "parse_params",
+    "store_task_params",
+    "task_params",
+]
+
+PPM = 1_000_000
+# Weights are evaluators' reputation scores (integer micro-units, see weight.py); the bound only
+# keeps arithmetic and records small.
+MAX_QUORUM_WEIGHT = 10**15
+BUILTIN_DEFAULTS: dict[str, int] = {
+    "quorum_weight": 2 * PPM,  # two evaluators of initial reputation (1.0 = 1_000_000) decide a version
+    "min_canary_accuracy_ppm": 500_000,  # the weighted median canary accuracy must be at least 50%
+    "max_backdoor_asr_ppm": 200_000,  # at most 20% of triggered non-target canaries may flip to the target
+}
+PARAM_NAMES = tuple(sorted(BUILTIN_DEFAULTS))
+_RANGES: dict[str, tuple[int, int]] = {
+    "quorum_weight": (1, MAX_QUORUM_WEIGHT),
+    "min_canary_accuracy_ppm": (0, PPM),
+    "max_backdoor_asr_ppm": (0, PPM),
+}
+
+
+def parse_params(body: Any, *, partial: bool = True) -> dict[str, int]:
+    """Validate lifecycle params (statelessly); TxError(INVALID_BODY) says which field is wrong.
+
+    partial=True accepts any non-empty subset of PARAM_NAMES (a change); partial=False needs all.
+    """
+    if not isinstance(body, Mapping):
+        raise TxError(Code.INVALID_BODY, f"lifecycle params must be an object with fields from {list(PARAM_NAMES)}")
+    unknown = sorted(set(body) - set(PARAM_NAMES))
+    if unknown:
+        raise TxError(Code.INVALID_BODY, f"unknown lifecycle params {unknown}; known: {list(PARAM_NAMES)}")
+    missing = sorted(set(PARAM_NAMES) - set(body))
+    if not body or (missing and not partial):
+        raise TxError(Code.INVALID_BODY, f"lifecycle params are missing {missing or list(PARAM_NAMES)}")
+    out: dict[str, int] = {}
+    for name in sorted(body):
+        value = body[name]
+        lo, hi = _RANGES[name]
+        if not isinstance(value, int) or isinstance(value, bool) or not lo <= value <= hi:
+            raise TxError(Code.INVALID_BODY, f"lifecycle param {name} must be an integer in [{lo}, {hi}], "
+                                             f"got {value!r}")
+        out[name] = value
+    return out
+
+
+def init_genesis(state: Writer, section: Mapping[str, Any]) -> None:
+    """Write the chain's default lifecycle params: the built-in defaults overridden by the genesis section.
+
+    The section is flat, e.g. {"quorum_weight": 3, "max_backdoor_asr_ppm": 100000}; an empty or
+    absent section keeps the built-in defaults. A bad section raises ValueError (the chain refuses
+    to start rather than run with params nobody chose).
+    """
+    try:
+        changes = parse_params(section) if section else {}
+    except TxError as exc:
+        raise ValueError(f"genesis section 'lifecycle': {exc.log}") from exc
+    store_record(state, keys.DEFAULTS_KEY, {**BUILTIN_DEFAULTS, **changes})
+
+
+def chain_defaults(view: Reader) -> dict[str, int]:
+    """The chain's default lifecycle params (genesis), or the built-in ones for a state without them."""
+    rec = load_record(view, keys.DEFAULTS_KEY)
+    return {**BUILTIN_DEFAULTS, **(rec or {})}
+
+
+def task_params(view: Reader, task_id: str) -> dict[str, int]:
+    """The lifecycle params in force for a task: its own if governance set them, else the chain defaults."""
+    rec = load_record(view, keys.params_key(task_id))
+    return {**chain_defaults(view), **(rec or {})}
+
+
+def check_task_params(view: Reader, task_id: str, changes: Mapping[str, Any]) -> dict[str, int]:
+    """Validate a change of a task's params against state; return the full params record it would write.
+
+    Raises TxError: NOT_FOUND for an unknown task, INVALID_BODY for bad params. Reads only.
+    """
+    if view.get(fl_keys.task_key(task_id)) is None:
+        raise TxError(Code.NOT_FOUND, f"task {task_id!r} does not exist")
+    return {**task_params(view, task_id), **parse_params(changes)}
+
+
+def store_task_params(state: Writer, task_id: str, params: Mapping[str, int]) -> None:
+    """Write a task's full params record (already checked by check_task_params)."""
+    store_record(state, keys.params_key(task_id), dict(params))
