@@ -116,6 +116,7 @@ class StateMachine:
         # so caching successful decodes cannot change any outcome.
         self._decoded: OrderedDict[bytes, Tx] = OrderedDict()
         self.block_events: list[Event] = []  # end-block events of the last finalized block
+        self._last_time_ns = 0  # header time of the last finalized block (CheckTx's notion of "now")
 
     # ----- lifecycle -----
     @property
@@ -202,7 +203,10 @@ class StateMachine:
                 self._mempool_nonces[tx.signer] = tx.nonce
                 return TxResult(code=0)
             route, msg = self._route(tx)
-            ctx = BlockContext(height=self.store.height + 1, time_ns=0, block_hash=b"",
+            # The next block's time is not known yet: the last finalized block's time is the best
+            # lower bound (credential windows and expiries are checked against it; 0 right after a
+            # restart, until the first block, when FinalizeBlock still checks them exactly).
+            ctx = BlockContext(height=self.store.height + 1, time_ns=self._last_time_ns, block_hash=b"",
                                chain_id=self._require_chain())
             route.handle(self.store, None, ctx, tx.signer, msg)
         except TxError as exc:
@@ -230,6 +234,7 @@ class StateMachine:
         for module in self.modules:  # fixed module order: every validator runs the same sequence
             block_events += module.end_block(working, ctx)
         self.block_events = block_events
+        self._last_time_ns = ctx.time_ns
         self._pending = working
         self._pending_height = ctx.height
         return results, working.root()

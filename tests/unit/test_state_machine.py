@@ -215,7 +215,7 @@ def test_selection_draws_round_size_from_the_block_hash(chain: Chain) -> None:
     from fedledger.abci_app.modules.federation.selection import eligible
     from fedledger.abci_app.modules.reputation.selection import select
 
-    pool = eligible(chain.store, TASK)
+    pool = eligible(chain.store, TASK, BlockContext(chain.height + 1, chain.height * 10**9, b"", "test-chain"))
     assert sorted(k for _, k, ok in pool if not ok) == [trainers[3].hex]
     import hashlib
 
@@ -223,7 +223,6 @@ def test_selection_draws_round_size_from_the_block_hash(chain: Chain) -> None:
     by_did = {did: key for did, key, _ in pool}
     drawn = select([(did, 1_000_000, ok) for did, _, ok in pool], seed, 2)
     assert sorted(by_did[d] for d in drawn) == rnd["selected"]
-    assert BlockContext  # noqa: B018 (imported for the reader: the seed is ctx.block_hash)
     outsider = next(t for t in trainers if t.hex not in rnd["selected"])
     assert codes(chain.block(outsider.tx("commit_contribution", commit_body(1, "x")))) == [Code.NOT_SELECTED]
     insider = next(t for t in trainers if t.hex in rnd["selected"])

@@ -44,10 +44,10 @@ def _round(view: Reader, task_id: str, rnd: int) -> dict[str, Any]:
     return rec
 
 
-def _closed_round_of_aggregator(view: Reader, signer: str, task_id: str, rnd: int,
+def _closed_round_of_aggregator(view: Reader, ctx: BlockContext, signer: str, task_id: str, rnd: int,
                                 action: str, done: str) -> tuple[dict[str, Any], dict[str, Any]]:
     """The task and round for an aggregator-only action on a closed round (propose, fail)."""
-    require_member(view, signer, ("aggregator",), action)
+    require_member(view, signer, ctx, ("aggregator",), action)
     task = _task(view, task_id)
     if signer != task["aggregator"]:
         raise TxError(Code.UNAUTHORIZED, f"only the task's aggregator may {action}")
@@ -60,10 +60,10 @@ def _closed_round_of_aggregator(view: Reader, signer: str, task_id: str, rnd: in
 def create_task(view: Reader, state: Writer | None, ctx: BlockContext, signer: str,
                 msg: CreateTask) -> list[Event]:
     """Create a task and its version 0 (the initial model every lineage starts from)."""
-    require_member(view, signer, ("validator-admin", "aggregator"), "create tasks")
+    require_member(view, signer, ctx, ("validator-admin", "aggregator"), "create tasks")
     if view.get(keys.task_key(msg.task_id)) is not None:
         raise TxError(Code.ALREADY_EXISTS, f"task {msg.task_id!r} already exists")
-    agg = member_for_key(view, msg.aggregator)
+    agg = member_for_key(view, msg.aggregator, ctx)
     if agg is None or agg["role"] != "aggregator":
         raise TxError(Code.UNAUTHORIZED, "the task's aggregator must be an enrolled member with role 'aggregator'")
     if state is not None:
@@ -87,7 +87,7 @@ def create_task(view: Reader, state: Writer | None, ctx: BlockContext, signer: s
 def open_round(view: Reader, state: Writer | None, ctx: BlockContext, signer: str,
                msg: OpenRound) -> list[Event]:
     """Open the next round; the previous one must be aggregated or failed."""
-    require_member(view, signer)
+    require_member(view, signer, ctx)
     task = _task(view, msg.task_id)
     if signer not in (task["owner"], task["aggregator"]):
         raise TxError(Code.UNAUTHORIZED, "only the task owner or its aggregator may open rounds")
@@ -115,7 +115,7 @@ def open_round(view: Reader, state: Writer | None, ctx: BlockContext, signer: st
 def commit_contribution(view: Reader, state: Writer | None, ctx: BlockContext, signer: str,
                         msg: CommitContribution) -> list[Event]:
     """Record a trainer's commitment (CID, sha256, size, examples) in an open round."""
-    member = require_member(view, signer, ("trainer",), "contribute")
+    member = require_member(view, signer, ctx, ("trainer",), "contribute")
     if member["tasks"] and msg.task_id not in member["tasks"]:
         raise TxError(Code.UNAUTHORIZED, f"this member's credential covers tasks {member['tasks']}, not "
                                          f"{msg.task_id!r}")
@@ -155,7 +155,7 @@ def commit_contribution(view: Reader, state: Writer | None, ctx: BlockContext, s
 def close_round(view: Reader, state: Writer | None, ctx: BlockContext, signer: str,
                 msg: ClosedRound) -> list[Event]:
     """Close a round once full or past its deadline; too few contributions marks it failed."""
-    require_member(view, signer)
+    require_member(view, signer, ctx)
     task = _task(view, msg.task_id)
     rnd = _round(view, msg.task_id, msg.round)
     if rnd["status"] != "open":
@@ -176,7 +176,7 @@ def close_round(view: Reader, state: Writer | None, ctx: BlockContext, signer: s
 def propose_version(view: Reader, state: Writer | None, ctx: BlockContext, signer: str,
                     msg: ProposeVersion) -> list[Event]:
     """Record the aggregator's next model version with exactly the contributions it included."""
-    task, rnd = _closed_round_of_aggregator(view, signer, msg.task_id, msg.round, "propose versions", "aggregated")
+    task, rnd = _closed_round_of_aggregator(view, ctx, signer, msg.task_id, msg.round, "propose versions", "aggregated")
     total = 0
     included_dids: list[str] = []
     for who in msg.contributors:
@@ -216,7 +216,7 @@ def propose_version(view: Reader, state: Writer | None, ctx: BlockContext, signe
 def fail_round(view: Reader, state: Writer | None, ctx: BlockContext, signer: str,
                msg: FailRound) -> list[Event]:
     """Mark a closed round failed (no usable payloads); the next round then opens from the same base."""
-    _, rnd = _closed_round_of_aggregator(view, signer, msg.task_id, msg.round, "fail rounds", "failed")
+    _, rnd = _closed_round_of_aggregator(view, ctx, signer, msg.task_id, msg.round, "fail rounds", "failed")
     if state is not None:
         rnd["status"] = "failed"
         rnd["failure"] = msg.reason
@@ -227,7 +227,7 @@ def fail_round(view: Reader, state: Writer | None, ctx: BlockContext, signer: st
 def declare_availability(view: Reader, state: Writer | None, ctx: BlockContext, signer: str,
                          msg: DeclareAvailability) -> list[Event]:
     """Record whether a trainer wants to be selected for the task's next rounds."""
-    member = require_member(view, signer, ("trainer",), "declare availability")
+    member = require_member(view, signer, ctx, ("trainer",), "declare availability")
     _task(view, msg.task_id)
     if state is not None:
         key = keys.availability_key(msg.task_id, member["did"])

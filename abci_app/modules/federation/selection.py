@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from fedledger.abci_app.context import BlockContext, Reader
 from fedledger.abci_app.modules.federation import keys
+from fedledger.abci_app.modules.identity.authz import member_for_key
 from fedledger.abci_app.modules.identity.keys import MEMBER_PREFIX
 from fedledger.abci_app.modules.reputation.hooks import scores_at
 from fedledger.abci_app.modules.reputation.selection import select
@@ -18,12 +19,12 @@ from fedledger.abci_app.records import load_record
 __all__ = ["eligible", "select_participants"]
 
 
-def eligible(view: Reader, task_id: str) -> list[tuple[str, str, bool]]:
-    """(did, signing key, available) of every active trainer allowed on the task, sorted by DID."""
+def eligible(view: Reader, task_id: str, ctx: BlockContext) -> list[tuple[str, str, bool]]:
+    """(did, signing key, available) of every active trainer allowed on the task at `ctx`, sorted by DID."""
     out = []
     for key, _ in view.iter_prefix(MEMBER_PREFIX):
         member = load_record(view, key)
-        if member is None or member["status"] != "active" or member["role"] != "trainer":
+        if member is None or member["role"] != "trainer" or member_for_key(view, member["key"], ctx) is None:
             continue
         if member["tasks"] and task_id not in member["tasks"]:
             continue
@@ -34,7 +35,7 @@ def eligible(view: Reader, task_id: str) -> list[tuple[str, str, bool]]:
 
 def select_participants(view: Reader, task_id: str, k: int, ctx: BlockContext) -> list[str]:
     """The signing keys selected for a round opened in `ctx`, sorted."""
-    pool = eligible(view, task_id)
+    pool = eligible(view, task_id, ctx)
     available = [(did, key) for did, key, ok in pool if ok]
     if len(available) <= k:
         return sorted(key for _, key in available)

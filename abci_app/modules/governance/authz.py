@@ -6,7 +6,7 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-from fedledger.abci_app.context import Reader
+from fedledger.abci_app.context import BlockContext, Reader
 from fedledger.abci_app.errors import Code, TxError
 from fedledger.abci_app.identity.credentials import did_of_key
 from fedledger.abci_app.modules.identity import keys as id_keys
@@ -24,7 +24,7 @@ class Governor:
     organization: str
 
 
-def admin_organizations(view: Reader, signer: str) -> tuple[str, list[str]]:
+def admin_organizations(view: Reader, signer: str, ctx: BlockContext) -> tuple[str, list[str]]:
     """(the signer's DID, sorted organizations the signer administers).
 
     Two ways in: an active enrolled member whose DID is in its own organization's `admins`, or
@@ -33,7 +33,7 @@ def admin_organizations(view: Reader, signer: str) -> tuple[str, list[str]]:
     that was enrolled, so a revoked member, or the old key of a member that rotated its key,
     cannot govern through it.
     """
-    member = member_for_key(view, signer)
+    member = member_for_key(view, signer, ctx)
     if member is not None:
         org = load_record(view, id_keys.org_key(member["organization"]))
         if org is not None and member["did"] in org["admins"]:
@@ -58,12 +58,13 @@ def _org_from_bytes(raw: bytes) -> dict[str, Any]:
     return value
 
 
-def require_governor(view: Reader, signer: str, organization: str | None, action: str) -> Governor:
+def require_governor(view: Reader, signer: str, ctx: BlockContext, organization: str | None, action: str
+                     ) -> Governor:
     """The organization the signer acts for; UNAUTHORIZED unless it is one of its administrators.
 
     `organization` picks one when the signer administers several; it may be omitted otherwise.
     """
-    did, orgs = admin_organizations(view, signer)
+    did, orgs = admin_organizations(view, signer, ctx)
     if not orgs:
         raise TxError(Code.UNAUTHORIZED, f"{did} is not an administrator of any organization, so it may not "
                                          f"{action}")

@@ -26,7 +26,7 @@ def _next_id(view: Reader) -> int:
 def submit_proposal(view: Reader, state: Writer | None, ctx: BlockContext, signer: str,
                     msg: SubmitProposal) -> list[Event]:
     """Record a proposal open for votes until height + voting period; its action must be valid now."""
-    gov = require_governor(view, signer, msg.organization, "submit proposals")
+    gov = require_governor(view, signer, ctx, msg.organization, "submit proposals")
     check_action(view, msg.action)
     proposal_id = _next_id(view)
     if proposal_id > MAX_PROPOSAL_ID:
@@ -53,7 +53,7 @@ def submit_proposal(view: Reader, state: Writer | None, ctx: BlockContext, signe
 
 def vote(view: Reader, state: Writer | None, ctx: BlockContext, signer: str, msg: Vote) -> list[Event]:
     """Record (or replace) the vote of the signer's organization on a proposal still open for votes."""
-    gov = require_governor(view, signer, msg.organization, "vote")
+    gov = require_governor(view, signer, ctx, msg.organization, "vote")
     key = keys.proposal_key(msg.proposal_id)
     proposal: dict[str, Any] | None = load_record(view, key)
     if proposal is None:

@@ -84,7 +84,7 @@ def revoke_credential(view: Reader, state: Writer | None, ctx: BlockContext, sig
 
 def rotate_key(view: Reader, state: Writer | None, ctx: BlockContext, signer: str, msg: RotateKey) -> list[Event]:
     """Move a member's signing rights to a new key that proved possession by signing the rotation."""
-    member = require_member(view, signer)
+    member = require_member(view, signer, ctx)
     if view.get(keys.key_binding_key(msg.new_key)) is not None:
         raise TxError(Code.ALREADY_EXISTS, "the new key already acts for an enrolled DID")
     try:

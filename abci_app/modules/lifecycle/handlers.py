@@ -21,7 +21,7 @@ __all__ = ["HANDLERS", "attest_version"]
 def attest_version(view: Reader, state: Writer | None, ctx: BlockContext, signer: str,
                    msg: AttestVersion) -> list[Event]:
     """Record an evaluator's attestation of a proposed version; at quorum, promote or quarantine it."""
-    member = require_member(view, signer, ("evaluator",), "attest model versions")
+    member = require_member(view, signer, ctx, ("evaluator",), "attest model versions")
     if member["tasks"] and msg.task_id not in member["tasks"]:
         raise TxError(Code.UNAUTHORIZED, f"this evaluator's credential covers tasks {member['tasks']}, not "
                                          f"{msg.task_id!r}")
