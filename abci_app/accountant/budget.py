@@ -8,7 +8,7 @@ from decimal import Decimal
 
 from fedledger.abci_app.accountant.decimals import AccountantError
 from fedledger.abci_app.accountant.mechanism import Mechanism
-from fedledger.abci_app.accountant.rdp import compose, epsilon, quantize_epsilon, quantize_rdp, rdp
+from fedledger.abci_app.accountant.rdp import _compose, _epsilon, _quantize, _vector, quantize_epsilon, rdp
 
 __all__ = ["BudgetExceeded", "Charge", "charge", "debit"]
 
@@ -30,6 +30,10 @@ class Charge:
     #: The order that achieved ε.
     order: int
 
+    def encoded_rdp(self) -> list[str]:
+        """The state form of ``rdp`` (what ``encode_rdp`` gives; ``rdp`` is already rounded up)."""
+        return [format(v, "f") for v in self.rdp]
+
 
 def charge(stored: Sequence[Decimal], mech: Mechanism, delta: Decimal | str) -> Charge:
     """Compose ``mech`` onto a stored (already rounded-up) RDP vector and convert at δ.
@@ -39,8 +43,9 @@ def charge(stored: Sequence[Decimal], mech: Mechanism, delta: Decimal | str) -> 
     ``epsilon_micro`` minus the spend recorded for ``stored`` (never negative: ε only grows
     when RDP values do).
     """
-    new = quantize_rdp(compose(stored, rdp(mech)))
-    eps, order = epsilon(new, delta)
+    # Validate the stored vector once; the internal steps then work on known-good vectors.
+    new = _quantize(_compose(_vector(stored, "stored rdp"), rdp(mech)))
+    eps, order = _epsilon(new, delta)
     return Charge(new, quantize_epsilon(eps), order)
 
 

@@ -30,7 +30,7 @@ from __future__ import annotations
 import functools
 import re
 from collections.abc import Sequence
-from decimal import Context, Decimal
+from decimal import ROUND_CEILING, Context, Decimal, DivisionByZero, InvalidOperation, Overflow
 from functools import reduce
 from itertools import accumulate, repeat
 from math import comb
@@ -129,6 +129,12 @@ def rdp(mech: Mechanism) -> tuple[Decimal, ...]:
     """RDP of ``mech`` (all of its T steps) at each order in ORDERS."""
     if not isinstance(mech, Mechanism):
         raise AccountantError(f"rdp needs a Mechanism, not {type(mech).__name__}")
+    return _rdp(mech)
+
+
+@functools.lru_cache(maxsize=1024)
+def _rdp(mech: Mechanism) -> tuple[Decimal, ...]:
+    # A pure function of the (frozen, hashable) mechanism: caching it cannot change any result.
     ctx = context()
     return tuple(ctx.multiply(v, mech.steps) for v in _per_step(mech.noise_multiplier, mech.sample_rate))
 
@@ -144,10 +150,14 @@ def _vector(vec: Sequence[Decimal], name: str) -> tuple[Decimal, ...]:
 
 def compose(*rdps: Sequence[Decimal]) -> tuple[Decimal, ...]:
     """RDP of running all the given mechanisms: the per-order sum (the zero vector for no arguments)."""
+    return _compose(*(_vector(vec, f"rdp vector {n}") for n, vec in enumerate(rdps)))
+
+
+def _compose(*rdps: Sequence[Decimal]) -> tuple[Decimal, ...]:
     ctx = context()
     total = [Decimal(0)] * len(ORDERS)
-    for n, vec in enumerate(rdps):
-        for i, v in enumerate(_vector(vec, f"rdp vector {n}")):
+    for vec in rdps:
+        for i, v in enumerate(vec):
             total[i] = ctx.add(total[i], v)
     return tuple(total)
 
@@ -173,7 +183,10 @@ def _offsets(delta: Decimal) -> tuple[Decimal, ...]:
 
 def epsilon(rdp_vec: Sequence[Decimal], delta: Decimal | str) -> tuple[Decimal, int]:
     """(ε, best order) of an RDP vector at δ, by the Balle et al. 2020 conversion Opacus uses."""
-    vec = _vector(rdp_vec, "rdp_vec")
+    return _epsilon(_vector(rdp_vec, "rdp_vec"), delta)
+
+
+def _epsilon(vec: Sequence[Decimal], delta: Decimal | str) -> tuple[Decimal, int]:
     ctx = context()
     best: Decimal | None = None
     order = ORDERS[0]
@@ -201,14 +214,23 @@ def quantize_rdp(rdp_vec: Sequence[Decimal]) -> tuple[Decimal, ...]:
     ε is non-decreasing in every entry, so ε of the rounded vector is at least ε of the exact
     one: storing rounded-up vectors keeps every later debit conservative.
     """
-    vec = _vector(rdp_vec, "rdp_vec")
-    # From a string, so the result is exact and carries exponent −12 (a fixed number of places).
-    return tuple(Decimal(f"{ceil_scaled(v, RDP_PLACES)}e-{RDP_PLACES}") for v in vec)
+    return _quantize(_vector(rdp_vec, "rdp_vec"))
+
+
+def _quantize(vec: Sequence[Decimal]) -> tuple[Decimal, ...]:
+    # Decimal's quantize is exact and correctly rounded (here: up) to exponent −12, so it equals
+    # ceil(v · 10^12) / 10^12; the wide, trapping context makes an out-of-range value an error,
+    # never a silent rounding.
+    return tuple(v.quantize(_RDP_QUANTUM, rounding=ROUND_CEILING, context=_QUANTIZE_CTX) for v in vec)
 
 
 def encode_rdp(rdp_vec: Sequence[Decimal]) -> list[str]:
     """The canonical state form of an RDP vector: per order, a string with exactly 12 places, rounded UP."""
     return [format(v, "f") for v in quantize_rdp(rdp_vec)]
+
+
+_RDP_QUANTUM = Decimal(1).scaleb(-RDP_PLACES)
+_QUANTIZE_CTX = Context(prec=120, Emax=10**6, Emin=-(10**6), traps=[InvalidOperation, Overflow, DivisionByZero])
 
 
 def decode_rdp(obj: object) -> tuple[Decimal, ...]:

@@ -16,7 +16,6 @@ from fedledger.abci_app.accountant import (
     Mechanism,
     charge,
     decode_rdp,
-    encode_rdp,
     parse_delta,
 )
 from fedledger.abci_app.context import Reader, Writer
@@ -111,6 +110,8 @@ def debit(view: Reader, state: Writer | None, task_id: str, did: str, org: str, 
                       f"this contribution would bring ε on {task_id!r} to {mine_charge.epsilon_micro / MICRO:.6f} "
                       f"(order {mine_charge.order}), over the budget of {pol['epsilon_micro'] / MICRO:.6f} at "
                       f"δ={pol['delta']}; {max(0, pol['epsilon_micro'] - before) / MICRO:.6f} remains")
+    if pol["org_epsilon_micro"] is None and state is None:
+        return Debit(before, mine_charge.epsilon_micro, pol["epsilon_micro"])  # nothing more to check
     org_rec = load_record(view, keys.org_spend_key(task_id, org))
     org_charge = charge(decode_rdp(org_rec["rdp"]) if org_rec is not None else ZERO_RDP, mech, pol["delta"])
     if pol["org_epsilon_micro"] is not None and org_charge.epsilon_micro > pol["org_epsilon_micro"]:
@@ -120,13 +121,13 @@ def debit(view: Reader, state: Writer | None, task_id: str, did: str, org: str, 
                       f"{pol['org_epsilon_micro'] / MICRO:.6f}")
     if state is not None:
         store_record(state, keys.spend_key(task_id, did), {
-            "task_id": task_id, "did": did, "rdp": encode_rdp(mine_charge.rdp),
+            "task_id": task_id, "did": did, "rdp": mine_charge.encoded_rdp(),
             "spent_micro": mine_charge.epsilon_micro,
             "contributions": (mine["contributions"] if mine is not None else 0) + 1,
             "last_mechanism": {**mech.to_json(), "clip_norm": clip},
         })
         store_record(state, keys.org_spend_key(task_id, org), {
-            "task_id": task_id, "organization": org, "rdp": encode_rdp(org_charge.rdp),
+            "task_id": task_id, "organization": org, "rdp": org_charge.encoded_rdp(),
             "spent_micro": org_charge.epsilon_micro,
         })
     return Debit(before, mine_charge.epsilon_micro, pol["epsilon_micro"])
