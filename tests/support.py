@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+from pathlib import Path
 from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
@@ -93,3 +94,20 @@ class Chain:
 def model_ref(tag: str) -> dict[str, Any]:
     digest = hashlib.sha256(tag.encode()).hexdigest()
     return {"cid": "bafkrei" + "a" * 52, "sha256": digest, "size": 100}
+
+
+def find_cometbft() -> Path | None:
+    """The pinned CometBFT the way the product finds it ($COMETBFT_BIN, bin dir, PATH), or None."""
+    from fedledger.localnet.binaries import find_pinned
+    from fedledger.localnet.cometbft import check_cometbft, default_bin_dir
+
+    return find_pinned("COMETBFT_BIN", default_bin_dir(), "cometbft", check_cometbft, log=lambda _m: None)
+
+
+def find_ipfs() -> Path | None:
+    """The pinned Kubo the way the product finds it ($IPFS_BIN, bin dir, PATH), or None."""
+    from fedledger.localnet.binaries import find_pinned
+    from fedledger.localnet.cometbft import default_bin_dir
+    from fedledger.localnet.kubo import check_ipfs_binary
+
+    return find_pinned("IPFS_BIN", default_bin_dir(), "ipfs", check_ipfs_binary, log=lambda _m: None)

@@ -12,7 +12,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import shutil
 import signal
 import time
 from collections.abc import Iterator
@@ -37,12 +36,13 @@ from fedledger.client.rpc import CometRPC
 from fedledger.client.submit import Submitter, TxOutcome
 from fedledger.ipfs import ContentStore, open_store
 from fedledger.localnet import manager
-from fedledger.localnet.cometbft import COMETBFT_VERSION, check_cometbft, default_bin_dir
+from fedledger.localnet.cometbft import COMETBFT_VERSION
 from fedledger.localnet.consortium import DEV_ORG, dev_app_state, dev_issuer_key
-from fedledger.localnet.errors import BinaryError, NotRunningError
+from fedledger.localnet.errors import NotRunningError
 from fedledger.localnet.ports import find_free_base_port
 from fedledger.localnet.procs import pid_matches
 from fedledger.localnet.supervisor import read_run_state
+from tests.support import find_cometbft
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(300)]
 
@@ -60,15 +60,6 @@ DELTA = "1e-5"
 
 # ----------------------------------------------------------------------------- helpers
 
-def _find_cometbft() -> Path | None:
-    for cand in (os.environ.get("COMETBFT_BIN"), str(default_bin_dir() / "cometbft"), shutil.which("cometbft")):
-        if cand and Path(cand).is_file():
-            try:
-                check_cometbft(Path(cand))
-            except BinaryError:
-                continue
-            return Path(cand)
-    return None
 
 
 def _key(name: str) -> Key:
@@ -214,7 +205,7 @@ def _record_pids(home: Path, seen: set[tuple[int, str]]) -> None:
 
 @pytest.fixture(scope="module")
 def net(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Net]:
-    cometbft = _find_cometbft()
+    cometbft = find_cometbft()
     if cometbft is None:
         pytest.skip(f"no cometbft {COMETBFT_VERSION} binary (set COMETBFT_BIN or run `make binaries`)")
     home = tmp_path_factory.mktemp("governance") / "net"

@@ -12,7 +12,6 @@ import copy
 import hashlib
 import json
 import os
-import shutil
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -38,9 +37,10 @@ from fedledger.client.lightclient import (
 from fedledger.client.provenance import ProofFailedError, check_query_proof, localnet_trust_root
 from fedledger.client.rpc import AbciQueryResult, CometRPC
 from fedledger.localnet import manager
-from fedledger.localnet.cometbft import COMETBFT_VERSION, check_cometbft, default_bin_dir
-from fedledger.localnet.errors import BinaryError, NotRunningError
+from fedledger.localnet.cometbft import COMETBFT_VERSION
+from fedledger.localnet.errors import NotRunningError
 from fedledger.localnet.ports import find_free_base_port
+from tests.support import find_cometbft
 
 pytestmark = pytest.mark.integration
 
@@ -49,15 +49,6 @@ STATE_KEY = b"meta/chain_id"
 Rewrite = Callable[[str, dict[str, Any], dict[str, Any]], None]
 
 
-def _find_cometbft() -> Path | None:
-    for cand in (os.environ.get("COMETBFT_BIN"), str(default_bin_dir() / "cometbft"), shutil.which("cometbft")):
-        if cand and Path(cand).is_file():
-            try:
-                check_cometbft(Path(cand))
-            except BinaryError:
-                continue
-            return Path(cand)
-    return None
 
 
 class _Proxy(ThreadingHTTPServer):
@@ -112,7 +103,7 @@ class Net:
 
 @pytest.fixture(scope="module")
 def net(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Net]:
-    cometbft = _find_cometbft()
+    cometbft = find_cometbft()
     if cometbft is None:
         pytest.skip(f"no cometbft {COMETBFT_VERSION} binary (set COMETBFT_BIN or run `make binaries`)")
     home = tmp_path_factory.mktemp("lightclient") / "net"

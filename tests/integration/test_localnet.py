@@ -5,7 +5,6 @@ from __future__ import annotations
 import base64
 import importlib.util
 import os
-import shutil
 import signal
 import socket
 import time
@@ -16,39 +15,26 @@ import httpx
 import pytest
 
 from fedledger.localnet import manager
-from fedledger.localnet.cometbft import COMETBFT_VERSION, check_cometbft, default_bin_dir
+from fedledger.localnet.cometbft import COMETBFT_VERSION
 from fedledger.localnet.config import AppKind, NetSpec
 from fedledger.localnet.errors import (
     AlreadyRunningError,
-    BinaryError,
     LocalnetError,
     NotRunningError,
     PortInUseError,
 )
 from fedledger.localnet.ports import find_free_base_port
 from fedledger.localnet.supervisor import read_run_state
+from tests.support import find_cometbft, find_ipfs
 
 pytestmark = pytest.mark.integration
 
 
-def _find_cometbft() -> Path | None:
-    candidates = [
-        os.environ.get("COMETBFT_BIN"), str(default_bin_dir() / "cometbft"),
-        shutil.which("cometbft"),
-    ]
-    for c in candidates:
-        if c and Path(c).is_file():
-            try:
-                check_cometbft(Path(c))
-            except BinaryError:
-                continue
-            return Path(c)
-    return None
 
 
 @pytest.fixture(autouse=True)
 def cometbft_env(monkeypatch: pytest.MonkeyPatch) -> Path:
-    found = _find_cometbft()
+    found = find_cometbft()
     if found is None:
         pytest.skip(f"no cometbft {COMETBFT_VERSION} binary (set COMETBFT_BIN)")
     monkeypatch.setenv("COMETBFT_BIN", str(found))
@@ -266,25 +252,11 @@ def test_fedledger_app_crash_restart(home: Path) -> None:
     assert not left, f"processes survived down: {left}"
 
 
-def _find_ipfs() -> Path | None:
-    from fedledger.localnet.kubo import check_ipfs_binary
-
-    candidates = (
-        os.environ.get("IPFS_BIN"), str(default_bin_dir() / "ipfs"), shutil.which("ipfs"),
-    )
-    for c in candidates:
-        if c and Path(c).is_file():
-            try:
-                check_ipfs_binary(Path(c))
-            except BinaryError:
-                continue
-            return Path(c)
-    return None
 
 
 @pytest.mark.timeout(120)
 def test_kubo_store(home: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    ipfs = _find_ipfs()
+    ipfs = find_ipfs()
     if ipfs is None:
         pytest.skip("no Kubo binary of the pinned version (set IPFS_BIN)")
     monkeypatch.setenv("IPFS_BIN", str(ipfs))

@@ -11,10 +11,8 @@ import dataclasses
 import hashlib
 import json
 import os
-import shutil
 from collections.abc import Iterator
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -30,9 +28,10 @@ from fedledger.client.provenance import ProofFailedError, check_query_proof, loc
 from fedledger.client.rpc import CometRPC
 from fedledger.client.submit import Submitter
 from fedledger.localnet import manager
-from fedledger.localnet.cometbft import COMETBFT_VERSION, check_cometbft, default_bin_dir
-from fedledger.localnet.errors import BinaryError, NotRunningError
+from fedledger.localnet.cometbft import COMETBFT_VERSION
+from fedledger.localnet.errors import NotRunningError
 from fedledger.localnet.ports import find_free_base_port
+from tests.support import find_cometbft
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(300)]
 
@@ -41,15 +40,6 @@ POLICY = {"epsilon": "50", "delta": "1e-5", "org_epsilon": None}
 MECHANISM = {"noise_multiplier": "1", "sample_rate": "0.05", "steps": 60, "clip_norm": "1"}
 
 
-def _find_cometbft() -> Path | None:
-    for cand in (os.environ.get("COMETBFT_BIN"), str(default_bin_dir() / "cometbft"), shutil.which("cometbft")):
-        if cand and Path(cand).is_file():
-            try:
-                check_cometbft(Path(cand))
-            except BinaryError:
-                continue
-            return Path(cand)
-    return None
 
 
 def _key(name: str) -> Key:
@@ -72,7 +62,7 @@ class Round:
 
 @pytest.fixture(scope="module")
 def done(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Round]:
-    cometbft = _find_cometbft()
+    cometbft = find_cometbft()
     if cometbft is None:
         pytest.skip(f"no cometbft {COMETBFT_VERSION} binary (set COMETBFT_BIN or run `make binaries`)")
     home = tmp_path_factory.mktemp("proofs") / "net"

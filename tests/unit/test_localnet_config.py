@@ -5,8 +5,6 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
-import os
-import shutil
 import socket
 import stat
 import subprocess
@@ -32,27 +30,12 @@ from fedledger.localnet.config import (
 from fedledger.localnet.errors import BinaryError, LocalnetError, PortInUseError
 from fedledger.localnet.ports import check_ports_free, find_free_base_port, port_is_free
 from fedledger.localnet.supervisor import app_command, read_control, write_control
-
-
-def _find_cometbft() -> Path | None:
-    candidates = [
-        os.environ.get("COMETBFT_BIN"), str(cb.default_bin_dir() / "cometbft"),
-        shutil.which("cometbft"),
-    ]
-    for c in candidates:
-        if not c or not Path(c).is_file():
-            continue
-        try:
-            cb.check_cometbft(Path(c))
-        except BinaryError:
-            continue
-        return Path(c)
-    return None
+from tests.support import find_cometbft
 
 
 @pytest.fixture(scope="module")
 def cometbft_bin() -> Path:
-    found = _find_cometbft()
+    found = find_cometbft()
     if found is None:
         pytest.skip(f"no cometbft {cb.COMETBFT_VERSION} binary (set COMETBFT_BIN)")
     return found
