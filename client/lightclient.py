@@ -34,6 +34,7 @@ from typing import Any
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
+from fedledger.abci_app.server import encode_uvarint
 from fedledger.client.errors import ClientError
 
 __all__ = [
@@ -96,25 +97,14 @@ class HeaderVerificationError(LightClientError):
 # Only what the signed structures need. proto3 omits scalar fields holding their zero value;
 # gogoproto's non-nullable embedded messages are always written, even when empty.
 
-def _uvarint(n: int) -> bytes:
-    out = bytearray()
-    while True:
-        byte = n & 0x7F
-        n >>= 7
-        if n:
-            out.append(byte | 0x80)
-        else:
-            out.append(byte)
-            return bytes(out)
-
 
 def _tag(field: int, wire_type: int) -> bytes:
-    return _uvarint((field << 3) | wire_type)
+    return encode_uvarint((field << 3) | wire_type)
 
 
 def _pb_varint(field: int, n: int) -> bytes:
     # A negative int64 is sent as its 64-bit two's complement (10 bytes), as Go does.
-    return b"" if n == 0 else _tag(field, 0) + _uvarint(n & 0xFFFFFFFFFFFFFFFF)
+    return b"" if n == 0 else _tag(field, 0) + encode_uvarint(n & 0xFFFFFFFFFFFFFFFF)
 
 
 def _pb_sfixed64(field: int, n: int) -> bytes:
@@ -122,12 +112,12 @@ def _pb_sfixed64(field: int, n: int) -> bytes:
 
 
 def _pb_bytes(field: int, data: bytes) -> bytes:
-    return b"" if not data else _tag(field, 2) + _uvarint(len(data)) + data
+    return b"" if not data else _tag(field, 2) + encode_uvarint(len(data)) + data
 
 
 def _pb_message(field: int, body: bytes) -> bytes:
     """A non-nullable embedded message: present even when its own encoding is empty."""
-    return _tag(field, 2) + _uvarint(len(body)) + body
+    return _tag(field, 2) + encode_uvarint(len(body)) + body
 
 
 # ----------------------------------------------------------------------------- simple Merkle tree
@@ -493,7 +483,7 @@ def vote_sign_bytes(chain_id: str, height: int, round_: int, block_id: BlockID, 
     body = (_pb_varint(1, _PRECOMMIT_TYPE) + _pb_sfixed64(2, height) + _pb_sfixed64(3, round_)
             + (b"" if block_id.is_zero() else _pb_message(4, block_id.encode()))
             + _pb_message(5, timestamp.encode()) + _pb_bytes(6, chain_id.encode()))
-    return _uvarint(len(body)) + body
+    return encode_uvarint(len(body)) + body
 
 
 # ----------------------------------------------------------------------------- verification

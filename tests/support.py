@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -111,3 +112,39 @@ def find_ipfs() -> Path | None:
     from fedledger.localnet.kubo import check_ipfs_binary
 
     return find_pinned("IPFS_BIN", default_bin_dir(), "ipfs", check_ipfs_binary, log=lambda _m: None)
+
+
+def use_pinned_cometbft() -> Callable[[], None]:
+    """Point $COMETBFT_BIN at the pinned CometBFT (skip the test without one); return the undo."""
+    import os
+
+    import pytest
+
+    from fedledger.localnet.cometbft import COMETBFT_VERSION
+
+    cometbft = find_cometbft()
+    if cometbft is None:
+        pytest.skip(f"no cometbft {COMETBFT_VERSION} binary (set COMETBFT_BIN or run `make binaries`)")
+    old = os.environ.get("COMETBFT_BIN")
+    os.environ["COMETBFT_BIN"] = str(cometbft)
+
+    def restore() -> None:
+        if old is None:
+            os.environ.pop("COMETBFT_BIN", None)
+        else:
+            os.environ["COMETBFT_BIN"] = old
+
+    return restore
+
+
+def named_key(name: str) -> Any:
+    """A client Key derived from its name (the same name gives the same key in every run)."""
+    from fedledger.client.keys import Key
+
+    return Key(name, Ed25519PrivateKey.from_private_bytes(hashlib.sha256(name.encode()).digest()))
+
+
+def payload_ref(tag: str) -> dict[str, Any]:
+    """A syntactically valid, distinct payload reference (CIDv1 base32, sha256, size); never fetched."""
+    digest = hashlib.sha256(tag.encode()).hexdigest()
+    return {"cid": "bafkrei" + digest[:52].translate(str.maketrans("0189", "wxyz")), "sha256": digest, "size": 100}

@@ -21,7 +21,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from fedledger.abci_app.accountant import ZERO_RDP, Mechanism, charge, decode_rdp
 from fedledger.abci_app.errors import Code
@@ -36,13 +35,12 @@ from fedledger.client.rpc import CometRPC
 from fedledger.client.submit import Submitter, TxOutcome
 from fedledger.ipfs import ContentStore, open_store
 from fedledger.localnet import manager
-from fedledger.localnet.cometbft import COMETBFT_VERSION
 from fedledger.localnet.consortium import DEV_ORG, dev_app_state, dev_issuer_key
 from fedledger.localnet.errors import NotRunningError
 from fedledger.localnet.ports import find_free_base_port
 from fedledger.localnet.procs import pid_matches
 from fedledger.localnet.supervisor import read_run_state
-from tests.support import find_cometbft
+from tests.support import named_key, payload_ref, use_pinned_cometbft
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(300)]
 
@@ -63,7 +61,8 @@ DELTA = "1e-5"
 
 
 def _key(name: str) -> Key:
-    return Key(name, Ed25519PrivateKey.from_private_bytes(hashlib.sha256(f"gov-{name}".encode()).digest()))
+    key: Key = named_key(f"gov-{name}")
+    return Key(name, key.private)
 
 
 def _did(key: Key) -> str:
@@ -90,10 +89,6 @@ def _mech_epsilon(dp: dict[str, Any], history: list[str] | None = None) -> int:
     return int(charge(decode_rdp(history) if history else ZERO_RDP, mech, DELTA).epsilon_micro)
 
 
-def _ref(tag: str) -> dict[str, Any]:
-    """A syntactically valid payload reference (the chain never fetches contribution payloads)."""
-    digest = hashlib.sha256(tag.encode()).hexdigest()
-    return {"cid": "bafkrei" + digest[:52].translate(str.maketrans("0189", "wxyz")), "sha256": digest, "size": 100}
 
 
 @dataclass
@@ -146,7 +141,7 @@ class Net:
         self.sub(self.agg).send("create_task", {
             "task_id": task_id, "model_spec": SPEC, "round_size": round_size, "min_contributions": 1,
             "deadline_blocks": 100_000, "aggregator": self.agg.public_hex,
-            "initial_model": initial or _ref(f"{task_id}-v0"),
+            "initial_model": initial or payload_ref(f"{task_id}-v0"),
             "privacy": {"epsilon": epsilon, "delta": DELTA, "org_epsilon": None}})
 
     def open_round(self, task_id: str, rnd: int) -> dict[str, Any]:
@@ -159,7 +154,7 @@ class Net:
         """A trainer's commit_contribution (raises TxRejectedError when refused)."""
         return self.sub(trainer).send("commit_contribution", {
             "task_id": task_id, "round": rnd, "base_version": base, "num_examples": 100, "dp": dp,
-            **_ref(f"{task_id}/{rnd}/{trainer.name}")})
+            **payload_ref(f"{task_id}/{rnd}/{trainer.name}")})
 
     def close_and_propose(self, task_id: str, rnd: int, contributors: list[Key], ref: dict[str, Any]) -> int:
         """Close a full round and propose its version; return the version number."""
@@ -205,13 +200,9 @@ def _record_pids(home: Path, seen: set[tuple[int, str]]) -> None:
 
 @pytest.fixture(scope="module")
 def net(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Net]:
-    cometbft = find_cometbft()
-    if cometbft is None:
-        pytest.skip(f"no cometbft {COMETBFT_VERSION} binary (set COMETBFT_BIN or run `make binaries`)")
+    restore_env = use_pinned_cometbft()
     home = tmp_path_factory.mktemp("governance") / "net"
     home.mkdir()
-    old_env = os.environ.get("COMETBFT_BIN")
-    os.environ["COMETBFT_BIN"] = str(cometbft)
     beta_issuer, beta_admin = _key("beta-issuer"), _key("beta-admin")
     app_state = dev_app_state(home)  # organization `local`, its issuer and admin key in home/issuer.key
     app_state["identity"]["organizations"].append({
@@ -237,10 +228,7 @@ def net(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Net]:
     finally:
         if rpc is not None:
             rpc.close()
-        if old_env is None:
-            os.environ.pop("COMETBFT_BIN", None)
-        else:
-            os.environ["COMETBFT_BIN"] = old_env
+        restore_env()
         _record_pids(home, seen)
         if manager.is_running(home) is not None or (home / "run.json").exists():
             try:
@@ -356,7 +344,7 @@ def test_member_whose_credential_expired_may_no_longer_act(net: Net) -> None:
         assert time.monotonic() < deadline, "block time did not pass the credential's validUntil"
         time.sleep(0.5)
     body = {"task_id": "after-expiry", "model_spec": SPEC, "round_size": 1, "min_contributions": 1,
-            "deadline_blocks": 10, "aggregator": agg.public_hex, "initial_model": _ref("after-expiry"),
+            "deadline_blocks": 10, "aggregator": agg.public_hex, "initial_model": payload_ref("after-expiry"),
             "privacy": {"epsilon": "1", "delta": DELTA, "org_epsilon": None}}
     try:
         net.sub(agg).send("create_task", body)
@@ -432,7 +420,7 @@ def test_over_budget_contribution_is_refused_and_not_charged(net: Net) -> None:
 
     # The same mechanism again, composed on the stored curve, no longer fits: refused, nothing charged.
     assert _mech_epsilon(SMALL_DP, budget["rdp"]) > budget_micro
-    net.close_and_propose(task, 1, [trainer], _ref(f"{task}-v1"))
+    net.close_and_propose(task, 1, [trainer], payload_ref(f"{task}-v1"))
     assert net.open_round(task, 2)["selected"] == [trainer.public_hex]
     with pytest.raises(TxRejectedError) as info:
         net.commit(trainer, task, 2, 0, SMALL_DP)
@@ -584,7 +572,7 @@ def test_lineage_from_this_net_verifies_against_the_genesis_validators(net: Net)
     net.create_task(task, epsilon="50")
     net.open_round(task, 1)
     net.commit(trainer, task, 1, 0, SMALL_DP)
-    version = net.close_and_propose(task, 1, [trainer], _ref(f"{task}-v1"))
+    version = net.close_and_propose(task, 1, [trainer], payload_ref(f"{task}-v1"))
     res = net.rpc.abci_query(f"/lineage/{task}/{version}", prove=True)
     assert res.code == 0, res.log
     lineage = json.loads(res.value)

@@ -37,10 +37,9 @@ from fedledger.client.lightclient import (
 from fedledger.client.provenance import ProofFailedError, check_query_proof, localnet_trust_root
 from fedledger.client.rpc import AbciQueryResult, CometRPC
 from fedledger.localnet import manager
-from fedledger.localnet.cometbft import COMETBFT_VERSION
 from fedledger.localnet.errors import NotRunningError
 from fedledger.localnet.ports import find_free_base_port
-from tests.support import find_cometbft
+from tests.support import use_pinned_cometbft
 
 pytestmark = pytest.mark.integration
 
@@ -103,12 +102,8 @@ class Net:
 
 @pytest.fixture(scope="module")
 def net(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Net]:
-    cometbft = find_cometbft()
-    if cometbft is None:
-        pytest.skip(f"no cometbft {COMETBFT_VERSION} binary (set COMETBFT_BIN or run `make binaries`)")
+    restore_env = use_pinned_cometbft()
     home = tmp_path_factory.mktemp("lightclient") / "net"
-    old_env = os.environ.get("COMETBFT_BIN")
-    os.environ["COMETBFT_BIN"] = str(cometbft)
     proxy: _Proxy | None = None
     thread: threading.Thread | None = None
     try:
@@ -128,10 +123,7 @@ def net(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Net]:
             proxy.http.close()
         if thread is not None:
             thread.join(5)
-        if old_env is None:
-            os.environ.pop("COMETBFT_BIN", None)
-        else:
-            os.environ["COMETBFT_BIN"] = old_env
+        restore_env()
         if manager.is_running(home) is not None or (home / "run.json").exists():
             try:
                 manager.down(home)

@@ -8,15 +8,11 @@ list answers against header H+1, itself verified against the genesis validator s
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import json
-import os
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Any
 
 import pytest
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from fedledger.abci_app.identity.didkey import did_from_private_key
 from fedledger.abci_app.query_proofs import PROOF_OP_TYPE
@@ -28,10 +24,9 @@ from fedledger.client.provenance import ProofFailedError, check_query_proof, loc
 from fedledger.client.rpc import CometRPC
 from fedledger.client.submit import Submitter
 from fedledger.localnet import manager
-from fedledger.localnet.cometbft import COMETBFT_VERSION
 from fedledger.localnet.errors import NotRunningError
 from fedledger.localnet.ports import find_free_base_port
-from tests.support import find_cometbft
+from tests.support import named_key, payload_ref, use_pinned_cometbft
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(300)]
 
@@ -42,14 +37,8 @@ MECHANISM = {"noise_multiplier": "1", "sample_rate": "0.05", "steps": 60, "clip_
 
 
 
-def _key(name: str) -> Key:
-    return Key(name, Ed25519PrivateKey.from_private_bytes(hashlib.sha256(name.encode()).digest()))
 
 
-def _ref(tag: str) -> dict[str, Any]:
-    digest = hashlib.sha256(tag.encode()).hexdigest()
-    # a syntactically valid CIDv1 (base32); the chain never fetches payloads
-    return {"cid": "bafkrei" + digest[:52].translate(str.maketrans("0189", "wxyz")), "sha256": digest, "size": 100}
 
 
 @dataclass
@@ -62,18 +51,14 @@ class Round:
 
 @pytest.fixture(scope="module")
 def done(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Round]:
-    cometbft = find_cometbft()
-    if cometbft is None:
-        pytest.skip(f"no cometbft {COMETBFT_VERSION} binary (set COMETBFT_BIN or run `make binaries`)")
+    restore_env = use_pinned_cometbft()
     home = tmp_path_factory.mktemp("proofs") / "net"
-    old_env = os.environ.get("COMETBFT_BIN")
-    os.environ["COMETBFT_BIN"] = str(cometbft)
     rpc: CometRPC | None = None
     try:
         spec = manager.up(home, 4, base_port=find_free_base_port(40), timeout=60, log=lambda _msg: None)
         rpc = CometRPC(spec.nodes[0].rpc_url)
         chain_id = str(rpc.status()["node_info"]["network"])
-        agg, trainers = _key("proofs-agg"), [_key(f"proofs-t{i}") for i in range(3)]
+        agg, trainers = named_key("proofs-agg"), [named_key(f"proofs-t{i}") for i in range(3)]
         Submitter(rpc, agg, chain_id).send("admit", {"credential": dev_credential(home, agg, "aggregator")})
         subs = [Submitter(rpc, t, chain_id) for t in trainers]
         for h in [s.broadcast("admit", {"credential": dev_credential(home, s.key, "trainer")}) for s in subs]:
@@ -81,24 +66,21 @@ def done(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Round]:
         owner = Submitter(rpc, agg, chain_id)
         owner.send("create_task", {"task_id": TASK, "model_spec": "mlp-digits", "round_size": 3,
                                    "min_contributions": 1, "deadline_blocks": 1000, "aggregator": agg.public_hex,
-                                   "initial_model": _ref("v0"), "privacy": POLICY})
+                                   "initial_model": payload_ref("v0"), "privacy": POLICY})
         owner.send("open_round", {"task_id": TASK, "round": 1})
         hashes = [s.broadcast("commit_contribution", {"task_id": TASK, "round": 1, "base_version": 0,
-                                                      "num_examples": 50 + i, "dp": MECHANISM, **_ref(f"u{i}")})
+                                                      "num_examples": 50 + i, "dp": MECHANISM, **payload_ref(f"u{i}")})
                   for i, s in enumerate(subs)]
         for h in hashes:
             subs[0].wait(h)
         owner.send("close_round", {"task_id": TASK, "round": 1})
         included = sorted(t.public_hex for t in trainers[:2])  # the aggregator dropped one
-        owner.send("propose_version", {"task_id": TASK, "round": 1, **_ref("v1"), "contributors": included})
+        owner.send("propose_version", {"task_id": TASK, "round": 1, **payload_ref("v1"), "contributors": included})
         yield Round(rpc, localnet_trust_root(home), trainers, included)
     finally:
         if rpc is not None:
             rpc.close()
-        if old_env is None:
-            os.environ.pop("COMETBFT_BIN", None)
-        else:
-            os.environ["COMETBFT_BIN"] = old_env
+        restore_env()
         if manager.is_running(home) is not None or (home / "run.json").exists():
             try:
                 manager.down(home)
@@ -144,7 +126,7 @@ def test_lists_and_absences_are_verified(done: Round) -> None:
     versions = done.rpc.abci_query(f"/versions/{TASK}", prove=True)
     assert check_query_proof(done.rpc, versions, done.trust)["absences_proven"] == 1  # version 2 does not exist
 
-    stranger = did_from_private_key(_key("never-admitted").private)
+    stranger = did_from_private_key(named_key("never-admitted").private)
     budget = done.rpc.abci_query(f"/budget/{TASK}/{stranger}", prove=True)
     assert json.loads(budget.value)["epsilon_spent_micro"] == 0
     assert check_query_proof(done.rpc, budget, done.trust)["absences_proven"] == 1
