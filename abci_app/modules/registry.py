@@ -9,7 +9,8 @@ from fedledger.abci_app.modules.identity import MODULE as IDENTITY
 from fedledger.abci_app.modules.lifecycle import MODULE as LIFECYCLE
 from fedledger.abci_app.modules.privacy import MODULE as PRIVACY
 from fedledger.abci_app.modules.reputation import MODULE as REPUTATION
+from fedledger.abci_app.modules.secagg.module import MODULE as SECAGG
 
 __all__ = ["DEFAULT_MODULES"]
 
-DEFAULT_MODULES: tuple[Module, ...] = (IDENTITY, PRIVACY, REPUTATION, FEDERATION, LIFECYCLE, GOVERNANCE)
+DEFAULT_MODULES: tuple[Module, ...] = (IDENTITY, PRIVACY, REPUTATION, FEDERATION, SECAGG, LIFECYCLE, GOVERNANCE)

@@ -8,6 +8,7 @@ from fedledger.abci_app.context import BlockContext, Event, Reader, Writer
 from fedledger.abci_app.errors import Code, TxError
 from fedledger.abci_app.modules.base import Handler
 from fedledger.abci_app.modules.federation import keys
+from fedledger.abci_app.modules.federation.aggregation import DEFAULT_POLICY, is_secure
 from fedledger.abci_app.modules.federation.events import fl_event
 from fedledger.abci_app.modules.federation.msgs import (
     ClosedRound,
@@ -25,19 +26,22 @@ from fedledger.abci_app.modules.lifecycle.decisions import set_task_params
 from fedledger.abci_app.modules.lifecycle.pointer import last_good
 from fedledger.abci_app.modules.privacy.budget import debit, set_policy
 from fedledger.abci_app.modules.reputation.hooks import on_contribution_accepted, on_contribution_rejected
+from fedledger.abci_app.modules.secagg.stages import initial_state, require_stage, secure_full
 from fedledger.abci_app.records import load_record, store_record
 
-__all__ = ["HANDLERS"]
+__all__ = ["HANDLERS", "load_round", "load_task"]
 
 
-def _task(view: Reader, task_id: str) -> dict[str, Any]:
+def load_task(view: Reader, task_id: str) -> dict[str, Any]:
+    """The task record, or NOT_FOUND."""
     rec = load_record(view, keys.task_key(task_id))
     if rec is None:
         raise TxError(Code.NOT_FOUND, f"task {task_id!r} does not exist")
     return rec
 
 
-def _round(view: Reader, task_id: str, rnd: int) -> dict[str, Any]:
+def load_round(view: Reader, task_id: str, rnd: int) -> dict[str, Any]:
+    """The round record, or NOT_FOUND."""
     rec = load_record(view, keys.round_key(task_id, rnd))
     if rec is None:
         raise TxError(Code.NOT_FOUND, f"round {rnd} of task {task_id!r} does not exist")
@@ -48,10 +52,10 @@ def _closed_round_of_aggregator(view: Reader, ctx: BlockContext, signer: str, ta
                                 action: str, done: str) -> tuple[dict[str, Any], dict[str, Any]]:
     """The task and round for an aggregator-only action on a closed round (propose, fail)."""
     require_member(view, signer, ctx, ("aggregator",), action)
-    task = _task(view, task_id)
+    task = load_task(view, task_id)
     if signer != task["aggregator"]:
         raise TxError(Code.UNAUTHORIZED, f"only the task's aggregator may {action}")
-    record = _round(view, task_id, rnd)
+    record = load_round(view, task_id, rnd)
     if record["status"] != "closed":
         raise TxError(Code.WRONG_STATE, f"round {rnd} is {record['status']}; only a closed round can be {done}")
     return task, record
@@ -72,6 +76,7 @@ def create_task(view: Reader, state: Writer | None, ctx: BlockContext, signer: s
             "model_spec": msg.model_spec, "round_size": msg.round_size,
             "min_contributions": msg.min_contributions, "deadline_blocks": msg.deadline_blocks,
             "created_height": ctx.height, "current_round": 0, "latest_version": 0,
+            "aggregation": msg.aggregation or DEFAULT_POLICY,
         })
         set_policy(state, msg.task_id, msg.privacy)
         if msg.lifecycle is not None:
@@ -88,13 +93,13 @@ def open_round(view: Reader, state: Writer | None, ctx: BlockContext, signer: st
                msg: OpenRound) -> list[Event]:
     """Open the next round; the previous one must be aggregated or failed."""
     require_member(view, signer, ctx)
-    task = _task(view, msg.task_id)
+    task = load_task(view, msg.task_id)
     if signer not in (task["owner"], task["aggregator"]):
         raise TxError(Code.UNAUTHORIZED, "only the task owner or its aggregator may open rounds")
     if msg.round != task["current_round"] + 1:
         raise TxError(Code.WRONG_STATE, f"the next round of {msg.task_id!r} is {task['current_round'] + 1}")
     if task["current_round"] > 0:
-        prev = _round(view, msg.task_id, task["current_round"])
+        prev = load_round(view, msg.task_id, task["current_round"])
         if prev["status"] not in ("aggregated", "failed"):
             raise TxError(Code.WRONG_STATE, f"round {prev['round']} is still {prev['status']}")
     deadline = ctx.height + task["deadline_blocks"]
@@ -103,11 +108,14 @@ def open_round(view: Reader, state: Writer | None, ctx: BlockContext, signer: st
         selected = select_participants(view, msg.task_id, task["round_size"], ctx)
         task["current_round"] = msg.round
         store_record(state, keys.task_key(msg.task_id), task)
-        store_record(state, keys.round_key(msg.task_id, msg.round), {
+        record: dict[str, Any] = {
             "task_id": msg.task_id, "round": msg.round, "status": "open", "opened_height": ctx.height,
             "deadline_height": deadline, "base_version": base, "contributions": 0,
             "total_examples": 0, "closed_height": None, "version": None, "selected": selected,
-        })
+        }
+        if is_secure(task):
+            record["secagg"] = initial_state(ctx.height)
+        store_record(state, keys.round_key(msg.task_id, msg.round), record)
     return [fl_event("open_round", signer, task=msg.task_id, round=msg.round, deadline=deadline,
                      base_version=base)]
 
@@ -119,14 +127,20 @@ def commit_contribution(view: Reader, state: Writer | None, ctx: BlockContext, s
     if member["tasks"] and msg.task_id not in member["tasks"]:
         raise TxError(Code.UNAUTHORIZED, f"this member's credential covers tasks {member['tasks']}, not "
                                          f"{msg.task_id!r}")
-    task = _task(view, msg.task_id)
-    rnd = _round(view, msg.task_id, msg.round)
+    task = load_task(view, msg.task_id)
+    rnd = load_round(view, msg.task_id, msg.round)
     if rnd["status"] != "open":
         raise TxError(Code.WRONG_STATE, f"round {msg.round} is {rnd['status']}, not open")
     if ctx.height > rnd["deadline_height"]:
         raise TxError(Code.DEADLINE, f"round {msg.round} closed for commits at height {rnd['deadline_height']}")
     if rnd["contributions"] >= task["round_size"]:
         raise TxError(Code.ROUND_FULL, f"round {msg.round} already has {task['round_size']} contributions")
+    if "secagg" in rnd:
+        # A secure round takes masked inputs only from those who shared their mask secrets.
+        sa = require_stage(rnd, "input", "commit masked inputs")
+        if signer not in sa["sharers"]:
+            raise TxError(Code.NOT_SELECTED, f"round {msg.round} is secure and this participant posted no "
+                                             f"secagg shares in time, so its masks could not be removed")
     if signer not in rnd["selected"]:
         raise TxError(Code.NOT_SELECTED, f"this participant was not selected for round {msg.round} (selection "
                                          f"is drawn from the block hash at opening, weighted by reputation)")
@@ -156,11 +170,13 @@ def close_round(view: Reader, state: Writer | None, ctx: BlockContext, signer: s
                 msg: ClosedRound) -> list[Event]:
     """Close a round once full or past its deadline; too few contributions marks it failed."""
     require_member(view, signer, ctx)
-    task = _task(view, msg.task_id)
-    rnd = _round(view, msg.task_id, msg.round)
+    task = load_task(view, msg.task_id)
+    rnd = load_round(view, msg.task_id, msg.round)
     if rnd["status"] != "open":
         raise TxError(Code.WRONG_STATE, f"round {msg.round} is already {rnd['status']}")
-    full = rnd["contributions"] >= task["round_size"]
+    if "secagg" in rnd:
+        require_stage(rnd, "input", "close the round")
+    full = secure_full(rnd) if "secagg" in rnd else rnd["contributions"] >= task["round_size"]
     if not full and ctx.height <= rnd["deadline_height"]:
         raise TxError(Code.WRONG_STATE, f"round {msg.round} is open until height {rnd['deadline_height']} "
                                         f"or until it has {task['round_size']} contributions")
@@ -168,6 +184,8 @@ def close_round(view: Reader, state: Writer | None, ctx: BlockContext, signer: s
     if state is not None:
         rnd["status"] = status
         rnd["closed_height"] = ctx.height
+        if "secagg" in rnd:
+            rnd["secagg"].update(stage="closed", since=ctx.height)
         store_record(state, keys.round_key(msg.task_id, msg.round), rnd)
     return [fl_event("close_round", signer, task=msg.task_id, round=msg.round, status=status,
                      contributions=rnd["contributions"])]
@@ -177,6 +195,12 @@ def propose_version(view: Reader, state: Writer | None, ctx: BlockContext, signe
                     msg: ProposeVersion) -> list[Event]:
     """Record the aggregator's next model version with exactly the contributions it included."""
     task, rnd = _closed_round_of_aggregator(view, ctx, signer, msg.task_id, msg.round, "propose versions", "aggregated")
+    if "secagg" in rnd:
+        sa = require_stage(rnd, "unmask", "propose a version")
+        outside = sorted(set(msg.contributors) - set(sa["survivors"]))
+        if outside:
+            raise TxError(Code.INVALID_BODY, f"{outside[0][:16]}… is not a declared survivor; a secure round's "
+                                             f"version can only include survivors")
     total = 0
     included_dids: list[str] = []
     for who in msg.contributors:
@@ -228,7 +252,7 @@ def declare_availability(view: Reader, state: Writer | None, ctx: BlockContext, 
                          msg: DeclareAvailability) -> list[Event]:
     """Record whether a trainer wants to be selected for the task's next rounds."""
     member = require_member(view, signer, ctx, ("trainer",), "declare availability")
-    _task(view, msg.task_id)
+    load_task(view, msg.task_id)
     if state is not None:
         key = keys.availability_key(msg.task_id, member["did"])
         if msg.available:

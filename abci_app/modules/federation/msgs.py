@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from fedledger.abci_app.errors import Code, TxError
+from fedledger.abci_app.modules.federation.aggregation import parse_aggregation
 from fedledger.abci_app.modules.fields import HEX64, ID_RE, int_field, require_fields, str_field
 from fedledger.abci_app.modules.lifecycle.params import parse_params
 from fedledger.abci_app.modules.privacy.budget import parse_policy
@@ -93,11 +94,12 @@ class CreateTask:
     initial_model: ModelRef
     privacy: dict[str, Any]  # validated policy record (privacy module)
     lifecycle: dict[str, int] | None = None  # evaluation quorum and thresholds (lifecycle module); None: defaults
+    aggregation: dict[str, Any] | None = None  # robust rule and SecAgg settings (aggregation.py); None: FedAvg
 
     @staticmethod
     def parse(body: dict[str, Any]) -> CreateTask:
         """Validate a create_task body."""
-        require_fields({k: v for k, v in body.items() if k != "lifecycle"},
+        require_fields({k: v for k, v in body.items() if k not in ("lifecycle", "aggregation")},
                 {"task_id", "model_spec", "round_size", "min_contributions", "deadline_blocks", "aggregator",
                  "initial_model", "privacy"})
         round_size = int_field(body, "round_size", 1, MAX_ROUND_SIZE)
@@ -115,6 +117,7 @@ class CreateTask:
             initial_model=ModelRef.parse(initial),
             privacy=parse_policy(body["privacy"]),
             lifecycle=parse_params(body["lifecycle"]) if body.get("lifecycle") is not None else None,
+            aggregation=parse_aggregation(body.get("aggregation"), round_size),
         )
 
 

@@ -1,0 +1,67 @@
+"""A task's aggregation policy: the robust rule, the assumed Byzantine count, and secure-aggregation settings.
+
+The chain validates and stores the policy; it never runs the arithmetic. The aggregator node reads
+it from the task record and applies the pure libraries in `fedledger.node.robust` and
+`fedledger.node.secagg`. Anyone can recompute a published aggregate from the same record
+(`fedledger aggregator verify`), so the policy is part of what makes a version checkable.
+
+Numbers here are integers or plain decimal strings, never floats, as consensus code requires.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from fedledger.abci_app.errors import Code, TxError
+from fedledger.abci_app.modules.fields import int_field, require_fields
+
+__all__ = ["DEFAULT_POLICY", "ROBUST_RULES", "parse_aggregation", "is_secure"]
+
+# The on-chain names of the rules the aggregator implements (fedledger.node.robust + fedavg).
+ROBUST_RULES = ("fedavg", "median", "trimmed_mean", "krum", "multi_krum", "bulyan", "geomed", "centered_clipping")
+DEFAULT_POLICY: dict[str, Any] = {"rule": "fedavg", "byzantine": 0, "secure": None}
+_DECIMAL_RE = re.compile(r"^(0|[1-9][0-9]{0,5})(\.[0-9]{1,6})?$")
+
+
+def _parse_secure(raw: Any, round_size: int) -> dict[str, Any]:
+    if not isinstance(raw, dict):
+        raise TxError(Code.INVALID_BODY, "aggregation.secure must be an object: group_size, clip, threshold_pct, "
+                                         "stage_blocks")
+    require_fields(raw, {"group_size", "clip"}, {"threshold_pct", "stage_blocks"}, what="aggregation.secure")
+    clip = raw["clip"]
+    if not isinstance(clip, str) or not _DECIMAL_RE.match(clip) or clip.strip("0.") == "":
+        raise TxError(Code.INVALID_BODY, "aggregation.secure.clip must be a positive plain decimal string such as "
+                                         "'1.0' (the bound on every coordinate of an update)")
+    return {
+        "group_size": int_field(raw, "group_size", 2, max(2, round_size)),
+        "clip": clip,
+        # Each client's secrets are shared among its neighbours; this share of them must survive.
+        "threshold_pct": int_field(raw, "threshold_pct", 50, 100) if "threshold_pct" in raw else 60,
+        "stage_blocks": int_field(raw, "stage_blocks", 1, 100_000) if "stage_blocks" in raw else 20,
+    }
+
+
+def parse_aggregation(raw: Any, round_size: int) -> dict[str, Any]:
+    """Validate a task's `aggregation` object; absent fields take the defaults (plain FedAvg, no SecAgg)."""
+    if raw is None:
+        return dict(DEFAULT_POLICY)
+    if not isinstance(raw, dict):
+        raise TxError(Code.INVALID_BODY, "aggregation must be an object: rule, byzantine, secure")
+    require_fields(raw, {"rule"}, {"byzantine", "secure"}, what="aggregation")
+    rule = raw["rule"]
+    if rule not in ROBUST_RULES:
+        raise TxError(Code.INVALID_BODY, f"aggregation.rule must be one of {list(ROBUST_RULES)}")
+    byzantine = int_field(raw, "byzantine", 0, round_size) if "byzantine" in raw else 0
+    secure = _parse_secure(raw["secure"], round_size) if raw.get("secure") is not None else None
+    if secure is not None and rule != "fedavg" and round_size // secure["group_size"] < 3:
+        raise TxError(Code.INVALID_BODY, f"a robust rule across secure groups needs at least 3 groups; round_size "
+                                         f"{round_size} with group_size {secure['group_size']} gives "
+                                         f"{round_size // secure['group_size']}")
+    return {"rule": rule, "byzantine": byzantine, "secure": secure}
+
+
+def is_secure(task: dict[str, Any]) -> bool:
+    """True if the task's rounds run SecAgg+ over the chain (older task records have no policy: plaintext)."""
+    policy = task.get("aggregation") or DEFAULT_POLICY
+    return policy.get("secure") is not None

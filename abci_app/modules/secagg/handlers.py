@@ -1,0 +1,149 @@
+"""Secagg tx handlers: post keys and shares, advance the stages, fix the survivors, reveal shares."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fedledger.abci_app.context import BlockContext, Event, Reader, Writer
+from fedledger.abci_app.errors import Code, TxError
+from fedledger.abci_app.modules.base import Handler
+from fedledger.abci_app.modules.federation import keys as fl_keys
+from fedledger.abci_app.modules.federation.events import fl_event
+from fedledger.abci_app.modules.federation.handlers import load_round, load_task
+from fedledger.abci_app.modules.identity.authz import require_member
+from fedledger.abci_app.modules.secagg import keys
+from fedledger.abci_app.modules.secagg.msgs import Advance, AdvertiseKeys, DeclareSurvivors, PostPayload
+from fedledger.abci_app.modules.secagg.stages import require_stage
+from fedledger.abci_app.records import load_record, store_record
+
+__all__ = ["HANDLERS"]
+
+
+def _posters(view: Reader, kind: str, task_id: str, rnd: int) -> list[str]:
+    """Signers who posted `kind` in a round, sorted (store order is byte order of the signer key)."""
+    prefix = keys.post_prefix(kind, task_id, rnd)
+    return [k[len(prefix):].decode("ascii") for k, _ in view.iter_prefix(prefix)]
+
+
+def _trainer_of_task(view: Reader, signer: str, ctx: BlockContext, task_id: str, action: str) -> None:
+    member = require_member(view, signer, ctx, ("trainer",), action)
+    if member["tasks"] and task_id not in member["tasks"]:
+        raise TxError(Code.UNAUTHORIZED, f"this member's credential covers tasks {member['tasks']}, not {task_id!r}")
+
+
+def _post_once(view: Reader, state: Writer | None, kind: str, task_id: str, rnd_no: int, signer: str,
+               record: dict[str, Any]) -> None:
+    key = keys.post_key(kind, task_id, rnd_no, signer)
+    if view.get(key) is not None:
+        raise TxError(Code.ALREADY_EXISTS, f"this participant already posted secagg {kind} for round {rnd_no}")
+    if state is not None:
+        store_record(state, key, record)
+
+
+def advertise_keys(view: Reader, state: Writer | None, ctx: BlockContext, signer: str,
+                   msg: AdvertiseKeys) -> list[Event]:
+    """A selected trainer advertises its public keys while the round is in stage `keys`."""
+    _trainer_of_task(view, signer, ctx, msg.task_id, "advertise secagg keys")
+    rnd = load_round(view, msg.task_id, msg.round)
+    require_stage(rnd, "keys", "advertise keys")
+    if signer not in rnd["selected"]:
+        raise TxError(Code.NOT_SELECTED, f"this participant was not selected for round {msg.round}")
+    # A copied public key would let one party impersonate another's mask pairs; refuse reuse.
+    for key, _ in view.iter_prefix(keys.post_prefix("keys", msg.task_id, msg.round)):
+        other = load_record(view, key)
+        if other is not None and {other["c_pk"], other["s_pk"]} & {msg.c_pk, msg.s_pk}:
+            raise TxError(Code.ALREADY_EXISTS, "one of these public keys is already advertised in this round")
+    _post_once(view, state, "keys", msg.task_id, msg.round, signer,
+               {"participant": signer, "c_pk": msg.c_pk, "s_pk": msg.s_pk, "height": ctx.height})
+    return [fl_event("secagg_keys", signer, task=msg.task_id, round=msg.round)]
+
+
+def post_shares(view: Reader, state: Writer | None, ctx: BlockContext, signer: str,
+                msg: PostPayload) -> list[Event]:
+    """A roster member posts the reference of its encrypted shares while the round is in stage `shares`."""
+    _trainer_of_task(view, signer, ctx, msg.task_id, "post secagg shares")
+    rnd = load_round(view, msg.task_id, msg.round)
+    sa = require_stage(rnd, "shares", "post shares")
+    if signer not in sa["roster"]:
+        raise TxError(Code.NOT_SELECTED, "this participant advertised no keys in time and is not on the roster")
+    _post_once(view, state, "shares", msg.task_id, msg.round, signer,
+               {"participant": signer, **msg.payload.to_json(), "height": ctx.height})
+    return [fl_event("secagg_shares", signer, task=msg.task_id, round=msg.round, cid=msg.payload.cid)]
+
+
+def advance(view: Reader, state: Writer | None, ctx: BlockContext, signer: str, msg: Advance) -> list[Event]:
+    """Move keys→shares (fixing the roster and the round seed) or shares→input (fixing the sharers)."""
+    require_member(view, signer, ctx)
+    task = load_task(view, msg.task_id)
+    rnd = load_round(view, msg.task_id, msg.round)
+    if rnd["status"] != "open":
+        raise TxError(Code.WRONG_STATE, f"round {msg.round} is {rnd['status']}, not open")
+    sa = rnd.get("secagg")
+    if sa is None or sa["stage"] not in ("keys", "shares"):
+        stage = None if sa is None else sa["stage"]
+        raise TxError(Code.WRONG_STATE, f"round {msg.round} has no secagg stage to advance (stage {stage!r})")
+    policy = task["aggregation"]["secure"]
+    expected = rnd["selected"] if sa["stage"] == "keys" else sa["roster"]
+    posted = _posters(view, sa["stage"], msg.task_id, msg.round)
+    timed_out = ctx.height > sa["since"] + policy["stage_blocks"]
+    if len(posted) < len(expected) and not timed_out:
+        raise TxError(Code.WRONG_STATE, f"stage {sa['stage']!r} waits for {len(expected) - len(posted)} more "
+                                        f"posts or until height {sa['since'] + policy['stage_blocks'] + 1}")
+    enough = len(posted) >= max(task["min_contributions"], 2)
+    if state is not None:
+        if not enough:
+            rnd["status"] = "failed"
+            rnd["failure"] = f"only {len(posted)} participants posted secagg {sa['stage']}"
+        elif sa["stage"] == "keys":
+            # The seed of the neighbour graph and the groups is drawn only once the roster is fixed,
+            # from the block hash, so no participant could choose its neighbours.
+            sa.update(stage="shares", since=ctx.height, roster=posted, seed=ctx.block_hash.hex())
+        else:
+            sa.update(stage="input", since=ctx.height, sharers=posted)
+            rnd["deadline_height"] = ctx.height + task["deadline_blocks"]
+        store_record(state, fl_keys.round_key(msg.task_id, msg.round), rnd)
+    stage = "failed" if not enough else ("shares" if sa["stage"] == "keys" else "input")
+    return [fl_event("secagg_advance", signer, task=msg.task_id, round=msg.round, stage=stage)]
+
+
+def declare_survivors(view: Reader, state: Writer | None, ctx: BlockContext, signer: str,
+                      msg: DeclareSurvivors) -> list[Event]:
+    """The task's aggregator fixes which contributors' masked inputs enter the sum."""
+    require_member(view, signer, ctx, ("aggregator",), "declare secagg survivors")
+    task = load_task(view, msg.task_id)
+    if signer != task["aggregator"]:
+        raise TxError(Code.UNAUTHORIZED, "only the task's aggregator may declare the survivors")
+    rnd = load_round(view, msg.task_id, msg.round)
+    sa = require_stage(rnd, "closed", "declare survivors")
+    for who in msg.survivors:
+        if load_record(view, fl_keys.contribution_key(msg.task_id, msg.round, who)) is None:
+            raise TxError(Code.NOT_FOUND, f"{who[:16]}… committed no masked input to round {msg.round}")
+    if len(msg.survivors) < task["min_contributions"]:
+        raise TxError(Code.INVALID_BODY, f"{len(msg.survivors)} survivors is below the task's min_contributions "
+                                         f"({task['min_contributions']}); fail the round instead")
+    if state is not None:
+        sa.update(stage="unmask", since=ctx.height, survivors=list(msg.survivors))
+        store_record(state, fl_keys.round_key(msg.task_id, msg.round), rnd)
+    return [fl_event("secagg_survivors", signer, task=msg.task_id, round=msg.round, survivors=len(msg.survivors))]
+
+
+def post_unmask(view: Reader, state: Writer | None, ctx: BlockContext, signer: str,
+                msg: PostPayload) -> list[Event]:
+    """A survivor posts the shares it reveals: self-mask shares of survivors, key shares of dropouts."""
+    _trainer_of_task(view, signer, ctx, msg.task_id, "reveal secagg shares")
+    rnd = load_round(view, msg.task_id, msg.round)
+    sa = require_stage(rnd, "unmask", "reveal shares")
+    if signer not in sa["survivors"]:
+        raise TxError(Code.NOT_SELECTED, "only declared survivors reveal shares")
+    _post_once(view, state, "unmask", msg.task_id, msg.round, signer,
+               {"participant": signer, **msg.payload.to_json(), "height": ctx.height})
+    return [fl_event("secagg_unmask", signer, task=msg.task_id, round=msg.round, cid=msg.payload.cid)]
+
+
+HANDLERS: dict[str, Handler] = {
+    "secagg_keys": advertise_keys,
+    "secagg_shares": post_shares,
+    "secagg_advance": advance,
+    "secagg_survivors": declare_survivors,
+    "secagg_unmask": post_unmask,
+}

@@ -1,0 +1,19 @@
+"""Store keys of the secagg module: one record per (kind, task, round, signer), sorted by signer."""
+
+from __future__ import annotations
+
+__all__ = ["KINDS", "post_key", "post_prefix"]
+
+# keys: a participant's two X25519 public keys; shares: the encrypted Shamir shares it sent to its
+# neighbours (an IPFS payload); unmask: the shares it reveals once the survivor set is fixed.
+KINDS = ("keys", "shares", "unmask")
+
+
+def post_prefix(kind: str, task_id: str, rnd: int) -> bytes:
+    """Prefix of every post of one kind in one round."""
+    return b"sa/%s/%s/%010d/" % (kind.encode("ascii"), task_id.encode("ascii"), rnd)
+
+
+def post_key(kind: str, task_id: str, rnd: int, signer: str) -> bytes:
+    """One participant's post of one kind in one round."""
+    return post_prefix(kind, task_id, rnd) + signer.encode("ascii")
