@@ -189,6 +189,15 @@ def _lifecycle_params(quorum: int | None, min_accuracy: float | None, max_asr: f
     return out
 
 
+def _aggregation_policy(rule: str, byzantine: int, group: int | None, clip: str,
+                        stage_blocks: int | None) -> dict[str, Any]:
+    """The task's `aggregation` object from the CLI options (the chain validates it)."""
+    secure: dict[str, Any] | None = None
+    if group is not None:
+        secure = {"group_size": group, "clip": clip, **({"stage_blocks": stage_blocks} if stage_blocks else {})}
+    return {"rule": rule, "byzantine": byzantine, "secure": secure}
+
+
 def _resolve_key(c: Ctx, ref: str) -> str:
     """A public key given as hex or as a local key name."""
     if len(ref) == 64 and all(ch in "0123456789abcdef" for ch in ref):
@@ -217,11 +226,20 @@ def task() -> None:
               help="Evaluator weight (reputation micro-units) that decides a version (chain default: 2 evaluators).")
 @click.option("--min-accuracy", type=float, default=None, help="Canary accuracy a version needs, e.g. 0.3.")
 @click.option("--max-asr", type=float, default=None, help="Highest backdoor attack success rate allowed, e.g. 0.2.")
+@click.option("--rule", default="fedavg", show_default=True,
+              help="Aggregation rule: fedavg, median, trimmed_mean, krum, multi_krum, bulyan, geomed, "
+                   "centered_clipping.")
+@click.option("--byzantine", type=int, default=0, show_default=True, help="Byzantine clients (or groups) tolerated.")
+@click.option("--secure-group", type=int, default=None,
+              help="Run SecAgg+ over the chain in groups of this size (the robust rule runs across group sums).")
+@click.option("--clip", default="1.0", show_default=True, help="Bound on every update coordinate under SecAgg.")
+@click.option("--stage-blocks", type=int, default=None, help="Blocks each SecAgg stage waits for stragglers.")
 @pass_ctx
 def task_create(c: Ctx, key_name: str, task_id: str, model_spec: str, round_size: int, min_contributions: int,
                 deadline_blocks: int, aggregator: str, seed: int, epsilon: str, delta: str,
                 org_epsilon: str | None, quorum_weight: int | None, min_accuracy: float | None,
-                max_asr: float | None) -> None:
+                max_asr: float | None, rule: str, byzantine: int, secure_group: int | None, clip: str,
+                stage_blocks: int | None) -> None:
     """Create a task; uploads the initial model (version 0) to the content store."""
     import hashlib
 
@@ -239,6 +257,7 @@ def task_create(c: Ctx, key_name: str, task_id: str, model_spec: str, round_size
         "initial_model": {"cid": cid, "sha256": hashlib.sha256(payload).hexdigest(), "size": len(payload)},
         "privacy": {"epsilon": epsilon, "delta": delta, "org_epsilon": org_epsilon},
         **({"lifecycle": lifecycle} if (lifecycle := _lifecycle_params(quorum_weight, min_accuracy, max_asr)) else {}),
+        "aggregation": _aggregation_policy(rule, byzantine, secure_group, clip, stage_blocks),
     })
     click.echo(f"created task {task_id} at height {out.height}; initial model {cid}; budget ε={epsilon}, δ={delta}")
 
