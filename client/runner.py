@@ -12,9 +12,10 @@ from fedledger.abci_app.identity.credentials import did_of_key
 from fedledger.client.chainview import ChainView
 from fedledger.client.data import ClientData
 from fedledger.client.dpsgd import DPConfig, fresh_seed
+from fedledger.client.errors import ClientError
 from fedledger.client.submit import Submitter
-from fedledger.ipfs import ContentStore
-from fedledger.node.tensors import decode_tensors, encode_tensors
+from fedledger.ipfs import ContentStore, StoreError
+from fedledger.node.tensors import Tensors, decode_tensors, encode_tensors
 
 __all__ = ["ContributionReceipt", "contribute_update", "run_client"]
 
@@ -88,6 +89,9 @@ def run_client(submitter: Submitter, store: ContentStore, task_id: str, data: Cl
 
     view = ChainView(submitter.rpc)
     me = submitter.key.public_hex
+    if view.task(task_id).get("aggregation", {}).get("secure") is not None:
+        return _run_secure(submitter, store, task_id, data, dp, rounds, epochs, lr, poll_s, should_stop, on_event,
+                           train_progress)
     receipts: list[ContributionReceipt] = []
     done_rounds: set[int] = set()
     while not should_stop() and (rounds is None or len(receipts) < rounds):
@@ -129,3 +133,44 @@ def run_client(submitter: Submitter, store: ContentStore, task_id: str, data: Cl
         if on_event:
             on_event(f"committed round {current}", receipt)
     return receipts
+
+
+def _run_secure(submitter: Submitter, store: ContentStore, task_id: str, data: ClientData, dp: DPConfig,
+                rounds: int | None, epochs: int, lr: float, poll_s: float, should_stop: Callable[[], bool],
+                on_event: Callable[[str, ContributionReceipt | None], None] | None,
+                train_progress: Callable[[int, int], None] | None) -> list[ContributionReceipt]:
+    """run_client for a SecAgg task: the same DP-SGD training, contributed through the SecAgg+ stages."""
+    from fedledger.client.secure_client import SecureParticipant, Update
+    from fedledger.client.train import train_local
+
+    view = ChainView(submitter.rpc)
+    did = did_of_key(submitter.key.public_hex)
+
+    def make_update(task: dict[str, object], rnd: dict[str, object], base: Tensors) -> Update:
+        if on_event:
+            on_event(f"training round {rnd['round']}", None)
+        result = train_local(str(task["model_spec"]), base, data, epochs=epochs, lr=lr, seed=fresh_seed(),
+                             batch_size=_BATCH, progress=train_progress, dp=dp)
+        assert result.mechanism is not None and result.clip_norm is not None
+        return Update(result.delta, result.num_examples, {**result.mechanism, "clip_norm": result.clip_norm})
+
+    participant = SecureParticipant(submitter, store, task_id, make_update)
+    while not should_stop() and (rounds is None or len(participant.receipts) < rounds):
+        mechanism = {**dp.mechanism(len(data.y), _BATCH, epochs),
+                     "clip_norm": dp.plan(len(data.y), _BATCH, epochs).clip_norm_text}
+        left = plan_charge(view, task_id, did, mechanism)
+        if left is not None:
+            if on_event:
+                on_event(f"stopping: {left}", None)
+            break
+        try:
+            did_what = participant.step()
+        except (ClientError, StoreError, ValueError) as exc:
+            # One failed stage makes this client a dropout of the round, which SecAgg+ recovers from.
+            did_what = f"secagg step failed: {exc}"
+            log.warning(did_what)
+        if on_event and not did_what.startswith(("waiting", "not in", "keys already")):
+            on_event(did_what, None)
+        if did_what.startswith(("waiting", "not in", "keys already", "no secrets")):
+            time.sleep(poll_s)
+    return participant.receipts

@@ -20,6 +20,7 @@ from fedledger.client.submit import Submitter
 from fedledger.ipfs import ContentStore, IntegrityError, StoreError
 from fedledger.node.aggregation import AggregationError, WeightedUpdate, apply_delta
 from fedledger.node.aggregation.fedavg import aggregate as fedavg
+from fedledger.node.aggregation.robust_delta import robust_delta
 from fedledger.node.follow import PERMANENT, follow_task
 from fedledger.node.tensors import PayloadError, decode_tensors, encode_tensors
 
@@ -80,6 +81,8 @@ class Aggregator:
             return self._open(1)
         rnd = self.view.round(self.task_id, current)
         status = rnd["status"]
+        if "secagg" in rnd and status in ("open", "closed"):
+            return self._secure_step(task, rnd)
         if status == "open":
             height = self.submitter.rpc.height()
             if rnd["contributions"] >= task["round_size"] or height > rnd["deadline_height"]:
@@ -96,6 +99,75 @@ class Aggregator:
         if self.max_rounds is not None and current >= self.max_rounds:
             return "finished"
         return self._open(current + 1)
+
+    def _secure_step(self, task: dict[str, Any], rnd: dict[str, Any]) -> str:
+        """One action in a secure round: advance a stage, close, fix the survivors, or unmask and propose."""
+        from fedledger.node.secure_aggregate import check_masked_inputs, combine_groups
+
+        number, sa = rnd["round"], rnd["secagg"]
+        height = self.submitter.rpc.height()
+        policy = task["aggregation"]["secure"]
+        ids = {"task_id": self.task_id, "round": number}
+        timed_out = height > sa["since"] + policy["stage_blocks"]
+        if sa["stage"] in ("keys", "shares"):
+            board = self.view.get(f"/secagg/{self.task_id}/{number}")
+            expected = rnd["selected"] if sa["stage"] == "keys" else sa["roster"]
+            if len(board[sa["stage"]]) >= len(expected) or timed_out:
+                self.submitter.send("secagg_advance", ids)
+                return f"advanced round {number} past stage {sa['stage']}"
+            return f"waiting for {sa['stage']} ({len(board[sa['stage']])}/{len(expected)})"
+        if sa["stage"] == "input":
+            if rnd["contributions"] >= len(sa["sharers"]) or height > rnd["deadline_height"]:
+                self.submitter.send("close_round", ids)
+                return f"closed round {number}"
+            return "waiting for masked inputs"
+        plan, base = self._secure_plan(task, rnd)
+        contributions = self.view.contributions(self.task_id, number)
+        if sa["stage"] == "closed":
+            survivors, unusable = check_masked_inputs(self.store, plan, contributions)
+            self.mismatched |= {w for w, why in unusable.items() if "commitment" in why or "sha256" in why}
+            if len(survivors) < task["min_contributions"]:
+                self.submitter.send("fail_round", {**ids, "reason": f"only {len(survivors)} usable masked inputs"})
+                return f"failed round {number}"
+            self.submitter.send("secagg_survivors", {**ids, "survivors": survivors})
+            return f"fixed {len(survivors)} survivors of round {number}"
+        board = self.view.get(f"/secagg/{self.task_id}/{number}")
+        if len(board["unmask"]) < len(sa["survivors"]) and not timed_out:
+            return f"waiting for revealed shares ({len(board['unmask'])}/{len(sa['survivors'])})"
+        outcome = combine_groups(self.store, plan, task, rnd, board, contributions)
+        if outcome.vector is None or not outcome.contributors:
+            self.submitter.send("fail_round", {**ids, "reason": "no group could be unmasked"[:200]})
+            return f"failed round {number}: {outcome.failed_groups}"
+        from fedledger.node.aggregation.flat import layout_of, unflatten
+
+        delta = unflatten(outcome.vector, layout_of(base))
+        dropped = {w: "robust_flagged" for w in outcome.flagged}
+        dropped |= {c["participant"]: "hash_mismatch" for c in contributions
+                    if c["participant"] in self.mismatched and c["participant"] not in outcome.contributors}
+        return self._publish(number, apply_delta(base, delta), outcome.contributors, dropped)
+
+    def _secure_plan(self, task: dict[str, Any], rnd: dict[str, Any]) -> tuple[Any, dict[str, Any]]:
+        from fedledger.node.secure_plan import plan_round
+
+        base_rec = self.view.version(self.task_id, rnd["base_version"])
+        base = decode_tensors(self.store.get(base_rec["cid"], base_rec["sha256"]))
+        dim = int(sum(v.size for v in base.values()))
+        return plan_round(task, rnd, dim), base
+
+    def _publish(self, number: int, model: dict[str, Any], included: list[str], dropped: dict[str, str]) -> str:
+        """Store the model and propose it as the round's version with its contributors and penalized drops."""
+        payload = encode_tensors(model)
+        cid = self.store.put(payload)
+        self.store.pin(cid)
+        result = self.submitter.send("propose_version", {
+            "task_id": self.task_id, "round": number, "cid": cid, "sha256": hashlib.sha256(payload).hexdigest(),
+            "size": len(payload), "contributors": sorted(included),
+            "dropped": [{"participant": w, "reason": r} for w, r in sorted(dropped.items())],
+        })
+        version = result.attr("fl", "version")
+        self.outcomes.append(RoundOutcome(round=number, version=int(version) if version is not None else None,
+                                          included=sorted(included), dropped=dict(dropped)))
+        return f"proposed version {version} from round {number}"
 
     def _undecided_version(self, rnd: dict[str, Any]) -> int | None:
         if rnd["status"] != "aggregated" or rnd["version"] is None:
@@ -142,33 +214,31 @@ class Aggregator:
             return outcome
         base_rec = self.view.version(self.task_id, rnd["base_version"])
         base = decode_tensors(self.store.get(base_rec["cid"], base_rec["sha256"]))
+        flagged: list[str] = []
         try:
-            model = apply_delta(base, self.rule(updates))
+            policy = task.get("aggregation") or {"rule": "fedavg", "byzantine": 0}
+            if policy["rule"] == "fedavg":
+                delta = self.rule(updates)
+            else:
+                delta, flagged = robust_delta(updates, policy["rule"], policy["byzantine"])
+            model = apply_delta(base, delta)
         except AggregationError as exc:
-            # Updates whose shapes disagree cannot be averaged; which side is wrong is guesswork,
+            # Updates whose shapes disagree cannot be combined; which side is wrong is guesswork,
             # so the round is failed on chain with the reason, and the task moves on.
             log.error("round %d: aggregation failed: %s", number, exc)
             self.submitter.send("fail_round", {"task_id": self.task_id, "round": number,
                                                "reason": f"aggregation failed: {exc}"[:200]})
             self.outcomes.append(outcome)
             return outcome
-        payload = encode_tensors(model)
-        cid = self.store.put(payload)
-        self.store.pin(cid)
-        included = sorted(u.contribution_id.rsplit("/", 1)[1] for u in updates)
-        penalized = sorted(w for w in outcome.dropped if w in self.mismatched)
-        result = self.submitter.send("propose_version", {
-            "task_id": self.task_id, "round": number, "cid": cid, "sha256": hashlib.sha256(payload).hexdigest(),
-            "size": len(payload), "contributors": included,
-            "dropped": [{"participant": w, "reason": "hash_mismatch"} for w in penalized],
-        })
-        version = result.attr("fl", "version")
-        outcome.version = int(version) if version is not None else None
-        outcome.included = included
-        log.info("round %d: version %s from %d contributions (%d dropped)", number, version, len(included),
-                 len(outcome.dropped))
-        self.outcomes.append(outcome)
-        return outcome
+        included = sorted(u.contribution_id.rsplit("/", 1)[1] for u in updates if u.contribution_id not in flagged)
+        dropped = {w: "hash_mismatch" for w in outcome.dropped if w in self.mismatched}
+        dropped |= {cid.rsplit("/", 1)[1]: "robust_flagged" for cid in flagged}
+        self._publish(number, model, included, dropped)
+        published = self.outcomes[-1]
+        published.dropped = {**outcome.dropped, **published.dropped}
+        log.info("round %d: version %s from %d contributions (%d dropped)", number, published.version,
+                 len(included), len(published.dropped))
+        return published
 
     async def run(self, poll_s: float = 1.0, on_step: Callable[[str], None] | None = None) -> None:
         """Follow the task's events over the websocket and step on each one (and at least every poll_s)."""

@@ -114,7 +114,7 @@ def open_round(view: Reader, state: Writer | None, ctx: BlockContext, signer: st
             "total_examples": 0, "closed_height": None, "version": None, "selected": selected,
         }
         if is_secure(task):
-            record["secagg"] = initial_state(ctx.height)
+            record["secagg"] = initial_state(ctx.height, ctx.block_hash)
         store_record(state, keys.round_key(msg.task_id, msg.round), record)
     return [fl_event("open_round", signer, task=msg.task_id, round=msg.round, deadline=deadline,
                      base_version=base)]

@@ -72,7 +72,7 @@ def post_shares(view: Reader, state: Writer | None, ctx: BlockContext, signer: s
 
 
 def advance(view: Reader, state: Writer | None, ctx: BlockContext, signer: str, msg: Advance) -> list[Event]:
-    """Move keys→shares (fixing the roster and the round seed) or shares→input (fixing the sharers)."""
+    """Move keys→shares (fixing the roster) or shares→input (fixing the sharers)."""
     require_member(view, signer, ctx)
     task = load_task(view, msg.task_id)
     rnd = load_round(view, msg.task_id, msg.round)
@@ -95,9 +95,7 @@ def advance(view: Reader, state: Writer | None, ctx: BlockContext, signer: str, 
             rnd["status"] = "failed"
             rnd["failure"] = f"only {len(posted)} participants posted secagg {sa['stage']}"
         elif sa["stage"] == "keys":
-            # The seed of the neighbour graph and the groups is drawn only once the roster is fixed,
-            # from the block hash, so no participant could choose its neighbours.
-            sa.update(stage="shares", since=ctx.height, roster=posted, seed=ctx.block_hash.hex())
+            sa.update(stage="shares", since=ctx.height, roster=posted)
         else:
             sa.update(stage="input", since=ctx.height, sharers=posted)
             rnd["deadline_height"] = ctx.height + task["deadline_blocks"]

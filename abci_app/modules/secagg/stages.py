@@ -24,9 +24,14 @@ __all__ = ["STAGES", "initial_state", "require_stage", "secure_full"]
 STAGES = ("keys", "shares", "input", "closed", "unmask")
 
 
-def initial_state(height: int) -> dict[str, Any]:
-    """The secagg part of a freshly opened secure round."""
-    return {"stage": "keys", "since": height, "seed": None, "roster": [], "sharers": [], "survivors": []}
+def initial_state(height: int, block_hash: bytes) -> dict[str, Any]:
+    """The secagg part of a freshly opened secure round.
+
+    The round seed (groups, neighbour graphs, PRG contexts) is the opening block's hash, the same
+    draw that selected the participants: fixed before anyone could post a key, chosen by no one.
+    """
+    return {"stage": "keys", "since": height, "seed": block_hash.hex(), "roster": [], "sharers": [],
+            "survivors": []}
 
 
 def require_stage(rnd: dict[str, Any], stage: str, action: str) -> dict[str, Any]:

@@ -1,0 +1,180 @@
+"""A trainer's side of SecAgg+ rounds, driven by chain state: keys, shares, masked input, reveal.
+
+The secrets of a round (X25519 keys, the self-mask seed, the shares received) live only in this
+process's memory. A client that restarts mid-round has lost them: it simply becomes a dropout of
+that round, which the protocol recovers from, and it takes part again from the next round.
+
+`make_update` trains (or, in tests, fabricates) the update. It is called once per round, while
+the round collects keys, so the update is ready by the time masked inputs are due.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from fedledger.client.chainview import ChainView
+from fedledger.client.runner import ContributionReceipt
+from fedledger.client.submit import Submitter
+from fedledger.ipfs import ContentStore, StoreError
+from fedledger.node.aggregation.flat import flatten_model
+from fedledger.node.secagg import SecAggClient, SecAggError, ShareKeysMessage
+from fedledger.node.secure_plan import GroupPlan, RoundPlan, advertisements, plan_round
+from fedledger.node.tensors import Tensors, decode_tensors
+
+__all__ = ["SecureParticipant", "Update", "UpdateFn"]
+
+log = logging.getLogger("fedledger.secure_client")
+
+
+@dataclass(frozen=True)
+class Update:
+    """What a trainer contributes: the delta, its example count and the DP mechanism it declares."""
+
+    delta: Tensors
+    num_examples: int
+    dp: dict[str, object]
+
+
+# (task record, round record, base model) -> the update to contribute
+UpdateFn = Callable[[dict[str, Any], dict[str, Any], Tensors], Update]
+
+
+@dataclass
+class _RoundSecrets:
+    plan: RoundPlan
+    group: GroupPlan
+    index: int
+    client: SecAggClient
+    update: Update | None = None
+    posted: set[str] = field(default_factory=set)
+
+
+class SecureParticipant:
+    """Drives one trainer through every secure round of a task it is selected for."""
+
+    def __init__(self, submitter: Submitter, store: ContentStore, task_id: str, make_update: UpdateFn) -> None:
+        self.submitter = submitter
+        self.view = ChainView(submitter.rpc)
+        self.store = store
+        self.task_id = task_id
+        self.make_update = make_update
+        self.me = submitter.key.public_hex
+        self._rounds: dict[int, _RoundSecrets] = {}
+        self.receipts: list[ContributionReceipt] = []
+
+    def _put(self, data: bytes) -> dict[str, Any]:
+        cid = self.store.put(data)
+        self.store.pin(cid)
+        return {"cid": cid, "sha256": hashlib.sha256(data).hexdigest(), "size": len(data)}
+
+    def _payload(self, ref: dict[str, Any]) -> bytes:
+        return self.store.get(ref["cid"], ref["sha256"])
+
+    def step(self) -> str:
+        """Take at most one protocol action in the task's current round; returns what it did."""
+        task = self.view.task(self.task_id)
+        number = task["current_round"]
+        if number == 0:
+            return "waiting for a round"
+        rnd = self.view.round(self.task_id, number)
+        sa = rnd.get("secagg")
+        if sa is None or rnd["status"] == "failed" or self.me not in rnd["selected"]:
+            return "not in this round"
+        board = self.view.get(f"/secagg/{self.task_id}/{number}")
+        stage = sa["stage"]
+        if stage == "keys":
+            return self._advertise(task, rnd, board)
+        state = self._rounds.get(number)
+        if state is None:
+            return "no secrets for this round (restarted?); sitting it out"
+        if stage == "shares" and self.me in sa["roster"] and "shares" not in state.posted:
+            return self._share(state, number, board)
+        if stage == "input" and self.me in sa["sharers"] and "input" not in state.posted:
+            return self._mask(state, task, rnd, board)
+        if stage == "unmask" and self.me in sa["survivors"] and "unmask" not in state.posted:
+            return self._reveal(state, rnd)
+        return f"waiting in stage {stage}"
+
+    def _advertise(self, task: dict[str, Any], rnd: dict[str, Any], board: dict[str, Any]) -> str:
+        number = rnd["round"]
+        if self.me in board["keys"]:
+            return "keys already posted"
+        base_rec = self.view.version(self.task_id, rnd["base_version"])
+        base = decode_tensors(self.store.get(base_rec["cid"], base_rec["sha256"]))
+        dim = int(sum(np.asarray(t).size for t in base.values()))
+        plan = plan_round(task, rnd, dim)
+        index = plan.index_of(self.me)
+        group = plan.group_of(index)
+        client = SecAggClient(group.setup, index)
+        adv = client.advertise()
+        state = _RoundSecrets(plan, group, index, client)
+        self._rounds = {number: state}  # older rounds' secrets are useless now: drop them
+        self.submitter.send("secagg_keys", {"task_id": self.task_id, "round": number,
+                                            "c_pk": adv.c_pk.hex(), "s_pk": adv.s_pk.hex()})
+        # Train while the others advertise: the update is due only at the input stage.
+        state.update = self.make_update(task, rnd, base)
+        return f"posted keys for round {number}"
+
+    def _share(self, state: _RoundSecrets, number: int, board: dict[str, Any]) -> str:
+        roster = advertisements(state.plan, state.group, board["keys"])
+        msg = state.client.share_keys(roster)
+        ref = self._put(msg.to_bytes())
+        self.submitter.send("secagg_shares", {"task_id": self.task_id, "round": number, **ref})
+        state.posted.add("shares")
+        return f"posted shares for round {number}"
+
+    def _group_shares(self, state: _RoundSecrets, board: dict[str, Any], sharers: list[str]) -> list[ShareKeysMessage]:
+        out = []
+        neighbours = set(state.group.setup.neighbours(state.index))
+        for participant in sharers:
+            index = state.plan.index_of(participant)
+            if index not in neighbours:
+                continue
+            try:
+                out.append(ShareKeysMessage.from_bytes(self._payload(board["shares"][participant])))
+            except (StoreError, SecAggError) as exc:
+                # A neighbour's unreadable shares cannot be used; the round goes on without them.
+                log.warning("round %s: shares of %s… unusable: %s", board, participant[:16], exc)
+        return out
+
+    def _mask(self, state: _RoundSecrets, task: dict[str, Any], rnd: dict[str, Any], board: dict[str, Any]) -> str:
+        number = rnd["round"]
+        update = state.update
+        assert update is not None
+        vector, _ = flatten_model(update.delta)
+        quantized = state.group.quantizer.quantize(vector)
+        masked = state.client.masked_input(quantized, self._group_shares(state, board, rnd["secagg"]["sharers"]))
+        ref = self._put(masked.to_bytes())
+        started = time.monotonic()
+        outcome = self.submitter.send("commit_contribution", {
+            "task_id": self.task_id, "round": number, "base_version": rnd["base_version"], **ref,
+            "num_examples": update.num_examples, "dp": update.dp,
+        })
+        state.posted.add("input")
+        spent = outcome.attr("fl", "epsilon_micro")
+        self.receipts.append(ContributionReceipt(self.task_id, number, ref["cid"], ref["sha256"], ref["size"],
+                                                 outcome.height, time.monotonic() - started,
+                                                 int(spent) / 1e6 if spent is not None else float("nan")))
+        return f"committed masked input for round {number}"
+
+    def _reveal(self, state: _RoundSecrets, rnd: dict[str, Any]) -> str:
+        sa = rnd["secagg"]
+        members = set(state.group.members)
+        survivors = [i for i in state.plan.indices(sa["survivors"]) if i in members]
+        dropped = [i for i in state.plan.indices(sa["sharers"]) if i in members and i not in survivors]
+        if len(survivors) < 2:
+            # A one-member sum is that member's input: refuse to help reveal it.
+            state.posted.add("unmask")
+            return f"refusing to unmask round {rnd['round']}: only {len(survivors)} survivor(s) in my group"
+        msg = state.client.unmask(survivors, dropped)
+        ref = self._put(msg.to_bytes())
+        self.submitter.send("secagg_unmask", {"task_id": self.task_id, "round": rnd["round"], **ref})
+        state.posted.add("unmask")
+        return f"revealed shares for round {rnd['round']}"

@@ -1,0 +1,29 @@
+"""A robust rule over plaintext client updates: stack the models, combine the rows, unflatten the result."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+
+from fedledger.node.aggregation.combine import combine_rows
+from fedledger.node.aggregation.fedavg import WeightedUpdate, validate_updates
+from fedledger.node.aggregation.flat import layout_of, stack, unflatten
+from fedledger.node.tensors import Tensors
+
+__all__ = ["robust_delta"]
+
+
+def robust_delta(updates: Sequence[WeightedUpdate], rule: str, byzantine: int) -> tuple[Tensors, list[str]]:
+    """The rule's aggregate of the updates, and the contribution ids it flagged.
+
+    Rows are in contribution_id order (validate_updates sorts), so the result does not depend on
+    the order the payloads arrived in.
+    """
+    ordered, _ = validate_updates(updates)
+    layout = layout_of(ordered[0].tensors)
+    rows = stack([u.tensors for u in ordered], layout)
+    weights = np.asarray([u.num_examples for u in ordered], dtype=np.int64)
+    vector, verdicts = combine_rows(rows, weights, rule, byzantine)
+    flagged = [u.contribution_id for u, v in zip(ordered, verdicts, strict=True) if v == "flagged"]
+    return unflatten(vector, layout), flagged

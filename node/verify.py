@@ -1,0 +1,86 @@
+"""Recompute a published model version from chain records and payloads, and compare its hash.
+
+Aggregation is deterministic (sorted inputs, float64 accumulation, integer SecAgg arithmetic), so
+a second node that reads the same records and payloads must produce the same bytes. A mismatch
+means the aggregator published something other than what its declared inputs give.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from typing import Any
+
+from fedledger.client.chainview import ChainView
+from fedledger.ipfs import ContentStore
+from fedledger.node.aggregation import WeightedUpdate, aggregate, apply_delta
+from fedledger.node.aggregation.flat import layout_of, unflatten
+from fedledger.node.aggregation.robust_delta import robust_delta
+from fedledger.node.tensors import Tensors, decode_tensors, encode_tensors
+
+__all__ = ["Verification", "recompute_version", "verify_version"]
+
+
+@dataclass(frozen=True)
+class Verification:
+    """The verdict of a recomputation."""
+
+    task_id: str
+    version: int
+    published_sha256: str
+    recomputed_sha256: str
+    inputs: int
+    secure: bool
+
+    @property
+    def ok(self) -> bool:
+        """True when the recomputed model's bytes hash to the published sha256."""
+        return self.published_sha256 == self.recomputed_sha256
+
+
+def _load(store: ContentStore, ref: dict[str, Any]) -> Tensors:
+    return decode_tensors(store.get(ref["cid"], ref["sha256"]))
+
+
+def recompute_version(view: ChainView, store: ContentStore, task_id: str, version: int) -> tuple[bytes, int, bool]:
+    """The payload bytes the version's declared inputs give, the number of inputs, and whether it was secure."""
+    rec = view.version(task_id, version)
+    if rec["round"] == 0:
+        raise ValueError(f"version {version} of {task_id!r} is the initial model; there is nothing to recompute")
+    task = view.task(task_id)
+    rnd = view.round(task_id, rec["round"])
+    base = _load(store, view.version(task_id, rec["parent"]))
+    flagged = [d["participant"] for d in rec.get("dropped", []) if d["reason"] == "robust_flagged"]
+    used = sorted([*rec["contributors"], *flagged])
+    policy = task.get("aggregation") or {"rule": "fedavg", "byzantine": 0}
+    if "secagg" in rnd:
+        from fedledger.node.secure_aggregate import combine_groups
+        from fedledger.node.secure_plan import plan_round
+
+        plan = plan_round(task, rnd, int(sum(v.size for v in base.values())))
+        groups = {plan.group_of(plan.index_of(w)).number for w in used}
+        board = view.get(f"/secagg/{task_id}/{rec['round']}")
+        outcome = combine_groups(store, plan, task, rnd, board, view.contributions(task_id, rec["round"]),
+                                 only_groups=groups)
+        if outcome.vector is None:
+            raise ValueError(f"the groups of version {version} cannot be unmasked from the posted shares")
+        delta = unflatten(outcome.vector, layout_of(base))
+        return encode_tensors(apply_delta(base, delta)), len(used), True
+    updates = []
+    for c in view.contributions(task_id, rec["round"]):
+        if c["participant"] in used:
+            updates.append(WeightedUpdate(c["id"], _load(store, c), c["num_examples"]))
+    if len(updates) != len(used):
+        raise ValueError(f"version {version} names {len(used)} inputs but the round holds {len(updates)} of them")
+    if policy["rule"] == "fedavg":
+        delta = aggregate(updates)
+    else:
+        delta, _ = robust_delta(updates, policy["rule"], policy["byzantine"])
+    return encode_tensors(apply_delta(base, delta)), len(updates), False
+
+
+def verify_version(view: ChainView, store: ContentStore, task_id: str, version: int) -> Verification:
+    """Recompute the version and compare its sha256 with the published one."""
+    published = view.version(task_id, version)["sha256"]
+    payload, inputs, secure = recompute_version(view, store, task_id, version)
+    return Verification(task_id, version, published, hashlib.sha256(payload).hexdigest(), inputs, secure)
