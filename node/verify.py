@@ -18,7 +18,11 @@ from fedledger.node.aggregation.flat import layout_of, unflatten
 from fedledger.node.aggregation.robust_delta import robust_delta
 from fedledger.node.tensors import Tensors, decode_tensors, encode_tensors
 
-__all__ = ["Verification", "recompute_version", "verify_version"]
+__all__ = ["Verification", "VerifyError", "recompute_version", "verify_version"]
+
+
+class VerifyError(ValueError):
+    """The version cannot be recomputed (initial model, missing inputs, shares that do not unmask)."""
 
 
 @dataclass(frozen=True)
@@ -46,7 +50,7 @@ def recompute_version(view: ChainView, store: ContentStore, task_id: str, versio
     """The payload bytes the version's declared inputs give, the number of inputs, and whether it was secure."""
     rec = view.version(task_id, version)
     if rec["round"] == 0:
-        raise ValueError(f"version {version} of {task_id!r} is the initial model; there is nothing to recompute")
+        raise VerifyError(f"version {version} of {task_id!r} is the initial model; there is nothing to recompute")
     task = view.task(task_id)
     rnd = view.round(task_id, rec["round"])
     base = _load(store, view.version(task_id, rec["parent"]))
@@ -63,7 +67,7 @@ def recompute_version(view: ChainView, store: ContentStore, task_id: str, versio
         outcome = combine_groups(store, plan, task, rnd, board, view.contributions(task_id, rec["round"]),
                                  only_groups=groups)
         if outcome.vector is None:
-            raise ValueError(f"the groups of version {version} cannot be unmasked from the posted shares")
+            raise VerifyError(f"the groups of version {version} cannot be unmasked from the posted shares")
         delta = unflatten(outcome.vector, layout_of(base))
         return encode_tensors(apply_delta(base, delta)), len(used), True
     updates = []
@@ -71,7 +75,7 @@ def recompute_version(view: ChainView, store: ContentStore, task_id: str, versio
         if c["participant"] in used:
             updates.append(WeightedUpdate(c["id"], _load(store, c), c["num_examples"]))
     if len(updates) != len(used):
-        raise ValueError(f"version {version} names {len(used)} inputs but the round holds {len(updates)} of them")
+        raise VerifyError(f"version {version} names {len(used)} inputs but the round holds {len(updates)} of them")
     if policy["rule"] == "fedavg":
         delta = aggregate(updates)
     else:

@@ -202,6 +202,17 @@ def test_latest_version_and_task_proof(scenario: Scenario) -> None:
     assert proved["proof"]["header_height"] == proved["height"] + 1, proved
 
 
+def test_a_second_node_recomputes_the_published_version(scenario: Scenario) -> None:
+    """`aggregator verify` rebuilds version 1 from the chain's records and the payloads, bit for bit."""
+    cli = scenario.cli
+    result = cli.json("aggregator", "verify", "--task", TASK, "--version", "1")
+    assert result["ok"] is True and result["inputs"] == len(scenario.included), result
+    assert result["recomputed_sha256"] == cli.json("query", "version", TASK, "1")["sha256"]
+    refused = cli.run("aggregator", "verify", "--task", TASK, "--version", "0")
+    assert refused.rc != 0 and "initial model" in refused.stderr and "Traceback" not in refused.stderr, \
+        refused.describe()
+
+
 def test_restarted_aggregator_resumes_from_chain_state(scenario: Scenario) -> None:
     cli = scenario.cli
     timings = scenario.timings
