@@ -7,6 +7,7 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 from fedledger.abci_app.identity.credentials import did_of_key
 from fedledger.client.chainview import ChainView
@@ -140,15 +141,20 @@ def _run_secure(submitter: Submitter, store: ContentStore, task_id: str, data: C
                 on_event: Callable[[str, ContributionReceipt | None], None] | None,
                 train_progress: Callable[[int, int], None] | None) -> list[ContributionReceipt]:
     """run_client for a SecAgg task: the same DP-SGD training, contributed through the SecAgg+ stages."""
-    from fedledger.client.secure_client import SecureParticipant, Update
+    from fedledger.client.secure_client import SecureParticipant, Update, distributed_dp_update
     from fedledger.client.train import train_local
 
     view = ChainView(submitter.rpc)
     did = did_of_key(submitter.key.public_hex)
 
-    def make_update(task: dict[str, object], rnd: dict[str, object], base: Tensors) -> Update:
+    def make_update(task: dict[str, Any], rnd: dict[str, Any], base: Tensors) -> Update:
         if on_event:
             on_event(f"training round {rnd['round']}", None)
+        secure = task["aggregation"]["secure"]
+        if secure.get("noise_multiplier") is not None:
+            return distributed_dp_update(task, rnd, submitter.key.public_hex, lambda: train_local(
+                str(task["model_spec"]), base, data, epochs=epochs, lr=lr, seed=fresh_seed(), batch_size=_BATCH,
+                progress=train_progress))
         result = train_local(str(task["model_spec"]), base, data, epochs=epochs, lr=lr, seed=fresh_seed(),
                              batch_size=_BATCH, progress=train_progress, dp=dp)
         assert result.mechanism is not None and result.clip_norm is not None

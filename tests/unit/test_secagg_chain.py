@@ -168,3 +168,16 @@ def test_bad_aggregation_policy_is_refused(chain: Chain, aggregation: Any, needl
         "task_id": TASK, "model_spec": "mlp-digits", "round_size": 6, "min_contributions": 3, "deadline_blocks": 5,
         "aggregator": agg.hex, "initial_model": model_ref("v0"), "privacy": POLICY, "aggregation": aggregation}))
     assert res[0].code == Code.INVALID_BODY and needle in res[0].log, res[0].log
+
+
+def test_distributed_noise_policy_is_a_decimal_string(chain: Chain) -> None:
+    owner, agg = Signer(10), Signer(11)
+    chain.ok(owner.admit("validator-admin"), agg.admit("aggregator"))
+    base = {"task_id": TASK, "model_spec": "mlp-digits", "round_size": 6, "min_contributions": 3,
+            "deadline_blocks": 5, "aggregator": agg.hex, "initial_model": model_ref("v0"), "privacy": POLICY}
+    bad = chain.block(owner.tx("create_task", {**base, "aggregation": {
+        "rule": "median", "secure": {"group_size": 2, "clip": "1", "noise_multiplier": "-1"}}}))
+    assert bad[0].code == Code.INVALID_BODY and "noise_multiplier" in bad[0].log
+    chain.ok(owner.tx("create_task", {**base, "aggregation": {
+        "rule": "median", "secure": {"group_size": 2, "clip": "1", "noise_multiplier": "1.1"}}}))
+    assert query(chain, f"/task/{TASK}")["aggregation"]["secure"]["noise_multiplier"] == "1.1"

@@ -28,7 +28,12 @@ def _parse_secure(raw: Any, round_size: int) -> dict[str, Any]:
     if not isinstance(raw, dict):
         raise TxError(Code.INVALID_BODY, "aggregation.secure must be an object: group_size, clip, threshold_pct, "
                                          "stage_blocks")
-    require_fields(raw, {"group_size", "clip"}, {"threshold_pct", "stage_blocks"}, what="aggregation.secure")
+    require_fields(raw, {"group_size", "clip"}, {"threshold_pct", "stage_blocks", "noise_multiplier"},
+                   what="aggregation.secure")
+    noise = raw.get("noise_multiplier")
+    if noise is not None and (not isinstance(noise, str) or not _DECIMAL_RE.match(noise) or noise.strip("0.") == ""):
+        raise TxError(Code.INVALID_BODY, "aggregation.secure.noise_multiplier must be a positive plain decimal string "
+                                         "(distributed DP: each client adds its share of this noise before masking)")
     clip = raw["clip"]
     if not isinstance(clip, str) or not _DECIMAL_RE.match(clip) or clip.strip("0.") == "":
         raise TxError(Code.INVALID_BODY, "aggregation.secure.clip must be a positive plain decimal string such as "
@@ -39,6 +44,9 @@ def _parse_secure(raw: Any, round_size: int) -> dict[str, Any]:
         # Each client's secrets are shared among its neighbours; this share of them must survive.
         "threshold_pct": int_field(raw, "threshold_pct", 50, 100) if "threshold_pct" in raw else 60,
         "stage_blocks": int_field(raw, "stage_blocks", 1, 100_000) if "stage_blocks" in raw else 20,
+        # None: clients train with DP-SGD (example-level DP, declared per contribution). A value:
+        # update-level distributed DP, clip to `clip` in L2 and add a 1/g share of N(0, (σ·clip)²).
+        "noise_multiplier": noise,
     }
 
 
