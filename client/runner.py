@@ -16,7 +16,8 @@ from fedledger.client.dpsgd import DPConfig, fresh_seed
 from fedledger.client.errors import ClientError
 from fedledger.client.submit import Submitter
 from fedledger.ipfs import ContentStore, StoreError
-from fedledger.node.tensors import Tensors, decode_tensors, encode_tensors
+from fedledger.node.compression.payload import UpdateEncoder
+from fedledger.node.tensors import Tensors, decode_tensors
 
 __all__ = ["ContributionReceipt", "contribute_update", "run_client"]
 
@@ -95,6 +96,8 @@ def run_client(submitter: Submitter, store: ContentStore, task_id: str, data: Cl
                            train_progress)
     receipts: list[ContributionReceipt] = []
     done_rounds: set[int] = set()
+    # One encoder for the whole run: top-k compression carries what it did not send to the next round.
+    encoder = UpdateEncoder(view.task(task_id).get("aggregation", {}).get("compression"))
     while not should_stop() and (rounds is None or len(receipts) < rounds):
         task = view.task(task_id)
         current = task["current_round"]
@@ -128,7 +131,7 @@ def run_client(submitter: Submitter, store: ContentStore, task_id: str, data: Cl
         assert result.mechanism is not None and result.clip_norm is not None
         declared = {**result.mechanism, "clip_norm": result.clip_norm}
         receipt = contribute_update(submitter, store, task_id, current, rnd["base_version"],
-                                    encode_tensors(result.delta), result.num_examples, declared)
+                                    encoder.encode(result.delta), result.num_examples, declared)
         receipts.append(receipt)
         done_rounds.add(current)
         if on_event:

@@ -21,6 +21,8 @@ from fedledger.ipfs import ContentStore, IntegrityError, StoreError
 from fedledger.node.aggregation import AggregationError, WeightedUpdate, apply_delta
 from fedledger.node.aggregation.fedavg import aggregate as fedavg
 from fedledger.node.aggregation.robust_delta import robust_delta
+from fedledger.node.compression import CompressionError
+from fedledger.node.compression.payload import decode_update
 from fedledger.node.follow import PERMANENT, follow_task
 from fedledger.node.tensors import PayloadError, decode_tensors, encode_tensors
 
@@ -181,8 +183,12 @@ class Aggregator:
         self.submitter.send("open_round", {"task_id": self.task_id, "round": rnd})
         return f"opened round {rnd}"
 
-    def fetch_verified(self, contributions: list[dict[str, Any]]) -> tuple[list[WeightedUpdate], dict[str, str]]:
-        """Fetch every committed payload, keep those whose bytes match their commitment."""
+    def fetch_verified(self, contributions: list[dict[str, Any]],
+                       base: dict[str, Any]) -> tuple[list[WeightedUpdate], dict[str, str]]:
+        """Fetch every committed payload, keep those whose bytes match their commitment and decode.
+
+        Compressed payloads (the task's compression policy) decode in the base model's layout.
+        """
         updates: list[WeightedUpdate] = []
         dropped: dict[str, str] = {}
         for c in contributions:
@@ -191,8 +197,8 @@ class Aggregator:
                 data = self.store.get(c["cid"], c["sha256"])
                 if len(data) != c["size"]:
                     raise PayloadError(f"payload is {len(data)} bytes, commitment says {c['size']}")
-                tensors = decode_tensors(data)
-            except (StoreError, PayloadError) as exc:
+                tensors = decode_update(data, base)
+            except (StoreError, PayloadError, CompressionError, AggregationError) as exc:
                 log.warning("dropping contribution of %s…: %s", who[:16], exc)
                 dropped[who] = str(exc)
                 if isinstance(exc, IntegrityError) or "commitment says" in str(exc):
@@ -205,15 +211,15 @@ class Aggregator:
         """Aggregate a closed round and propose the next version with exactly the included contributions."""
         number = rnd["round"]
         outcome = RoundOutcome(round=number)
-        updates, outcome.dropped = self.fetch_verified(self.view.contributions(self.task_id, number))
+        base_rec = self.view.version(self.task_id, rnd["base_version"])
+        base = decode_tensors(self.store.get(base_rec["cid"], base_rec["sha256"]))
+        updates, outcome.dropped = self.fetch_verified(self.view.contributions(self.task_id, number), base)
         if not updates:
             log.error("round %d: no verifiable contribution; marking the round failed", number)
             self.submitter.send("fail_round", {"task_id": self.task_id, "round": number,
                                                "reason": "no contribution passed verification"})
             self.outcomes.append(outcome)
             return outcome
-        base_rec = self.view.version(self.task_id, rnd["base_version"])
-        base = decode_tensors(self.store.get(base_rec["cid"], base_rec["sha256"]))
         flagged: list[str] = []
         try:
             policy = task.get("aggregation") or {"rule": "fedavg", "byzantine": 0}

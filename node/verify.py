@@ -16,6 +16,7 @@ from fedledger.ipfs import ContentStore
 from fedledger.node.aggregation import WeightedUpdate, aggregate, apply_delta
 from fedledger.node.aggregation.flat import layout_of, unflatten
 from fedledger.node.aggregation.robust_delta import robust_delta
+from fedledger.node.compression.payload import decode_update
 from fedledger.node.tensors import Tensors, decode_tensors, encode_tensors
 
 __all__ = ["Verification", "VerifyError", "recompute_version", "verify_version"]
@@ -73,7 +74,8 @@ def recompute_version(view: ChainView, store: ContentStore, task_id: str, versio
     updates = []
     for c in view.contributions(task_id, rec["round"]):
         if c["participant"] in used:
-            updates.append(WeightedUpdate(c["id"], _load(store, c), c["num_examples"]))
+            data = store.get(c["cid"], c["sha256"])
+            updates.append(WeightedUpdate(c["id"], decode_update(data, base), c["num_examples"]))
     if len(updates) != len(used):
         raise VerifyError(f"version {version} names {len(used)} inputs but the round holds {len(updates)} of them")
     if policy["rule"] == "fedavg":

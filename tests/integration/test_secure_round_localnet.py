@@ -81,7 +81,7 @@ def test_secure_robust_round_with_dropouts_and_byzantine_clients(net: tuple[Path
     trainers = [named_key(f"sec-trainer-{i}") for i in range(10)]
     subs = {k.public_hex: Submitter(rpc, k, chain_id) for k in [agg_key, *trainers]}
     hashes = [(subs[k.public_hex], subs[k.public_hex].broadcast("admit", {"credential": dev_credential(
-        home, k, "aggregator" if k is agg_key else "trainer")})) for k in [agg_key, *trainers]]
+        home, k, "aggregator" if k is agg_key else "trainer", tasks=[TASK])})) for k in [agg_key, *trainers]]
     for sub, h in hashes:
         sub.wait(h)
     base = encode_tensors({"w": np.zeros(DIM, dtype=np.float32)})
@@ -146,3 +146,48 @@ def test_secure_robust_round_with_dropouts_and_byzantine_clients(net: tuple[Path
 
     check = verify_version(view, store, TASK, int(rnd["version"]))
     assert check.ok and check.secure, check
+
+
+def test_plaintext_robust_round_with_compressed_payloads(net: tuple[Path, CometRPC, str]) -> None:
+    """Five trainers send 8-bit payloads and one of them sign-flips: median + guard flag it; a second node recomputes."""
+    from fedledger.client.runner import contribute_update
+    from fedledger.node.compression.payload import UpdateEncoder
+
+    home, rpc, chain_id = net
+    store = open_store(manager.store_spec(home) or "")
+    task_id = "plain-q8"
+    agg_key = named_key("plain-agg")
+    trainers = [named_key(f"plain-trainer-{i}") for i in range(5)]
+    subs = {k.public_hex: Submitter(rpc, k, chain_id) for k in [agg_key, *trainers]}
+    hashes = [(subs[k.public_hex], subs[k.public_hex].broadcast("admit", {"credential": dev_credential(
+        home, k, "aggregator" if k is agg_key else "trainer", tasks=[task_id])})) for k in [agg_key, *trainers]]
+    for sub, h in hashes:
+        sub.wait(h)
+    base = encode_tensors({"w": np.zeros(DIM, dtype=np.float32)})
+    cid = store.put(base)
+    subs[agg_key.public_hex].send("create_task", {
+        "task_id": task_id, "model_spec": "synthetic", "round_size": 5, "min_contributions": 3,
+        "deadline_blocks": 30, "aggregator": agg_key.public_hex,
+        "initial_model": {"cid": cid, "sha256": hashlib.sha256(base).hexdigest(), "size": len(base)},
+        "privacy": {"epsilon": "50", "delta": "1e-5", "org_epsilon": None},
+        "aggregation": {"rule": "median", "byzantine": 1, "compression": {"method": "quant8"}}})
+    aggregator = Aggregator(subs[agg_key.public_hex], store, task_id, max_rounds=1)
+    assert aggregator.step() == "opened round 1"
+    attacker = trainers[0]
+    sizes = []
+    for i, key in enumerate(trainers):
+        update = _update(-5.0 if key is attacker else HONEST, 100 + i)
+        payload = UpdateEncoder({"method": "quant8"}).encode(update.delta)
+        sizes.append(len(payload))
+        contribute_update(subs[key.public_hex], store, task_id, 1, 0, payload, update.num_examples, update.dp)
+    assert max(sizes) < len(encode_tensors(update.delta)) / 3  # 8 bits a value instead of 32
+    view = ChainView(rpc)
+    assert aggregator.step() == "closed round 1"
+    assert aggregator.step().startswith("proposed version 1")
+    version = view.version(task_id, 1)
+    model = decode_tensors(store.get(version["cid"], version["sha256"]))
+    assert np.allclose(model["w"], HONEST, atol=0.02), model["w"][:5]
+    assert version["dropped"] == [{"participant": attacker.public_hex, "reason": "robust_flagged"}]
+    assert attacker.public_hex not in version["contributors"] and len(version["contributors"]) == 4
+    check = verify_version(view, store, task_id, 1)
+    assert check.ok and not check.secure and check.inputs == 5, check

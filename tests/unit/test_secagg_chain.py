@@ -181,3 +181,25 @@ def test_distributed_noise_policy_is_a_decimal_string(chain: Chain) -> None:
     chain.ok(owner.tx("create_task", {**base, "aggregation": {
         "rule": "median", "secure": {"group_size": 2, "clip": "1", "noise_multiplier": "1.1"}}}))
     assert query(chain, f"/task/{TASK}")["aggregation"]["secure"]["noise_multiplier"] == "1.1"
+
+
+@pytest.mark.parametrize("compression, ok", [
+    ({"method": "quant8"}, True), ({"method": "topk", "fraction_ppm": 10_000}, True),
+    ({"method": "topk"}, False), ({"method": "zip"}, False), ({"method": "quant8", "bits": 4}, False),
+])
+def test_compression_policy(chain: Chain, compression: dict[str, Any], ok: bool) -> None:
+    owner, agg = Signer(10), Signer(11)
+    chain.ok(owner.admit("validator-admin"), agg.admit("aggregator"))
+    res = chain.block(owner.tx("create_task", {
+        "task_id": TASK, "model_spec": "mlp-digits", "round_size": 6, "min_contributions": 3, "deadline_blocks": 5,
+        "aggregator": agg.hex, "initial_model": model_ref("v0"), "privacy": POLICY,
+        "aggregation": {"rule": "fedavg", "compression": compression}}))
+    assert (res[0].code == 0) == ok, res[0].log
+    if ok:
+        assert query(chain, f"/task/{TASK}")["aggregation"]["compression"] == compression
+    secure = chain.block(owner.tx("create_task", {
+        "task_id": "other", "model_spec": "mlp-digits", "round_size": 6, "min_contributions": 3, "deadline_blocks": 5,
+        "aggregator": agg.hex, "initial_model": model_ref("v0"), "privacy": POLICY,
+        "aggregation": {"rule": "fedavg", "compression": {"method": "quant8"},
+                        "secure": {"group_size": 2, "clip": "1"}}}))
+    assert secure[0].code == Code.INVALID_BODY and "plaintext" in secure[0].log

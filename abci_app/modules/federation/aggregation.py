@@ -56,7 +56,7 @@ def parse_aggregation(raw: Any, round_size: int) -> dict[str, Any]:
         return dict(DEFAULT_POLICY)
     if not isinstance(raw, dict):
         raise TxError(Code.INVALID_BODY, "aggregation must be an object: rule, byzantine, secure")
-    require_fields(raw, {"rule"}, {"byzantine", "secure"}, what="aggregation")
+    require_fields(raw, {"rule"}, {"byzantine", "secure", "compression"}, what="aggregation")
     rule = raw["rule"]
     if rule not in ROBUST_RULES:
         raise TxError(Code.INVALID_BODY, f"aggregation.rule must be one of {list(ROBUST_RULES)}")
@@ -66,7 +66,28 @@ def parse_aggregation(raw: Any, round_size: int) -> dict[str, Any]:
         raise TxError(Code.INVALID_BODY, f"a robust rule across secure groups needs at least 3 groups; round_size "
                                          f"{round_size} with group_size {secure['group_size']} gives "
                                          f"{round_size // secure['group_size']}")
-    return {"rule": rule, "byzantine": byzantine, "secure": secure}
+    compression = _parse_compression(raw.get("compression"))
+    if compression is not None and secure is not None:
+        raise TxError(Code.INVALID_BODY, "aggregation.compression applies to plaintext rounds; secure rounds are "
+                                         "already quantized into the SecAgg field")
+    out = {"rule": rule, "byzantine": byzantine, "secure": secure}
+    if compression is not None:
+        out["compression"] = compression
+    return out
+
+
+def _parse_compression(raw: Any) -> dict[str, Any] | None:
+    """None, {"method": "quant8"} or {"method": "topk", "fraction_ppm": 1..1_000_000}."""
+    if raw is None:
+        return None
+    if not isinstance(raw, dict) or raw.get("method") not in ("quant8", "topk"):
+        raise TxError(Code.INVALID_BODY, "aggregation.compression must be {method: quant8} or "
+                                         "{method: topk, fraction_ppm: N}")
+    if raw["method"] == "quant8":
+        require_fields(raw, {"method"}, what="aggregation.compression")
+        return {"method": "quant8"}
+    require_fields(raw, {"method", "fraction_ppm"}, what="aggregation.compression")
+    return {"method": "topk", "fraction_ppm": int_field(raw, "fraction_ppm", 1, 1_000_000)}
 
 
 def is_secure(task: dict[str, Any]) -> bool:
