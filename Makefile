@@ -8,9 +8,10 @@ PY     := $(VENV)/bin/python
 BIN    := $(CURDIR)/bin
 export COMETBFT_BIN ?= $(BIN)/cometbft
 export IPFS_BIN ?= $(BIN)/ipfs
+export GETH_BIN ?= $(BIN)/geth
 PYTEST_ARGS ?=
 
-.PHONY: all install binaries proto demo test unit integration lint typecheck bench clean
+.PHONY: all install binaries proto demo test unit integration lint typecheck bench clean contracts
 
 all: install
 
@@ -26,12 +27,21 @@ abci_app/proto/.built: $(VENV)/.installed $(wildcard abci_app/proto/*.proto) abc
 
 proto: abci_app/proto/.built
 
-$(BIN)/cometbft $(BIN)/ipfs: $(VENV)/.installed
-	env -u COMETBFT_BIN -u IPFS_BIN $(VENV)/bin/fedledger localnet install --bin-dir $(BIN) --kubo
+$(BIN)/cometbft $(BIN)/ipfs $(BIN)/geth: $(VENV)/.installed
+	env -u COMETBFT_BIN -u IPFS_BIN -u GETH_BIN $(VENV)/bin/fedledger localnet install --bin-dir $(BIN) --kubo --geth
 
-binaries: $(BIN)/cometbft $(BIN)/ipfs
+binaries: $(BIN)/cometbft $(BIN)/ipfs $(BIN)/geth
 
-install: $(VENV)/.installed proto binaries
+# The Solidity compiler: solc-js pinned in contracts/package-lock.json, from the npm registry.
+contracts/node_modules/.installed: contracts/package.json contracts/package-lock.json
+	npm ci --prefix contracts --no-audit --no-fund
+	touch $@
+
+# Rebuild contracts/build/*.json (committed; a test checks they are reproducible).
+contracts: contracts/node_modules/.installed
+	$(PY) contracts/build.py
+
+install: $(VENV)/.installed proto binaries contracts/node_modules/.installed
 
 demo: install
 	$(VENV)/bin/fedledger demo
@@ -63,4 +73,4 @@ bench: install
 	$(VENV)/bin/fedledger bench chain
 
 clean:
-	rm -rf $(VENV) build bin abci_app/proto/*_pb2.py abci_app/proto/*_pb2.pyi abci_app/proto/.built .demo .localnet
+	rm -rf $(VENV) build bin abci_app/proto/*_pb2.py abci_app/proto/*_pb2.pyi abci_app/proto/.built .demo .localnet contracts/node_modules

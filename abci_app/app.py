@@ -55,11 +55,12 @@ class FedLedgerApp(BaseApplication):
         """Propose mempool txs in order, skipping any that fail the stateless checks, within the byte limit."""
         chosen: list[bytes] = []
         budget = req.max_tx_bytes
+        used: dict[bytes, int] = {}  # per-block budgets of other tx kinds (EVM gas)
         for tx in req.txs:
             cost = len(tx) + _TX_OVERHEAD
             if cost > budget:
                 break
-            if self.machine.valid_for_proposal(tx):
+            if self.machine.valid_for_proposal(tx) and self.machine.fits_proposal(tx, used):
                 chosen.append(tx)
                 budget -= cost
         return pb.ResponsePrepareProposal(txs=chosen)

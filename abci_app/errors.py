@@ -44,6 +44,16 @@ class Code(IntEnum):
     UNKNOWN_ACTION = 40  # proposal names a governance action this chain does not run
     ACTION_INVALID = 41  # governance action would leave an invalid state (e.g. an organization without issuers)
     VOTING_CLOSED = 42  # proposal is no longer open for votes (tallied)
+    ANCHOR_RANGE = 50  # anchor's height range does not continue the last anchor, or is not committed yet
+    ANCHOR_TX_RECORDED = 51  # this public-chain tx already backs a recorded anchor
+    EVM_MALFORMED = 60  # raw EVM tx is not a decodable, signed Ethereum tx of a supported type
+    EVM_WRONG_CHAIN = 61  # EVM tx signed for another chain id, or without EIP-155 replay protection
+    EVM_UNBOUND_SENDER = 62  # EVM tx sender is not bound to an enrolled member's DID
+    EVM_GAS_LIMIT = 63  # EVM tx gas above the block gas limit, or the block's EVM gas is used up
+    EVM_INVALID = 64  # EVM tx fails the EVM's own checks (intrinsic gas, fees, balance, init code size)
+    EVM_BINDING = 65  # address binding refused (bad signature, address or DID already bound)
+    POLICY_DENIED = 66  # a policy contract denied, reverted or ran out of gas (a deterministic deny)
+    EVM_CALL_FAILED = 67  # eth_call / eth_estimateGas query: the call reverted or failed
 
 
 class TxError(Exception):

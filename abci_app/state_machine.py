@@ -18,7 +18,7 @@ from fedledger.abci_app.canonical import parse_canonical
 from fedledger.abci_app.context import BlockContext, Event, Reader, TxResult, Writer
 from fedledger.abci_app.errors import CODESPACE, Code, TxError
 from fedledger.abci_app.modules.auth.nonces import check_nonce, last_nonce, set_nonce
-from fedledger.abci_app.modules.base import Module, QueryAnswer, Route
+from fedledger.abci_app.modules.base import Module, QueryAnswer, RawEnvelope, Route
 from fedledger.abci_app.modules.registry import DEFAULT_MODULES
 from fedledger.abci_app.query_proofs import RecordingView, answer_query
 from fedledger.abci_app.store.proof import RecordProof
@@ -104,6 +104,8 @@ class StateMachine:
                     if name in table:
                         raise RuntimeError(f"module {module.name} registers {name!r} twice")
                     table[name] = item  # type: ignore[assignment]
+        # Tx kinds outside the canonical JSON envelope (EVM txs), each told apart by its prefix.
+        self.envelopes: tuple[RawEnvelope, ...] = tuple(m.envelope for m in self.modules if m.envelope is not None)
         stored = store.get(CHAIN_ID_KEY)
         self.chain_id: str | None = stored.decode("ascii") if stored is not None else chain_id
         if stored is not None and chain_id is not None and stored.decode("ascii") != chain_id:
@@ -178,6 +180,22 @@ class StateMachine:
         check_nonce(last, tx.nonce)
         return tx
 
+    def _envelope(self, raw: bytes) -> RawEnvelope | None:
+        for envelope in self.envelopes:
+            if raw.startswith(envelope.prefix):
+                return envelope
+        return None
+
+    def _check_envelope(self, envelope: RawEnvelope, raw: bytes, recheck: bool) -> TxResult:
+        ctx = BlockContext(height=self.store.height + 1, time_ns=self._last_time_ns, block_hash=b"",
+                           chain_id=self._require_chain())
+        try:
+            key, nonce = envelope.check(self.store, ctx, raw, self._mempool_nonces, recheck)
+        except TxError as exc:
+            return _error(exc)
+        self._mempool_nonces[key] = nonce
+        return TxResult(code=0)
+
     def _route(self, tx: Tx) -> tuple[Route, Any]:
         route = self.routes.get(tx.type)
         if route is None:
@@ -192,6 +210,9 @@ class StateMachine:
         a full check on every recheck costs O(N^2) over the backlog. FinalizeBlock re-validates
         everything anyway.
         """
+        envelope = self._envelope(raw)
+        if envelope is not None:
+            return self._check_envelope(envelope, raw, recheck)
         try:
             tx = self._authenticate(raw, self.store, self._mempool_nonces)
             # Per-signer rate limit: nonces are consecutive, so nonce - last committed nonce is how many
@@ -216,10 +237,37 @@ class StateMachine:
 
     def valid_for_proposal(self, raw: bytes) -> bool:
         """Whether a tx may appear in a block at all: stateless checks only, identical on all validators."""
+        envelope = self._envelope(raw)
         try:
+            if envelope is not None:
+                envelope.stateless(self.store, raw)
+                return True
             self._decode(raw)
         except TxError:
             return False
+        return True
+
+    def fits_proposal(self, raw: bytes, used: dict[bytes, int]) -> bool:
+        """Whether a valid tx still fits its kind's per-block budget (EVM gas) in the proposal being built.
+
+        `used` is the proposal's running tally per envelope prefix, updated here. Once a tx of a
+        kind does not fit, no later tx of that kind is proposed either, so one sender's txs never
+        get in out of nonce order; they wait in the mempool for the next block.
+        """
+        envelope = self._envelope(raw)
+        if envelope is None or envelope.budget is None:
+            return True
+        spent = used.get(envelope.prefix, 0)
+        if spent < 0:
+            return False
+        try:
+            cost, limit = envelope.budget(self.store, raw)
+        except TxError:
+            return False
+        if spent + cost > limit:
+            used[envelope.prefix] = -1
+            return False
+        used[envelope.prefix] = spent + cost
         return True
 
     # ----- consensus -----
@@ -240,6 +288,12 @@ class StateMachine:
         return results, working.root()
 
     def _deliver(self, working: WorkingStore, ctx: BlockContext, raw: bytes) -> TxResult:
+        envelope = self._envelope(raw)
+        if envelope is not None:
+            try:
+                return envelope.deliver(working, ctx, raw)
+            except TxError as exc:
+                return _error(exc)
         try:
             tx = self._authenticate(raw, working, None)
         except TxError as exc:

@@ -68,3 +68,89 @@ def bench_governance_cmd(trainers: int, debits: int, as_json: bool) -> None:
               "admission": chain["fedledger"]["admission"], "commitment": chain["fedledger"]["saturation"],
               "targets": {"debit_ms": 5, "tps": 200}}
     click.echo(json.dumps(result, indent=2 if as_json else None))
+
+
+@bench.command("evm")
+@click.option("--samples", default=200, show_default=True, help="Policy calls timed per decision point.")
+@click.option("--senders", default=40, show_default=True, help="Bound EVM senders on the localnet.")
+@click.option("--txs", "txs_per_sender", default=25, show_default=True, help="EVM txs per sender.")
+@click.option("--concurrency", default=8, show_default=True)
+@click.option("--block-time", "block_time_ms", default=300, show_default=True)
+@click.option("--base-port", default=27700, show_default=True)
+@click.option("--no-localnet", is_flag=True, help="Only the in-process policy-call latency.")
+@click.option("--json", "as_json", is_flag=True)
+def bench_evm_cmd(samples: int, senders: int, txs_per_sender: int, concurrency: int, block_time_ms: int,
+                  base_port: int, no_localnet: bool, as_json: bool) -> None:
+    """Policy-call latency inside FinalizeBlock, and EVM tx throughput on a 4-validator localnet."""
+    from fedledger.bench.evm import bench_evm
+
+    result = bench_evm(samples, localnet=not no_localnet, log=lambda m: click.echo(m, err=True), senders=senders,
+                       txs_per_sender=txs_per_sender, concurrency=concurrency, block_time_ms=block_time_ms,
+                       base_port=base_port)
+    click.echo(json.dumps(result, indent=2 if as_json else None))
+
+
+@bench.command("anchor")
+@click.option("--samples", default=5, show_default=True, help="Checkpoint -> confirmed-anchor timings.")
+@click.option("--confirmations", default=1, show_default=True, help="Confirmations an anchor waits for.")
+@click.option("--base-port", type=int, default=None, help="Localnet base port (default: a free block).")
+@click.option("--json", "as_json", is_flag=True)
+def bench_anchor_cmd(samples: int, confirmations: int, base_port: int | None, as_json: bool) -> None:
+    """Gas per anchor tx for batches of 1, 100 and 10,000 checkpoints, and checkpoint -> confirmed anchor on geth."""
+    from fedledger.bench.anchor import bench_anchor
+
+    result = bench_anchor(samples, confirmations, base_port, log=lambda m: click.echo(m, err=True))
+    click.echo(json.dumps(result, indent=2 if as_json else None))
+
+
+def _size_pair(text: str) -> tuple[int, int]:
+    """'100x1e6' -> (100, 1000000)."""
+    try:
+        n, d = text.lower().split("x")
+        return int(float(n)), int(float(d))
+    except ValueError:
+        raise click.BadParameter(f"expected NxD such as 100x1e6, got {text!r}") from None
+
+
+@bench.command("aggregation")
+@click.option("--quick", is_flag=True, help="Small smoke run: robust 20x1e4, SecAgg+ N=20, d=1e4, dropout 0 and 10%.")
+@click.option("--robust-size", "robust_sizes", multiple=True, metavar="NxD",
+              help="Robust sizes (repeatable). Default: 100x1e6 and 1000x1e5.")
+@click.option("--secagg-n", multiple=True, type=int, help="SecAgg+ client counts (repeatable). Default: 100 500 1000.")
+@click.option("--secagg-d", multiple=True, type=float, help="SecAgg+ dimensions (repeatable). Default: 1e5 1e6.")
+@click.option("--dropout", "dropouts", multiple=True, type=float,
+              help="SecAgg+ dropout fractions (repeatable). Default: 0 0.1 0.3.")
+@click.option("--robust/--no-robust", default=True, show_default=True)
+@click.option("--secagg/--no-secagg", default=True, show_default=True)
+@click.option("--repeats", default=3, show_default=True, help="Runs per measurement; the best is reported.")
+@click.option("--flower/--no-flower", default=True, show_default=True, help="Time Flower when flwr is importable.")
+@click.option("--flower-bulyan/--no-flower-bulyan", default=True, show_default=True,
+              help="Run Flower's Bulyan (minutes at N=100, d=1e6; one run).")
+@click.option("--flower-budget", default=600.0, show_default=True,
+              help="Skip Flower's Bulyan when its estimate (from Flower's Krum) exceeds this many seconds.")
+@click.option("--flower-clients", default=3, show_default=True, help="Flower SecAgg+ clients timed per round.")
+@click.option("--secagg-threshold", type=int, default=None, help="Override the SecAgg+ threshold t.")
+@click.option("--seed", default=None, help="32-byte seed as 64 hex digits (default: fixed).")
+@click.option("--json", "as_json", is_flag=True)
+def bench_aggregation_cmd(quick: bool, robust_sizes: tuple[str, ...], secagg_n: tuple[int, ...],
+                          secagg_d: tuple[float, ...], dropouts: tuple[float, ...], robust: bool, secagg: bool,
+                          repeats: int, flower: bool, flower_bulyan: bool, flower_budget: float, flower_clients: int,
+                          secagg_threshold: int | None, seed: str | None, as_json: bool) -> None:
+    """Robust aggregators and SecAgg+ vs Flower (flwr, the bench extra) in the same run, on the same data."""
+    from fedledger.bench.aggregation import DEFAULT_SEED, FULL, QUICK, BenchConfig, bench_aggregation, format_text
+    base = QUICK if quick else FULL
+    config = BenchConfig(
+        robust_sizes=tuple(_size_pair(s) for s in robust_sizes) or base.robust_sizes,
+        secagg_n=secagg_n or base.secagg_n,
+        secagg_d=tuple(int(d) for d in secagg_d) or base.secagg_d,
+        dropouts=dropouts or base.dropouts,
+    )
+    try:
+        seed_bytes = DEFAULT_SEED if seed is None else bytes.fromhex(seed)
+        result = bench_aggregation(config, robust=robust, secagg=secagg, repeats=repeats, seed=seed_bytes,
+                                   flower=flower, flower_bulyan=flower_bulyan, flower_budget_s=flower_budget,
+                                   flower_clients=flower_clients, secagg_threshold=secagg_threshold,
+                                   log=lambda m: click.echo(m, err=True))
+    except ValueError as exc:  # BenchError, RobustError, SecAggError, bad hex: all ValueErrors with a message
+        raise click.ClickException(str(exc)) from None
+    click.echo(json.dumps(result, indent=2) if as_json else format_text(result))

@@ -190,12 +190,19 @@ def _lifecycle_params(quorum: int | None, min_accuracy: float | None, max_asr: f
 
 
 def _aggregation_policy(rule: str, byzantine: int, group: int | None, clip: str,
-                        stage_blocks: int | None) -> dict[str, Any]:
+                        stage_blocks: int | None, compression: str = "none") -> dict[str, Any]:
     """The task's `aggregation` object from the CLI options (the chain validates it)."""
     secure: dict[str, Any] | None = None
     if group is not None:
         secure = {"group_size": group, "clip": clip, **({"stage_blocks": stage_blocks} if stage_blocks else {})}
-    return {"rule": rule, "byzantine": byzantine, "secure": secure}
+    policy: dict[str, Any] = {"rule": rule, "byzantine": byzantine, "secure": secure}
+    if compression == "quant8":
+        policy["compression"] = {"method": "quant8"}
+    elif compression.startswith("topk:") and compression[5:].isdigit():
+        policy["compression"] = {"method": "topk", "fraction_ppm": int(compression[5:])}
+    elif compression != "none":
+        raise click.BadParameter("use none, quant8 or topk:PPM", param_hint="--compression")
+    return policy
 
 
 def _resolve_key(c: Ctx, ref: str) -> str:
@@ -234,12 +241,14 @@ def task() -> None:
               help="Run SecAgg+ over the chain in groups of this size (the robust rule runs across group sums).")
 @click.option("--clip", default="1.0", show_default=True, help="Bound on every update coordinate under SecAgg.")
 @click.option("--stage-blocks", type=int, default=None, help="Blocks each SecAgg stage waits for stragglers.")
+@click.option("--compression", default="none", show_default=True,
+              help="Plaintext update payloads: none, quant8, or topk:PPM (e.g. topk:10000 sends 1%).")
 @pass_ctx
 def task_create(c: Ctx, key_name: str, task_id: str, model_spec: str, round_size: int, min_contributions: int,
                 deadline_blocks: int, aggregator: str, seed: int, epsilon: str, delta: str,
                 org_epsilon: str | None, quorum_weight: int | None, min_accuracy: float | None,
                 max_asr: float | None, rule: str, byzantine: int, secure_group: int | None, clip: str,
-                stage_blocks: int | None) -> None:
+                stage_blocks: int | None, compression: str) -> None:
     """Create a task; uploads the initial model (version 0) to the content store."""
     import hashlib
 
@@ -257,7 +266,7 @@ def task_create(c: Ctx, key_name: str, task_id: str, model_spec: str, round_size
         "initial_model": {"cid": cid, "sha256": hashlib.sha256(payload).hexdigest(), "size": len(payload)},
         "privacy": {"epsilon": epsilon, "delta": delta, "org_epsilon": org_epsilon},
         **({"lifecycle": lifecycle} if (lifecycle := _lifecycle_params(quorum_weight, min_accuracy, max_asr)) else {}),
-        "aggregation": _aggregation_policy(rule, byzantine, secure_group, clip, stage_blocks),
+        "aggregation": _aggregation_policy(rule, byzantine, secure_group, clip, stage_blocks, compression),
     })
     click.echo(f"created task {task_id} at height {out.height}; initial model {cid}; budget ε={epsilon}, δ={delta}")
 
@@ -461,7 +470,8 @@ def budget_show(c: Ctx, did: str, task_id: str, as_json: bool) -> None:
 @click.argument("kind", type=click.Choice(["task", "round", "contributions", "contribution", "version",
                                            "versions", "lineage", "org", "member", "whois", "budget",
                                            "reputation", "reputation-history", "attestations", "lifecycle",
-                                           "proposal", "proposals", "governance", "nonce"]))
+                                           "proposal", "proposals", "governance", "nonce", "secagg",
+                                           "anchor", "anchors", "anchor-at"]))
 @click.argument("args", nargs=-1)
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 @click.option("--prove", "--verify", "prove", is_flag=True,
@@ -516,6 +526,32 @@ def aggregator_run(c: Ctx, key_name: str, task_id: str, rounds: int | None) -> N
             console.print(f"[bold]{task_id}[/] {did}", soft_wrap=True)
 
     asyncio.run(agg.run(on_step=show))
+
+
+@aggregator.command("verify")
+@click.option("--task", "task_id", required=True)
+@click.option("--version", "version", type=int, required=True)
+@click.option("--json", "as_json", is_flag=True)
+@pass_ctx
+def aggregator_verify(c: Ctx, task_id: str, version: int, as_json: bool) -> None:
+    """Recompute a published version from its on-chain inputs and payloads; exit 1 unless the hashes match."""
+    import dataclasses
+
+    from fedledger.client.chainview import ChainView
+    from fedledger.node.verify import verify_version
+
+    result = verify_version(ChainView(c.rpc()), c.open_store(), task_id, version)
+    if as_json:
+        click.echo(json.dumps({**dataclasses.asdict(result), "ok": result.ok}, indent=2))
+    elif result.ok:
+        click.secho(f"version {version} of {task_id}: recomputed from {result.inputs} "
+                    f"{'secure group sums' if result.secure else 'updates'}; sha256 {result.recomputed_sha256} "
+                    f"matches", fg="green")
+    else:
+        click.secho(f"version {version} of {task_id}: MISMATCH: published {result.published_sha256}, "
+                    f"recomputed {result.recomputed_sha256}", fg="red")
+    if not result.ok:
+        raise SystemExit(1)
 
 
 @cli.group()
@@ -644,6 +680,12 @@ def _register_late_commands() -> None:
     cli.add_command(bench)
     cli.add_command(did)
     cli.add_command(vc)
+    from fedledger.client.anchor_cli import anchor
+
+    cli.add_command(anchor)
+    from fedledger.client.evm_cli import evm
+
+    cli.add_command(evm)
 
 
 def main() -> None:

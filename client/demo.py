@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import os
 import shutil
 import statistics
 import threading
@@ -54,6 +55,7 @@ class DemoConfig:
     delta: str = "1e-5"
     noise_multiplier: str = "1"  # DP-SGD σ of every client
     sample_rate: str = "0.1"  # DP-SGD Poisson rate q: 3 epochs = 30 steps, ε ≈ 4.8 per round, ≈ 9.6 after 5
+    anchor: bool = True  # end by anchoring checkpoints (to geth --dev unless FEDLEDGER_ANCHOR_RPC is set), then verify
 
 
 @dataclass
@@ -94,9 +96,13 @@ def run_demo(cfg: DemoConfig, console: Console | None = None) -> int:
             manager.down(cfg.home)
         shutil.rmtree(cfg.home)
     console.rule("[bold]FedLedger demo")
+    dev_chain = cfg.anchor and not os.environ.get("FEDLEDGER_ANCHOR_RPC")
+    if dev_chain and not _geth_available():
+        console.print("[yellow]no geth (run `make install`) and no Go to build it: the demo will not anchor")
+        cfg.anchor = dev_chain = False
     with console.status(f"starting {cfg.validators} CometBFT validators + FedLedger ABCI apps on 127.0.0.1…"):
         manager.up(cfg.home, validators=cfg.validators, store=cfg.store, block_time_ms=cfg.block_time_ms,
-                   base_port=cfg.base_port)
+                   base_port=cfg.base_port, anchor_chain=dev_chain)
     try:
         rpcs = [CometRPC(manager.rpc_url(cfg.home, i)) for i in range(cfg.validators)]
         console.print(f"network up: RPC {', '.join(r.url for r in rpcs)}; logs in {cfg.home}/node*/")
@@ -105,10 +111,11 @@ def run_demo(cfg: DemoConfig, console: Console | None = None) -> int:
         owner = keystore.create("aggregator")
         trainers = [keystore.create(f"client{i}") for i in range(cfg.clients)]
         evaluators = [keystore.create(f"evaluator{i}") for i in range(cfg.evaluators)]
+        anchorer = keystore.create("anchorer")  # a validator admin: it records the anchors
         shards, test = load_digits_federated(cfg.clients, alpha=cfg.alpha, seed=0)
         with console.status("admitting participants with W3C credentials and creating the task…"):
             _admit_all(cfg.home, rpcs, [(owner, "aggregator")] + [(t, "trainer") for t in trainers]
-                       + [(e, "evaluator") for e in evaluators])
+                       + [(e, "evaluator") for e in evaluators] + [(anchorer, "validator-admin")])
             payload = encode_tensors(initial_weights("mlp-digits", 0))
             cid = store.put(payload)
             Submitter(rpcs[0], owner).send("create_task", {
@@ -211,6 +218,8 @@ def run_demo(cfg: DemoConfig, console: Console | None = None) -> int:
             raise ClientError("demo failed: " + "; ".join(state.errors))
         _print_provenance(console, view, latest, {k.public_hex: k.name for k in [owner, *trainers]},
                           state.accuracy.get(latest))
+        if cfg.anchor:
+            _anchor_and_verify(console, cfg.home, rpcs[0], anchorer)
         return latest
     finally:
         with console.status("stopping the network…"):
@@ -240,3 +249,48 @@ def _print_provenance(console: Console, view: ChainView, version: int, names: di
     console.print(tab)
     chain = " ← ".join(f"v{a['version']}@{a['height']}" for a in lineage["ancestors"])
     console.print(f"ancestry: v{version}@{v['height']} ← {chain}")
+
+
+def _geth_available() -> bool:
+    """Whether the dev anchor chain can start: the pinned geth is installed, or Go can build it."""
+    from fedledger.localnet.binaries import find_pinned
+    from fedledger.localnet.cometbft import default_bin_dir
+    from fedledger.localnet.geth import check_geth
+
+    found = find_pinned("GETH_BIN", default_bin_dir(), "geth", check_geth, log=lambda _m: None)
+    return found is not None or shutil.which("go") is not None
+
+
+def _anchor_and_verify(console: Console, home: Path, rpc: CometRPC, key: Key) -> None:
+    """Anchor every checkpoint so far to the public (here: dev) chain, then verify the last promoted version's."""
+    from fedledger.node.anchor.checkpoints import RPCCheckpoints
+    from fedledger.node.anchor.config import load_config, save_contract
+    from fedledger.node.anchor.public import PublicChain
+    from fedledger.node.anchor.service import AnchorService, ChainRecorder
+    from fedledger.node.anchor.verify import build_bundle, verify_bundle
+
+    cfg = load_config(localnet=home)
+    console.rule("[bold]anchoring to a public chain")
+    with console.status(f"anchoring the checkpoints to chain {cfg.rpc_url} ({cfg.source})…"):
+        public = PublicChain(cfg)
+        if cfg.contract is None:
+            deployed = public.deploy()
+            save_contract(cfg, deployed.address)
+            cfg = cfg.with_contract(deployed.address)
+            console.print(f"deployed CheckpointAnchor at {deployed.address} ({deployed.gas_used} gas)")
+            public = PublicChain(cfg)
+        result = AnchorService(public, RPCCheckpoints(rpc), ChainRecorder(Submitter(rpc, key))).anchor_once()
+    if result is not None:
+        console.print(f"anchored heights {result.from_height}..{result.to_height} (root {result.root[:18]}…) in tx "
+                      f"{result.tx_hash} on chain {result.public_chain_id}: {result.gas_used} gas, confirmed "
+                      f"{result.confirm_seconds:.1f}s after reading the checkpoints, recorded at height "
+                      f"{result.recorded_height}")
+    version = int(ChainView(rpc).get(f"/lifecycle/{TASK}")["last_good"])
+    verdict = verify_bundle(build_bundle(rpc, TASK, version), public.eth, contract=cfg.contract)
+    for check in verdict.checks:
+        console.print(f"{'[green]ok[/]  ' if check.ok else '[red]FAIL[/]'} {check.name}: {check.detail}",
+                      soft_wrap=True)
+    if not verdict.ok:
+        raise ClientError(f"the anchor of {TASK} v{version} did not verify")
+    console.print(f"[bold green]VERIFIED[/]: {TASK} v{version}, the last promoted version, is anchored on chain "
+                  f"{public.chain_id()}: its checkpoint's Merkle proof leads to the root in the live tx receipt")

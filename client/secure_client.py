@@ -47,8 +47,11 @@ UpdateFn = Callable[[dict[str, Any], dict[str, Any], Tensors], Update]
 
 
 class _Trained(Protocol):
-    delta: Tensors
-    num_examples: int
+    @property
+    def delta(self) -> Tensors: ...
+
+    @property
+    def num_examples(self) -> int: ...
 
 
 def distributed_dp_update(task: dict[str, Any], rnd: dict[str, Any], me: str,

@@ -22,8 +22,9 @@ def localnet() -> None:
 @localnet.command("install")
 @click.option("--bin-dir", type=click.Path(path_type=Path), default=Path("bin"), show_default=True)
 @click.option("--kubo/--no-kubo", default=False, help="Also install the pinned Kubo (IPFS).")
-def install(bin_dir: Path, kubo: bool) -> None:
-    """Install (or reuse) the pinned CometBFT (and Kubo) binaries."""
+@click.option("--geth/--no-geth", default=False, help="Also install the pinned geth (the dev anchor chain).")
+def install(bin_dir: Path, kubo: bool, geth: bool) -> None:
+    """Install (or reuse) the pinned CometBFT (and Kubo, geth) binaries."""
     from fedledger.localnet.cometbft import ensure_cometbft
 
     click.echo(f"cometbft: {ensure_cometbft(bin_dir)}")
@@ -31,6 +32,10 @@ def install(bin_dir: Path, kubo: bool) -> None:
         from fedledger.localnet.kubo import ensure_ipfs_binary
 
         click.echo(f"ipfs: {ensure_ipfs_binary(bin_dir)}")
+    if geth:
+        from fedledger.localnet.geth import ensure_geth
+
+        click.echo(f"geth: {ensure_geth(bin_dir)}")
 
 
 @localnet.command("up")
@@ -40,16 +45,36 @@ def install(bin_dir: Path, kubo: bool) -> None:
 @click.option("--block-time", "block_time_ms", default=300, show_default=True, help="Target block time in ms.")
 @click.option("--base-port", default=26600, show_default=True, help="First port; each node uses the next 10.")
 @click.option("--reset", is_flag=True, help="Wipe an existing network in this home first.")
-def up(home: Path, validators: int, store: str, block_time_ms: int, base_port: int, reset: bool) -> None:
+@click.option("--anchor-chain/--no-anchor-chain", default=None,
+              help="Also start a local `geth --dev` for `fedledger anchor` (base port + 6). Default: when "
+                   "$FEDLEDGER_ANCHOR_RPC is not set and the pinned geth is installed.")
+def up(home: Path, validators: int, store: str, block_time_ms: int, base_port: int, reset: bool,
+       anchor_chain: bool | None) -> None:
     """Generate (first time) and start the network; returns once every node produces blocks."""
     from fedledger.localnet import manager
 
+    if anchor_chain is None:
+        anchor_chain = _dev_chain_by_default()
     spec = manager.up(home, validators=validators, store=store, block_time_ms=block_time_ms,  # type: ignore[arg-type]
-                      base_port=base_port, reset=reset, log=lambda m: click.echo(m, err=True))
+                      base_port=base_port, reset=reset, log=lambda m: click.echo(m, err=True),
+                      anchor_chain=anchor_chain)
     click.echo(f"localnet up: {len(spec.nodes)} validators, chain {spec.chain_id}, home {home}")
     for i in range(len(spec.nodes)):
         click.echo(f"  node{i}: RPC {manager.rpc_url(home, i)}  logs {home}/node{i}/")
     click.echo(f"stop it with: fedledger localnet down --home {home}")
+
+
+def _dev_chain_by_default() -> bool:
+    """Start the dev anchor chain unless anchoring goes elsewhere or geth would first have to be built."""
+    import os
+
+    from fedledger.localnet.binaries import find_pinned
+    from fedledger.localnet.cometbft import default_bin_dir
+    from fedledger.localnet.geth import check_geth
+
+    if os.environ.get("FEDLEDGER_ANCHOR_RPC"):
+        return False
+    return find_pinned("GETH_BIN", default_bin_dir(), "geth", check_geth, log=lambda _m: None) is not None
 
 
 @localnet.command("status")

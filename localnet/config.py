@@ -19,6 +19,7 @@ __all__ = [
     "APP_KINDS",
     "DEFAULT_CHAIN_ID",
     "DEFAULT_GENESIS_TIME",
+    "EVM_RPC_OFFSET",
     "KUBO_API_OFFSET",
     "KUBO_GATEWAY_OFFSET",
     "KUBO_SWARM_OFFSET",
@@ -61,6 +62,8 @@ _P2P, _RPC, _ABCI = 0, 1, 2
 KUBO_API_OFFSET = 3
 KUBO_GATEWAY_OFFSET = 4
 KUBO_SWARM_OFFSET = 5
+# Each node's Ethereum JSON-RPC (its embedded EVM) listens on base + 10*i + 8.
+EVM_RPC_OFFSET = 8
 VALIDATOR_POWER = 10
 _SPEC_VERSION = 1
 _MAX_VALIDATORS = 64
@@ -263,6 +266,16 @@ class NodeSpec:
         return f"http://127.0.0.1:{self.rpc_port}"
 
     @property
+    def evm_rpc_port(self) -> int:
+        """Port of the node's Ethereum JSON-RPC server (p2p port + EVM_RPC_OFFSET)."""
+        return self.p2p_port + EVM_RPC_OFFSET
+
+    @property
+    def evm_rpc_url(self) -> str:
+        """HTTP address of the node's Ethereum JSON-RPC (web3.py's HTTPProvider URL)."""
+        return f"http://127.0.0.1:{self.evm_rpc_port}"
+
+    @property
     def abci_addr(self) -> str:
         """Address the ABCI application listens on."""
         return f"tcp://127.0.0.1:{self.abci_port}"
@@ -285,6 +298,7 @@ class NodeSpec:
             "rpc_port": self.rpc_port,
             "abci_port": self.abci_port,
             "rpc_url": self.rpc_url,
+            "evm_rpc_url": self.evm_rpc_url,
         }
 
     @classmethod
@@ -413,6 +427,7 @@ def required_ports(spec: NetSpec) -> list[tuple[int, str]]:
         ports.append((n.rpc_port, f"{n.moniker} rpc"))
         if spec.app != "kvstore":
             ports.append((n.abci_port, f"{n.moniker} abci"))
+            ports.append((n.evm_rpc_port, f"{n.moniker} evm rpc"))
     st = spec.store
     for port, what in ((st.api_port, "api"), (st.gateway_port, "gateway"), (st.swarm_port, "swarm")):
         if port is not None:

@@ -16,6 +16,7 @@ from cryptography.hazmat.primitives.serialization import Encoding, NoEncryption,
 
 from fedledger.abci_app.identity.didkey import did_from_private_key
 from fedledger.localnet.errors import LocalnetError
+from fedledger.localnet.evm_genesis import default_evm_section
 
 __all__ = ["DEV_ORG", "ISSUER_FILE", "dev_app_state", "dev_issuer_key"]
 
@@ -55,4 +56,4 @@ def dev_app_state(home: Path) -> dict[str, Any]:
     return {"identity": {"organizations": [{
         "id": DEV_ORG, "name": "Local development consortium", "issuers": [did], "admins": [did],
         "enrollment_cap": DEV_ENROLLMENT_CAP,
-    }]}}
+    }]}, "evm": default_evm_section()}  # the default policy contracts, deployed at genesis

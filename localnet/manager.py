@@ -118,6 +118,8 @@ def _recorded_children(run: Mapping[str, Any] | None) -> list[tuple[int, str]]:
             out.append((int(node["cometbft_pid"]), "cometbft"))
         if node.get("app_pid"):
             out.append((int(node["app_pid"]), "fedledger.abci_app"))
+        if node.get("ethrpc_pid"):
+            out.append((int(node["ethrpc_pid"]), "fedledger.node.ethrpc"))
     if run.get("kubo_pid"):
         out.append((int(run["kubo_pid"]), "ipfs"))
     return out
@@ -326,6 +328,10 @@ def _wipe(home: Path) -> None:
         shutil.rmtree(ipfs)
     for name in ("ipfs.log", "ipfs.pid", "issuer.key"):
         (home / name).unlink(missing_ok=True)
+    if (home / "geth").is_dir():  # the dev anchor chain (localnet/geth.py) and its key
+        shutil.rmtree(home / "geth")
+    for name in ("geth.log", "geth.pid", "anchor.json", "anchor.key"):
+        (home / name).unlink(missing_ok=True)
     if (home / "store").is_dir():  # the embedded content store holds this chain's payloads only
         shutil.rmtree(home / "store")
 
@@ -373,11 +379,14 @@ def up(
     genesis_time: str = DEFAULT_GENESIS_TIME,
     app_state: Mapping[str, Any] | None = None,
     log: Callable[[str], None] = _stderr,
+    anchor_chain: bool = False,
 ) -> NetSpec:
     """Start (generating on first use) a local network of ``validators`` nodes supervised in the background.
 
     Reuses an existing home so the chain continues; ``reset=True`` wipes it first. With ``wait``,
     returns once every node reports height >= 2 (LocalnetError after ``timeout`` seconds).
+    With ``anchor_chain``, also starts the dev anchor chain (``geth --dev`` on port base + 6, see
+    localnet/geth.py); if it cannot start, the net is stopped again and the error raised.
     """
     validate_params(validators, chain_id or DEFAULT_CHAIN_ID, base_port, block_time_ms, app, store)
     home = home.expanduser().resolve()
@@ -470,6 +479,14 @@ def up(
                         f"The net is still running: inspect {home}/node*/cometbft.log and app.log, "
                         f"then `fedledger localnet down --home {home}`"
                     ) from exc
+    if anchor_chain:
+        from fedledger.localnet.geth import GETH_PORT_OFFSET, start_dev_chain
+
+        try:
+            start_dev_chain(home, spec.base_port + GETH_PORT_OFFSET, bin_dir, log)
+        except BaseException:
+            down(home)
+            raise
     return spec
 
 
@@ -490,13 +507,16 @@ def down(home: Path, timeout: float = 20) -> None:
     Raises NotRunningError when nothing runs there.
     """
     home = home.expanduser().resolve()
+    from fedledger.localnet.geth import stop_dev_chain
+
+    geth_stopped = stop_dev_chain(home)  # the dev anchor chain, when `up` started one
     pid = _lock_owner(home)
     run = read_run_state(home)
     children = _recorded_children(run)
     if pid is None:
         leftovers = _kill_leftovers(children)
         (home / RUN_FILE).unlink(missing_ok=True)
-        if leftovers:
+        if leftovers or geth_stopped:
             return
         raise NotRunningError(f"no localnet is running in {home}")
     if pid > 0:

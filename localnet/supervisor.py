@@ -33,6 +33,7 @@ __all__ = [
     "SUPERVISOR_LOG",
     "Supervisor",
     "app_command",
+    "ethrpc_command",
     "main",
     "read_control",
     "read_run_state",
@@ -108,6 +109,11 @@ def app_command(spec: NetSpec, node: NodeSpec) -> list[str]:
     ]
 
 
+def ethrpc_command(node: NodeSpec) -> list[str]:
+    """Command line of node's Ethereum JSON-RPC server (answers from the node's CometBFT RPC)."""
+    return [sys.executable, "-m", "fedledger.node.ethrpc", "--node", node.rpc_url, "--port", str(node.evm_rpc_port)]
+
+
 def terminate_all(procs: Sequence[subprocess.Popen[bytes]], timeout: float = _STOP_TIMEOUT_S) -> None:
     """SIGTERM every live process (by its own pid), wait up to ``timeout``, then SIGKILL stragglers."""
     live = [p for p in procs if p.poll() is None]
@@ -140,6 +146,7 @@ class _Node:
     phase: Phase = "down"
     app: subprocess.Popen[bytes] | None = None
     comet: subprocess.Popen[bytes] | None = None
+    ethrpc: subprocess.Popen[bytes] | None = None  # the node's Ethereum JSON-RPC (fedledger app only)
     restarts: int = 0
     failures: int = 0
     next_start: float = 0.0
@@ -148,7 +155,7 @@ class _Node:
     last_exit: str | None = None
 
     def children(self) -> list[subprocess.Popen[bytes]]:
-        return [p for p in (self.comet, self.app) if p is not None]
+        return [p for p in (self.ethrpc, self.comet, self.app) if p is not None]
 
 
 class Supervisor:
@@ -194,8 +201,17 @@ class Supervisor:
         node.phase = "up"
         node.up_since = time.monotonic()
         log.info("node%d: started cometbft pid %d (rpc %s)", spec.index, node.comet.pid, spec.rpc_url)
+        if self.spec.app == "fedledger":
+            self._start_ethrpc(node)
+
+    def _start_ethrpc(self, node: _Node) -> None:
+        spec = node.spec
+        node.ethrpc = self._spawn(ethrpc_command(spec), spec.dir / "ethrpc.log", spec.dir)
+        log.info("node%d: started Ethereum JSON-RPC pid %d on %s", spec.index, node.ethrpc.pid, spec.evm_rpc_url)
 
     def _stop_node(self, node: _Node) -> None:
+        if node.ethrpc is not None:
+            terminate_all([node.ethrpc])
         # cometbft first, so it does not treat the vanishing app as a fatal error worth logging.
         if node.comet is not None:
             terminate_all([node.comet])
@@ -203,6 +219,7 @@ class Supervisor:
             terminate_all([node.app])
         node.comet = None
         node.app = None
+        node.ethrpc = None
         node.up_since = None
 
     def _fail(self, node: _Node, reason: str) -> None:
@@ -258,6 +275,10 @@ class Supervisor:
             self._fail(node, self._exit_text("app", node.app))
         elif node.comet is not None and node.comet.poll() is not None:
             self._fail(node, self._exit_text("cometbft", node.comet) + f" (see {node.spec.cometbft_log})")
+        elif node.ethrpc is not None and node.ethrpc.poll() is not None:
+            # The JSON-RPC server holds no state: restart it alone.
+            log.warning("node%d: %s; restarting it", node.spec.index, self._exit_text("ethrpc", node.ethrpc))
+            self._start_ethrpc(node)
 
     # -- Kubo -----------------------------------------------------------------------------------
 
@@ -309,6 +330,7 @@ class Supervisor:
                     "phase": n.phase,
                     "app_pid": n.app.pid if n.app is not None and n.app.poll() is None else None,
                     "cometbft_pid": n.comet.pid if n.comet is not None and n.comet.poll() is None else None,
+                    "ethrpc_pid": n.ethrpc.pid if n.ethrpc is not None and n.ethrpc.poll() is None else None,
                     "restarts": n.restarts,
                     "last_exit": n.last_exit,
                 }
@@ -334,12 +356,15 @@ class Supervisor:
         self.stopping = True
         comets = [n.comet for n in self.nodes if n.comet is not None]
         apps = [n.app for n in self.nodes if n.app is not None]
+        ethrpcs = [n.ethrpc for n in self.nodes if n.ethrpc is not None]
         log.info("stopping %d cometbft and %d app processes", len(comets), len(apps))
+        terminate_all(ethrpcs)
         terminate_all(comets)
         terminate_all(apps)
         for n in self.nodes:
             n.comet = None
             n.app = None
+            n.ethrpc = None
             n.phase = "down"
         self._stop_kubo()
         try:

@@ -6,9 +6,9 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from fedledger.abci_app.context import BlockContext, Event, Reader, Writer
+from fedledger.abci_app.context import BlockContext, Event, Reader, TxResult, Writer
 
-__all__ = ["Handler", "Module", "QueryAnswer", "Route"]
+__all__ = ["Handler", "Module", "QueryAnswer", "RawEnvelope", "Route"]
 
 # A handler checks against `view` and, when `state` is given, executes into it (check, then write).
 Handler = Callable[[Reader, Writer | None, BlockContext, str, Any], list[Event]]
@@ -30,6 +30,26 @@ class Route:
     handle: Handler
 
 
+@dataclass(frozen=True)
+class RawEnvelope:
+    """A second kind of tx bytes, told apart by a prefix, that a module authenticates and executes itself.
+
+    stateless(view, raw): the checks a proposal's txs must pass (view: committed state, for
+    constants fixed at genesis); raises TxError.
+    check(view, ctx, raw, pending, recheck): CheckTx against committed state; `pending` maps
+    mempool keys to the last nonce admitted to the mempool; returns (mempool key, nonce).
+    deliver(state, ctx, raw): FinalizeBlock; raises TxError with nothing written.
+    budget(view, raw): optional; (what the tx uses of a per-block budget, the budget), e.g. EVM gas,
+    so that PrepareProposal leaves for the next block what would not fit in this one.
+    """
+
+    prefix: bytes
+    stateless: Callable[[Reader, bytes], None]
+    check: Callable[[Reader, BlockContext, bytes, Mapping[str, int], bool], tuple[str, int]]
+    deliver: Callable[[Writer, BlockContext, bytes], TxResult]
+    budget: Callable[[Reader, bytes], tuple[int, int]] | None = None
+
+
 def _no_genesis(state: Writer, section: Mapping[str, Any]) -> None:
     if section:
         raise ValueError(f"this module takes no genesis section, got keys {sorted(section)}")
@@ -49,3 +69,5 @@ class Module:
     queries: Mapping[str, Callable[[Reader, list[str]], QueryAnswer]] = field(default_factory=dict)
     init_genesis: Callable[[Writer, Mapping[str, Any]], None] = _no_genesis
     end_block: Callable[[Writer, BlockContext], list[Event]] = _no_end_block
+    # A module may accept a tx kind of its own, outside the canonical JSON envelope (the EVM's txs).
+    envelope: RawEnvelope | None = None

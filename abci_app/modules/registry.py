@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from fedledger.abci_app.modules.anchor import MODULE as ANCHOR
 from fedledger.abci_app.modules.base import Module
+from fedledger.abci_app.modules.evm import MODULE as EVM
 from fedledger.abci_app.modules.federation import MODULE as FEDERATION
 from fedledger.abci_app.modules.governance import MODULE as GOVERNANCE
 from fedledger.abci_app.modules.identity import MODULE as IDENTITY
@@ -13,4 +15,5 @@ from fedledger.abci_app.modules.secagg.module import MODULE as SECAGG
 
 __all__ = ["DEFAULT_MODULES"]
 
-DEFAULT_MODULES: tuple[Module, ...] = (IDENTITY, PRIVACY, REPUTATION, FEDERATION, SECAGG, LIFECYCLE, GOVERNANCE)
+DEFAULT_MODULES: tuple[Module, ...] = (IDENTITY, PRIVACY, REPUTATION, FEDERATION, SECAGG, LIFECYCLE, GOVERNANCE, EVM,
+                                       ANCHOR)

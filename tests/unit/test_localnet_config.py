@@ -63,8 +63,9 @@ def test_generate_four_nodes_distinct_ports(net4: NetSpec) -> None:
         assert (n.p2p_port, n.rpc_port, n.abci_port) == node_ports(net4.base_port, n.index)
         assert n.p2p_port == net4.base_port + 10 * n.index
     assert [p for p, _ in required_ports(net4)] == [
-        p for n in net4.nodes for p in (n.p2p_port, n.rpc_port, n.abci_port)
+        p for n in net4.nodes for p in (n.p2p_port, n.rpc_port, n.abci_port, n.evm_rpc_port)
     ]
+    assert all(n.evm_rpc_port == n.p2p_port + 8 for n in net4.nodes)
 
 
 def test_generate_common_genesis(net4: NetSpec) -> None:

@@ -17,6 +17,7 @@ from typing import Any
 from fedledger.abci_app.context import BlockContext, Event, Reader, Writer
 from fedledger.abci_app.errors import Code, TxError
 from fedledger.abci_app.identity.credentials import key_of_did
+from fedledger.abci_app.modules.evm.gov import check_set_policy, execute_set_policy, parse_set_policy
 from fedledger.abci_app.modules.federation import keys as fl_keys
 from fedledger.abci_app.modules.federation.msgs import MAX_DEADLINE_BLOCKS, MAX_ROUND_SIZE
 from fedledger.abci_app.modules.fields import int_value, require_fields
@@ -168,7 +169,7 @@ def _execute_task_policy(state: Writer, body: Mapping[str, Any], ctx: BlockConte
     lifecycle = _lifecycle_changes(changes)
     if lifecycle:
         # With the height, versions already attested enough under the new thresholds are decided now.
-        events += set_task_params(state, task_id, lifecycle, ctx.height)
+        events += set_task_params(state, task_id, lifecycle, ctx.height, ctx)
     return events
 
 
@@ -350,6 +351,7 @@ ACTIONS: dict[str, Action] = {
     "set_governance_params": Action(_parse_gov_params, _check_gov_params, _execute_gov_params),
     "rollback": Action(_parse_rollback, _check_rollback, _execute_rollback),
     "set_reputation_params": Action(_parse_reputation, _check_reputation, _execute_reputation),
+    "set_policy_contract": Action(parse_set_policy, check_set_policy, execute_set_policy),
 }
 # Actions this chain knows of but cannot run, with the reason given to whoever proposes one. A new
 # action is one (parse, check, execute) entry in ACTIONS; an action that needs a module the chain

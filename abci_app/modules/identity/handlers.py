@@ -9,6 +9,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from fedledger.abci_app.context import BlockContext, Event, Reader, Writer
 from fedledger.abci_app.errors import Code, TxError
+from fedledger.abci_app.evm.policy import consult_admission
 from fedledger.abci_app.identity import credentials
 from fedledger.abci_app.modules.base import Handler
 from fedledger.abci_app.modules.federation.events import fl_event
@@ -50,6 +51,10 @@ def admit(view: Reader, state: Writer | None, ctx: BlockContext, signer: str, ms
     if count >= org["enrollment_cap"]:
         raise TxError(Code.ORG_CAP, f"organization {org['id']!r} reached its enrollment cap of "
                                     f"{org['enrollment_cap']} members")
+    # The admission policy contracts decide last (POLICY_DENIED on a deny, revert or out-of-gas).
+    policies = consult_admission(view, ctx, subject=claims.subject, issuer=claims.issuer, organization=org["id"],
+                                 role=claims.role, tasks=claims.tasks, valid_from=claims.valid_from,
+                                 valid_until=claims.valid_until)
     if state is not None:
         store_record(state, keys.member_key(claims.subject), {
             "did": claims.subject, "key": signer, "organization": org["id"], "role": claims.role,
@@ -59,7 +64,10 @@ def admit(view: Reader, state: Writer | None, ctx: BlockContext, signer: str, ms
         state.set(keys.key_binding_key(signer), claims.subject.encode("ascii"))
         state.set(keys.org_count_key(org["id"]), str(count + 1).encode("ascii"))
         state.set(keys.credential_index_key(claims.issuer, claims.credential_id), claims.subject.encode("ascii"))
-    return [fl_event("admit", signer, did=claims.subject, organization=org["id"], role=claims.role)]
+    events = [fl_event("admit", signer, did=claims.subject, organization=org["id"], role=claims.role)]
+    if state is not None and policies is not None:
+        events += policies.record(state)
+    return events
 
 
 def revoke_credential(view: Reader, state: Writer | None, ctx: BlockContext, signer: str,

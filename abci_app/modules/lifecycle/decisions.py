@@ -10,8 +10,10 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from fedledger.abci_app.context import Event, Reader, Writer
+from fedledger.abci_app.context import BlockContext, Event, Reader, Writer
 from fedledger.abci_app.errors import Code, TxError
+from fedledger.abci_app.evm.policy import PolicySession, consult_promotion
+from fedledger.abci_app.evm.policy import summary as policy_summary
 from fedledger.abci_app.modules.federation import keys as fl_keys
 from fedledger.abci_app.modules.federation.events import fl_event
 from fedledger.abci_app.modules.lifecycle import keys
@@ -30,6 +32,7 @@ __all__ = [
     "decide",
     "last_good",
     "pointer",
+    "promotion_policy",
     "rollback",
     "set_task_params",
     "weighted_median",
@@ -121,6 +124,31 @@ def decide(view: Reader, task_id: str, version_rec: Mapping[str, Any], atts: Seq
     }
     return Decision(status="quarantined" if reasons else "promoted", summary=summary,
                     contributor_dids=_contributor_dids(view, task_id, version_rec))
+
+
+def promotion_policy(view: Reader, ctx: BlockContext, task_id: str, version_rec: Mapping[str, Any],
+                     decision: Decision) -> tuple[Decision, PolicySession | None]:
+    """Let the task's promotion policy contract decide in place of the thresholds, when the chain has one.
+
+    The parent rule stays native: a version built on a quarantined or rolled-back parent is
+    quarantined whatever the policy says. A deny's reason (comma-separated codes) becomes the
+    decision's reasons; a failed call (revert, out of gas, malformed answer) quarantines with
+    its reason. Returns the decision and the policy session to record with it (None: no policy).
+    """
+    asked = consult_promotion(view, ctx, task_id, int(version_rec["version"]), decision.summary)
+    if asked is None:
+        return decision, None
+    verdict, session = asked
+    if verdict.allow:
+        policy_reasons: list[str] = []
+    elif verdict.outcome.success:
+        policy_reasons = [r for r in verdict.reason.split(",") if r] or ["policy_denied"]
+    else:
+        policy_reasons = [verdict.reason]
+    reasons = policy_reasons + [r for r in decision.summary["reasons"] if r.startswith("parent_")]
+    summary = {**decision.summary, "reasons": reasons, "policy": policy_summary(verdict)}
+    return Decision(status="quarantined" if reasons else "promoted", summary=summary,
+                    contributor_dids=decision.contributor_dids), session
 
 
 def _append_history(state: Writer, ptr: dict[str, Any], entry: dict[str, Any]) -> None:
@@ -242,14 +270,14 @@ def rollback(state: Writer, task_id: str, to_version: int | None, height: int) -
                      last_good=plan.to_version)]
 
 
-def set_task_params(state: Writer, task_id: str, params: Mapping[str, Any], height: int | None = None
-                    ) -> list[Event]:
+def set_task_params(state: Writer, task_id: str, params: Mapping[str, Any], height: int | None = None,
+                    ctx: BlockContext | None = None) -> list[Event]:
     """Change a task's lifecycle params (any subset of PARAM_NAMES); called by governance. Returns events.
 
     Checks first (check_task_params: NOT_FOUND, INVALID_BODY), then writes. With height given,
     versions still "proposed" whose attestations already meet the new params' quorum are decided
     at that height in the same tx (ascending version order); without it they are decided at their
-    next attestation.
+    next attestation. With ctx, the task's promotion policy contract decides them (promotion_policy).
     """
     merged = check_task_params(state, task_id, params)
     store_task_params(state, task_id, merged)
@@ -263,5 +291,10 @@ def set_task_params(state: Writer, task_id: str, params: Mapping[str, Any], heig
             continue
         decision = decide(state, task_id, rec, attestations(state, task_id, rec["version"]), merged)
         if decision is not None:
+            policy = None
+            if ctx is not None:
+                decision, policy = promotion_policy(state, ctx, task_id, rec, decision)
             events += apply_decision(state, task_id, rec, decision, height, GOVERNANCE)
+            if policy is not None:
+                events += policy.record(state)
     return events

@@ -9,7 +9,7 @@ from fedledger.abci_app.modules.federation import keys as fl_keys
 from fedledger.abci_app.modules.federation.events import fl_event
 from fedledger.abci_app.modules.identity.authz import require_member
 from fedledger.abci_app.modules.lifecycle import keys
-from fedledger.abci_app.modules.lifecycle.decisions import apply_decision, attestations, decide
+from fedledger.abci_app.modules.lifecycle.decisions import apply_decision, attestations, decide, promotion_policy
 from fedledger.abci_app.modules.lifecycle.msgs import AttestVersion
 from fedledger.abci_app.modules.lifecycle.params import task_params
 from fedledger.abci_app.modules.lifecycle.weight import evaluator_weight
@@ -51,7 +51,10 @@ def attest_version(view: Reader, state: Writer | None, ctx: BlockContext, signer
                        backdoor_asr_ppm=msg.backdoor_asr_ppm)]
     if state is not None:
         if decision is not None:
+            decision, policy = promotion_policy(state, ctx, msg.task_id, version_rec, decision)
             events += apply_decision(state, msg.task_id, version_rec, decision, ctx.height, signer)
+            if policy is not None:
+                events += policy.record(state)
         store_record(state, akey, record)
     return events
 

@@ -1,0 +1,40 @@
+"""The anchoring service's errors: each one line a user can act on, printed without a traceback by the CLI."""
+
+from __future__ import annotations
+
+from fedledger.client.errors import ClientError
+
+__all__ = ["AnchorConfigError", "AnchorError", "AnchorTimeoutError", "AnchorTxError", "PublicChainError",
+           "PublicChainUnavailable", "TxDroppedError"]
+
+
+class AnchorError(ClientError):
+    """Base of every anchoring failure."""
+
+
+class AnchorConfigError(AnchorError):
+    """The anchoring configuration is missing or malformed (RPC URL, key, contract address, numbers)."""
+
+
+class PublicChainError(AnchorError):
+    """The public chain refuses the anchor: wrong chain id, unfunded key, no contract at the address, a revert."""
+
+
+class PublicChainUnavailable(PublicChainError):
+    """No Ethereum node answers at the RPC URL (after retries with backoff)."""
+
+
+class AnchorTxError(PublicChainError):
+    """An anchor tx failed on chain (reverted) or could not be confirmed in time."""
+
+
+class AnchorTimeoutError(AnchorTxError):
+    """An anchor tx was not confirmed within the configured time (it may still be mined later)."""
+
+
+class TxDroppedError(AnchorTxError):
+    """Another tx took the anchor tx's nonce: none of the anchor's attempts will ever be mined."""
+
+    def __init__(self, message: str, attempts: tuple[str, ...] = ()) -> None:
+        super().__init__(message)
+        self.attempts = attempts  # the hashes that will never be mined
