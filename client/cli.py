@@ -686,6 +686,9 @@ def _register_late_commands() -> None:
     from fedledger.client.evm_cli import evm
 
     cli.add_command(evm)
+    from fedledger.client.experiment.cli import experiment
+
+    cli.add_command(experiment)
 
 
 def main() -> None:

@@ -55,6 +55,7 @@ MODEL_SPECS: dict[str, ModelSpec] = {
     for spec in (
         ModelSpec("mlp-digits", 64, (64,), 10, "Linear(64,64)-ReLU-Linear(64,10) for 8x8 digits"),
         ModelSpec("linear-digits", 64, (), 10, "logistic regression Linear(64,10) for 8x8 digits"),
+        ModelSpec("mlp-breast-cancer", 30, (16,), 2, "Linear(30,16)-ReLU-Linear(16,2) for standardized breast cancer"),
     )
 }
 

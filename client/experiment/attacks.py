@@ -1,0 +1,80 @@
+"""Byzantine attacks: on a client's training data (label flip, backdoor) or on its update vector.
+
+Update attacks act on flattened updates (`fedledger.node.aggregation.flat`). ALIE and IPM are
+omniscient: they read the round's benign updates, as in their papers (Baruch et al. 2019, "A
+Little Is Enough"; Xie et al. 2020, inner-product manipulation).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from statistics import NormalDist
+
+import numpy as np
+import numpy.typing as npt
+
+from fedledger.client.data import ClientData
+from fedledger.node.probes import TriggerProbe
+
+__all__ = ["DATA_ATTACKS", "UPDATE_ATTACKS", "AttackError", "alie_z", "attack_data", "attack_updates"]
+
+DATA_ATTACKS = ("label_flip", "backdoor")
+UPDATE_ATTACKS = ("sign_flip", "scaling", "gaussian", "alie", "ipm")
+_BACKDOOR_FRACTION = 0.5
+
+Vector = npt.NDArray[np.float32]
+
+
+class AttackError(ValueError):
+    """An unknown attack, or one that cannot run on the given data (a backdoor without a trigger)."""
+
+
+def attack_data(attack: str, data: ClientData, num_classes: int, probe: TriggerProbe | None, seed: int) -> ClientData:
+    """A Byzantine client's poisoned training data; benign data for update attacks and "none"."""
+    if attack == "label_flip":
+        return ClientData(X=data.X, y=(num_classes - 1 - data.y).astype(np.int64))
+    if attack == "backdoor":
+        if probe is None:
+            raise AttackError("the backdoor attack needs an image data set with a trigger (digits)")
+        return probe.poison(data, _BACKDOOR_FRACTION, seed)
+    return data
+
+
+def alie_z(n: int, f: int) -> float:
+    """ALIE's z_max: the largest shift (in stds) that still hides among the ⌊n/2⌋+1−f benign supporters needed."""
+    s = n // 2 + 1 - f
+    p = (n - s) / n
+    if not 0 < p < 1:
+        return 1.0
+    return float(NormalDist().inv_cdf(p))
+
+
+def attack_updates(attack: str, mine: Sequence[Vector], benign: Sequence[Vector], scale: float,
+                   rng: np.random.Generator, n_total: int) -> list[Vector]:
+    """The vectors the Byzantine clients submit, from their honest updates `mine` and the round's `benign` ones.
+
+    sign_flip: −scale·u; scaling (model replacement): scale·u; gaussian: N(0, (scale·‖u‖/√d)²)
+    per coordinate; alie: mean − z·std of the benign updates (z from alie_z, times scale); ipm:
+    −scale·mean of the benign updates. Data attacks and "none" return `mine` unchanged.
+    """
+    if attack in ("none", *DATA_ATTACKS):
+        return [np.asarray(u, dtype=np.float32) for u in mine]
+    if attack not in UPDATE_ATTACKS:
+        raise AttackError(f"unknown attack {attack!r}; known: {['none', *DATA_ATTACKS, *UPDATE_ATTACKS]}")
+    if attack == "sign_flip":
+        return [(-scale * u).astype(np.float32) for u in mine]
+    if attack == "scaling":
+        return [(scale * u).astype(np.float32) for u in mine]
+    if attack == "gaussian":
+        out = []
+        for u in mine:
+            std = scale * float(np.linalg.norm(u)) / math.sqrt(max(1, u.size))
+            out.append(rng.normal(0.0, std, size=u.shape).astype(np.float32))
+        return out
+    reference = np.stack(list(benign) if benign else list(mine)).astype(np.float64)
+    mean = reference.mean(axis=0)
+    if attack == "ipm":
+        return [(-scale * mean).astype(np.float32) for _ in mine]
+    z = alie_z(n_total, len(mine)) * scale
+    return [(mean - z * reference.std(axis=0)).astype(np.float32) for _ in mine]

@@ -1,0 +1,128 @@
+"""What every method of a run shares: the run's data and attackers, local training, and the result record."""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from fedledger.client.data import ClientData
+from fedledger.client.dpsgd import DPConfig
+from fedledger.client.experiment.attacks import attack_data, attack_updates
+from fedledger.client.experiment.config import ExperimentConfig
+from fedledger.client.experiment.datasets import FederatedData, backdoor_probe
+from fedledger.client.train import train_local
+from fedledger.node.aggregation.flat import Layout, flatten, layout_of
+from fedledger.node.probes import TriggerProbe
+from fedledger.node.tensors import Tensors
+
+__all__ = ["ClientUpdate", "RunContext", "RunResult", "derive_int", "derive_seed", "local_updates"]
+
+
+def derive_seed(seed: int, *parts: object) -> bytes:
+    """32 bytes for one purpose of one run, from the run's seed and labels (never the global RNG)."""
+    return hashlib.sha256("/".join(str(p) for p in (seed, *parts)).encode()).digest()
+
+
+def derive_int(seed: int, *parts: object) -> int:
+    """A 31-bit integer seed for torch/numpy from derive_seed."""
+    return int.from_bytes(derive_seed(seed, *parts)[:4], "big") & 0x7FFFFFFF
+
+
+@dataclass(frozen=True, eq=False)
+class RunContext:
+    """One (method, attack, seed) run's fixed inputs: config, shards (poisoned for attackers), Byzantine set."""
+
+    cfg: ExperimentConfig
+    method: str
+    attack: str
+    seed: int
+    data: FederatedData
+    shards: tuple[ClientData, ...]  # what each client trains on (attackers' data already poisoned)
+    byzantine: frozenset[int]
+    probe: TriggerProbe | None
+    dp: DPConfig | None
+
+    @staticmethod
+    def build(cfg: ExperimentConfig, method: str, attack: str, seed: int, data: FederatedData) -> RunContext:
+        """Pick the attackers (seeded) and poison their data for data attacks."""
+        byz: frozenset[int] = frozenset()
+        if attack != "none" and method != "centralized":
+            order = np.random.default_rng([seed, 3]).permutation(cfg.clients)
+            byz = frozenset(int(i) for i in order[:cfg.num_byzantine])
+        probe = backdoor_probe(cfg.dataset, cfg.backdoor_target)
+        shards = tuple(attack_data(attack, d, data.num_classes, probe, derive_int(seed, "poison", i)) if i in byz
+                       else d for i, d in enumerate(data.clients))
+        dp = None
+        if method in ("fedavg_dp_secagg", "fedledger"):
+            dp = DPConfig(noise_multiplier=cfg.noise_multiplier, sample_rate=cfg.sample_rate,
+                          clip_norm=cfg.clip_norm, steps=cfg.dp_steps)
+        return RunContext(cfg, method, attack, seed, data, shards, byz, probe, dp)
+
+
+@dataclass(frozen=True, eq=False)
+class ClientUpdate:
+    """A client's submitted update: its row (after any attack), examples, and its DP declaration (mechanism + clip)."""
+
+    client: int
+    vector: npt.NDArray[np.float32]
+    num_examples: int
+    mechanism: dict[str, object] | None
+
+
+def local_updates(ctx: RunContext, base: Tensors, clients: list[int], rnd: int) -> tuple[list[ClientUpdate], Layout]:
+    """Train every listed client from base (honestly), then let the attackers among them rewrite their rows.
+
+    Training seeds depend on (seed, round, client) only, so all methods see the same randomness.
+    """
+    layout = layout_of(base)
+    trained = {}
+    for i in clients:
+        res = train_local(ctx.data.spec, base, ctx.shards[i], epochs=ctx.cfg.local_epochs, lr=ctx.cfg.lr,
+                          batch_size=ctx.cfg.batch_size, seed=derive_int(ctx.seed, "train", rnd, i), dp=ctx.dp)
+        declared = None if res.mechanism is None else {**res.mechanism, "clip_norm": res.clip_norm}
+        trained[i] = (flatten(res.delta, layout), res.num_examples, declared)
+    bad = [i for i in clients if i in ctx.byzantine]
+    rows = {i: v for i, (v, _, _) in trained.items()}
+    if bad:
+        benign = [rows[i] for i in clients if i not in ctx.byzantine]
+        rng = np.random.default_rng([ctx.seed, rnd, 5])
+        forged = attack_updates(ctx.attack, [rows[i] for i in bad], benign, ctx.cfg.attack_scale, rng, len(clients))
+        rows.update(zip(bad, forged, strict=True))
+    return [ClientUpdate(i, rows[i], trained[i][1], trained[i][2]) for i in clients], layout
+
+
+@dataclass
+class RunResult:
+    """What one run measured; every figure comes from the run's own models, payloads and chain."""
+
+    method: str
+    attack: str
+    seed: int
+    accuracy_curve: list[float] = field(default_factory=list)  # test accuracy of the trusted model after each round
+    epsilon_curve: list[float] = field(default_factory=list)  # largest ε any client has spent, after each round
+    accuracy: float = float("nan")
+    macro_f1: float = float("nan")
+    rounds_to_target: int | None = None
+    backdoor_asr: float | None = None
+    mia_auc: float = float("nan")
+    mb_per_client_round: float = float("nan")
+    aggregation_ms: float = float("nan")
+    commit_ms: float | None = None  # in-process FinalizeBlock + Commit per block (no consensus), FedLedger only
+    epsilon: float | None = None
+    benign_acceptance: float | None = None
+    byzantine_acceptance: float | None = None
+    successful_rounds: float = float("nan")
+    round_s: float = float("nan")
+    quarantined: int = 0
+    model_sha256: str = ""
+
+    def row(self) -> dict[str, Any]:
+        """The flat CSV row (curves joined with ';')."""
+        out: dict[str, Any] = {k: v for k, v in self.__dict__.items() if not k.endswith("_curve")}
+        out["accuracy_curve"] = ";".join(f"{a:.4f}" for a in self.accuracy_curve)
+        out["epsilon_curve"] = ";".join(f"{e:.4f}" for e in self.epsilon_curve)
+        return out

@@ -1,0 +1,143 @@
+"""An experiment's configuration: a TOML file read with tomllib, validated into an ExperimentConfig."""
+
+from __future__ import annotations
+
+import tomllib
+from dataclasses import dataclass, fields
+from pathlib import Path
+from typing import Any
+
+__all__ = ["ATTACKS", "DATASETS", "METHODS", "ConfigError", "ExperimentConfig", "load_config", "parse_config"]
+
+DATASETS = ("digits", "breast_cancer")
+METHODS = ("fedavg", "fedavg_dp_secagg", "fedledger", "centralized")
+ATTACKS = ("none", "label_flip", "backdoor", "sign_flip", "scaling", "gaussian", "alie", "ipm")
+ROBUST_RULES = ("fedavg", "median", "trimmed_mean", "krum", "multi_krum", "bulyan", "geomed", "centered_clipping")
+
+
+class ConfigError(ValueError):
+    """The experiment configuration is malformed: the message names the field and what it must be."""
+
+
+@dataclass(frozen=True)
+class ExperimentConfig:
+    """Every knob of one experiment; a run is one (method, attack, seed) triple of it.
+
+    Data: `dataset`, split over `clients` with Dirichlet(`alpha`) label skew. Rounds: `rounds`, each
+    with `round_size` selected clients training `local_epochs` epochs at `lr`. Attack: the
+    `byzantine_fraction` of clients (rounded, at least one when > 0) run each attack in `attacks`
+    ("none" is the benign reference), scaled by `attack_scale`. Privacy: DP-SGD with
+    `noise_multiplier`, `sample_rate`, `clip_norm`, `dp_steps` per round, budget `epsilon_budget` at
+    `delta`. SecAgg: `group_size` members per group, coordinate bound `secagg_clip`. FedLedger's
+    rule: `rule` assuming `byzantine` bad groups. Churn: each selected client stays through a
+    round with probability `availability`.
+    """
+
+    name: str = "experiment"
+    dataset: str = "digits"
+    clients: int = 10
+    round_size: int = 10
+    rounds: int = 10
+    seeds: tuple[int, ...] = (1, 2, 3, 4, 5)
+    alpha: float = 0.3
+    methods: tuple[str, ...] = METHODS
+    attacks: tuple[str, ...] = ("none", "sign_flip")
+    byzantine_fraction: float = 0.2
+    attack_scale: float = 1.0
+    backdoor_target: int = 0
+    availability: float = 1.0
+    local_epochs: int = 1
+    lr: float = 0.1
+    batch_size: int = 16
+    noise_multiplier: str = "1.0"
+    sample_rate: str = "0.1"
+    clip_norm: str = "1.0"
+    dp_steps: int = 30
+    epsilon_budget: str = "1000"
+    delta: str = "1e-5"
+    group_size: int = 2
+    secagg_clip: str = "1.0"
+    rule: str = "median"
+    byzantine: int = 2
+    target_accuracy: float = 0.8
+    min_canary_accuracy: float = 0.0
+    max_backdoor_asr: float = 0.5
+    output: str = "experiments/out"
+
+    @property
+    def num_byzantine(self) -> int:
+        """How many clients are Byzantine in attacked runs."""
+        if self.byzantine_fraction <= 0:
+            return 0
+        return max(1, round(self.byzantine_fraction * self.clients))
+
+
+def _check(cfg: ExperimentConfig) -> ExperimentConfig:
+    def bad(field: str, what: str) -> ConfigError:
+        return ConfigError(f"config field {field!r} must be {what}, got {getattr(cfg, field)!r}")
+
+    if cfg.dataset not in DATASETS:
+        raise bad("dataset", f"one of {list(DATASETS)}")
+    for name in ("clients", "round_size", "rounds", "local_epochs", "batch_size", "dp_steps", "group_size"):
+        value = getattr(cfg, name)
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise bad(name, "a positive integer")
+    if cfg.round_size > cfg.clients:
+        raise bad("round_size", f"at most clients ({cfg.clients})")
+    if not cfg.seeds or not all(isinstance(s, int) and not isinstance(s, bool) and s >= 0 for s in cfg.seeds):
+        raise bad("seeds", "a non-empty list of non-negative integers")
+    unknown = [m for m in cfg.methods if m not in METHODS]
+    if not cfg.methods or unknown:
+        raise bad("methods", f"a non-empty list drawn from {list(METHODS)}")
+    unknown = [a for a in cfg.attacks if a not in ATTACKS]
+    if not cfg.attacks or unknown:
+        raise bad("attacks", f"a non-empty list drawn from {list(ATTACKS)}")
+    if cfg.rule not in ROBUST_RULES:
+        raise bad("rule", f"one of {list(ROBUST_RULES)}")
+    for name, lo, hi in (("alpha", 0.0, None), ("byzantine_fraction", -1e-12, 0.5), ("availability", 0.0, 1.0),
+                         ("lr", 0.0, None), ("target_accuracy", -1e-12, 1.0), ("attack_scale", 0.0, None),
+                         ("min_canary_accuracy", -1e-12, 1.0), ("max_backdoor_asr", -1e-12, 1.0)):
+        value = getattr(cfg, name)
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > lo or (
+                hi is not None and value > hi):
+            raise bad(name, f"a number in ({lo:g}, {hi if hi is not None else 'inf'}]")
+    if "fedledger" in cfg.methods and cfg.round_size // cfg.group_size < 3 and cfg.rule != "fedavg":
+        raise bad("group_size", "small enough for at least 3 SecAgg groups per round (a robust rule needs them)")
+    return cfg
+
+
+def parse_config(raw: dict[str, Any]) -> ExperimentConfig:
+    """Build and validate a config from a TOML table (unknown keys are refused, so typos do not pass silently)."""
+    known = {f.name for f in fields(ExperimentConfig)}
+    unknown = sorted(set(raw) - known)
+    if unknown:
+        raise ConfigError(f"unknown config fields {unknown}; known: {sorted(known)}")
+    values = dict(raw)
+    for name in ("seeds", "methods", "attacks"):
+        if name in values:
+            if not isinstance(values[name], list):
+                raise ConfigError(f"config field {name!r} must be a list, got {values[name]!r}")
+            values[name] = tuple(values[name])
+    for name in ("noise_multiplier", "sample_rate", "clip_norm", "epsilon_budget", "delta", "secagg_clip"):
+        if name in values and not isinstance(values[name], str):
+            raise ConfigError(f"config field {name!r} must be a decimal string such as \"1.0\" (exact on chain)")
+    for name in ("alpha", "byzantine_fraction", "availability", "lr", "target_accuracy", "attack_scale",
+                 "min_canary_accuracy", "max_backdoor_asr"):
+        if isinstance(values.get(name), int) and not isinstance(values.get(name), bool):
+            values[name] = float(values[name])
+    try:
+        cfg = ExperimentConfig(**values)
+    except TypeError as exc:
+        raise ConfigError(f"bad config: {exc}") from None
+    return _check(cfg)
+
+
+def load_config(path: Path) -> ExperimentConfig:
+    """Read and validate a TOML config file; ConfigError names what is wrong."""
+    try:
+        raw = tomllib.loads(Path(path).read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise ConfigError(f"cannot read config {path}: {exc}") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"config {path} is not valid TOML: {exc}") from None
+    return parse_config(raw)

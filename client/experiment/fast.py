@@ -1,0 +1,172 @@
+"""The fast in-process mode: every (method, attack, seed) run of a config, on real data and real libraries.
+
+- `fedavg`: plaintext example-weighted FedAvg (`combine_rows(..., "fedavg")`), no DP, no SecAgg.
+- `fedavg_dp_secagg`: DP-SGD clients, one SecAgg+ group over all of a round's clients, FedAvg of the sum;
+  ε from the chain's accountant library on the declared mechanisms.
+- `fedledger`: the chain as a library (`onchain.py`): DP-SGD, SecAgg+ groups, the task's robust rule,
+  reputation-weighted selection and the evaluated version lifecycle.
+- `centralized`: the same model trained on the pooled clean training data (the upper bound).
+Runs are deterministic in their models (timings aside): same config and seed, same bytes.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from collections.abc import Callable
+from decimal import Decimal
+
+import numpy as np
+
+from fedledger.abci_app.accountant import ZERO_RDP, Mechanism, charge
+from fedledger.client.experiment.common import RunContext, RunResult, derive_seed, local_updates
+from fedledger.client.experiment.config import ExperimentConfig
+from fedledger.client.experiment.datasets import FederatedData, load_federated
+from fedledger.client.experiment.metrics import (
+    accuracy,
+    backdoor_asr,
+    macro_f1,
+    mia_auc,
+    payload_bytes,
+    predict,
+    rounds_to_target,
+)
+from fedledger.client.experiment.onchain import run_fedledger
+from fedledger.client.experiment.secure import secure_round
+from fedledger.client.model import initial_weights
+from fedledger.client.train import train_local
+from fedledger.node.aggregation.combine import combine_rows
+from fedledger.node.aggregation.fedavg import apply_delta
+from fedledger.node.aggregation.flat import unflatten
+from fedledger.node.tensors import Tensors, encode_tensors
+
+__all__ = ["Progress", "run_experiment", "run_one"]
+
+Progress = Callable[[str], None]
+
+
+def _dropped(ctx: RunContext, clients: list[int], rnd: int) -> set[int]:
+    """Positions of the clients that go offline mid-round (after sharing keys), drawn per (seed, round, client)."""
+    avail = np.random.default_rng([ctx.seed, rnd, 9]).random(ctx.cfg.clients)
+    return {pos for pos, i in enumerate(clients) if avail[i] >= ctx.cfg.availability}
+
+
+def _baseline(ctx: RunContext, init: Tensors, result: RunResult, evaluate_round: Callable[[Tensors], None]) -> Tensors:
+    """FedAvg or FedAvg + DP + SecAgg over all clients every round (no chain, no selection, no defenses)."""
+    model = init
+    clients = list(range(ctx.cfg.clients))
+    secure = ctx.method == "fedavg_dp_secagg"
+    rdp: dict[int, list[Decimal]] = {}
+    eps: dict[int, int] = {}
+    sizes: list[int] = []
+    agg_s: list[float] = []
+    times: list[float] = []
+    ok = 0
+    for rnd in range(1, ctx.cfg.rounds + 1):
+        started = time.perf_counter()
+        updates, layout = local_updates(ctx, model, clients, rnd)
+        gone = _dropped(ctx, clients, rnd)
+        t0 = time.perf_counter()
+        if secure:
+            sec = secure_round(np.stack([u.vector for u in updates]), float(ctx.cfg.secagg_clip),
+                               derive_seed(ctx.seed, "secagg", rnd), len(clients), gone)
+            vector = combine_rows(np.stack(sec.means), np.asarray(sec.counts, dtype=np.int64), "fedavg", 0)[0] \
+                if sec.means else None
+            sizes.extend(sec.bytes_sent.values())
+        else:
+            live = [u for pos, u in enumerate(updates) if pos not in gone]
+            vector = combine_rows(np.stack([u.vector for u in live]),
+                                  np.asarray([u.num_examples for u in live], dtype=np.int64), "fedavg", 0)[0] \
+                if live else None
+            sizes.extend(payload_bytes(unflatten(u.vector, layout)) for u in live)
+        agg_s.append(time.perf_counter() - t0)
+        if vector is not None:
+            ok += 1
+            model = apply_delta(model, unflatten(vector, layout))
+        if ctx.dp is not None:  # each client that posted an input is charged, as the chain would
+            for pos, u in enumerate(updates):
+                if pos in gone or u.mechanism is None:
+                    continue
+                mechanism = Mechanism.parse({k: v for k, v in u.mechanism.items() if k != "clip_norm"})
+                c = charge(rdp.get(u.client, list(ZERO_RDP)), mechanism, ctx.cfg.delta)
+                rdp[u.client], eps[u.client] = list(c.rdp), c.epsilon_micro
+            result.epsilon_curve.append(max(eps.values(), default=0) / 1e6)
+        times.append(time.perf_counter() - started)
+        evaluate_round(model)
+    result.successful_rounds = ok / ctx.cfg.rounds
+    result.mb_per_client_round = float(np.mean(sizes)) / 1e6 if sizes else 0.0
+    result.aggregation_ms = 1000 * float(np.mean(agg_s))
+    result.round_s = float(np.mean(times))
+    result.epsilon = max(eps.values(), default=0) / 1e6 if ctx.dp is not None else None
+    result.benign_acceptance = 1.0
+    result.byzantine_acceptance = 1.0 if ctx.byzantine else None
+    return model
+
+
+def _centralized(ctx: RunContext, init: Tensors, result: RunResult,
+                 evaluate_round: Callable[[Tensors], None]) -> Tensors:
+    """The model trained on the pooled clean data, local_epochs epochs per round (the upper bound)."""
+    model = init
+    times = []
+    for rnd in range(1, ctx.cfg.rounds + 1):
+        started = time.perf_counter()
+        res = train_local(ctx.data.spec, model, ctx.data.pooled, epochs=ctx.cfg.local_epochs, lr=ctx.cfg.lr,
+                          batch_size=ctx.cfg.batch_size, seed=int.from_bytes(derive_seed(ctx.seed, "central", rnd)[:4],
+                                                                               "big") & 0x7FFFFFFF)
+        model = apply_delta(model, res.delta)
+        times.append(time.perf_counter() - started)
+        evaluate_round(model)
+    result.successful_rounds = 1.0
+    result.round_s = float(np.mean(times))
+    result.mb_per_client_round = 0.0
+    return model
+
+
+def run_one(cfg: ExperimentConfig, data: FederatedData, method: str, attack: str, seed: int) -> RunResult:
+    """One run: train with `method` under `attack` for cfg.rounds rounds, then measure the final model."""
+    ctx = RunContext.build(cfg, method, attack, seed, data)
+    init = initial_weights(data.spec, seed)
+    result = RunResult(method=method, attack=attack, seed=seed)
+
+    def evaluate_round(model: Tensors) -> None:
+        result.accuracy_curve.append(accuracy(data.test.y, predict(data.spec, model, data.test.X)))
+
+    if method == "fedledger":
+        final = run_fedledger(ctx, init, result, evaluate_round)
+    elif method == "centralized":
+        final = _centralized(ctx, init, result, evaluate_round)
+    else:
+        final = _baseline(ctx, init, result, evaluate_round)
+    pred = predict(data.spec, final, data.test.X)
+    result.accuracy = accuracy(data.test.y, pred)
+    result.macro_f1 = macro_f1(data.test.y, pred, data.num_classes)
+    result.rounds_to_target = rounds_to_target(result.accuracy_curve, cfg.target_accuracy)
+    if ctx.probe is not None:
+        result.backdoor_asr = backdoor_asr(data.spec, final, data.test, ctx.probe)
+    members = data.pooled
+    result.mia_auc = mia_auc(data.spec, final, members, data.test, seed)
+    result.model_sha256 = hashlib.sha256(encode_tensors(final)).hexdigest()
+    return result
+
+
+def run_experiment(cfg: ExperimentConfig, progress: Progress | None = None) -> list[RunResult]:
+    """Every (seed, attack, method) run of cfg, in that order; progress gets one line per finished run.
+
+    The centralized upper bound trains on clean pooled data, so it runs once per seed (attack "none").
+    """
+    say = progress or (lambda _line: None)
+    results = []
+    plan = [(seed, attack, method) for seed in cfg.seeds for attack in cfg.attacks for method in cfg.methods
+            if method != "centralized" or attack == cfg.attacks[0]]
+    cache: dict[int, FederatedData] = {}
+    for n, (seed, attack, method) in enumerate(plan, start=1):
+        if seed not in cache:
+            cache[seed] = load_federated(cfg.dataset, cfg.clients, cfg.alpha, seed)
+        started = time.perf_counter()
+        res = run_one(cfg, cache[seed], method, "none" if method == "centralized" else attack, seed)
+        results.append(res)
+        asr = f" asr={res.backdoor_asr:.3f}" if res.backdoor_asr is not None else ""
+        eps = f" eps={res.epsilon:.2f}" if res.epsilon is not None else ""
+        say(f"[{n}/{len(plan)}] seed={seed} attack={res.attack} method={method}: acc={res.accuracy:.3f}{asr}"
+            f" mia_auc={res.mia_auc:.3f}{eps} ({time.perf_counter() - started:.1f}s)")
+    return results

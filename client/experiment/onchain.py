@@ -1,0 +1,201 @@
+"""The FedLedger method on the in-process chain: selection, SecAgg stages, DP debits, robust verdicts, lifecycle.
+
+Each round is driven through signed txs in blocks, in the order the real services send them:
+the aggregator opens the round (the chain selects trainers by reputation from the block hash),
+the selected trainers post SecAgg keys and shares, the ones still online commit their masked
+inputs with their DP-SGD mechanism (the chain debits ε), the aggregator closes the round, fixes
+the survivors, they reveal, and the aggregator proposes the version with the robust rule's
+verdicts (flagged members lose reputation). An evaluator measures the version on its canary set
+and trigger probe (`fedledger.node.probes`, as `fedledger evaluator run` does) and attests; the
+chain promotes or quarantines it, and the next round trains from the chain's last good version.
+
+The SecAgg arithmetic runs in `secure.py` on the same groups. The bulletin-board posts carry the
+real message sizes but stand-in key bytes and digests: the simulated clients' keys never leave the
+library, so the chain's board here fixes who takes part at each stage, not the key material.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from typing import Any
+
+import numpy as np
+
+from fedledger.abci_app.errors import Code
+from fedledger.client.experiment.common import RunContext, RunResult, derive_seed, local_updates
+from fedledger.client.experiment.ledger import Ledger, Member, content_ref
+from fedledger.client.experiment.secure import secure_round
+from fedledger.node.aggregation.combine import combine_rows
+from fedledger.node.aggregation.fedavg import AggregationError, apply_delta
+from fedledger.node.aggregation.flat import unflatten
+from fedledger.node.probes import attack_success_rate, canary_accuracy
+from fedledger.node.tensors import Tensors, encode_tensors
+
+__all__ = ["TASK", "run_fedledger"]
+
+TASK = "experiment"
+_DEADLINE_BLOCKS = 4
+_STAGE_BLOCKS = 2
+
+
+def _ref(tag: bytes, size: int) -> dict[str, Any]:
+    ref = content_ref(tag)
+    return {**ref, "size": max(1, size)}
+
+
+def _pk(seed: bytes, who: str, kind: str) -> str:
+    return hashlib.sha256(seed + who.encode() + kind.encode()).hexdigest()
+
+
+class _Run:
+    def __init__(self, ctx: RunContext, init: Tensors) -> None:
+        cfg = ctx.cfg
+        self.ctx = ctx
+        self.ledger = Ledger(derive_seed(ctx.seed, "chain", ctx.attack), cfg.clients, evaluators=1)
+        self.by_hex = {t.hex: i for i, t in enumerate(self.ledger.trainers)}
+        self.models: dict[int, Tensors] = {0: init}
+        self.epsilon_micro: dict[str, int] = {}
+        lifecycle = {"quorum_weight": 1, "min_canary_accuracy_ppm": int(cfg.min_canary_accuracy * 1_000_000),
+                     "max_backdoor_asr_ppm": int(cfg.max_backdoor_asr * 1_000_000)}
+        aggregation = {"rule": cfg.rule, "byzantine": cfg.byzantine,
+                       "secure": {"group_size": cfg.group_size, "clip": cfg.secagg_clip, "stage_blocks": _STAGE_BLOCKS}}
+        agg = self.ledger.aggregator
+        self.ledger.ok(self.ledger.admin.tx("create_task", {
+            "task_id": TASK, "model_spec": ctx.data.spec, "round_size": cfg.round_size, "min_contributions": 2,
+            "deadline_blocks": _DEADLINE_BLOCKS, "aggregator": agg.hex,
+            "initial_model": content_ref(encode_tensors(init)),
+            "privacy": {"epsilon": cfg.epsilon_budget, "delta": cfg.delta, "org_epsilon": None},
+            "lifecycle": lifecycle, "aggregation": aggregation}))
+        self.benign = [0, 0]  # accepted, submitted
+        self.byz = [0, 0]
+        self.bytes: list[int] = []
+        self.aggregation_s: list[float] = []
+
+    def trainer(self, key: str) -> Member:
+        return self.ledger.trainers[self.by_hex[key]]
+
+    def round(self, number: int) -> bool:
+        """One round; True if a version was proposed (whatever the evaluators then decide)."""
+        ledger, agg, ids = self.ledger, self.ledger.aggregator, {"task_id": TASK, "round": number}
+        ledger.ok(agg.tx("open_round", ids))
+        rnd = ledger.query(f"/round/{TASK}/{number}")
+        selected: list[str] = rnd["selected"]
+        seed = bytes.fromhex(rnd["secagg"]["seed"])
+        base = self.models[rnd["base_version"]]
+        clients = [self.by_hex[k] for k in selected]
+        avail = np.random.default_rng([self.ctx.seed, number, 9]).random(self.ctx.cfg.clients)
+        dropped = {pos for pos, i in enumerate(clients) if avail[i] >= self.ctx.cfg.availability}
+        updates, layout = local_updates(self.ctx, base, clients, number)
+        started = time.perf_counter()
+        sec = secure_round(np.stack([u.vector for u in updates]), float(self.ctx.cfg.secagg_clip), seed,
+                           self.ctx.cfg.group_size, dropped)
+        vector = verdicts = None
+        if sec.means:
+            try:
+                vector, verdicts = combine_rows(np.stack(sec.means), np.asarray(sec.counts, dtype=np.int64),
+                                                self.ctx.cfg.rule, self.ctx.cfg.byzantine)
+            except AggregationError:
+                # As the aggregator does: a rule that cannot run on these groups fails the round on chain.
+                vector = verdicts = None
+        self.aggregation_s.append(time.perf_counter() - started)
+        self.bytes.extend(sec.bytes_sent.values())
+        # The chain's stages, in order: keys, advance, shares, advance, masked inputs (debits ε).
+        ledger.ok(*[self.trainer(k).tx("secagg_keys", {**ids, "c_pk": _pk(seed, k, "c"), "s_pk": _pk(seed, k, "s")})
+                    for k in selected])
+        ledger.ok(agg.tx("secagg_advance", ids))
+        ledger.ok(*[self.trainer(k).tx("secagg_shares", {**ids, **_ref(seed + k.encode() + b"shares",
+                                                                        sec.shares_bytes.get(pos, 1))})
+                    for pos, k in enumerate(selected)])
+        ledger.ok(agg.tx("secagg_advance", ids))
+        online = [pos for pos in range(len(selected)) if pos not in dropped]
+        results = ledger.ok(*[self.trainer(selected[pos]).tx("commit_contribution", {
+            **ids, "base_version": rnd["base_version"], "num_examples": updates[pos].num_examples,
+            "dp": updates[pos].mechanism, **_ref(updates[pos].vector.tobytes(), sec.masked_bytes.get(pos, 1))})
+            for pos in online])
+        for pos, res in zip(online, results, strict=True):
+            for ev in res.events:
+                spent = dict(ev.attributes).get("epsilon_micro")
+                if spent is not None:
+                    self.epsilon_micro[selected[pos]] = int(spent)
+        for _ in range(_DEADLINE_BLOCKS + 2):
+            if ledger.block(agg.tx("close_round", ids))[0].code == 0:
+                break
+        survivors = sorted(selected[pos] for group in sec.survivors for pos in group)
+        if len(survivors) < 2 or vector is None or verdicts is None:
+            ledger.ok(agg.tx("fail_round", {**ids, "reason": "too few usable masked inputs"}))
+            self._count(clients, set())
+            return False
+        ledger.ok(agg.tx("secagg_survivors", {**ids, "survivors": survivors}))
+        ledger.ok(*[self.trainer(k).tx("secagg_unmask", {**ids, **_ref(seed + k.encode() + b"unmask", 1)})
+                    for k in survivors])
+        kept = sorted(selected[pos] for group, v in zip(sec.survivors, verdicts, strict=True) if v != "flagged"
+                      for pos in group)
+        flagged = sorted(selected[pos] for group, v in zip(sec.survivors, verdicts, strict=True) if v == "flagged"
+                         for pos in group)
+        self._count(clients, {self.by_hex[k] for k in kept})
+        if not kept:
+            ledger.ok(agg.tx("fail_round", {**ids, "reason": "the robust rule flagged every group"}))
+            return False
+        model = apply_delta(base, unflatten(vector, layout))
+        proposed = ledger.ok(agg.tx("propose_version", {
+            **ids, **content_ref(encode_tensors(model)), "contributors": kept,
+            "dropped": [{"participant": w, "reason": "robust_flagged"} for w in flagged]}))
+        version = next(int(dict(e.attributes)["version"]) for e in proposed[0].events
+                       if "version" in dict(e.attributes))
+        self.models[version] = model
+        self._attest(version, model)
+        return True
+
+    def _count(self, clients: list[int], accepted: set[int]) -> None:
+        for i in clients:
+            tally = self.byz if i in self.ctx.byzantine else self.benign
+            tally[1] += 1
+            tally[0] += int(i in accepted)
+
+    def _attest(self, version: int, model: Tensors) -> None:
+        """The evaluator's attestation: canary accuracy and trigger-probe ASR, measured on its own canary set."""
+        canary = self.ctx.data.canary
+        acc = canary_accuracy(self.ctx.data.spec, model, canary)
+        asr = 0
+        if self.ctx.probe is not None:
+            asr = attack_success_rate(self.ctx.data.spec, model, canary, self.ctx.probe).asr_ppm
+        metrics = hashlib.sha256(f"{acc.accuracy_ppm}/{asr}".encode()).hexdigest()
+        res = self.ledger.block(self.ledger.evaluators[0].tx("attest_version", {
+            "task_id": TASK, "version": version, "metrics_sha256": metrics,
+            "canary_accuracy_ppm": acc.accuracy_ppm, "backdoor_asr_ppm": asr}))
+        if res[0].code not in (0, Code.VERSION_DECIDED):
+            raise RuntimeError(f"attestation refused: {res[0].log}")
+
+    def trusted(self) -> Tensors:
+        return self.models[int(self.ledger.query(f"/lifecycle/{TASK}")["last_good"])]
+
+    def quarantined(self) -> int:
+        versions = self.ledger.query(f"/versions/{TASK}")
+        return sum(1 for v in versions if v.get("status") == "quarantined")
+
+
+def run_fedledger(ctx: RunContext, init: Tensors, result: RunResult, evaluate_round: Any) -> Tensors:
+    """Run every round on the chain; fills the result's chain figures and returns the last promoted model."""
+    run = _Run(ctx, init)
+    try:
+        ok = 0
+        times = []
+        for number in range(1, ctx.cfg.rounds + 1):
+            started = time.perf_counter()
+            ok += int(run.round(number))
+            times.append(time.perf_counter() - started)
+            result.epsilon_curve.append(max(run.epsilon_micro.values(), default=0) / 1e6)
+            evaluate_round(run.trusted())
+        result.successful_rounds = ok / ctx.cfg.rounds
+        result.round_s = float(np.mean(times))
+        result.epsilon = max(run.epsilon_micro.values(), default=0) / 1e6
+        result.commit_ms = 1000 * float(np.mean(run.ledger.commit_seconds))
+        result.aggregation_ms = 1000 * float(np.mean(run.aggregation_s))
+        result.mb_per_client_round = float(np.mean(run.bytes)) / 1e6 if run.bytes else 0.0
+        result.benign_acceptance = run.benign[0] / run.benign[1] if run.benign[1] else None
+        result.byzantine_acceptance = run.byz[0] / run.byz[1] if run.byz[1] else None
+        result.quarantined = run.quarantined()
+        return run.trusted()
+    finally:
+        run.ledger.close()
