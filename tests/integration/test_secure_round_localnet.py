@@ -22,7 +22,6 @@ import hashlib
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import pytest
@@ -109,8 +108,8 @@ def test_secure_robust_round_with_dropouts_and_byzantine_clients(net: tuple[Path
 
     def make(key: Key) -> SecureParticipant:
         value = -5.0 if key in byzantine else HONEST  # sign flip, scaled: clipped to -1 by quantization
-        return SecureParticipant(subs[key.public_hex], store, TASK,
-                                 lambda t, r, b, v=value, s=trainers.index(key): _update(v, s))
+        seed = trainers.index(key)
+        return SecureParticipant(subs[key.public_hex], store, TASK, lambda t, r, b: _update(value, seed))
 
     participants = {k.public_hex: make(k) for k in trainers}
     deadline = time.monotonic() + 300
@@ -149,7 +148,7 @@ def test_secure_robust_round_with_dropouts_and_byzantine_clients(net: tuple[Path
 
 
 def test_plaintext_robust_round_with_compressed_payloads(net: tuple[Path, CometRPC, str]) -> None:
-    """Five trainers send 8-bit payloads and one of them sign-flips: median + guard flag it; a second node recomputes."""
+    """Five trainers send 8-bit payloads and one sign-flips: median + guard flag it; a second node recomputes."""
     from fedledger.client.runner import contribute_update
     from fedledger.node.compression.payload import UpdateEncoder
 
