@@ -99,6 +99,7 @@ class SecureParticipant:
         self.make_update = make_update
         self.me = submitter.key.public_hex
         self._rounds: dict[int, _RoundSecrets] = {}
+        self._residual: np.ndarray[Any, np.dtype[np.float32]] | None = None
         self.receipts: list[ContributionReceipt] = []
 
     def _put(self, data: bytes) -> dict[str, Any]:
@@ -181,7 +182,13 @@ class SecureParticipant:
         update = state.update
         assert update is not None
         vector, _ = flatten_model(update.delta)
-        quantized = state.group.quantizer.quantize(vector)
+        if state.plan.coords is not None:
+            # Error feedback: what the shared coordinates leave out this round is sent in a later one.
+            if self._residual is not None and self._residual.shape == vector.shape:
+                vector = vector + self._residual
+            self._residual = vector.copy()
+            self._residual[state.plan.coords] = 0.0
+        quantized = state.group.quantizer.quantize(state.plan.to_wire(vector))
         masked = state.client.masked_input(quantized, self._group_shares(state, board, rnd["secagg"]["sharers"]))
         ref = self._put(masked.to_bytes())
         started = time.monotonic()

@@ -130,7 +130,7 @@ def combine_groups(store: ContentStore, plan: RoundPlan, task: Mapping[str, Any]
     policy = task["aggregation"]
     vector, verdicts = combine_rows(np.stack(means), np.asarray(counts, dtype=np.int64), policy["rule"],
                                     policy["byzantine"])
-    outcome.vector = vector
+    outcome.vector = plan.from_wire(vector)
     for group, verdict in zip(used, verdicts, strict=True):
         members = [w for w in sa["survivors"] if plan.index_of(w) in group.members]
         (outcome.flagged if verdict == "flagged" else outcome.contributors).extend(members)

@@ -16,6 +16,10 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
+import numpy.typing as npt
+
+from fedledger.node.compression.sparse_mask import gather, scatter, shared_coordinates
 from fedledger.node.secagg import (
     AdvertiseMessage,
     RoundSetup,
@@ -42,12 +46,22 @@ class GroupPlan:
     quantizer: Quantizer
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class RoundPlan:
-    """The groups of a secure round and the participant ↔ index mapping."""
+    """The groups of a secure round, the participant ↔ index mapping, and the shared coordinates."""
 
     participants: tuple[str, ...]  # signing keys, index order
     groups: tuple[GroupPlan, ...]
+    model_dim: int
+    coords: npt.NDArray[np.uint32] | None = None  # sparsified rounds: the coordinates every client sends
+
+    def to_wire(self, vector: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:
+        """The part of a flat model-sized vector that enters SecAgg (all of it, or the shared coordinates)."""
+        return vector if self.coords is None else gather(vector, self.coords)
+
+    def from_wire(self, vector: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:
+        """A model-sized vector from an aggregated SecAgg vector (zeros off the shared coordinates)."""
+        return vector if self.coords is None else scatter(vector, self.coords, self.model_dim)
 
     def index_of(self, participant: str) -> int:
         """The plan index of a participant's key; ValueError if it was not selected."""
@@ -72,18 +86,23 @@ def _threshold(members: int, pct: int) -> int:
 
 
 def plan_round(task: Mapping[str, Any], rnd: Mapping[str, Any], dim: int) -> RoundPlan:
-    """The plan of a secure round of `task` for models of `dim` parameters."""
+    """The plan of a secure round of `task` for models of `dim` parameters (SecAgg runs on k ≤ dim of them)."""
     policy = task["aggregation"]["secure"]
     seed = bytes.fromhex(rnd["secagg"]["seed"])
     participants = tuple(rnd["selected"])
     clip = float(policy["clip"])
+    coords = None
+    if policy.get("sparse_ppm") is not None:
+        k = max(1, math.ceil(dim * policy["sparse_ppm"] / 1_000_000))
+        coords = shared_coordinates(seed, dim, k)
+    model_dim, dim = dim, (dim if coords is None else int(coords.shape[0]))
     groups = []
     for number, members in enumerate(partition(list(range(len(participants))), seed, policy["group_size"])):
         quantizer = Quantizer.for_field(clip, len(members), FIELD_BITS)
         setup = setup_round(group_context(seed, number), members, dim, quantizer.field_bits,
                             threshold=_threshold(len(members), policy["threshold_pct"]))
         groups.append(GroupPlan(number, members, setup, quantizer))
-    return RoundPlan(participants, tuple(groups))
+    return RoundPlan(participants, tuple(groups), model_dim, coords)
 
 
 def advertisements(plan: RoundPlan, group: GroupPlan, keys_board: Mapping[str, Any],

@@ -73,30 +73,34 @@ def _update(value: float, seed: int) -> Update:
     return Update({"w": delta}, 100, dict(DP))
 
 
-def test_secure_robust_round_with_dropouts_and_byzantine_clients(net: tuple[Path, CometRPC, str]) -> None:
+@pytest.mark.parametrize("sparse_ppm", [None, 500_000])
+def test_secure_robust_round_with_dropouts_and_byzantine_clients(net: tuple[Path, CometRPC, str],
+                                                                 sparse_ppm: int | None) -> None:
+    """Dense, and with half the coordinates shared per round (the masks still cancel on the subset)."""
     home, rpc, chain_id = net
+    task_id = TASK if sparse_ppm is None else f"{TASK}-sparse"
     store = open_store(manager.store_spec(home) or "")
-    agg_key = named_key("sec-agg")
-    trainers = [named_key(f"sec-trainer-{i}") for i in range(10)]
+    agg_key = named_key(f"{task_id}-agg")
+    trainers = [named_key(f"{task_id}-trainer-{i}") for i in range(10)]
     subs = {k.public_hex: Submitter(rpc, k, chain_id) for k in [agg_key, *trainers]}
     hashes = [(subs[k.public_hex], subs[k.public_hex].broadcast("admit", {"credential": dev_credential(
-        home, k, "aggregator" if k is agg_key else "trainer", tasks=[TASK])})) for k in [agg_key, *trainers]]
+        home, k, "aggregator" if k is agg_key else "trainer", tasks=[task_id])})) for k in [agg_key, *trainers]]
     for sub, h in hashes:
         sub.wait(h)
     base = encode_tensors({"w": np.zeros(DIM, dtype=np.float32)})
     cid = store.put(base)
+    secure = {"group_size": 3, "clip": "1.0", "threshold_pct": 50, "stage_blocks": 8, "sparse_ppm": sparse_ppm}
     subs[agg_key.public_hex].send("create_task", {
-        "task_id": TASK, "model_spec": "synthetic", "round_size": 10, "min_contributions": 4,
+        "task_id": task_id, "model_spec": "synthetic", "round_size": 10, "min_contributions": 4,
         "deadline_blocks": 12, "aggregator": agg_key.public_hex,
         "initial_model": {"cid": cid, "sha256": hashlib.sha256(base).hexdigest(), "size": len(base)},
         "privacy": {"epsilon": "50", "delta": "1e-5", "org_epsilon": None},
-        "aggregation": {"rule": "median", "byzantine": 1,
-                        "secure": {"group_size": 3, "clip": "1.0", "threshold_pct": 50, "stage_blocks": 8}}})
-    aggregator = Aggregator(subs[agg_key.public_hex], store, TASK, max_rounds=1)
+        "aggregation": {"rule": "median", "byzantine": 1, "secure": secure}})
+    aggregator = Aggregator(subs[agg_key.public_hex], store, task_id, max_rounds=1)
     assert aggregator.step() == "opened round 1"
 
     view = ChainView(rpc)
-    task, rnd = view.task(TASK), view.round(TASK, 1)
+    task, rnd = view.task(task_id), view.round(task_id, 1)
     assert sorted(rnd["selected"]) == sorted(k.public_hex for k in trainers)
     plan = plan_round(task, rnd, DIM)
     by_hex = {k.public_hex: k for k in trainers}
@@ -109,14 +113,14 @@ def test_secure_robust_round_with_dropouts_and_byzantine_clients(net: tuple[Path
     def make(key: Key) -> SecureParticipant:
         value = -5.0 if key in byzantine else HONEST  # sign flip, scaled: clipped to -1 by quantization
         seed = trainers.index(key)
-        return SecureParticipant(subs[key.public_hex], store, TASK, lambda t, r, b: _update(value, seed))
+        return SecureParticipant(subs[key.public_hex], store, task_id, lambda t, r, b: _update(value, seed))
 
     participants = {k.public_hex: make(k) for k in trainers}
     deadline = time.monotonic() + 300
     log: list[str] = []
-    while view.round(TASK, 1)["status"] not in ("aggregated", "failed"):
+    while view.round(task_id, 1)["status"] not in ("aggregated", "failed"):
         assert time.monotonic() < deadline, f"round did not finish; last steps {log[-15:]}"
-        stage = view.round(TASK, 1)["secagg"]["stage"]
+        stage = view.round(task_id, 1)["secagg"]["stage"]
         for key in trainers:
             if key in dropouts and stage not in ("keys", "shares"):
                 continue  # they shared their secrets, then vanished before sending masked inputs
@@ -124,17 +128,22 @@ def test_secure_robust_round_with_dropouts_and_byzantine_clients(net: tuple[Path
         log.append(f"agg: {aggregator.step()}")
         time.sleep(0.3)
 
-    rnd = view.round(TASK, 1)
+    rnd = view.round(task_id, 1)
     sa = rnd["secagg"]
     survivors = sorted(k.public_hex for k in trainers if k not in dropouts)
     assert rnd["status"] == "aggregated", rnd
     assert sa["sharers"] == sorted(k.public_hex for k in trainers)
     assert sa["survivors"] == survivors
-    version = view.version(TASK, rnd["version"])
+    version = view.version(task_id, rnd["version"])
     model = decode_tensors(store.get(version["cid"], version["sha256"]))
     # The median of the group means is an honest group's mean: every mask was removed exactly, so
     # it is the honest update up to quantization (2 / 2^30 per step) and the tiny per-client jitter.
-    assert np.allclose(model["w"], HONEST, atol=0.01), model["w"][:5]
+    if plan.coords is None:
+        assert np.allclose(model["w"], HONEST, atol=0.01), model["w"][:5]
+    else:  # only the round's shared coordinates moved; each client keeps the rest for later rounds
+        assert len(plan.coords) == DIM // 2
+        assert np.allclose(model["w"][plan.coords], HONEST, atol=0.01), model["w"][:5]
+        assert np.count_nonzero(np.delete(model["w"], plan.coords)) == 0
     flagged = sorted(d["participant"] for d in version["dropped"] if d["reason"] == "robust_flagged")
     bad_members = sorted(k.public_hex for k in groups[bad_group])
     assert flagged == bad_members
@@ -143,7 +152,7 @@ def test_secure_robust_round_with_dropouts_and_byzantine_clients(net: tuple[Path
         history = view.get(f"/reputation-history/{did_of_key(key.public_hex)}")
         assert any(ev.get("reason") == "robust_flagged" for ev in history["entries"]), history
 
-    check = verify_version(view, store, TASK, int(rnd["version"]))
+    check = verify_version(view, store, task_id, int(rnd["version"]))
     assert check.ok and check.secure, check
 
 

@@ -41,3 +41,15 @@ def test_distributed_dp_update_clips_adds_a_group_share_of_noise_and_declares_it
     assert abs(float(noise.std()) - 1.2 * 0.5 / np.sqrt(g)) < 0.05 * 1.2 * 0.5 / np.sqrt(g)
     assert up.num_examples == 40
     assert up.dp == {"noise_multiplier": "1.2", "sample_rate": "1", "steps": 1, "clip_norm": "0.5"}
+
+
+def test_sparse_plan_sends_the_same_shared_coordinates_for_everyone() -> None:
+    sparse = {"aggregation": {**TASK["aggregation"], "secure": {**TASK["aggregation"]["secure"], "sparse_ppm": 100_000}}}
+    a, b = plan_round(sparse, RND, 1000), plan_round(sparse, RND, 1000)
+    assert a.coords is not None and b.coords is not None and np.array_equal(a.coords, b.coords)
+    assert len(a.coords) == 100 and all(g.setup.dim == 100 for g in a.groups)
+    x = np.arange(1000, dtype=np.float32)
+    back = a.from_wire(a.to_wire(x))
+    assert np.array_equal(back[a.coords], x[a.coords]) and np.count_nonzero(back) <= 100
+    dense = plan_round(TASK, RND, 1000)
+    assert dense.coords is None and dense.to_wire(x) is x

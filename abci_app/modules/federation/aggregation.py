@@ -28,7 +28,7 @@ def _parse_secure(raw: Any, round_size: int) -> dict[str, Any]:
     if not isinstance(raw, dict):
         raise TxError(Code.INVALID_BODY, "aggregation.secure must be an object: group_size, clip, threshold_pct, "
                                          "stage_blocks")
-    require_fields(raw, {"group_size", "clip"}, {"threshold_pct", "stage_blocks", "noise_multiplier"},
+    require_fields(raw, {"group_size", "clip"}, {"threshold_pct", "stage_blocks", "noise_multiplier", "sparse_ppm"},
                    what="aggregation.secure")
     noise = raw.get("noise_multiplier")
     if noise is not None and (not isinstance(noise, str) or not _DECIMAL_RE.match(noise) or noise.strip("0.") == ""):
@@ -47,6 +47,9 @@ def _parse_secure(raw: Any, round_size: int) -> dict[str, Any]:
         # None: clients train with DP-SGD (example-level DP, declared per contribution). A value:
         # update-level distributed DP, clip to `clip` in L2 and add a 1/g share of N(0, (σ·clip)²).
         "noise_multiplier": noise,
+        # Shared-coordinate sparsification: every client sends the same ⌈ppm·d/10^6⌉ coordinates,
+        # drawn from the round seed, so pairwise masks still cancel. None: dense.
+        "sparse_ppm": int_field(raw, "sparse_ppm", 1, 1_000_000) if raw.get("sparse_ppm") is not None else None,
     }
 
 
