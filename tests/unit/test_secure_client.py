@@ -44,7 +44,8 @@ def test_distributed_dp_update_clips_adds_a_group_share_of_noise_and_declares_it
 
 
 def test_sparse_plan_sends_the_same_shared_coordinates_for_everyone() -> None:
-    sparse = {"aggregation": {**TASK["aggregation"], "secure": {**TASK["aggregation"]["secure"], "sparse_ppm": 100_000}}}
+    secure = {**TASK["aggregation"]["secure"], "sparse_ppm": 100_000}
+    sparse = {"aggregation": {**TASK["aggregation"], "secure": secure}}
     a, b = plan_round(sparse, RND, 1000), plan_round(sparse, RND, 1000)
     assert a.coords is not None and b.coords is not None and np.array_equal(a.coords, b.coords)
     assert len(a.coords) == 100 and all(g.setup.dim == 100 for g in a.groups)
