@@ -16,7 +16,6 @@ import contextlib
 import json
 import os
 import re
-import shutil
 import signal
 import subprocess
 import sys
@@ -29,6 +28,7 @@ import httpx
 
 from fedledger.localnet.binaries import find_pinned, run_version
 from fedledger.localnet.errors import AlreadyRunningError, BinaryError, LocalnetError
+from fedledger.localnet.gobuild import build_pinned, require_go
 from fedledger.localnet.ports import check_ports_free
 from fedledger.localnet.procs import pid_alive, pid_cmdline, signal_pid, wait_dead
 
@@ -60,8 +60,6 @@ GETH_DIR = "geth"
 GETH_PORT_OFFSET = 6  # HTTP RPC on base + 6: nodes use base + 10i + {0,1,2}, Kubo base + 3..5
 DEV_FUNDING_WEI = 1000 * 10**18
 HOST = "127.0.0.1"
-_BUILD_TIMEOUT_S = 3600.0
-_HEARTBEAT_S = 30.0
 
 
 def _stderr(msg: str) -> None:
@@ -90,70 +88,16 @@ def check_geth(path: Path) -> None:
                           f"`go install {GETH_PACKAGE}@v{GETH_VERSION}` or point GETH_BIN at a geth v{GETH_VERSION}")
 
 
-def _run_go(args: list[str], cwd: Path | None, env: dict[str, str], log: Callable[[str], None]) -> tuple[int, str]:
-    """Run a long go command with a heartbeat in the log; (status, combined output)."""
-    started = time.monotonic()
-    try:
-        proc = subprocess.Popen(args, cwd=cwd, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                                stderr=subprocess.STDOUT, text=True)
-    except OSError as exc:
-        return 1, f"cannot start {' '.join(args)}: {exc}"
-    try:
-        while True:
-            try:
-                out, _ = proc.communicate(timeout=_HEARTBEAT_S)
-                return proc.returncode, out or ""
-            except subprocess.TimeoutExpired:
-                elapsed = time.monotonic() - started
-                if elapsed > _BUILD_TIMEOUT_S:
-                    proc.kill()
-                    out, _ = proc.communicate()
-                    return 1, f"timed out after {elapsed:.0f}s\n{out or ''}"
-                log(f"  ... still building geth ({elapsed:.0f}s so far)")
-    except BaseException:
-        proc.kill()
-        proc.wait()
-        raise
-
-
-def _build_geth(go: str, bin_dir: Path, log: Callable[[str], None]) -> None:
-    env = dict(os.environ, GOBIN=str(bin_dir))
-    target = f"{GETH_PACKAGE}@v{GETH_VERSION}"
-    log(f"building geth v{GETH_VERSION} into {bin_dir} (go install {target}); this takes a few minutes...")
-    code, out = _run_go([go, "install", target], None, env, log)
-    if code == 0:
-        return
-    first = out.strip()[-2000:]
-    # As for Kubo: a proxy that refuses the module's version list breaks `go install pkg@v`, while
-    # the pinned module itself still downloads; build inside the downloaded copy then.
-    log("go install failed; retrying by building from the downloaded module source...")
-    code, out = _run_go([go, "mod", "download", "-json", f"{GETH_MODULE}@v{GETH_VERSION}"], None, env, log)
-    module_dir: Path | None = None
-    if code == 0:
-        with contextlib.suppress(ValueError, TypeError, KeyError):
-            module_dir = Path(str(json.loads(out[out.find("{"):])["Dir"]))
-    if module_dir is None or not module_dir.is_dir():
-        raise BinaryError(f"go install {target} failed:\n{first}\nand `go mod download` failed too:\n"
-                          f"{out.strip()[-2000:]}")
-    code, out = _run_go([go, "install", "./cmd/geth"], module_dir, env, log)
-    if code != 0:
-        raise BinaryError(f"go install {target} failed:\n{first}\nand building in {module_dir} failed too:\n"
-                          f"{out.strip()[-2000:]}")
-
-
 def ensure_geth(bin_dir: Path, log: Callable[[str], None] = _stderr) -> Path:
     """A geth of GETH_VERSION: $GETH_BIN, `bin_dir/geth` or PATH if one is that version, else built with Go."""
     found = find_pinned("GETH_BIN", bin_dir, "geth", check_geth, log)
     if found is not None:
         return found
-    go = shutil.which("go")
-    if go is None:
-        raise BinaryError(f"no geth {GETH_VERSION} found and the Go toolchain is not installed: install Go "
-                          f"(>= 1.25) so it can be built, or set GETH_BIN to a geth v{GETH_VERSION} binary")
+    go = require_go("geth", GETH_VERSION, "GETH_BIN")
     bin_dir = bin_dir.expanduser().resolve()
     bin_dir.mkdir(parents=True, exist_ok=True)
     started = time.monotonic()
-    _build_geth(go, bin_dir, log)
+    build_pinned(go, bin_dir, GETH_MODULE, "cmd/geth", GETH_VERSION, "geth", log)
     built = bin_dir / "geth"
     check_geth(built)
     log(f"built {built} in {time.monotonic() - started:.0f}s")

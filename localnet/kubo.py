@@ -5,7 +5,6 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import shutil
 import signal
 import subprocess
 import sys
@@ -18,6 +17,7 @@ import httpx
 
 from fedledger.localnet.binaries import find_pinned, run_version
 from fedledger.localnet.errors import AlreadyRunningError, BinaryError, LocalnetError
+from fedledger.localnet.gobuild import build_pinned, require_go
 from fedledger.localnet.ports import check_ports_free
 from fedledger.localnet.procs import pid_alive, pid_cmdline, signal_pid, wait_dead
 
@@ -38,8 +38,6 @@ KUBO_PACKAGE = f"{KUBO_MODULE}/cmd/ipfs"
 
 HOST = "127.0.0.1"
 _VERSION_TIMEOUT_S = 30.0
-_BUILD_TIMEOUT_S = 3600.0
-_BUILD_HEARTBEAT_S = 30.0
 _INIT_TIMEOUT_S = 120.0
 
 
@@ -67,80 +65,6 @@ def check_ipfs_binary(path: Path) -> None:
         )
 
 
-def _run_go(
-    args: list[str], cwd: Path | None, env: dict[str, str], what: str, log: Callable[[str], None]
-) -> tuple[int, str]:
-    """Run a long go command, logging a heartbeat so the user sees the build is alive."""
-    started = time.monotonic()
-    try:
-        proc = subprocess.Popen(
-            args,
-            cwd=cwd,
-            env=env,
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            text=True,
-        )
-    except OSError as exc:
-        return 1, f"cannot start {' '.join(args)}: {exc}"
-    try:
-        while True:
-            try:
-                out, _ = proc.communicate(timeout=_BUILD_HEARTBEAT_S)
-                return proc.returncode, out or ""
-            except subprocess.TimeoutExpired:
-                elapsed = time.monotonic() - started
-                if elapsed > _BUILD_TIMEOUT_S:
-                    proc.kill()
-                    out, _ = proc.communicate()
-                    return 1, f"{what} timed out after {elapsed:.0f}s\n{out or ''}"
-                log(f"  ... still building Kubo ({elapsed:.0f}s so far)")
-    except BaseException:
-        proc.kill()
-        proc.wait()
-        raise
-
-
-def _build_kubo(go: str, bin_dir: Path, log: Callable[[str], None]) -> None:
-    """Build Kubo into ``bin_dir``; BinaryError with go's output when every strategy fails."""
-    env = dict(os.environ, GOBIN=str(bin_dir))
-    target = f"{KUBO_PACKAGE}@v{KUBO_VERSION}"
-    log(f"building Kubo v{KUBO_VERSION} into {bin_dir} (go install {target}); this takes several minutes...")
-    code, out = _run_go([go, "install", target], None, env, f"go install {target}", log)
-    if code == 0:
-        return
-    first_error = out.strip()[-2000:]
-    # `go install pkg@version` also asks the module proxy for the module's version list (to report
-    # deprecations); proxies that refuse that listing make it fail although the module itself is
-    # downloadable. Fall back to downloading exactly that version and building inside it.
-    reason = first_error.splitlines()[-1] if first_error else f"status {code}"
-    log(f"go install failed ({reason[:300]}); retrying by building from the downloaded module source...")
-    code, out = _run_go(
-        [go, "mod", "download", "-json", f"{KUBO_MODULE}@v{KUBO_VERSION}"],
-        None,
-        env,
-        "go mod download",
-        log,
-    )
-    module_dir: Path | None = None
-    if code == 0:
-        with contextlib.suppress(ValueError, TypeError, KeyError):
-            info = json.loads(out[out.find("{") :])
-            module_dir = Path(str(info["Dir"]))
-    if module_dir is None or not module_dir.is_dir():
-        raise BinaryError(
-            f"go install {target} failed:\n{first_error}\n"
-            f"and `go mod download {KUBO_MODULE}@v{KUBO_VERSION}` failed too:\n{out.strip()[-2000:]}"
-        )
-    code, out = _run_go([go, "install", "./cmd/ipfs"], module_dir, env, "go install ./cmd/ipfs", log)
-    if code != 0:
-        raise BinaryError(
-            f"go install {target} failed:\n{first_error}\n"
-            f"and building in {module_dir} failed too:\n{out.strip()[-2000:]}"
-        )
-
-
 def ensure_ipfs_binary(bin_dir: Path, log: Callable[[str], None] = _stderr) -> Path:
     """Return a Kubo binary of KUBO_VERSION, building it into ``bin_dir`` with Go if none exists.
 
@@ -151,20 +75,14 @@ def ensure_ipfs_binary(bin_dir: Path, log: Callable[[str], None] = _stderr) -> P
     if found is not None:
         return found
 
-    go = shutil.which("go")
-    if go is None:
-        raise BinaryError(
-            f"no Kubo {KUBO_VERSION} found and the Go toolchain is not installed: install Go "
-            f"(>= 1.25, https://go.dev/dl/) so it can be built, or set IPFS_BIN to a Kubo "
-            f"v{KUBO_VERSION} `ipfs` binary"
-        )
+    go = require_go("Kubo", KUBO_VERSION, "IPFS_BIN")
     bin_dir = bin_dir.expanduser().resolve()
     try:
         bin_dir.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise BinaryError(f"cannot create bin dir {bin_dir}: {exc}") from exc
     started = time.monotonic()
-    _build_kubo(go, bin_dir, log)
+    build_pinned(go, bin_dir, KUBO_MODULE, "cmd/ipfs", KUBO_VERSION, "Kubo", log)
     built = bin_dir / "ipfs"
     check_ipfs_binary(built)
     log(f"built {built} in {time.monotonic() - started:.0f}s")
