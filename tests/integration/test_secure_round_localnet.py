@@ -67,6 +67,17 @@ def net(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path, CometR
         manager.down(home)
 
 
+def _admit(home: Path, rpc: CometRPC, chain_id: str, agg_key: Key, trainers: list[Key],
+           task_id: str) -> dict[str, Submitter]:
+    """Admit the aggregator and the trainers for one task (so other tests' trainers are never selected)."""
+    subs = {k.public_hex: Submitter(rpc, k, chain_id) for k in [agg_key, *trainers]}
+    hashes = [(subs[k.public_hex], subs[k.public_hex].broadcast("admit", {"credential": dev_credential(
+        home, k, "aggregator" if k is agg_key else "trainer", tasks=[task_id])})) for k in [agg_key, *trainers]]
+    for sub, h in hashes:
+        sub.wait(h)
+    return subs
+
+
 def _update(value: float, seed: int) -> Update:
     rng = np.random.default_rng(seed)
     delta = (value + rng.normal(0, 0.001, DIM)).astype(np.float32)
@@ -82,11 +93,7 @@ def test_secure_robust_round_with_dropouts_and_byzantine_clients(net: tuple[Path
     store = open_store(manager.store_spec(home) or "")
     agg_key = named_key(f"{task_id}-agg")
     trainers = [named_key(f"{task_id}-trainer-{i}") for i in range(10)]
-    subs = {k.public_hex: Submitter(rpc, k, chain_id) for k in [agg_key, *trainers]}
-    hashes = [(subs[k.public_hex], subs[k.public_hex].broadcast("admit", {"credential": dev_credential(
-        home, k, "aggregator" if k is agg_key else "trainer", tasks=[task_id])})) for k in [agg_key, *trainers]]
-    for sub, h in hashes:
-        sub.wait(h)
+    subs = _admit(home, rpc, chain_id, agg_key, trainers, task_id)
     base = encode_tensors({"w": np.zeros(DIM, dtype=np.float32)})
     cid = store.put(base)
     secure = {"group_size": 3, "clip": "1.0", "threshold_pct": 50, "stage_blocks": 8, "sparse_ppm": sparse_ppm}
@@ -166,11 +173,7 @@ def test_plaintext_robust_round_with_compressed_payloads(net: tuple[Path, CometR
     task_id = "plain-q8"
     agg_key = named_key("plain-agg")
     trainers = [named_key(f"plain-trainer-{i}") for i in range(5)]
-    subs = {k.public_hex: Submitter(rpc, k, chain_id) for k in [agg_key, *trainers]}
-    hashes = [(subs[k.public_hex], subs[k.public_hex].broadcast("admit", {"credential": dev_credential(
-        home, k, "aggregator" if k is agg_key else "trainer", tasks=[task_id])})) for k in [agg_key, *trainers]]
-    for sub, h in hashes:
-        sub.wait(h)
+    subs = _admit(home, rpc, chain_id, agg_key, trainers, task_id)
     base = encode_tensors({"w": np.zeros(DIM, dtype=np.float32)})
     cid = store.put(base)
     subs[agg_key.public_hex].send("create_task", {
