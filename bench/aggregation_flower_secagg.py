@@ -191,7 +191,8 @@ def _server(masked: list[list[bytes]], secrets: dict[int, bytes], active: set[in
     for arr in out:
         arr += -(len(active) - 1) * clip
         arr *= target / q_total
-    return [total[1]] + out
+    result: list[np.ndarray[Any, Any]] = [total[1], *out]  # flwr untyped (or absent): give mypy one shape
+    return result
 
 
 def _group(setup: RoundSetup, u: int) -> tuple[int, ...]:
