@@ -18,10 +18,12 @@ Conventions
   lowest row index wins. Coordinate-wise results depend on values only, never on row order.
 * Input: a 2-D numpy array, float32 or a real dtype whose values float32 holds exactly, all
   finite, N >= 1, d >= 1 (validate_matrix); otherwise RobustError naming the problem.
-* Determinism: the same input bytes give the same output bytes, on any machine and any thread
-  count. Sums accumulate in float64 in a fixed order and round once to float32 (reductions.py);
+* Determinism: the same input bytes give the same output bytes, on any machine, any BLAS and any
+  thread count. Sums accumulate in float64 in a fixed order (numpy's elementwise ops and its
+  pairwise sum: plain IEEE arithmetic, no fast-math) and round once to float32 (reductions.py);
   no value that reaches an output passes through BLAS except the Gram matrix, whose dot products
   are made exact (distances.py). Threads only split columns into fixed blocks (blocks.py).
+  A zero in a coordinate-wise result is always +0.0.
 * Speed: no Python loop over pairs or coordinates; the data is read a few times per rule in
   cache-sized column blocks. Iterative rules (geometric median, centered clipping) iterate on
   an N x N Gram matrix in coefficient space, not on the data.

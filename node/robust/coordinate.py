@@ -18,12 +18,14 @@ coordinates where it was outside. With t = 0 nobody is outside.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 import numpy.typing as npt
 
 from fedledger.node.robust.blocks import map_blocks, sort_block_width
 from fedledger.node.robust.types import RobustError, RobustResult, Verdict
-from fedledger.node.robust.validation import require_clients, validate_matrix
+from fedledger.node.robust.validation import require_clients, require_finite, validate_matrix
 
 __all__ = ["closest_to_median_mean", "coordinate_median", "median_vector", "sorted_columns", "trimmed_mean"]
 
@@ -54,13 +56,19 @@ def _verdicts(outside: npt.NDArray[np.int64], d: int) -> tuple[tuple[str, ...], 
     return verdicts, scores
 
 
-def _coordinate_rule(x: npt.NDArray[np.float32], t: int, median: bool, threads: int | None) -> RobustResult:
+def _coordinate_rule(
+    x: npt.NDArray[np.float32], t: int, median: bool, threads: int | None, check_finite: bool = False
+) -> RobustResult:
     n, d = x.shape
     agg = np.empty(d, dtype=np.float32)
     lo, hi = (n - 1) // 2, n // 2
 
     def block(start: int, stop: int) -> npt.NDArray[np.int64]:
         s = sorted_columns(x, start, stop)
+        # Sorting puts -inf first and +inf, then NaN, last: the two end columns see every non-finite
+        # value, which spares the callers a separate pass over the data.
+        if check_finite and not (np.isfinite(s[:, 0]).all() and np.isfinite(s[:, n - 1]).all()):
+            require_finite(x)  # raises, naming the positions
         if median:
             # The average of the two middle values (one value when N is odd): exact in float64, one rounding.
             mid = s[:, lo].astype(np.float64)
@@ -76,9 +84,11 @@ def _coordinate_rule(x: npt.NDArray[np.float32], t: int, median: bool, threads: 
         if t == 0:
             return np.zeros(n, dtype=np.int64)
         rows = x[:, start:stop]
-        outside = rows < s[:, t]
-        outside |= rows > s[:, n - 1 - t]
-        return np.asarray(np.count_nonzero(outside, axis=1), dtype=np.int64)
+        # Contiguous copies of the two bounds: comparing against strided columns of s is ~6x slower.
+        outside = np.less(rows, np.ascontiguousarray(s[:, t]))
+        np.logical_or(outside, np.greater(rows, np.ascontiguousarray(s[:, n - 1 - t])), out=outside)
+        # An int32 count per block (at most 65536 columns) is ~3x faster than a bool-to-int64 sum.
+        return np.asarray(np.add.reduce(outside, axis=1, dtype=np.int32), dtype=np.int64)
 
     counts = map_blocks(block, d, sort_block_width(n), threads)
     outside = np.asarray(np.sum(counts, axis=0, dtype=np.int64), dtype=np.int64)
@@ -93,9 +103,9 @@ def coordinate_median(
 
     Verdicts and scores use the kept range of `trim` (default f) values per end (module docstring).
     """
-    x = validate_matrix(x)
+    x = validate_matrix(x, check_finite=False)
     t = _resolve_trim("median", x.shape[0], f, trim)
-    return _coordinate_rule(x, t, True, threads)
+    return _coordinate_rule(x, t, True, threads, check_finite=True)
 
 
 def median_vector(x: npt.NDArray[np.float32], threads: int | None = None) -> npt.NDArray[np.float32]:
@@ -110,9 +120,31 @@ def trimmed_mean(
 
     Needs N >= 2f + 1 and N > 2*trim. Accumulates in float64, returns float32.
     """
-    x = validate_matrix(x)
+    x = validate_matrix(x, check_finite=False)
     t = _resolve_trim("trimmed_mean", x.shape[0], f, trim)
-    return _coordinate_rule(x, t, False, threads)
+    return _coordinate_rule(x, t, False, threads, check_finite=True)
+
+
+def _first_true(
+    flat: npt.NDArray[np.float32],
+    base: npt.NDArray[np.intp],
+    n_pos: int,
+    pred: Callable[[npt.NDArray[np.float32], npt.NDArray[np.intp]], npt.NDArray[np.bool_]],
+) -> npt.NDArray[np.intp]:
+    """Per sorted row (starting at flat[base]): the first position q < n_pos where pred holds, else n_pos.
+
+    pred must be monotone along the row (false, then true). Binary lifting over all rows at once:
+    log2(n_pos) gathers of one value per row instead of a pass over the whole block.
+    """
+    pos = np.zeros(base.shape[0], dtype=np.intp)
+    step = 1 << max(0, n_pos.bit_length() - 1)
+    while step:
+        cand = pos + step
+        probe = np.minimum(cand, n_pos) - 1
+        still_false = ~pred(flat[base + probe], probe) & (cand <= n_pos)
+        pos = np.where(still_false, cand, pos)
+        step >>= 1
+    return pos
 
 
 def closest_to_median_mean(
@@ -122,10 +154,12 @@ def closest_to_median_mean(
 
     Bulyan's second stage. Distances to the median m are |v - m| in float64 (m is exact there).
     Ties in distance go to the lower value, so the result depends on the values only. The chosen
-    values are consecutive in sorted order: with D the beta-th smallest distance (the smallest,
-    over the windows of beta consecutive sorted values, of the window's largest distance), the
-    window starts at max(L, R - beta), where L counts the values below m - D and R the values
-    below m + D.
+    values are consecutive in sorted order s_0 <= ... <= s_{k-1}. Window j (positions j .. j+beta-1,
+    0 <= j <= k - beta) has largest distance max(m - s_j, s_{j+beta-1} - m); the first term falls
+    with j, the second grows, so the smallest one, D (the beta-th smallest distance), sits where
+    they cross. The chosen window starts at max(L, R - beta), where L counts the values with
+    m - v > D (below m - D) and R those with v - m < D (below m + D). All three are binary searches
+    along the sorted rows; the window is summed in float64 (numpy's fixed order), rounded once.
     """
     k = len(rows)
     if not 1 <= beta <= k:
@@ -133,24 +167,27 @@ def closest_to_median_mean(
     lo, hi = (k - 1) // 2, k // 2
     spare = k - beta
     agg = np.empty(x.shape[1], dtype=np.float32)
-    steps = np.arange(beta)
 
     def block(start: int, stop: int) -> None:
         s = sorted_columns(x, start, stop, rows)
+        flat = s.reshape(-1)
+        base = np.arange(s.shape[0], dtype=np.intp) * k
         m = s[:, lo].astype(np.float64)
         m += s[:, hi]
         m *= 0.5
-        m_col = m[:, None]
-        dist = np.abs(s - m_col)
-        # Window j covers sorted positions j .. j + beta - 1; its largest distance is at one end.
-        window_cost = np.maximum(m_col - s[:, : spare + 1], s[:, beta - 1 :] - m_col)
-        radius = window_cost.min(axis=1)[:, None]
-        below = s < m_col
-        left = np.count_nonzero(below & (dist > radius), axis=1)
-        right = np.count_nonzero(below, axis=1) + np.count_nonzero(~below & (dist < radius), axis=1)
-        first = np.maximum(left, right - beta)
-        chosen = np.take_along_axis(s, first[:, None] + steps[None, :], axis=1)
-        total = chosen.sum(axis=1, dtype=np.float64)
+        cross = _first_true(flat, base, spare + 1, lambda v, j: (m - v) <= (flat[base + j + beta - 1] - m))
+        right_cost = np.where(cross <= spare, flat[base + np.minimum(cross, spare) + beta - 1] - m, np.inf)
+        left_cost = np.where(cross >= 1, m - flat[base + np.maximum(cross - 1, 0)], np.inf)
+        radius = np.minimum(left_cost, right_cost)
+        below = _first_true(flat, base, spare + 1, lambda v, _: (m - v) <= radius)
+        above = _first_true(flat, base, k, lambda v, _: (v - m) >= radius)
+        first = base + np.maximum(below, above - beta)
+        bounds = np.empty(2 * first.shape[0], dtype=np.intp)
+        bounds[0::2] = first
+        bounds[1::2] = first + beta
+        if bounds[-1] >= flat.size:  # reduceat sums the last segment to the end anyway
+            bounds = bounds[:-1]
+        total = np.add.reduceat(flat, bounds, dtype=np.float64)[0::2]
         total /= beta
         total += 0.0
         agg[start:stop] = total

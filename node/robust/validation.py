@@ -7,7 +7,7 @@ import numpy.typing as npt
 
 from fedledger.node.robust.types import RobustError
 
-__all__ = ["require_clients", "validate_matrix", "validate_vector"]
+__all__ = ["require_clients", "require_finite", "validate_matrix", "validate_vector"]
 
 # Elements checked per np.isfinite call: a chunk that stays in cache, so the check costs one pass.
 _FINITE_CHUNK = 1 << 18
@@ -46,18 +46,25 @@ def _require_finite(arr: npt.NDArray[np.float32], name: str) -> None:
             raise RobustError(f"{name} has {len(bad)} non-finite value(s) (NaN or inf) at {where}{more}")
 
 
-def validate_matrix(x: object) -> npt.NDArray[np.float32]:
+def require_finite(arr: npt.NDArray[np.float32], name: str = "x") -> None:
+    """Raise RobustError naming where arr holds NaN or inf (one cache-friendly pass when it is clean)."""
+    _require_finite(arr, name)
+
+
+def validate_matrix(x: object, check_finite: bool = True) -> npt.NDArray[np.float32]:
     """Check the (N, d) update matrix and return it as C-contiguous float32 (no copy if it already is).
 
     Requires a 2-D numpy array with N >= 1 rows and d >= 1 columns, float32 or a real dtype whose
-    values float32 holds exactly, and only finite values.
+    values float32 holds exactly, and only finite values. check_finite=False leaves the last check
+    to a caller that sees every value anyway (the coordinate-wise rules check their sorted ends).
     """
     if isinstance(x, np.ndarray) and x.ndim != 2:
         raise RobustError(f"x must be a 2-D (N clients, d coordinates) array, got shape {x.shape}")
     arr = _as_float32(x, "x")
     if arr.shape[0] < 1 or arr.shape[1] < 1:
         raise RobustError(f"x must have at least one client and one coordinate, got shape {arr.shape}")
-    _require_finite(arr, "x")
+    if check_finite:
+        _require_finite(arr, "x")
     return arr
 
 

@@ -166,6 +166,17 @@ def test_bad_matrices_are_rejected_clearly(bad: object, message: str) -> None:
             rule(bad, RobustParams())  # type: ignore[arg-type]
 
 
+@pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf])
+def test_coordinate_rules_find_non_finite_values_in_any_block(bad: float) -> None:
+    # The coordinate rules check finiteness on their sorted blocks, not in a separate pass.
+    x = _rng(4).standard_normal((5, 70_000)).astype(np.float32)
+    x[3, 65_001] = bad
+    for rule in (coordinate_median, trimmed_mean):
+        for threads in (1, 2):
+            with pytest.raises(RobustError, match=r"x has 1 non-finite value\(s\) \(NaN or inf\) at \(3, 65001\)"):
+                rule(x, f=1, threads=threads)
+
+
 def test_exactly_convertible_inputs_are_accepted() -> None:
     x64 = np.array([[0.5, -2.0], [3.0, 1e10]], dtype=np.float64)
     out = validate_matrix(x64)

@@ -10,6 +10,7 @@ from fedledger.node.robust import (
     RobustParams,
     bulyan,
     centered_clipping,
+    closest_to_median_mean,
     cosine_guard,
     cosine_scores,
     flag_below,
@@ -139,6 +140,21 @@ def test_bulyan_with_ties(n: int, f: int, seed: int) -> None:
     got = bulyan(x, f)
     assert got.verdicts == tuple("kept" if i in picked else "flagged" for i in range(n))
     np.testing.assert_array_max_ulp(got.aggregate, expected, maxulp=1)
+
+
+@pytest.mark.parametrize("k", [1, 2, 5, 8, 13])
+def test_closest_to_median_mean_for_every_beta(k: int) -> None:
+    rng = np.random.default_rng(k)
+    x = (rng.integers(-3, 4, size=(k + 2, 300)) * 0.5).astype(np.float32)  # ties everywhere
+    x[:, :100] = rng.standard_normal((k + 2, 100)).astype(np.float32)  # and none here
+    rows = np.arange(1, k + 1)
+    for beta in range(1, k + 1):
+        expected = np.empty(300, dtype=np.float32)
+        for j in range(300):
+            vals = sorted(float(v) for v in x[rows, j])
+            m = (vals[(k - 1) // 2] + vals[k // 2]) / 2
+            expected[j] = sum(sorted(vals, key=lambda v: (abs(v - m), v))[:beta]) / beta + 0.0
+        np.testing.assert_array_max_ulp(closest_to_median_mean(x, rows, beta), expected, maxulp=1)
 
 
 def test_bulyan_scores_are_the_krum_scores() -> None:
