@@ -1,5 +1,9 @@
 """Byzantine attacks: on a client's training data (label flip, backdoor) or on its update vector.
 
+Scaling is model replacement (Bagdasaryan et al. 2020): the attacker trains on backdoored data
+(label-flipped where the data set has no trigger) and scales that update up, so the backdoor
+survives averaging with the benign updates.
+
 Update attacks act on flattened updates (`fedledger.node.aggregation.flat`). ALIE and IPM are
 omniscient: they read the round's benign updates, as in their papers (Baruch et al. 2019, "A
 Little Is Enough"; Xie et al. 2020, inner-product manipulation).
@@ -34,6 +38,10 @@ def attack_data(attack: str, data: ClientData, num_classes: int, probe: TriggerP
     """A Byzantine client's poisoned training data; benign data for update attacks and "none"."""
     if attack == "label_flip":
         return ClientData(X=data.X, y=(num_classes - 1 - data.y).astype(np.int64))
+    if attack == "scaling":  # model replacement: a backdoored (or label-flipped) update, scaled in attack_updates
+        if probe is None:
+            return ClientData(X=data.X, y=(num_classes - 1 - data.y).astype(np.int64))
+        return probe.poison(data, _BACKDOOR_FRACTION, seed)
     if attack == "backdoor":
         if probe is None:
             raise AttackError("the backdoor attack needs an image data set with a trigger (digits)")
@@ -54,7 +62,8 @@ def attack_updates(attack: str, mine: Sequence[Vector], benign: Sequence[Vector]
                    rng: np.random.Generator, n_total: int) -> list[Vector]:
     """The vectors the Byzantine clients submit, from their honest updates `mine` and the round's `benign` ones.
 
-    sign_flip: −scale·u; scaling (model replacement): scale·u; gaussian: N(0, (scale·‖u‖/√d)²)
+    sign_flip: −scale·u; scaling (model replacement, u trained on poisoned data): scale·u;
+    gaussian: N(0, (scale·‖u‖/√d)²)
     per coordinate; alie: mean − z·std of the benign updates (z from alie_z, times scale); ipm:
     −scale·mean of the benign updates. Data attacks and "none" return `mine` unchanged.
     """

@@ -44,3 +44,26 @@ def run(config: Path, output: Path | None, as_json: bool) -> None:
     else:
         click.echo(format_table(rows))
     say(f"wrote {runs_csv} and {summary_csv}")
+
+
+@experiment.command("paper")
+@click.option("--quick", is_flag=True, help="A couple of minutes: 2 seeds, 5 rounds, fewer attacks and fractions.")
+@click.option("--output", type=click.Path(dir_okay=False, path_type=Path), default=Path("docs/RESULTS.md"),
+              show_default=True, help="The markdown report; CSV files and plots go into a results/ folder beside it.")
+def paper(quick: bool, output: Path) -> None:
+    """Run the whole suite (benign, Byzantine, churn) and write the seed's three tables, CSV and PNG plots."""
+    from fedledger.client.experiment.paper import paper_plan, run_paper
+    from fedledger.client.experiment.paper_report import write_paper
+    from fedledger.client.experiment.plots import write_plots
+
+    plan = paper_plan(quick)
+    command = "fedledger experiment paper" + (" --quick" if quick else "") + (
+        f" --output {output}" if output != Path("docs/RESULTS.md") else "")
+    m = plan.main
+    click.echo(f"paper{' (quick)' if quick else ''}: {len(m.seeds)} seeds, {m.rounds} rounds, attacks "
+               f"{list(m.attacks)}, sweep fractions {list(plan.fractions)}, churn at {plan.churn.availability:.0%}")
+    results = run_paper(plan, click.echo)
+    results_dir = output.parent / "results"
+    plots = write_plots(results, plan, results_dir)
+    written = write_paper(results, plan, output, results_dir, command, plots)
+    click.echo(f"done in {results.seconds:.0f}s; wrote {', '.join(str(p) for p in [*written, *plots])}")

@@ -19,7 +19,8 @@ from fedledger.node.aggregation.flat import Layout, flatten, layout_of
 from fedledger.node.probes import TriggerProbe
 from fedledger.node.tensors import Tensors
 
-__all__ = ["ClientUpdate", "RunContext", "RunResult", "derive_int", "derive_seed", "local_updates"]
+__all__ = ["ClientUpdate", "RunContext", "RunResult", "derive_int", "derive_seed", "dropped_positions", "local_updates",
+           "online_clients"]
 
 
 def derive_seed(seed: int, *parts: object) -> bytes:
@@ -61,6 +62,21 @@ class RunContext:
             dp = DPConfig(noise_multiplier=cfg.noise_multiplier, sample_rate=cfg.sample_rate,
                           clip_norm=cfg.clip_norm, steps=cfg.dp_steps)
         return RunContext(cfg, method, attack, seed, data, shards, byz, probe, dp)
+
+
+def online_clients(ctx: RunContext, rnd: int) -> list[int]:
+    """The clients online at the start of round rnd: each with probability cfg.availability, drawn per (seed, round).
+
+    Every method of a run sees the same draw, so churn compares them on equal terms.
+    """
+    draw = np.random.default_rng([ctx.seed, rnd, 9]).random(ctx.cfg.clients)
+    return [i for i in range(ctx.cfg.clients) if draw[i] < ctx.cfg.availability]
+
+
+def dropped_positions(ctx: RunContext, clients: list[int], rnd: int) -> set[int]:
+    """Positions in `clients` of those that drop out mid-round (keys shared, no masked input), with cfg.dropout."""
+    draw = np.random.default_rng([ctx.seed, rnd, 10]).random(ctx.cfg.clients)
+    return {pos for pos, i in enumerate(clients) if draw[i] < ctx.cfg.dropout}
 
 
 @dataclass(frozen=True, eq=False)

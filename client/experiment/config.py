@@ -29,8 +29,10 @@ class ExperimentConfig:
     ("none" is the benign reference), scaled by `attack_scale`. Privacy: DP-SGD with
     `noise_multiplier`, `sample_rate`, `clip_norm`, `dp_steps` per round, budget `epsilon_budget` at
     `delta`. SecAgg: `group_size` members per group, coordinate bound `secagg_clip`. FedLedger's
-    rule: `rule` assuming `byzantine` bad groups. Churn: each selected client stays through a
-    round with probability `availability`.
+    rule: `rule` assuming `byzantine` bad groups. Churn: each client is online for a round with
+    probability `availability` (FedLedger: declared on chain, so selection draws from the online
+    ones), and each selected online client drops out mid-round, after sharing its SecAgg keys and
+    before posting its masked input, with probability `dropout` (SecAgg recovers its mask).
     """
 
     name: str = "experiment"
@@ -46,6 +48,7 @@ class ExperimentConfig:
     attack_scale: float = 1.0
     backdoor_target: int = 0
     availability: float = 1.0
+    dropout: float = 0.0
     local_epochs: int = 1
     lr: float = 0.1
     batch_size: int = 16
@@ -95,6 +98,7 @@ def _check(cfg: ExperimentConfig) -> ExperimentConfig:
     if cfg.rule not in ROBUST_RULES:
         raise bad("rule", f"one of {list(ROBUST_RULES)}")
     for name, lo, hi in (("alpha", 0.0, None), ("byzantine_fraction", -1e-12, 0.5), ("availability", 0.0, 1.0),
+                         ("dropout", -1e-12, 1.0 - 1e-12),
                          ("lr", 0.0, None), ("target_accuracy", -1e-12, 1.0), ("attack_scale", 0.0, None),
                          ("min_canary_accuracy", -1e-12, 1.0), ("max_backdoor_asr", -1e-12, 1.0)):
         value = getattr(cfg, name)
@@ -121,7 +125,7 @@ def parse_config(raw: dict[str, Any]) -> ExperimentConfig:
     for name in ("noise_multiplier", "sample_rate", "clip_norm", "epsilon_budget", "delta", "secagg_clip"):
         if name in values and not isinstance(values[name], str):
             raise ConfigError(f"config field {name!r} must be a decimal string such as \"1.0\" (exact on chain)")
-    for name in ("alpha", "byzantine_fraction", "availability", "lr", "target_accuracy", "attack_scale",
+    for name in ("alpha", "byzantine_fraction", "availability", "dropout", "lr", "target_accuracy", "attack_scale",
                  "min_canary_accuracy", "max_backdoor_asr"):
         if isinstance(values.get(name), int) and not isinstance(values.get(name), bool):
             values[name] = float(values[name])

@@ -19,7 +19,14 @@ from decimal import Decimal
 import numpy as np
 
 from fedledger.abci_app.accountant import ZERO_RDP, Mechanism, charge
-from fedledger.client.experiment.common import RunContext, RunResult, derive_seed, local_updates
+from fedledger.client.experiment.common import (
+    RunContext,
+    RunResult,
+    derive_seed,
+    dropped_positions,
+    local_updates,
+    online_clients,
+)
 from fedledger.client.experiment.config import ExperimentConfig
 from fedledger.client.experiment.datasets import FederatedData, load_federated
 from fedledger.client.experiment.metrics import (
@@ -45,16 +52,13 @@ __all__ = ["Progress", "run_experiment", "run_one"]
 Progress = Callable[[str], None]
 
 
-def _dropped(ctx: RunContext, clients: list[int], rnd: int) -> set[int]:
-    """Positions of the clients that go offline mid-round (after sharing keys), drawn per (seed, round, client)."""
-    avail = np.random.default_rng([ctx.seed, rnd, 9]).random(ctx.cfg.clients)
-    return {pos for pos, i in enumerate(clients) if avail[i] >= ctx.cfg.availability}
-
-
 def _baseline(ctx: RunContext, init: Tensors, result: RunResult, evaluate_round: Callable[[Tensors], None]) -> Tensors:
-    """FedAvg or FedAvg + DP + SecAgg over all clients every round (no chain, no selection, no defenses)."""
+    """FedAvg or FedAvg + DP + SecAgg over every online client each round (no chain, no selection, no defenses).
+
+    With churn, a round needs one surviving update (FedAvg) or two surviving masked inputs (SecAgg
+    over one group of all online clients, dropouts recovered); otherwise it fails and the model stays.
+    """
     model = init
-    clients = list(range(ctx.cfg.clients))
     secure = ctx.method == "fedavg_dp_secagg"
     rdp: dict[int, list[Decimal]] = {}
     eps: dict[int, int] = {}
@@ -64,8 +68,15 @@ def _baseline(ctx: RunContext, init: Tensors, result: RunResult, evaluate_round:
     ok = 0
     for rnd in range(1, ctx.cfg.rounds + 1):
         started = time.perf_counter()
+        clients = online_clients(ctx, rnd)
+        if not clients:
+            times.append(time.perf_counter() - started)
+            if ctx.dp is not None:
+                result.epsilon_curve.append(max(eps.values(), default=0) / 1e6)
+            evaluate_round(model)
+            continue
         updates, layout = local_updates(ctx, model, clients, rnd)
-        gone = _dropped(ctx, clients, rnd)
+        gone = dropped_positions(ctx, clients, rnd)
         t0 = time.perf_counter()
         if secure:
             sec = secure_round(np.stack([u.vector for u in updates]), float(ctx.cfg.secagg_clip),

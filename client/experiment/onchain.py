@@ -23,7 +23,14 @@ from typing import Any
 import numpy as np
 
 from fedledger.abci_app.errors import Code
-from fedledger.client.experiment.common import RunContext, RunResult, derive_seed, local_updates
+from fedledger.client.experiment.common import (
+    RunContext,
+    RunResult,
+    derive_seed,
+    dropped_positions,
+    local_updates,
+    online_clients,
+)
 from fedledger.client.experiment.ledger import Ledger, Member, content_ref
 from fedledger.client.experiment.secure import secure_round
 from fedledger.node.aggregation.combine import combine_rows
@@ -71,21 +78,43 @@ class _Run:
         self.byz = [0, 0]
         self.bytes: list[int] = []
         self.aggregation_s: list[float] = []
+        self.available = [True] * cfg.clients  # the chain's default: every trainer available
 
     def trainer(self, key: str) -> Member:
         return self.ledger.trainers[self.by_hex[key]]
 
+    def declare_availability(self, number: int) -> None:
+        """Trainers whose availability changed for this round say so on chain (selection skips the unavailable)."""
+        online = set(online_clients(self.ctx, number))
+        changes = [i for i in range(self.ctx.cfg.clients) if (i in online) != self.available[i]]
+        if changes:
+            self.ledger.ok(*[self.ledger.trainers[i].tx("declare_availability",
+                                                        {"task_id": TASK, "available": i in online})
+                             for i in changes])
+            for i in changes:
+                self.available[i] = i in online
+
+    def close_and_fail(self, ids: dict[str, Any], reason: str) -> None:
+        """Close the round at its deadline and mark it failed, so the next round opens from the same base."""
+        for _ in range(_DEADLINE_BLOCKS + 2):
+            if self.ledger.block(self.ledger.aggregator.tx("close_round", ids))[0].code == 0:
+                break
+        self.ledger.ok(self.ledger.aggregator.tx("fail_round", {**ids, "reason": reason}))
+
     def round(self, number: int) -> bool:
         """One round; True if a version was proposed (whatever the evaluators then decide)."""
         ledger, agg, ids = self.ledger, self.ledger.aggregator, {"task_id": TASK, "round": number}
+        self.declare_availability(number)
         ledger.ok(agg.tx("open_round", ids))
         rnd = ledger.query(f"/round/{TASK}/{number}")
         selected: list[str] = rnd["selected"]
+        if len(selected) < 2:  # nobody (or one trainer) online: SecAgg cannot hide a single input
+            self.close_and_fail(ids, f"{len(selected)} trainer(s) available")
+            return False
         seed = bytes.fromhex(rnd["secagg"]["seed"])
         base = self.models[rnd["base_version"]]
         clients = [self.by_hex[k] for k in selected]
-        avail = np.random.default_rng([self.ctx.seed, number, 9]).random(self.ctx.cfg.clients)
-        dropped = {pos for pos, i in enumerate(clients) if avail[i] >= self.ctx.cfg.availability}
+        dropped = dropped_positions(self.ctx, clients, number)
         updates, layout = local_updates(self.ctx, base, clients, number)
         started = time.perf_counter()
         sec = secure_round(np.stack([u.vector for u in updates]), float(self.ctx.cfg.secagg_clip), seed,
