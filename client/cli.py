@@ -190,7 +190,8 @@ def _lifecycle_params(quorum: int | None, min_accuracy: float | None, max_asr: f
 
 
 def _aggregation_policy(rule: str, byzantine: int, group: int | None, clip: str,
-                        stage_blocks: int | None, compression: str = "none") -> dict[str, Any]:
+                        stage_blocks: int | None, compression: str = "none",
+                        central_noise: str | None = None) -> dict[str, Any]:
     """The task's `aggregation` object from the CLI options (the chain validates it)."""
     secure: dict[str, Any] | None = None
     if group is not None:
@@ -202,6 +203,8 @@ def _aggregation_policy(rule: str, byzantine: int, group: int | None, clip: str,
         policy["compression"] = {"method": "topk", "fraction_ppm": int(compression[5:])}
     elif compression != "none":
         raise click.BadParameter("use none, quant8 or topk:PPM", param_hint="--compression")
+    if central_noise is not None:
+        policy["central_noise"] = {"noise_multiplier": central_noise, "clip": clip}
     return policy
 
 
@@ -241,6 +244,8 @@ def task() -> None:
               help="Run SecAgg+ over the chain in groups of this size (the robust rule runs across group sums).")
 @click.option("--clip", default="1.0", show_default=True, help="Bound on every update coordinate under SecAgg.")
 @click.option("--stage-blocks", type=int, default=None, help="Blocks each SecAgg stage waits for stragglers.")
+@click.option("--central-noise", default=None,
+              help="Plaintext fedavg only: the aggregator clips updates to --clip (L2) and adds N(0, (σ·clip)²).")
 @click.option("--compression", default="none", show_default=True,
               help="Plaintext update payloads: none, quant8, or topk:PPM (e.g. topk:10000 sends 1%).")
 @pass_ctx
@@ -248,7 +253,7 @@ def task_create(c: Ctx, key_name: str, task_id: str, model_spec: str, round_size
                 deadline_blocks: int, aggregator: str, seed: int, epsilon: str, delta: str,
                 org_epsilon: str | None, quorum_weight: int | None, min_accuracy: float | None,
                 max_asr: float | None, rule: str, byzantine: int, secure_group: int | None, clip: str,
-                stage_blocks: int | None, compression: str) -> None:
+                stage_blocks: int | None, central_noise: str | None, compression: str) -> None:
     """Create a task; uploads the initial model (version 0) to the content store."""
     import hashlib
 
@@ -266,7 +271,8 @@ def task_create(c: Ctx, key_name: str, task_id: str, model_spec: str, round_size
         "initial_model": {"cid": cid, "sha256": hashlib.sha256(payload).hexdigest(), "size": len(payload)},
         "privacy": {"epsilon": epsilon, "delta": delta, "org_epsilon": org_epsilon},
         **({"lifecycle": lifecycle} if (lifecycle := _lifecycle_params(quorum_weight, min_accuracy, max_asr)) else {}),
-        "aggregation": _aggregation_policy(rule, byzantine, secure_group, clip, stage_blocks, compression),
+        "aggregation": _aggregation_policy(rule, byzantine, secure_group, clip, stage_blocks, compression,
+                                           central_noise),
     })
     click.echo(f"created task {task_id} at height {out.height}; initial model {cid}; budget ε={epsilon}, δ={delta}")
 

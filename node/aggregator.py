@@ -19,6 +19,7 @@ from fedledger.client.errors import ClientError
 from fedledger.client.submit import Submitter
 from fedledger.ipfs import ContentStore, IntegrityError, StoreError
 from fedledger.node.aggregation import AggregationError, WeightedUpdate, apply_delta
+from fedledger.node.aggregation.central import central_dp_mean
 from fedledger.node.aggregation.fedavg import aggregate as fedavg
 from fedledger.node.aggregation.robust_delta import robust_delta
 from fedledger.node.compression import CompressionError
@@ -223,7 +224,10 @@ class Aggregator:
         flagged: list[str] = []
         try:
             policy = task.get("aggregation") or {"rule": "fedavg", "byzantine": 0}
-            if policy["rule"] == "fedavg":
+            central = policy.get("central_noise")
+            if central is not None:
+                delta = central_dp_mean(updates, float(central["noise_multiplier"]), float(central["clip"]))
+            elif policy["rule"] == "fedavg":
                 delta = self.rule(updates)
             else:
                 delta, flagged = robust_delta(updates, policy["rule"], policy["byzantine"])

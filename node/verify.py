@@ -58,6 +58,10 @@ def recompute_version(view: ChainView, store: ContentStore, task_id: str, versio
     flagged = [d["participant"] for d in rec.get("dropped", []) if d["reason"] == "robust_flagged"]
     used = sorted([*rec["contributors"], *flagged])
     policy = task.get("aggregation") or {"rule": "fedavg", "byzantine": 0}
+    if policy.get("central_noise") is not None:
+        raise VerifyError(f"version {version} of {task_id!r} carries central DP noise drawn by the aggregator, so "
+                          f"it cannot be recomputed bit for bit; tasks that need both use distributed noise "
+                          f"under SecAgg")
     if "secagg" in rnd:
         from fedledger.node.secure_aggregate import combine_groups
         from fedledger.node.secure_plan import plan_round

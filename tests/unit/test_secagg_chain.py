@@ -203,3 +203,20 @@ def test_compression_policy(chain: Chain, compression: dict[str, Any], ok: bool)
         "aggregation": {"rule": "fedavg", "compression": {"method": "quant8"},
                         "secure": {"group_size": 2, "clip": "1"}}}))
     assert secure[0].code == Code.INVALID_BODY and "plaintext" in secure[0].log
+
+
+@pytest.mark.parametrize("aggregation, ok", [
+    ({"rule": "fedavg", "central_noise": {"noise_multiplier": "1.1", "clip": "1"}}, True),
+    ({"rule": "median", "central_noise": {"noise_multiplier": "1.1", "clip": "1"}}, False),
+    ({"rule": "fedavg", "central_noise": {"noise_multiplier": "1.1"}}, False),
+    ({"rule": "fedavg", "central_noise": {"noise_multiplier": "0", "clip": "1"}}, False),
+    ({"rule": "fedavg", "secure": {"group_size": 2, "clip": "1"},
+      "central_noise": {"noise_multiplier": "1", "clip": "1"}}, False),
+])
+def test_central_noise_policy(chain: Chain, aggregation: dict[str, Any], ok: bool) -> None:
+    owner, agg = Signer(10), Signer(11)
+    chain.ok(owner.admit("validator-admin"), agg.admit("aggregator"))
+    res = chain.block(owner.tx("create_task", {
+        "task_id": TASK, "model_spec": "mlp-digits", "round_size": 6, "min_contributions": 3, "deadline_blocks": 5,
+        "aggregator": agg.hex, "initial_model": model_ref("v0"), "privacy": POLICY, "aggregation": aggregation}))
+    assert (res[0].code == 0) == ok, res[0].log

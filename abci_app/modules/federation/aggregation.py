@@ -59,7 +59,7 @@ def parse_aggregation(raw: Any, round_size: int) -> dict[str, Any]:
         return dict(DEFAULT_POLICY)
     if not isinstance(raw, dict):
         raise TxError(Code.INVALID_BODY, "aggregation must be an object: rule, byzantine, secure")
-    require_fields(raw, {"rule"}, {"byzantine", "secure", "compression"}, what="aggregation")
+    require_fields(raw, {"rule"}, {"byzantine", "secure", "compression", "central_noise"}, what="aggregation")
     rule = raw["rule"]
     if rule not in ROBUST_RULES:
         raise TxError(Code.INVALID_BODY, f"aggregation.rule must be one of {list(ROBUST_RULES)}")
@@ -76,7 +76,25 @@ def parse_aggregation(raw: Any, round_size: int) -> dict[str, Any]:
     out = {"rule": rule, "byzantine": byzantine, "secure": secure}
     if compression is not None:
         out["compression"] = compression
+    if raw.get("central_noise") is not None:
+        if secure is not None or rule != "fedavg":
+            raise TxError(Code.INVALID_BODY, "aggregation.central_noise is for plaintext fedavg rounds; under "
+                                             "SecAgg use secure.noise_multiplier (distributed noise)")
+        out["central_noise"] = _parse_central(raw["central_noise"])
     return out
+
+
+def _parse_central(raw: Any) -> dict[str, str]:
+    """{noise_multiplier, clip}: the aggregator clips each update to clip and adds N(0, (σ·clip)²) to the sum."""
+    if not isinstance(raw, dict):
+        raise TxError(Code.INVALID_BODY, "aggregation.central_noise must be {noise_multiplier, clip}")
+    require_fields(raw, {"noise_multiplier", "clip"}, what="aggregation.central_noise")
+    for name in ("noise_multiplier", "clip"):
+        value = raw[name]
+        if not isinstance(value, str) or not _DECIMAL_RE.match(value) or value.strip("0.") == "":
+            raise TxError(Code.INVALID_BODY, f"aggregation.central_noise.{name} must be a positive plain decimal "
+                                             f"string")
+    return {"noise_multiplier": raw["noise_multiplier"], "clip": raw["clip"]}
 
 
 def _parse_compression(raw: Any) -> dict[str, Any] | None:
