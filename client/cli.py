@@ -191,7 +191,7 @@ def _lifecycle_params(quorum: int | None, min_accuracy: float | None, max_asr: f
 
 def _aggregation_policy(rule: str, byzantine: int, group: int | None, clip: str,
                         stage_blocks: int | None, compression: str = "none",
-                        central_noise: str | None = None) -> dict[str, Any]:
+                        central_noise: str | None = None, adaptive_clip: str | None = None) -> dict[str, Any]:
     """The task's `aggregation` object from the CLI options (the chain validates it)."""
     secure: dict[str, Any] | None = None
     if group is not None:
@@ -205,6 +205,12 @@ def _aggregation_policy(rule: str, byzantine: int, group: int | None, clip: str,
         raise click.BadParameter("use none, quant8 or topk:PPM", param_hint="--compression")
     if central_noise is not None:
         policy["central_noise"] = {"noise_multiplier": central_noise, "clip": clip}
+        if adaptive_clip is not None:
+            parts = adaptive_clip.split(",")
+            if len(parts) != 3:
+                raise click.BadParameter("give QUANTILE,LR,BIT_NOISE, e.g. 0.5,0.2,2", param_hint="--adaptive-clip")
+            policy["central_noise"]["adaptive"] = dict(zip(("target_quantile", "learning_rate", "bit_noise"), parts,
+                                                           strict=True))
     return policy
 
 
@@ -246,6 +252,8 @@ def task() -> None:
 @click.option("--stage-blocks", type=int, default=None, help="Blocks each SecAgg stage waits for stragglers.")
 @click.option("--central-noise", default=None,
               help="Plaintext fedavg only: the aggregator clips updates to --clip (L2) and adds N(0, (σ·clip)²).")
+@click.option("--adaptive-clip", default=None, metavar="QUANTILE,LR,BIT_NOISE",
+              help="With --central-noise: move the clip toward this quantile of update norms (Andrew et al. 2021).")
 @click.option("--compression", default="none", show_default=True,
               help="Plaintext update payloads: none, quant8, or topk:PPM (e.g. topk:10000 sends 1%).")
 @pass_ctx
@@ -253,7 +261,8 @@ def task_create(c: Ctx, key_name: str, task_id: str, model_spec: str, round_size
                 deadline_blocks: int, aggregator: str, seed: int, epsilon: str, delta: str,
                 org_epsilon: str | None, quorum_weight: int | None, min_accuracy: float | None,
                 max_asr: float | None, rule: str, byzantine: int, secure_group: int | None, clip: str,
-                stage_blocks: int | None, central_noise: str | None, compression: str) -> None:
+                stage_blocks: int | None, central_noise: str | None, adaptive_clip: str | None,
+                compression: str) -> None:
     """Create a task; uploads the initial model (version 0) to the content store."""
     import hashlib
 
@@ -272,7 +281,7 @@ def task_create(c: Ctx, key_name: str, task_id: str, model_spec: str, round_size
         "privacy": {"epsilon": epsilon, "delta": delta, "org_epsilon": org_epsilon},
         **({"lifecycle": lifecycle} if (lifecycle := _lifecycle_params(quorum_weight, min_accuracy, max_asr)) else {}),
         "aggregation": _aggregation_policy(rule, byzantine, secure_group, clip, stage_blocks, compression,
-                                           central_noise),
+                                           central_noise, adaptive_clip),
     })
     click.echo(f"created task {task_id} at height {out.height}; initial model {cid}; budget ε={epsilon}, δ={delta}")
 

@@ -19,11 +19,12 @@ from fedledger.client.errors import ClientError
 from fedledger.client.submit import Submitter
 from fedledger.ipfs import ContentStore, IntegrityError, StoreError
 from fedledger.node.aggregation import AggregationError, WeightedUpdate, apply_delta
-from fedledger.node.aggregation.central import central_dp_mean
+from fedledger.node.aggregation.central import central_dp_mean, next_clip
 from fedledger.node.aggregation.fedavg import aggregate as fedavg
 from fedledger.node.aggregation.robust_delta import robust_delta
 from fedledger.node.compression import CompressionError
 from fedledger.node.compression.payload import decode_update
+from fedledger.node.dp import update_noise_multiplier
 from fedledger.node.follow import PERMANENT, follow_task
 from fedledger.node.tensors import PayloadError, decode_tensors, encode_tensors
 
@@ -157,7 +158,8 @@ class Aggregator:
         dim = int(sum(v.size for v in base.values()))
         return plan_round(task, rnd, dim), base
 
-    def _publish(self, number: int, model: dict[str, Any], included: list[str], dropped: dict[str, str]) -> str:
+    def _publish(self, number: int, model: dict[str, Any], included: list[str], dropped: dict[str, str],
+                 extra: dict[str, str] | None = None) -> str:
         """Store the model and propose it as the round's version with its contributors and penalized drops."""
         payload = encode_tensors(model)
         cid = self.store.put(payload)
@@ -165,7 +167,7 @@ class Aggregator:
         result = self.submitter.send("propose_version", {
             "task_id": self.task_id, "round": number, "cid": cid, "sha256": hashlib.sha256(payload).hexdigest(),
             "size": len(payload), "contributors": sorted(included),
-            "dropped": [{"participant": w, "reason": r} for w, r in sorted(dropped.items())],
+            "dropped": [{"participant": w, "reason": r} for w, r in sorted(dropped.items())], **(extra or {}),
         })
         version = result.attr("fl", "version")
         self.outcomes.append(RoundOutcome(round=number, version=int(version) if version is not None else None,
@@ -222,11 +224,17 @@ class Aggregator:
             self.outcomes.append(outcome)
             return outcome
         flagged: list[str] = []
+        extra: dict[str, str] = {}
         try:
             policy = task.get("aggregation") or {"rule": "fedavg", "byzantine": 0}
             central = policy.get("central_noise")
             if central is not None:
-                delta = central_dp_mean(updates, float(central["noise_multiplier"]), float(central["clip"]))
+                sigma, clip = float(central["noise_multiplier"]), float(central["clip"])
+                if "adaptive" in central:
+                    # The bits spend part of the budget: the updates get z_Δ so the round costs what z costs.
+                    sigma = update_noise_multiplier(sigma, float(central["adaptive"]["bit_noise"]))
+                    extra["next_clip"] = next_clip(updates, clip, central["adaptive"], task["round_size"])
+                delta = central_dp_mean(updates, sigma, clip)
             elif policy["rule"] == "fedavg":
                 delta = self.rule(updates)
             else:
@@ -243,7 +251,7 @@ class Aggregator:
         included = sorted(u.contribution_id.rsplit("/", 1)[1] for u in updates if u.contribution_id not in flagged)
         dropped = {w: "hash_mismatch" for w in outcome.dropped if w in self.mismatched}
         dropped |= {cid.rsplit("/", 1)[1]: "robust_flagged" for cid in flagged}
-        self._publish(number, model, included, dropped)
+        self._publish(number, model, included, dropped, extra)
         published = self.outcomes[-1]
         published.dropped = {**outcome.dropped, **published.dropped}
         log.info("round %d: version %s from %d contributions (%d dropped)", number, published.version,

@@ -16,7 +16,7 @@ from fedledger.node.aggregation.fedavg import WeightedUpdate, validate_updates
 from fedledger.node.aggregation.flat import layout_of, stack, unflatten
 from fedledger.node.tensors import Tensors
 
-__all__ = ["central_dp_mean"]
+__all__ = ["central_dp_mean", "next_clip"]
 
 
 def central_dp_mean(updates: Sequence[WeightedUpdate], noise_multiplier: float, clip: float,
@@ -38,3 +38,21 @@ def central_dp_mean(updates: Sequence[WeightedUpdate], noise_multiplier: float, 
         total += clipped
     noised = add_central_noise(total.astype(np.float32), noise_multiplier, clip, seed)
     return unflatten((noised.astype(np.float64) / len(ordered)).astype(np.float32), layout)
+
+
+def next_clip(updates: Sequence[WeightedUpdate], clip: float, adaptive: dict[str, str], expected: int,
+              seed: bytes | None = None) -> str:
+    """Andrew et al. 2021's next clip norm, as the chain's decimal string (6 places, at least 1e-6).
+
+    Each update contributes the bit "norm ≤ clip"; the centered bit sum gets N(0, σ_b²) (the
+    bits' own DP noise), its mean over the `expected` clients estimates the unclipped fraction,
+    and the clip moves geometrically toward the target quantile.
+    """
+    from fedledger.node.dp import bit_mean, clip_bit, l2_norm, noisy_bit_sum, update_clip_norm
+
+    ordered, _ = validate_updates(updates)
+    layout = layout_of(ordered[0].tensors)
+    bits = [clip_bit(l2_norm(row), clip) for row in stack([u.tensors for u in ordered], layout)]
+    estimate = bit_mean(noisy_bit_sum(bits, float(adaptive["bit_noise"]), seed), expected)
+    new = update_clip_norm(clip, estimate, float(adaptive["target_quantile"]), float(adaptive["learning_rate"]))
+    return f"{max(new, 1e-6):.6f}"

@@ -202,3 +202,38 @@ def test_plaintext_robust_round_with_compressed_payloads(net: tuple[Path, CometR
     assert attacker.public_hex not in version["contributors"] and len(version["contributors"]) == 4
     check = verify_version(view, store, task_id, 1)
     assert check.ok and not check.secure and check.inputs == 5, check
+
+
+def test_central_dp_round_moves_the_clip_and_refuses_recomputation(net: tuple[Path, CometRPC, str]) -> None:
+    """Central noise with adaptive clipping: the aggregator noises the mean, the chain stores the next clip."""
+    from fedledger.client.runner import contribute_update
+    from fedledger.node.verify import VerifyError
+
+    home, rpc, chain_id = net
+    store = open_store(manager.store_spec(home) or "")
+    task_id = "central-ada"
+    agg_key = named_key("central-agg")
+    trainers = [named_key(f"central-trainer-{i}") for i in range(3)]
+    subs = _admit(home, rpc, chain_id, agg_key, trainers, task_id)
+    base = encode_tensors({"w": np.zeros(DIM, dtype=np.float32)})
+    cid = store.put(base)
+    subs[agg_key.public_hex].send("create_task", {
+        "task_id": task_id, "model_spec": "synthetic", "round_size": 3, "min_contributions": 3,
+        "deadline_blocks": 30, "aggregator": agg_key.public_hex,
+        "initial_model": {"cid": cid, "sha256": hashlib.sha256(base).hexdigest(), "size": len(base)},
+        "privacy": {"epsilon": "50", "delta": "1e-5", "org_epsilon": None},
+        "aggregation": {"rule": "fedavg", "central_noise": {"noise_multiplier": "1", "clip": "0.1", "adaptive": {
+            "target_quantile": "0.5", "learning_rate": "0.2", "bit_noise": "2"}}}})
+    aggregator = Aggregator(subs[agg_key.public_hex], store, task_id, max_rounds=1)
+    assert aggregator.step() == "opened round 1"
+    for i, key in enumerate(trainers):  # norms ~0.8, all above the starting clip of 0.1
+        update = _update(HONEST, 200 + i)
+        contribute_update(subs[key.public_hex], store, task_id, 1, 0, encode_tensors(update.delta),
+                          update.num_examples, update.dp)
+    assert aggregator.step() == "closed round 1"
+    assert aggregator.step().startswith("proposed version 1")
+    view = ChainView(rpc)
+    clip = float(view.task(task_id)["aggregation"]["central_noise"]["clip"])
+    assert clip != 0.1 and clip > 0, clip  # the bits are noised (σ_b = 2 over 3 clients), so only "moved"
+    with pytest.raises(VerifyError, match="central DP noise"):
+        verify_version(view, store, task_id, 1)

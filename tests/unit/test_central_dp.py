@@ -31,3 +31,15 @@ def test_noise_std_is_sigma_clip_over_n_and_seeded_runs_repeat() -> None:
     assert abs(std - 2.0 * 0.5 / 5) < 0.03 * (2.0 * 0.5 / 5)  # 20k samples: ~0.5% sampling error
     fresh = central_dp_mean(ups, 2.0, 0.5)["w"]
     assert fresh.tobytes() != a.tobytes()  # production noise is fresh randomness
+
+
+def test_next_clip_moves_toward_the_target_quantile() -> None:
+    from fedledger.node.aggregation.central import next_clip
+
+    ups = _updates(20, 50)  # norms ~ 5·√50 ≈ 35: every update is above a clip of 1
+    adaptive = {"target_quantile": "0.5", "learning_rate": "0.2", "bit_noise": "0.000001"}
+    grown = float(next_clip(ups, 1.0, adaptive, 20, seed=b"\x03" * 32))
+    assert abs(grown - np.exp(0.2 * 0.5)) < 1e-3  # b̄ = 0: C·exp(−η(0 − ½))
+    shrunk = float(next_clip(ups, 100.0, adaptive, 20, seed=b"\x03" * 32))
+    assert abs(shrunk - 100 * np.exp(-0.2 * 0.5)) < 1e-2  # b̄ = 1: C·exp(−η(1 − ½))
+    assert next_clip(ups, 1.0, adaptive, 20, seed=b"\x03" * 32) == f"{grown:.6f}"

@@ -220,3 +220,29 @@ def test_central_noise_policy(chain: Chain, aggregation: dict[str, Any], ok: boo
         "task_id": TASK, "model_spec": "mlp-digits", "round_size": 6, "min_contributions": 3, "deadline_blocks": 5,
         "aggregator": agg.hex, "initial_model": model_ref("v0"), "privacy": POLICY, "aggregation": aggregation}))
     assert (res[0].code == 0) == ok, res[0].log
+
+
+def test_adaptive_clip_policy_and_next_clip(chain: Chain) -> None:
+    owner, agg, t1 = Signer(10), Signer(11), Signer(20)
+    chain.ok(owner.admit("validator-admin"), agg.admit("aggregator"), t1.admit("trainer"))
+    base = {"model_spec": "mlp-digits", "round_size": 1, "min_contributions": 1, "deadline_blocks": 5,
+            "aggregator": agg.hex, "initial_model": model_ref("v0"), "privacy": POLICY}
+    weak = {"rule": "fedavg", "central_noise": {"noise_multiplier": "1", "clip": "1", "adaptive": {
+        "target_quantile": "0.5", "learning_rate": "0.2", "bit_noise": "0.4"}}}
+    res = chain.block(owner.tx("create_task", {**base, "task_id": "weak", "aggregation": weak}))
+    assert res[0].code == Code.INVALID_BODY and "bit_noise" in res[0].log
+    good = {"rule": "fedavg", "central_noise": {"noise_multiplier": "1", "clip": "1", "adaptive": {
+        "target_quantile": "0.5", "learning_rate": "0.2", "bit_noise": "2"}}}
+    chain.ok(owner.tx("create_task", {**base, "task_id": "ada", "aggregation": good}),
+             owner.tx("create_task", {**base, "task_id": "fixed", "aggregation": {"rule": "fedavg"}}))
+    for task in ("ada", "fixed"):
+        chain.ok(agg.tx("open_round", {"task_id": task, "round": 1}))
+        chain.ok(t1.tx("commit_contribution", {"task_id": task, "round": 1, "base_version": 0, "num_examples": 10,
+                                               "dp": DP, **model_ref(task + "u")}))
+        chain.ok(agg.tx("close_round", {"task_id": task, "round": 1}))
+    refused = chain.block(agg.tx("propose_version", {"task_id": "fixed", "round": 1, **model_ref("f1"),
+                                                     "contributors": [t1.hex], "next_clip": "2"}))
+    assert refused[0].code == Code.INVALID_BODY and "adaptive" in refused[0].log
+    chain.ok(agg.tx("propose_version", {"task_id": "ada", "round": 1, **model_ref("a1"),
+                                        "contributors": [t1.hex], "next_clip": "1.105171"}))
+    assert query(chain, "/task/ada")["aggregation"]["central_noise"]["clip"] == "1.105171"

@@ -11,12 +11,13 @@ Numbers here are integers or plain decimal strings, never floats, as consensus c
 from __future__ import annotations
 
 import re
+from decimal import Decimal
 from typing import Any
 
 from fedledger.abci_app.errors import Code, TxError
 from fedledger.abci_app.modules.fields import int_field, require_fields
 
-__all__ = ["DEFAULT_POLICY", "ROBUST_RULES", "parse_aggregation", "is_secure"]
+__all__ = ["DEFAULT_POLICY", "ROBUST_RULES", "is_secure", "parse_aggregation", "positive_decimal"]
 
 # The on-chain names of the rules the aggregator implements (fedledger.node.robust + fedavg).
 ROBUST_RULES = ("fedavg", "median", "trimmed_mean", "krum", "multi_krum", "bulyan", "geomed", "centered_clipping")
@@ -88,13 +89,34 @@ def _parse_central(raw: Any) -> dict[str, str]:
     """{noise_multiplier, clip}: the aggregator clips each update to clip and adds N(0, (σ·clip)²) to the sum."""
     if not isinstance(raw, dict):
         raise TxError(Code.INVALID_BODY, "aggregation.central_noise must be {noise_multiplier, clip}")
-    require_fields(raw, {"noise_multiplier", "clip"}, what="aggregation.central_noise")
-    for name in ("noise_multiplier", "clip"):
-        value = raw[name]
-        if not isinstance(value, str) or not _DECIMAL_RE.match(value) or value.strip("0.") == "":
-            raise TxError(Code.INVALID_BODY, f"aggregation.central_noise.{name} must be a positive plain decimal "
-                                             f"string")
-    return {"noise_multiplier": raw["noise_multiplier"], "clip": raw["clip"]}
+    require_fields(raw, {"noise_multiplier", "clip"}, {"adaptive"}, what="aggregation.central_noise")
+    out: dict[str, Any] = {
+        "noise_multiplier": positive_decimal(raw["noise_multiplier"], "central_noise.noise_multiplier"),
+        "clip": positive_decimal(raw["clip"], "central_noise.clip"),
+    }
+    adaptive = raw.get("adaptive")
+    if adaptive is not None:
+        # Andrew et al. 2021: the clip follows a target quantile of the update norms, estimated from
+        # noised "norm ≤ clip" bits; `clip` above is then the starting value, moved each round.
+        if not isinstance(adaptive, dict):
+            raise TxError(Code.INVALID_BODY, "central_noise.adaptive must be {target_quantile, learning_rate, "
+                                             "bit_noise}")
+        require_fields(adaptive, {"target_quantile", "learning_rate", "bit_noise"}, what="central_noise.adaptive")
+        out["adaptive"] = {k: positive_decimal(adaptive[k], f"central_noise.adaptive.{k}")
+                           for k in ("target_quantile", "learning_rate", "bit_noise")}
+        if not 0 < Decimal(out["adaptive"]["target_quantile"]) < 1:
+            raise TxError(Code.INVALID_BODY, "central_noise.adaptive.target_quantile must lie strictly in (0, 1)")
+        if not 2 * Decimal(out["adaptive"]["bit_noise"]) > Decimal(out["noise_multiplier"]):
+            # z_Δ = (z^-2 − (2σ_b)^-2)^(-1/2) exists only then: the bits may not cost more than the round.
+            raise TxError(Code.INVALID_BODY, "central_noise.adaptive.bit_noise must exceed half the noise_multiplier")
+    return out
+
+
+def positive_decimal(value: Any, name: str) -> str:
+    """`value` if it is a positive plain decimal string (the chain stores numbers as text, never floats)."""
+    if not isinstance(value, str) or not _DECIMAL_RE.match(value) or value.strip("0.") == "":
+        raise TxError(Code.INVALID_BODY, f"aggregation.{name} must be a positive plain decimal string")
+    return value
 
 
 def _parse_compression(raw: Any) -> dict[str, Any] | None:

@@ -215,6 +215,9 @@ def propose_version(view: Reader, state: Writer | None, ctx: BlockContext, signe
         if contrib is None:
             raise TxError(Code.NOT_FOUND, f"{who[:16]}… made no contribution to round {msg.round}")
         dropped.append((contrib["did"], reason))
+    central = (task.get("aggregation") or {}).get("central_noise")
+    if msg.next_clip is not None and (central is None or "adaptive" not in central):
+        raise TxError(Code.INVALID_BODY, "next_clip is only for tasks with adaptive clipping (central_noise.adaptive)")
     version = task["latest_version"] + 1
     events: list[Event] = []
     if state is not None:
@@ -232,6 +235,8 @@ def propose_version(view: Reader, state: Writer | None, ctx: BlockContext, signe
         rnd["version"] = version
         store_record(state, keys.round_key(msg.task_id, msg.round), rnd)
         task["latest_version"] = version
+        if msg.next_clip is not None and central is not None:
+            central["clip"] = msg.next_clip  # the next round clips (and scales its noise) to this
         store_record(state, keys.task_key(msg.task_id), task)
     return [fl_event("propose_version", signer, task=msg.task_id, round=msg.round, version=version,
                      cid=msg.payload.cid), *events]

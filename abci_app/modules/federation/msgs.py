@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from fedledger.abci_app.errors import Code, TxError
-from fedledger.abci_app.modules.federation.aggregation import parse_aggregation
+from fedledger.abci_app.modules.federation.aggregation import parse_aggregation, positive_decimal
 from fedledger.abci_app.modules.fields import HEX64, ID_RE, int_field, require_fields, str_field
 from fedledger.abci_app.modules.lifecycle.params import parse_params
 from fedledger.abci_app.modules.privacy.budget import parse_policy
@@ -183,12 +183,13 @@ class ProposeVersion:
     payload: ModelRef
     contributors: tuple[str, ...]
     dropped: tuple[tuple[str, str], ...] = ()  # (participant, reason) the aggregator excluded, for reputation
+    next_clip: str | None = None  # adaptive clipping: the clip norm of the task's next round
 
     @staticmethod
     def parse(body: dict[str, Any]) -> ProposeVersion:
         """Validate a propose_version body; contributors sorted and unique; optional `dropped` with reasons."""
         dropped_raw = body.get("dropped", [])
-        require_fields({k: v for k, v in body.items() if k != "dropped"},
+        require_fields({k: v for k, v in body.items() if k not in ("dropped", "next_clip")},
                 {"task_id", "round", "cid", "sha256", "size", "contributors"})
         contributors = body["contributors"]
         if (not isinstance(contributors, list) or not 1 <= len(contributors) <= MAX_ROUND_SIZE
@@ -204,6 +205,7 @@ class ProposeVersion:
             payload=ModelRef.parse(body),
             contributors=tuple(contributors),
             dropped=dropped,
+            next_clip=positive_decimal(body["next_clip"], "next_clip") if body.get("next_clip") is not None else None,
         )
 
 
