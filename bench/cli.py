@@ -154,3 +154,27 @@ def bench_aggregation_cmd(quick: bool, robust_sizes: tuple[str, ...], secagg_n: 
     except ValueError as exc:  # BenchError, RobustError, SecAggError, bad hex: all ValueErrors with a message
         raise click.ClickException(str(exc)) from None
     click.echo(json.dumps(result, indent=2) if as_json else format_text(result))
+
+
+@bench.command("groups")
+@click.option("--clients", default=100, show_default=True)
+@click.option("--dim", default=2000, show_default=True)
+@click.option("--byzantine-pct", default=20, show_default=True)
+@click.option("--sizes", default="2,5,10,20,50", show_default=True, help="Group sizes g to measure.")
+@click.option("--rule", default="median", show_default=True)
+@click.option("--json", "as_json", is_flag=True)
+def bench_groups_cmd(clients: int, dim: int, byzantine_pct: int, sizes: str, rule: str, as_json: bool) -> None:
+    """The SecAgg group size's privacy/robustness trade-off: anonymity set vs error under attack."""
+    from fedledger.bench.groups import bench_groups
+
+    result = bench_groups(clients, dim, byzantine_pct, [int(s) for s in sizes.split(",") if s], rule)
+    if as_json:
+        click.echo(json.dumps(result, indent=2))
+        return
+    click.echo(f"{clients} clients, {result['byzantine']} Byzantine, rule {rule}; error vs the honest mean: "
+               f"FedAvg {result['fedavg_error_vs_honest_mean']}, {rule} without SecAgg "
+               f"{result['plain_robust_error_vs_honest_mean']}")
+    for row in result["by_group_size"]:
+        click.echo(f"  g={row['group_size']:3d}: {row['groups']:3d} groups, anonymity set {row['anonymity_set']:3d}, "
+                   f"{row['groups_with_attacker']:3d} with an attacker, error {row.get('error_vs_honest_mean', '-')}, "
+                   f"round {row['secagg_round_s']} s")
