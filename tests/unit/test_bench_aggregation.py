@@ -65,8 +65,9 @@ def ref_bulyan(x: np.ndarray, f: int) -> np.ndarray:
     med = np.median(sel, axis=0)
     out = np.empty(x.shape[1])
     for j in range(x.shape[1]):
-        closest = sorted(sel[:, j], key=lambda v, m=med[j]: (abs(v - m), v))[:beta]
-        out[j] = sum(closest) / beta
+        m = float(med[j])
+        closest = sorted((abs(float(v) - m), float(v)) for v in sel[:, j])[:beta]
+        out[j] = sum(v for _, v in closest) / beta
     return out
 
 
@@ -80,7 +81,7 @@ def ref_weiszfeld(x: np.ndarray) -> np.ndarray:
     for _ in range(2000):
         w = 1.0 / np.maximum(np.linalg.norm(x64 - z, axis=1), 1e-12)
         z = (w[:, None] * x64).sum(axis=0) / w.sum()
-    return z
+    return np.asarray(z, dtype=np.float64)
 
 
 def ref_centered_clipping(x: np.ndarray) -> np.ndarray:
@@ -100,7 +101,7 @@ def ref_fltrust(x: np.ndarray, g0: np.ndarray) -> np.ndarray:
     norms = np.linalg.norm(x64, axis=1)
     trust = np.clip(x64 @ g / (norms * np.linalg.norm(g)), 0.0, 1.0)
     rescaled = x64 * (np.linalg.norm(g) / norms)[:, None]
-    return (trust[:, None] * rescaled).sum(axis=0) / trust.sum()
+    return np.asarray((trust[:, None] * rescaled).sum(axis=0) / trust.sum(), dtype=np.float64)
 
 
 # --- tests -----------------------------------------------------------------------------------------
@@ -215,9 +216,14 @@ def test_trim_fraction_truncates_to_the_trim_count() -> None:
 
 def test_measure_repeats_unless_the_first_run_is_slow() -> None:
     calls: list[int] = []
-    many = measure(lambda: calls.append(1) or len(calls), 4, single_over_s=1e9)
+
+    def count() -> int:
+        calls.append(1)
+        return len(calls)
+
+    many = measure(count, 4, single_over_s=1e9)
     assert len(many.runs) == 4 and many.result == 4 and many.best == min(many.runs)
-    one = measure(lambda: calls.append(1) or len(calls), 4, single_over_s=-1.0)
+    one = measure(count, 4, single_over_s=-1.0)
     assert len(one.runs) == 1 and one.result == 5
     with pytest.raises(BenchError, match="repeats must be a positive integer"):
         measure(lambda: None, 0)
