@@ -16,8 +16,6 @@ import contextlib
 import json
 import os
 import re
-import signal
-import subprocess
 import sys
 import time
 from collections.abc import Callable
@@ -29,8 +27,9 @@ import httpx
 from fedledger.localnet.binaries import find_pinned, run_version
 from fedledger.localnet.errors import AlreadyRunningError, BinaryError, LocalnetError
 from fedledger.localnet.gobuild import build_pinned, require_go
+from fedledger.localnet.pidfile import PidFileProcess
 from fedledger.localnet.ports import check_ports_free
-from fedledger.localnet.procs import pid_alive, pid_cmdline, signal_pid, wait_dead
+from fedledger.localnet.procs import pid_cmdline
 
 __all__ = [
     "DEV_CHAIN_FILE",
@@ -107,32 +106,21 @@ def ensure_geth(bin_dir: Path, log: Callable[[str], None] = _stderr) -> Path:
 # -- the dev chain -----------------------------------------------------------------------------
 
 
-class GethDev:
+class GethDev(PidFileProcess):
     """One `geth --dev` with its data in `datadir`, HTTP JSON-RPC on 127.0.0.1:`http_port` and nothing else open."""
 
     def __init__(self, datadir: Path, http_port: int, binary: Path, *, period: int = 1,
                  miner_gasprice: int | None = None) -> None:
         self.datadir = Path(datadir).expanduser().absolute()
+        super().__init__(self.datadir, binary)
         self.http_port = http_port
-        self.binary = Path(binary)
         self.period = period
         self.miner_gasprice = miner_gasprice  # minimum tip the dev miner includes (tests make txs stick)
-        self._proc: subprocess.Popen[bytes] | None = None
 
     @property
     def rpc_url(self) -> str:
         """The HTTP JSON-RPC URL."""
         return f"http://{HOST}:{self.http_port}"
-
-    @property
-    def log_path(self) -> Path:
-        """geth's log (stdout and stderr), next to the data directory."""
-        return self.datadir.parent / f"{self.datadir.name}.log"
-
-    @property
-    def pid_path(self) -> Path:
-        """The running geth's pid, for `stop` from another process."""
-        return self.datadir.parent / f"{self.datadir.name}.pid"
 
     def args(self) -> list[str]:
         """The geth command line."""
@@ -145,22 +133,8 @@ class GethDev:
             args += ["--miner.gasprice", str(self.miner_gasprice)]
         return args
 
-    def _recorded_pid(self) -> int | None:
-        try:
-            pid = int(self.pid_path.read_text(encoding="ascii").strip())
-        except (OSError, ValueError):
-            return None
-        cmd = pid_cmdline(pid)
-        # Trust the pid file only while it names a geth on this data directory (pids get recycled).
-        if cmd is None or Path(cmd[0]).name != self.binary.name or str(self.datadir) not in cmd or not pid_alive(pid):
-            return None
-        return pid
-
-    def pid(self) -> int | None:
-        """The running geth's pid, or None."""
-        if self._proc is not None:
-            return self._proc.pid if self._proc.poll() is None else None
-        return self._recorded_pid()
+    def _owns(self, cmd: list[str]) -> bool:
+        return str(self.datadir) in cmd  # a geth on this data directory
 
     def start(self, timeout: float = 60.0) -> int:
         """Start geth and wait until its RPC answers; returns the pid. LocalnetError with the log tail if it fails."""
@@ -169,61 +143,18 @@ class GethDev:
             raise AlreadyRunningError(str(self.datadir), running)
         check_ports_free([(self.http_port, "geth HTTP RPC")], HOST)
         self.datadir.mkdir(parents=True, exist_ok=True)
-        with open(self.log_path, "ab") as log_fh:
-            log_fh.write(f"\n==== {time.strftime('%Y-%m-%d %H:%M:%S')} {' '.join(self.args())}\n".encode())
-            log_fh.flush()
-            try:
-                proc = subprocess.Popen(self.args(), stdin=subprocess.DEVNULL, stdout=log_fh, stderr=subprocess.STDOUT,
-                                        start_new_session=True)
-            except OSError as exc:
-                raise LocalnetError(f"cannot start {self.binary}: {exc}") from exc
-        self._proc = proc
-        self.pid_path.write_text(f"{proc.pid}\n", encoding="ascii")
-        deadline = time.monotonic() + timeout
-        while True:
-            if proc.poll() is not None:
-                self._forget()
-                raise LocalnetError(f"geth exited with status {proc.returncode} during startup; log {self.log_path}:\n"
-                                    f"{self.log_tail()}")
+        proc = self._launch(self.args())
+
+        def answers() -> bool:
             with contextlib.suppress(LocalnetError):
-                if self.rpc("eth_chainId") is not None:
-                    return proc.pid
-            if time.monotonic() >= deadline:
-                self.stop()
-                raise LocalnetError(f"geth RPC at {self.rpc_url} did not answer within {timeout:.0f}s; log "
-                                    f"{self.log_path}:\n{self.log_tail()}")
-            time.sleep(0.1)
+                return self.rpc("eth_chainId") is not None
+            return False
+
+        return self._await_ready(proc, answers, timeout, "geth", f"geth RPC at {self.rpc_url}")
 
     def stop(self, timeout: float = 20.0) -> None:
         """SIGTERM (geth writes its chain and pool to disk), SIGKILL after `timeout`; a no-op when not running."""
-        pid = self.pid()
-        if pid is not None:
-            signal_pid(pid, signal.SIGTERM)
-            if not self._wait_exit(pid, timeout):
-                signal_pid(pid, signal.SIGKILL)
-                self._wait_exit(pid, 5.0)
-        self._forget()
-
-    def _wait_exit(self, pid: int, timeout: float) -> bool:
-        if self._proc is not None and self._proc.pid == pid:
-            try:
-                self._proc.wait(timeout=timeout)
-                return True
-            except subprocess.TimeoutExpired:
-                return False
-        return wait_dead([pid], timeout)
-
-    def _forget(self) -> None:
-        self._proc = None
-        with contextlib.suppress(OSError):
-            self.pid_path.unlink()
-
-    def log_tail(self, lines: int = 30) -> str:
-        """The last lines of geth's log."""
-        try:
-            return "\n".join(self.log_path.read_text(encoding="utf-8", errors="replace").splitlines()[-lines:])
-        except OSError:
-            return ""
+        super().stop(timeout)
 
     def rpc(self, method: str, *params: Any) -> Any:
         """One JSON-RPC call; LocalnetError when geth does not answer or answers with an error."""

@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
-import signal
 import subprocess
 import sys
 import time
@@ -18,8 +16,8 @@ import httpx
 from fedledger.localnet.binaries import find_pinned, run_version
 from fedledger.localnet.errors import AlreadyRunningError, BinaryError, LocalnetError
 from fedledger.localnet.gobuild import build_pinned, require_go
+from fedledger.localnet.pidfile import PidFileProcess
 from fedledger.localnet.ports import check_ports_free
-from fedledger.localnet.procs import pid_alive, pid_cmdline, signal_pid, wait_dead
 
 __all__ = [
     "KUBO_MODULE",
@@ -92,7 +90,7 @@ def ensure_ipfs_binary(bin_dir: Path, log: Callable[[str], None] = _stderr) -> P
 # -- daemon ------------------------------------------------------------------------------------
 
 
-class KuboDaemon:
+class KuboDaemon(PidFileProcess):
     """One Kubo daemon with its own IPFS_PATH, bound to 127.0.0.1 and cut off from the public network.
 
     ``init()`` creates the repo and writes an isolated config; ``start()`` spawns ``ipfs daemon``
@@ -112,12 +110,11 @@ class KuboDaemon:
         offline: bool = True,
     ) -> None:
         self.ipfs_path = Path(ipfs_path).expanduser().absolute()
+        super().__init__(self.ipfs_path, binary)
         self.api_port = api_port
         self.gateway_port = gateway_port
         self.swarm_port = swarm_port
-        self.binary = Path(binary)
         self.offline = offline
-        self._proc: subprocess.Popen[bytes] | None = None
 
     # -- paths and urls ------------------------------------------------------------------------
 
@@ -130,16 +127,6 @@ class KuboDaemon:
     def gateway_url(self) -> str:
         """Return the HTTP gateway base URL."""
         return f"http://{HOST}:{self.gateway_port}"
-
-    @property
-    def log_path(self) -> Path:
-        """Return the daemon's log file (stdout and stderr), next to the repo directory."""
-        return self.ipfs_path.parent / f"{self.ipfs_path.name}.log"
-
-    @property
-    def pid_path(self) -> Path:
-        """Return the file recording the running daemon's pid."""
-        return self.ipfs_path.parent / f"{self.ipfs_path.name}.pid"
 
     def _env(self) -> dict[str, str]:
         env = dict(os.environ)
@@ -232,34 +219,8 @@ class KuboDaemon:
 
     # -- lifecycle -----------------------------------------------------------------------------
 
-    def _recorded_pid(self) -> int | None:
-        try:
-            pid = int(self.pid_path.read_text(encoding="ascii").strip())
-        except (OSError, ValueError):
-            return None
-        cmd = pid_cmdline(pid)
-        # Only trust the pid file while it still names an `ipfs daemon` (pids get recycled).
-        if (
-            cmd is None
-            or len(cmd) < 2
-            or Path(cmd[0]).name != self.binary.name
-            or cmd[1] != "daemon"
-            or not pid_alive(pid)
-        ):
-            return None
-        return pid
-
-    def pid(self) -> int | None:
-        """Return the daemon's pid while it runs, else None."""
-        if self._proc is not None:
-            if self._proc.poll() is None:
-                return self._proc.pid
-            return None
-        return self._recorded_pid()
-
-    def is_running(self) -> bool:
-        """Return True while the daemon process is alive."""
-        return self.pid() is not None
+    def _owns(self, cmd: list[str]) -> bool:
+        return len(cmd) >= 2 and cmd[1] == "daemon"  # an `ipfs daemon`
 
     def start(self, timeout: float = 60.0) -> int:
         """Spawn ``ipfs daemon``, wait until its API answers, and return its pid.
@@ -281,44 +242,9 @@ class KuboDaemon:
         args = [str(self.binary), "daemon", "--migrate=false"]
         if self.offline:
             args.append("--offline")
-        self.log_path.parent.mkdir(parents=True, exist_ok=True)
-        with open(self.log_path, "ab") as log_fh:
-            log_fh.write(f"\n==== {time.strftime('%Y-%m-%d %H:%M:%S')} {' '.join(args)}\n".encode())
-            log_fh.flush()
-            try:
-                proc = subprocess.Popen(
-                    args,
-                    env=self._env(),
-                    stdin=subprocess.DEVNULL,
-                    stdout=log_fh,
-                    stderr=subprocess.STDOUT,
-                    # Own session: a Ctrl-C aimed at the launcher does not reach the daemon, which is
-                    # stopped explicitly by pid instead.
-                    start_new_session=True,
-                )
-            except OSError as exc:
-                raise LocalnetError(f"cannot start {self.binary} daemon: {exc}") from exc
-        self._proc = proc
-        self.pid_path.write_text(f"{proc.pid}\n", encoding="ascii")
-
-        deadline = time.monotonic() + timeout
-        while True:
-            code = proc.poll()
-            if code is not None:
-                self._forget()
-                raise LocalnetError(
-                    f"Kubo daemon for {self.ipfs_path} exited with status {code} during startup; "
-                    f"log {self.log_path}:\n{self.log_tail()}"
-                )
-            if self._api_answers():
-                return proc.pid
-            if time.monotonic() >= deadline:
-                self.stop()
-                raise LocalnetError(
-                    f"Kubo API at {self.api_url} did not answer within {timeout:.0f}s; "
-                    f"log {self.log_path}:\n{self.log_tail()}"
-                )
-            time.sleep(0.1)
+        proc = self._launch(args, self._env())
+        return self._await_ready(proc, self._api_answers, timeout, f"Kubo daemon for {self.ipfs_path}",
+                                 f"Kubo API at {self.api_url}")
 
     def _api_answers(self) -> bool:
         try:
@@ -327,36 +253,3 @@ class KuboDaemon:
             return False
         return resp.status_code == 200
 
-    def stop(self, timeout: float = 10.0) -> None:
-        """Stop the daemon: SIGTERM, then SIGKILL after ``timeout`` seconds; a no-op when not running."""
-        pid = self.pid()
-        if pid is None:
-            self._forget()
-            return
-        signal_pid(pid, signal.SIGTERM)
-        if not self._wait_exit(pid, timeout):
-            signal_pid(pid, signal.SIGKILL)
-            self._wait_exit(pid, 5.0)
-        self._forget()
-
-    def _wait_exit(self, pid: int, timeout: float) -> bool:
-        if self._proc is not None and self._proc.pid == pid:
-            try:
-                self._proc.wait(timeout=timeout)
-                return True
-            except subprocess.TimeoutExpired:
-                return False
-        return wait_dead([pid], timeout)
-
-    def _forget(self) -> None:
-        self._proc = None
-        with contextlib.suppress(OSError):
-            self.pid_path.unlink()
-
-    def log_tail(self, lines: int = 30) -> str:
-        """Return the last ``lines`` lines of the daemon log (empty if there is none yet)."""
-        try:
-            text = self.log_path.read_text(encoding="utf-8", errors="replace")
-        except OSError:
-            return ""
-        return "\n".join(text.splitlines()[-lines:])
