@@ -30,11 +30,12 @@ Floating point: noise is drawn and added in float64 and the result rounded once 
 The samples are continuous Gaussians on a 53-bit grid (see ``fedledger.node.prg``); floating-
 point effects on Gaussian DP (cf. Mironov 2012 for Laplace) are not mitigated here.
 
-TODO (not implemented): distributed *discrete* Gaussian noise in the quantized integer domain
-(Kairouz, Liu, Steinke 2021), i.e. integer shares from an exact sampler (Canonne, Kamath, Steinke
-2020) added after scaling and randomized rounding, with its own accounting (the sum of discrete
-Gaussians is only close to a discrete Gaussian). Today noise is added to the float update before
-any quantization; quantizing afterwards is post-processing and does not weaken the guarantee.
+Not implemented, an alternative the issue allows: distributed *discrete* Gaussian noise in the
+quantized integer domain (Kairouz, Liu, Steinke 2021), i.e. integer shares from an exact sampler
+(Canonne, Kamath, Steinke 2020) added after scaling and randomized rounding, with its own
+accounting (the sum of discrete Gaussians is only close to a discrete Gaussian). Today noise is
+added to the float update before any quantization; quantizing afterwards is post-processing and
+does not weaken the guarantee.
 """
 
 from __future__ import annotations

@@ -16,6 +16,7 @@ from __future__ import annotations
 import enum
 import hashlib
 import struct
+from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
@@ -102,16 +103,16 @@ class _Reader:
             raise SecAggError(f"{self.name}: {len(self.data) - self.pos} unexpected trailing bytes")
 
 
-class _Message:
+class _Message(ABC):
     KIND: ClassVar[int]
     context: bytes
 
     def _header(self) -> bytes:
         return _HEADER.pack(MAGIC, VERSION, self.KIND, self.context)
 
+    @abstractmethod
     def to_bytes(self) -> bytes:
-        """The canonical encoding."""
-        raise NotImplementedError
+        """The canonical encoding (each message kind defines its own)."""
 
     def digest(self) -> bytes:
         """SHA-256 of the canonical encoding."""
