@@ -11,7 +11,6 @@ Numbers here are integers or plain decimal strings, never floats, as consensus c
 from __future__ import annotations
 
 import re
-from decimal import Decimal
 from typing import Any
 
 from fedledger.abci_app.errors import Code, TxError
@@ -32,13 +31,10 @@ def _parse_secure(raw: Any, round_size: int) -> dict[str, Any]:
     require_fields(raw, {"group_size", "clip"}, {"threshold_pct", "stage_blocks", "noise_multiplier", "sparse_ppm"},
                    what="aggregation.secure")
     noise = raw.get("noise_multiplier")
-    if noise is not None and (not isinstance(noise, str) or not _DECIMAL_RE.match(noise) or noise.strip("0.") == ""):
-        raise TxError(Code.INVALID_BODY, "aggregation.secure.noise_multiplier must be a positive plain decimal string "
-                                         "(distributed DP: each client adds its share of this noise before masking)")
-    clip = raw["clip"]
-    if not isinstance(clip, str) or not _DECIMAL_RE.match(clip) or clip.strip("0.") == "":
-        raise TxError(Code.INVALID_BODY, "aggregation.secure.clip must be a positive plain decimal string such as "
-                                         "'1.0' (the bound on every coordinate of an update)")
+    if noise is not None:
+        positive_decimal(noise, "secure.noise_multiplier",
+                         " (distributed DP: each client adds its share of this noise before masking)")
+    clip = positive_decimal(raw["clip"], "secure.clip", " such as '1.0' (the bound on every coordinate of an update)")
     return {
         "group_size": int_field(raw, "group_size", 2, max(2, round_size)),
         "clip": clip,
@@ -104,19 +100,29 @@ def _parse_central(raw: Any) -> dict[str, str]:
         require_fields(adaptive, {"target_quantile", "learning_rate", "bit_noise"}, what="central_noise.adaptive")
         out["adaptive"] = {k: positive_decimal(adaptive[k], f"central_noise.adaptive.{k}")
                            for k in ("target_quantile", "learning_rate", "bit_noise")}
-        if not 0 < Decimal(out["adaptive"]["target_quantile"]) < 1:
+        if not _micro(out["adaptive"]["target_quantile"]) < _MICRO:
             raise TxError(Code.INVALID_BODY, "central_noise.adaptive.target_quantile must lie strictly in (0, 1)")
-        if not 2 * Decimal(out["adaptive"]["bit_noise"]) > Decimal(out["noise_multiplier"]):
+        if not 2 * _micro(out["adaptive"]["bit_noise"]) > _micro(out["noise_multiplier"]):
             # z_Δ = (z^-2 − (2σ_b)^-2)^(-1/2) exists only then: the bits may not cost more than the round.
             raise TxError(Code.INVALID_BODY, "central_noise.adaptive.bit_noise must exceed half the noise_multiplier")
     return out
 
 
-def positive_decimal(value: Any, name: str) -> str:
+def positive_decimal(value: Any, name: str, hint: str = "") -> str:
     """`value` if it is a positive plain decimal string (the chain stores numbers as text, never floats)."""
-    if not isinstance(value, str) or not _DECIMAL_RE.match(value) or value.strip("0.") == "":
-        raise TxError(Code.INVALID_BODY, f"aggregation.{name} must be a positive plain decimal string")
+    if not isinstance(value, str) or not _DECIMAL_RE.match(value) or _micro(value) == 0:
+        raise TxError(Code.INVALID_BODY, f"aggregation.{name} must be a positive plain decimal string{hint}")
     return value
+
+
+_MICRO = 10**6
+
+
+def _micro(value: str) -> int:
+    """A decimal string matching _DECIMAL_RE (at most 6 places) as exact integer micro-units: no floats or
+    decimal contexts in the comparisons consensus makes."""
+    whole, _, frac = value.partition(".")
+    return int(whole) * _MICRO + int(frac.ljust(6, "0"))
 
 
 def _parse_compression(raw: Any) -> dict[str, Any] | None:

@@ -49,26 +49,35 @@ def advertise_keys(view: Reader, state: Writer | None, ctx: BlockContext, signer
     if signer not in rnd["selected"]:
         raise TxError(Code.NOT_SELECTED, f"this participant was not selected for round {msg.round}")
     # A copied public key would let one party impersonate another's mask pairs; refuse reuse.
-    for key, _ in view.iter_prefix(keys.post_prefix("keys", msg.task_id, msg.round)):
-        other = load_record(view, key)
-        if other is not None and {other["c_pk"], other["s_pk"]} & {msg.c_pk, msg.s_pk}:
-            raise TxError(Code.ALREADY_EXISTS, "one of these public keys is already advertised in this round")
+    marks = [keys.public_key_key(msg.task_id, msg.round, pk) for pk in (msg.c_pk, msg.s_pk)]
+    if any(view.get(mark) is not None for mark in marks):
+        raise TxError(Code.ALREADY_EXISTS, "one of these public keys is already advertised in this round")
     _post_once(view, state, "keys", msg.task_id, msg.round, signer,
                {"participant": signer, "c_pk": msg.c_pk, "s_pk": msg.s_pk, "height": ctx.height})
+    if state is not None:
+        for mark in marks:
+            state.set(mark, b"1")
     return [fl_event("secagg_keys", signer, task=msg.task_id, round=msg.round)]
+
+
+def _post_payload(view: Reader, state: Writer | None, ctx: BlockContext, signer: str, msg: PostPayload,
+                  kind: str, stage: str, allowed: str, action: str, refusal: str) -> list[Event]:
+    """A trainer in the round's `allowed` list posts a payload reference of `kind`, once, in `stage`."""
+    _trainer_of_task(view, signer, ctx, msg.task_id, f"{action} (secagg)")
+    rnd = load_round(view, msg.task_id, msg.round)
+    sa = require_stage(rnd, stage, action)
+    if signer not in sa[allowed]:
+        raise TxError(Code.NOT_SELECTED, refusal)
+    _post_once(view, state, kind, msg.task_id, msg.round, signer,
+               {"participant": signer, **msg.payload.to_json(), "height": ctx.height})
+    return [fl_event(f"secagg_{kind}", signer, task=msg.task_id, round=msg.round, cid=msg.payload.cid)]
 
 
 def post_shares(view: Reader, state: Writer | None, ctx: BlockContext, signer: str,
                 msg: PostPayload) -> list[Event]:
     """A roster member posts the reference of its encrypted shares while the round is in stage `shares`."""
-    _trainer_of_task(view, signer, ctx, msg.task_id, "post secagg shares")
-    rnd = load_round(view, msg.task_id, msg.round)
-    sa = require_stage(rnd, "shares", "post shares")
-    if signer not in sa["roster"]:
-        raise TxError(Code.NOT_SELECTED, "this participant advertised no keys in time and is not on the roster")
-    _post_once(view, state, "shares", msg.task_id, msg.round, signer,
-               {"participant": signer, **msg.payload.to_json(), "height": ctx.height})
-    return [fl_event("secagg_shares", signer, task=msg.task_id, round=msg.round, cid=msg.payload.cid)]
+    return _post_payload(view, state, ctx, signer, msg, "shares", "shares", "roster", "post shares",
+                         "this participant advertised no keys in time and is not on the roster")
 
 
 def advance(view: Reader, state: Writer | None, ctx: BlockContext, signer: str, msg: Advance) -> list[Event]:
@@ -128,14 +137,8 @@ def declare_survivors(view: Reader, state: Writer | None, ctx: BlockContext, sig
 def post_unmask(view: Reader, state: Writer | None, ctx: BlockContext, signer: str,
                 msg: PostPayload) -> list[Event]:
     """A survivor posts the shares it reveals: self-mask shares of survivors, key shares of dropouts."""
-    _trainer_of_task(view, signer, ctx, msg.task_id, "reveal secagg shares")
-    rnd = load_round(view, msg.task_id, msg.round)
-    sa = require_stage(rnd, "unmask", "reveal shares")
-    if signer not in sa["survivors"]:
-        raise TxError(Code.NOT_SELECTED, "only declared survivors reveal shares")
-    _post_once(view, state, "unmask", msg.task_id, msg.round, signer,
-               {"participant": signer, **msg.payload.to_json(), "height": ctx.height})
-    return [fl_event("secagg_unmask", signer, task=msg.task_id, round=msg.round, cid=msg.payload.cid)]
+    return _post_payload(view, state, ctx, signer, msg, "unmask", "unmask", "survivors", "reveal shares",
+                         "only declared survivors reveal shares")
 
 
 HANDLERS: dict[str, Handler] = {
