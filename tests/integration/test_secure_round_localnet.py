@@ -22,6 +22,7 @@ import hashlib
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -33,7 +34,7 @@ from fedledger.client.keys import Key
 from fedledger.client.rpc import CometRPC
 from fedledger.client.secure_client import SecureParticipant, Update
 from fedledger.client.submit import Submitter
-from fedledger.ipfs import open_store
+from fedledger.ipfs import ContentStore, open_store
 from fedledger.localnet import manager
 from fedledger.localnet.ports import find_free_base_port
 from fedledger.node.aggregator import Aggregator
@@ -78,6 +79,19 @@ def _admit(home: Path, rpc: CometRPC, chain_id: str, agg_key: Key, trainers: lis
     return subs
 
 
+def _create_task(agg: Submitter, store: ContentStore, task_id: str, round_size: int, min_contributions: int,
+                 deadline_blocks: int, aggregation: dict[str, Any]) -> Aggregator:
+    """Create a task on a zero model of DIM parameters and return its aggregator (one round)."""
+    base = encode_tensors({"w": np.zeros(DIM, dtype=np.float32)})
+    cid = store.put(base)
+    agg.send("create_task", {
+        "task_id": task_id, "model_spec": "synthetic", "round_size": round_size,
+        "min_contributions": min_contributions, "deadline_blocks": deadline_blocks, "aggregator": agg.key.public_hex,
+        "initial_model": {"cid": cid, "sha256": hashlib.sha256(base).hexdigest(), "size": len(base)},
+        "privacy": {"epsilon": "50", "delta": "1e-5", "org_epsilon": None}, "aggregation": aggregation})
+    return Aggregator(agg, store, task_id, max_rounds=1)
+
+
 def _update(value: float, seed: int) -> Update:
     rng = np.random.default_rng(seed)
     delta = (value + rng.normal(0, 0.001, DIM)).astype(np.float32)
@@ -94,16 +108,9 @@ def test_secure_robust_round_with_dropouts_and_byzantine_clients(net: tuple[Path
     agg_key = named_key(f"{task_id}-agg")
     trainers = [named_key(f"{task_id}-trainer-{i}") for i in range(10)]
     subs = _admit(home, rpc, chain_id, agg_key, trainers, task_id)
-    base = encode_tensors({"w": np.zeros(DIM, dtype=np.float32)})
-    cid = store.put(base)
     secure = {"group_size": 3, "clip": "1.0", "threshold_pct": 50, "stage_blocks": 8, "sparse_ppm": sparse_ppm}
-    subs[agg_key.public_hex].send("create_task", {
-        "task_id": task_id, "model_spec": "synthetic", "round_size": 10, "min_contributions": 4,
-        "deadline_blocks": 12, "aggregator": agg_key.public_hex,
-        "initial_model": {"cid": cid, "sha256": hashlib.sha256(base).hexdigest(), "size": len(base)},
-        "privacy": {"epsilon": "50", "delta": "1e-5", "org_epsilon": None},
-        "aggregation": {"rule": "median", "byzantine": 1, "secure": secure}})
-    aggregator = Aggregator(subs[agg_key.public_hex], store, task_id, max_rounds=1)
+    aggregator = _create_task(subs[agg_key.public_hex], store, task_id, 10, 4, 12,
+                              {"rule": "median", "byzantine": 1, "secure": secure})
     assert aggregator.step() == "opened round 1"
 
     view = ChainView(rpc)
@@ -174,15 +181,8 @@ def test_plaintext_robust_round_with_compressed_payloads(net: tuple[Path, CometR
     agg_key = named_key("plain-agg")
     trainers = [named_key(f"plain-trainer-{i}") for i in range(5)]
     subs = _admit(home, rpc, chain_id, agg_key, trainers, task_id)
-    base = encode_tensors({"w": np.zeros(DIM, dtype=np.float32)})
-    cid = store.put(base)
-    subs[agg_key.public_hex].send("create_task", {
-        "task_id": task_id, "model_spec": "synthetic", "round_size": 5, "min_contributions": 3,
-        "deadline_blocks": 30, "aggregator": agg_key.public_hex,
-        "initial_model": {"cid": cid, "sha256": hashlib.sha256(base).hexdigest(), "size": len(base)},
-        "privacy": {"epsilon": "50", "delta": "1e-5", "org_epsilon": None},
-        "aggregation": {"rule": "median", "byzantine": 1, "compression": {"method": "quant8"}}})
-    aggregator = Aggregator(subs[agg_key.public_hex], store, task_id, max_rounds=1)
+    aggregator = _create_task(subs[agg_key.public_hex], store, task_id, 5, 3, 30,
+                              {"rule": "median", "byzantine": 1, "compression": {"method": "quant8"}})
     assert aggregator.step() == "opened round 1"
     attacker = trainers[0]
     sizes = []
@@ -215,16 +215,9 @@ def test_central_dp_round_moves_the_clip_and_refuses_recomputation(net: tuple[Pa
     agg_key = named_key("central-agg")
     trainers = [named_key(f"central-trainer-{i}") for i in range(3)]
     subs = _admit(home, rpc, chain_id, agg_key, trainers, task_id)
-    base = encode_tensors({"w": np.zeros(DIM, dtype=np.float32)})
-    cid = store.put(base)
-    subs[agg_key.public_hex].send("create_task", {
-        "task_id": task_id, "model_spec": "synthetic", "round_size": 3, "min_contributions": 3,
-        "deadline_blocks": 30, "aggregator": agg_key.public_hex,
-        "initial_model": {"cid": cid, "sha256": hashlib.sha256(base).hexdigest(), "size": len(base)},
-        "privacy": {"epsilon": "50", "delta": "1e-5", "org_epsilon": None},
-        "aggregation": {"rule": "fedavg", "central_noise": {"noise_multiplier": "1", "clip": "0.1", "adaptive": {
-            "target_quantile": "0.5", "learning_rate": "0.2", "bit_noise": "2"}}}})
-    aggregator = Aggregator(subs[agg_key.public_hex], store, task_id, max_rounds=1)
+    adaptive = {"target_quantile": "0.5", "learning_rate": "0.2", "bit_noise": "2"}
+    aggregator = _create_task(subs[agg_key.public_hex], store, task_id, 3, 3, 30, {
+        "rule": "fedavg", "central_noise": {"noise_multiplier": "1", "clip": "0.1", "adaptive": adaptive}})
     assert aggregator.step() == "opened round 1"
     for i, key in enumerate(trainers):  # norms ~0.8, all above the starting clip of 0.1
         update = _update(HONEST, 200 + i)
