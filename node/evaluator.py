@@ -58,13 +58,17 @@ def metrics_bytes(metrics: dict[str, Any]) -> bytes:
 
 
 class Evaluator:
-    """Attests each proposed version of one task: canary accuracy and backdoor ASR, posted as attest_version."""
+    """Attests each proposed version of one task: canary accuracy and backdoor ASR, posted as attest_version.
+
+    Without a probe (a task whose data has no image trigger, such as tabular data) the ASR is 0.
+    """
 
     def __init__(self, submitter: Submitter, store: ContentStore, task_id: str, canary: ClientData,
-                 probe: TriggerProbe) -> None:
+                 probe: TriggerProbe | None) -> None:
         if len(canary) == 0:
             raise ClientError("the evaluator's canary set is empty")
-        probe.victims(canary)  # fail now, not at the first version, if the canary cannot run the probe
+        if probe is not None:
+            probe.victims(canary)  # fail now, not at the first version, if the canary cannot run the probe
         self.submitter = submitter
         self.view = ChainView(submitter.rpc)
         self.store = store
@@ -124,23 +128,25 @@ class Evaluator:
         data = self.store.get(version["cid"], sha)
         metrics: dict[str, Any] = {"task_id": self.task_id, "version": number, "model_spec": spec,
                                    "model_cid": version["cid"], "model_sha256": sha, "evaluator": self.did(),
-                                   "probe": self.probe.describe()}
+                                   "probe": None if self.probe is None else self.probe.describe()}
         try:
             if len(data) != version["size"]:
                 raise PayloadError(f"payload is {len(data)} bytes, the version record says {version['size']}")
             weights = decode_tensors(data)
             canary = canary_accuracy(spec, weights, self.canary)
-            probe = attack_success_rate(spec, weights, self.canary, self.probe)
+            # No trigger for the task's data (tabular sets): nothing to probe, ASR 0.
+            probe = None if self.probe is None else attack_success_rate(spec, weights, self.canary, self.probe)
         except (PayloadError, ValueError) as exc:  # PayloadError, ModelError and TrainingError are ValueErrors
             log.warning("version %d is not a usable %s model: %s", number, spec, exc)
             accuracy_ppm, asr_ppm = 0, PPM
             metrics["error"] = str(exc)[:500]
         else:
-            accuracy_ppm, asr_ppm = canary.accuracy_ppm, probe.asr_ppm
+            accuracy_ppm, asr_ppm = canary.accuracy_ppm, 0 if probe is None else probe.asr_ppm
             metrics["canary"] = {"n": canary.n, "correct": canary.correct, "accuracy_ppm": canary.accuracy_ppm,
                                  "loss": round(canary.loss, 6) if math.isfinite(canary.loss) else None}
-            metrics["backdoor"] = {"victims": probe.n, "hits": probe.hits, "asr_ppm": probe.asr_ppm,
-                                   "base_hits": probe.base_hits, "base_rate_ppm": probe.base_rate_ppm}
+            metrics["backdoor"] = None if probe is None else {
+                "victims": probe.n, "hits": probe.hits, "asr_ppm": probe.asr_ppm, "base_hits": probe.base_hits,
+                "base_rate_ppm": probe.base_rate_ppm}
         metrics["canary_accuracy_ppm"], metrics["backdoor_asr_ppm"] = accuracy_ppm, asr_ppm
         raw = metrics_bytes(metrics)
         cid = self.store.put(raw)
@@ -160,7 +166,7 @@ class Evaluator:
         if self.canary.X.shape[1] != model_spec.input_dim or int(self.canary.y.max()) >= model_spec.num_classes:
             raise ClientError(f"the canary set ({self.canary.X.shape[1]} features, labels up to "
                               f"{int(self.canary.y.max())}) does not fit model {spec!r}")
-        if self.probe.target_label >= model_spec.num_classes:
+        if self.probe is not None and self.probe.target_label >= model_spec.num_classes:
             raise ClientError(f"probe target {self.probe.target_label} is not a class of model {spec!r}")
 
     def step(self) -> str:

@@ -13,9 +13,9 @@ from typing import Any
 
 from fedledger.client.chainview import ChainView
 from fedledger.ipfs import ContentStore
-from fedledger.node.aggregation import WeightedUpdate, aggregate, apply_delta
+from fedledger.node.aggregation import WeightedUpdate, apply_delta
 from fedledger.node.aggregation.flat import layout_of, unflatten
-from fedledger.node.aggregation.robust_delta import robust_delta
+from fedledger.node.aggregation.robust_delta import plaintext_delta
 from fedledger.node.compression.payload import decode_update
 from fedledger.node.tensors import Tensors, decode_tensors, encode_tensors
 
@@ -82,10 +82,7 @@ def recompute_version(view: ChainView, store: ContentStore, task_id: str, versio
             updates.append(WeightedUpdate(c["id"], decode_update(data, base), c["num_examples"]))
     if len(updates) != len(used):
         raise VerifyError(f"version {version} names {len(used)} inputs but the round holds {len(updates)} of them")
-    if policy["rule"] == "fedavg":
-        delta = aggregate(updates)
-    else:
-        delta, _ = robust_delta(updates, policy["rule"], policy["byzantine"])
+    delta, _ = plaintext_delta(updates, policy["rule"], policy["byzantine"])
     return encode_tensors(apply_delta(base, delta)), len(updates), False
 
 

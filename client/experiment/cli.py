@@ -20,8 +20,15 @@ def experiment() -> None:
 @click.option("--output", type=click.Path(file_okay=False, path_type=Path), default=None,
               help="Directory for runs.csv and summary.csv (default: the config's `output`).")
 @click.option("--json", "as_json", is_flag=True, help="Print the summary rows as JSON instead of a table.")
-def run(config: Path, output: Path | None, as_json: bool) -> None:
-    """Run every (seed, attack, method) of CONFIG in-process, print mean ± sd over seeds, write CSV."""
+@click.option("--mode", type=click.Choice(["fast", "localnet"]), default="fast", show_default=True,
+              help="fast: the chain's modules in-process; localnet: FedLedger runs on a real CometBFT localnet "
+                   "with the content store, aggregator and evaluator services.")
+@click.option("--home", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="localnet mode: use the localnet running at HOME (else start a fresh one and stop it after).")
+@click.option("--store", type=click.Choice(["kubo", "embedded"]), default="kubo", show_default=True,
+              help="localnet mode: the content store of a localnet this command starts.")
+def run(config: Path, output: Path | None, as_json: bool, mode: str, home: Path | None, store: str) -> None:
+    """Run every (seed, attack, method) of CONFIG, print mean ± sd over seeds, write CSV."""
     from fedledger.client.experiment.config import ConfigError, load_config
     from fedledger.client.experiment.fast import run_experiment
     from fedledger.client.experiment.report import format_table, summarize, write_csv
@@ -34,7 +41,18 @@ def run(config: Path, output: Path | None, as_json: bool) -> None:
     say(f"experiment {cfg.name}: {cfg.dataset}, {cfg.clients} clients, {cfg.rounds} rounds, seeds {list(cfg.seeds)}, "
         f"methods {list(cfg.methods)}, attacks {list(cfg.attacks)} ({cfg.num_byzantine} Byzantine)")
     try:
-        results = run_experiment(cfg, say)
+        if mode == "localnet":
+            from fedledger.client.errors import ClientError
+            from fedledger.client.experiment.fullstack import FullStackError, Localnet
+            from fedledger.localnet.errors import LocalnetError
+
+            try:
+                with Localnet(home, store, log=say) as net:
+                    results = run_experiment(cfg, say, net)
+            except (FullStackError, ClientError, LocalnetError) as exc:
+                raise click.ClickException(f"localnet mode: {exc}") from None
+        else:
+            results = run_experiment(cfg, say)
     except ValueError as exc:
         raise click.ClickException(str(exc)) from None
     rows = summarize(results)

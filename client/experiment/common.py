@@ -19,8 +19,13 @@ from fedledger.node.aggregation.flat import Layout, flatten, layout_of
 from fedledger.node.probes import TriggerProbe
 from fedledger.node.tensors import Tensors
 
-__all__ = ["ClientUpdate", "RunContext", "RunResult", "derive_int", "derive_seed", "dropped_positions", "local_updates",
-           "online_clients"]
+__all__ = ["NO_ADMISSION", "ClientUpdate", "RunContext", "RunResult", "derive_int", "derive_seed", "dropped_positions",
+           "local_updates", "online_clients", "round_updates"]
+
+
+# Methods with no admission control: anyone can join with as many identities as it likes (FedLedger's
+# chain admits members only with an organization's credential, up to the organization's enrollment cap).
+NO_ADMISSION = ("fedavg", "fedavg_dp_secagg")
 
 
 def derive_seed(seed: int, *parts: object) -> bytes:
@@ -93,6 +98,8 @@ def local_updates(ctx: RunContext, base: Tensors, clients: list[int], rnd: int) 
     """Train every listed client from base (honestly), then let the attackers among them rewrite their rows.
 
     Training seeds depend on (seed, round, client) only, so all methods see the same randomness.
+    Under the "sybil" attack, methods without admission control (NO_ADMISSION) also get each
+    attacker's row again for each of its cfg.sybils extra identities, after the listed clients' rows.
     """
     layout = layout_of(base)
     trained = {}
@@ -108,8 +115,26 @@ def local_updates(ctx: RunContext, base: Tensors, clients: list[int], rnd: int) 
         rng = np.random.default_rng([ctx.seed, rnd, 5])
         forged = attack_updates(ctx.attack, [rows[i] for i in bad], benign, ctx.cfg.attack_scale, rng, len(clients))
         rows.update(zip(bad, forged, strict=True))
-    return [ClientUpdate(i, rows[i], trained[i][1], trained[i][2]) for i in clients], layout
+    updates = [ClientUpdate(i, rows[i], trained[i][1], trained[i][2]) for i in clients]
+    if ctx.attack == "sybil" and ctx.method in NO_ADMISSION:
+        # No admission control: every Sybil identity of an attacker posts its forged row and claims its
+        # examples. Ids cfg.clients + i·sybils + j never collide with a real client's or each other's.
+        updates += [ClientUpdate(ctx.cfg.clients + i * ctx.cfg.sybils + j, rows[i], trained[i][1], trained[i][2])
+                    for i in bad for j in range(ctx.cfg.sybils)]
+    return updates, layout
 
+
+
+def round_updates(ctx: RunContext, base: Tensors, clients: list[int], rnd: int) -> tuple[list[ClientUpdate], Layout]:
+    """local_updates for the round's selected clients, returned in `clients`' order.
+
+    The chain lists the selected in an order drawn from the block hash, which differs between the
+    in-process and the full-stack chain; training in client order keeps the attacks' statistics
+    (ALIE, IPM) and their random draws the same in both modes.
+    """
+    updates, layout = local_updates(ctx, base, sorted(clients), rnd)
+    by_client = {u.client: u for u in updates}
+    return [by_client[i] for i in clients], layout
 
 @dataclass
 class RunResult:
@@ -125,6 +150,9 @@ class RunResult:
     rounds_to_target: int | None = None
     backdoor_asr: float | None = None
     mia_auc: float = float("nan")
+    mia_shadow_auc: float = float("nan")  # shadow-model membership inference (mia_shadow.py)
+    sybil_attempts: int = 0  # Sybil identities that tried to enroll on FedLedger's chain
+    sybil_refused: int = 0  # of those, refused at admission by their organization's enrollment cap
     mb_per_client_round: float = float("nan")
     aggregation_ms: float = float("nan")
     commit_ms: float | None = None  # in-process FinalizeBlock + Commit per block (no consensus), FedLedger only

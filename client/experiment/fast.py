@@ -29,6 +29,7 @@ from fedledger.client.experiment.common import (
 )
 from fedledger.client.experiment.config import ExperimentConfig
 from fedledger.client.experiment.datasets import FederatedData, load_federated
+from fedledger.client.experiment.fullstack import Localnet, run_fedledger_localnet
 from fedledger.client.experiment.metrics import (
     accuracy,
     backdoor_asr,
@@ -38,6 +39,7 @@ from fedledger.client.experiment.metrics import (
     predict,
     rounds_to_target,
 )
+from fedledger.client.experiment.mia_shadow import shadow_mia_auc
 from fedledger.client.experiment.onchain import run_fedledger
 from fedledger.client.experiment.secure import secure_round
 from fedledger.client.model import initial_weights
@@ -133,8 +135,13 @@ def _centralized(ctx: RunContext, init: Tensors, result: RunResult,
     return model
 
 
-def run_one(cfg: ExperimentConfig, data: FederatedData, method: str, attack: str, seed: int) -> RunResult:
-    """One run: train with `method` under `attack` for cfg.rounds rounds, then measure the final model."""
+def run_one(cfg: ExperimentConfig, data: FederatedData, method: str, attack: str, seed: int,
+            net: Localnet | None = None) -> RunResult:
+    """One run: train with `method` under `attack` for cfg.rounds rounds, then measure the final model.
+
+    With `net`, the FedLedger method runs full-stack on that localnet (`fullstack.py`) instead of on
+    the in-process chain; the other methods have no chain and run the same either way.
+    """
     ctx = RunContext.build(cfg, method, attack, seed, data)
     init = initial_weights(data.spec, seed)
     result = RunResult(method=method, attack=attack, seed=seed)
@@ -142,7 +149,9 @@ def run_one(cfg: ExperimentConfig, data: FederatedData, method: str, attack: str
     def evaluate_round(model: Tensors) -> None:
         result.accuracy_curve.append(accuracy(data.test.y, predict(data.spec, model, data.test.X)))
 
-    if method == "fedledger":
+    if method == "fedledger" and net is not None:
+        final = run_fedledger_localnet(ctx, init, result, evaluate_round, net)
+    elif method == "fedledger":
         final = run_fedledger(ctx, init, result, evaluate_round)
     elif method == "centralized":
         final = _centralized(ctx, init, result, evaluate_round)
@@ -156,12 +165,17 @@ def run_one(cfg: ExperimentConfig, data: FederatedData, method: str, attack: str
         result.backdoor_asr = backdoor_asr(data.spec, final, data.test, ctx.probe)
     members = data.pooled
     result.mia_auc = mia_auc(data.spec, final, members, data.test, seed)
+    result.mia_shadow_auc = shadow_mia_auc(data.spec, final, data, seed, epochs=cfg.rounds * cfg.local_epochs,
+                                           lr=cfg.lr, batch_size=cfg.batch_size)
     result.model_sha256 = hashlib.sha256(encode_tensors(final)).hexdigest()
     return result
 
 
-def run_experiment(cfg: ExperimentConfig, progress: Progress | None = None) -> list[RunResult]:
+def run_experiment(cfg: ExperimentConfig, progress: Progress | None = None,
+                   net: Localnet | None = None) -> list[RunResult]:
     """Every (seed, attack, method) run of cfg, in that order; progress gets one line per finished run.
+
+    With `net`, FedLedger runs go through that localnet (the full-stack mode).
 
     The centralized upper bound trains on clean pooled data, so it runs once per seed (attack "none").
     """
@@ -174,7 +188,7 @@ def run_experiment(cfg: ExperimentConfig, progress: Progress | None = None) -> l
         if seed not in cache:
             cache[seed] = load_federated(cfg.dataset, cfg.clients, cfg.alpha, seed)
         started = time.perf_counter()
-        res = run_one(cfg, cache[seed], method, "none" if method == "centralized" else attack, seed)
+        res = run_one(cfg, cache[seed], method, "none" if method == "centralized" else attack, seed, net)
         results.append(res)
         asr = f" asr={res.backdoor_asr:.3f}" if res.backdoor_asr is not None else ""
         eps = f" eps={res.epsilon:.2f}" if res.epsilon is not None else ""

@@ -24,26 +24,30 @@ import numpy as np
 
 from fedledger.abci_app.errors import Code
 from fedledger.client.experiment.common import (
+    ClientUpdate,
     RunContext,
     RunResult,
     derive_seed,
     dropped_positions,
-    local_updates,
     online_clients,
+    round_updates,
 )
+from fedledger.client.experiment.config import ExperimentConfig
 from fedledger.client.experiment.ledger import Ledger, Member, content_ref
-from fedledger.client.experiment.secure import secure_round
+from fedledger.client.experiment.secure import THRESHOLD_PCT, secure_round
 from fedledger.node.aggregation.combine import combine_rows
-from fedledger.node.aggregation.fedavg import AggregationError, apply_delta
-from fedledger.node.aggregation.flat import unflatten
+from fedledger.node.aggregation.fedavg import AggregationError, WeightedUpdate, apply_delta
+from fedledger.node.aggregation.flat import layout_of, unflatten
+from fedledger.node.aggregation.robust_delta import plaintext_delta
 from fedledger.node.probes import attack_success_rate, canary_accuracy
-from fedledger.node.tensors import Tensors, encode_tensors
+from fedledger.node.tensors import Tensors, decode_tensors, encode_tensors
 
 __all__ = ["TASK", "run_fedledger"]
 
 TASK = "experiment"
 _DEADLINE_BLOCKS = 4
 _STAGE_BLOCKS = 2
+_MIN_CONTRIBUTIONS = 2
 
 
 def _ref(tag: bytes, size: int) -> dict[str, Any]:
@@ -55,30 +59,52 @@ def _pk(seed: bytes, who: str, kind: str) -> str:
     return hashlib.sha256(seed + who.encode() + kind.encode()).hexdigest()
 
 
+def task_policy(cfg: ExperimentConfig, stage_blocks: int) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The task's lifecycle and aggregation policies for cfg, identical in the fast and the full-stack mode.
+
+    group_size 1 means no SecAgg: the robust rule then sees every client's plaintext update.
+    """
+    lifecycle = {"quorum_weight": 1, "min_canary_accuracy_ppm": int(cfg.min_canary_accuracy * 1_000_000),
+                 "max_backdoor_asr_ppm": int(cfg.max_backdoor_asr * 1_000_000)}
+    aggregation: dict[str, Any] = {"rule": cfg.rule, "byzantine": cfg.byzantine}
+    if cfg.group_size > 1:
+        aggregation["secure"] = {"group_size": cfg.group_size, "clip": cfg.secagg_clip, "stage_blocks": stage_blocks,
+                                 "threshold_pct": THRESHOLD_PCT}
+    return lifecycle, aggregation
+
+
+def task_body(ctx: RunContext, aggregator: str, initial_model: dict[str, Any], *, deadline_blocks: int,
+              stage_blocks: int, task_id: str = TASK) -> dict[str, Any]:
+    """The create_task body of a run: the same task (model, policies, budget) in both execution modes."""
+    cfg = ctx.cfg
+    lifecycle, aggregation = task_policy(cfg, stage_blocks)
+    return {"task_id": task_id, "model_spec": ctx.data.spec, "round_size": cfg.round_size,
+            "min_contributions": _MIN_CONTRIBUTIONS, "deadline_blocks": deadline_blocks, "aggregator": aggregator,
+            "initial_model": initial_model,
+            "privacy": {"epsilon": cfg.epsilon_budget, "delta": cfg.delta, "org_epsilon": None},
+            "lifecycle": lifecycle, "aggregation": aggregation}
+
+
 class _Run:
     def __init__(self, ctx: RunContext, init: Tensors) -> None:
         cfg = ctx.cfg
         self.ctx = ctx
-        self.ledger = Ledger(derive_seed(ctx.seed, "chain", ctx.attack), cfg.clients, evaluators=1)
+        self.ledger = Ledger(derive_seed(ctx.seed, "chain", ctx.attack), cfg.clients, evaluators=1,
+                             byzantine=ctx.byzantine)
         self.by_hex = {t.hex: i for i, t in enumerate(self.ledger.trainers)}
         self.models: dict[int, Tensors] = {0: init}
         self.epsilon_micro: dict[str, int] = {}
-        lifecycle = {"quorum_weight": 1, "min_canary_accuracy_ppm": int(cfg.min_canary_accuracy * 1_000_000),
-                     "max_backdoor_asr_ppm": int(cfg.max_backdoor_asr * 1_000_000)}
-        aggregation = {"rule": cfg.rule, "byzantine": cfg.byzantine,
-                       "secure": {"group_size": cfg.group_size, "clip": cfg.secagg_clip, "stage_blocks": _STAGE_BLOCKS}}
         agg = self.ledger.aggregator
-        self.ledger.ok(self.ledger.admin.tx("create_task", {
-            "task_id": TASK, "model_spec": ctx.data.spec, "round_size": cfg.round_size, "min_contributions": 2,
-            "deadline_blocks": _DEADLINE_BLOCKS, "aggregator": agg.hex,
-            "initial_model": content_ref(encode_tensors(init)),
-            "privacy": {"epsilon": cfg.epsilon_budget, "delta": cfg.delta, "org_epsilon": None},
-            "lifecycle": lifecycle, "aggregation": aggregation}))
+        self.ledger.ok(self.ledger.admin.tx("create_task", task_body(
+            ctx, agg.hex, content_ref(encode_tensors(init)), deadline_blocks=_DEADLINE_BLOCKS,
+            stage_blocks=_STAGE_BLOCKS)))
         self.benign = [0, 0]  # accepted, submitted
         self.byz = [0, 0]
         self.bytes: list[int] = []
         self.aggregation_s: list[float] = []
         self.available = [True] * cfg.clients  # the chain's default: every trainer available
+        # Sybil identities try to enroll under the attackers' organization; its enrollment cap refuses them.
+        self.sybils = self.ledger.attempt_sybils(cfg.sybils) if ctx.attack == "sybil" else (0, 0)
 
     def trainer(self, key: str) -> Member:
         return self.ledger.trainers[self.by_hex[key]]
@@ -96,9 +122,7 @@ class _Run:
 
     def close_and_fail(self, ids: dict[str, Any], reason: str) -> None:
         """Close the round at its deadline and mark it failed, so the next round opens from the same base."""
-        for _ in range(_DEADLINE_BLOCKS + 2):
-            if self.ledger.block(self.ledger.aggregator.tx("close_round", ids))[0].code == 0:
-                break
+        self._close(ids)
         self.ledger.ok(self.ledger.aggregator.tx("fail_round", {**ids, "reason": reason}))
 
     def round(self, number: int) -> bool:
@@ -111,11 +135,13 @@ class _Run:
         if len(selected) < 2:  # nobody (or one trainer) online: SecAgg cannot hide a single input
             self.close_and_fail(ids, f"{len(selected)} trainer(s) available")
             return False
-        seed = bytes.fromhex(rnd["secagg"]["seed"])
         base = self.models[rnd["base_version"]]
         clients = [self.by_hex[k] for k in selected]
+        updates, layout = round_updates(self.ctx, base, clients, number)
+        if self.ctx.cfg.group_size == 1:
+            return self._plaintext(number, rnd, base, updates)
+        seed = bytes.fromhex(rnd["secagg"]["seed"])
         dropped = dropped_positions(self.ctx, clients, number)
-        updates, layout = local_updates(self.ctx, base, clients, number)
         started = time.perf_counter()
         sec = secure_round(np.stack([u.vector for u in updates]), float(self.ctx.cfg.secagg_clip), seed,
                            self.ctx.cfg.group_size, dropped)
@@ -138,20 +164,11 @@ class _Run:
                     for pos, k in enumerate(selected)])
         ledger.ok(agg.tx("secagg_advance", ids))
         online = [pos for pos in range(len(selected)) if pos not in dropped]
-        results = ledger.ok(*[self.trainer(selected[pos]).tx("commit_contribution", {
-            **ids, "base_version": rnd["base_version"], "num_examples": updates[pos].num_examples,
-            "dp": updates[pos].mechanism, **_ref(updates[pos].vector.tobytes(), sec.masked_bytes.get(pos, 1))})
-            for pos in online])
-        for pos, res in zip(online, results, strict=True):
-            for ev in res.events:
-                spent = dict(ev.attributes).get("epsilon_micro")
-                if spent is not None:
-                    self.epsilon_micro[selected[pos]] = int(spent)
-        for _ in range(_DEADLINE_BLOCKS + 2):
-            if ledger.block(agg.tx("close_round", ids))[0].code == 0:
-                break
+        self._commit(ids, rnd, selected, online, updates,
+                     [_ref(updates[pos].vector.tobytes(), sec.masked_bytes.get(pos, 1)) for pos in online])
+        self._close(ids)
         survivors = sorted(selected[pos] for group in sec.survivors for pos in group)
-        if len(survivors) < 2 or vector is None or verdicts is None:
+        if len(survivors) < _MIN_CONTRIBUTIONS or vector is None or verdicts is None:
             ledger.ok(agg.tx("fail_round", {**ids, "reason": "too few usable masked inputs"}))
             self._count(clients, set())
             return False
@@ -162,12 +179,64 @@ class _Run:
                       for pos in group)
         flagged = sorted(selected[pos] for group, v in zip(sec.survivors, verdicts, strict=True) if v == "flagged"
                          for pos in group)
+        return self._propose(ids, clients, base, unflatten(vector, layout), kept, flagged)
+
+    def _commit(self, ids: dict[str, Any], rnd: dict[str, Any], selected: list[str], online: list[int],
+                updates: list[ClientUpdate], refs: list[dict[str, Any]]) -> None:
+        """The online trainers' commit_contribution txs in one block; records the ε the chain debited."""
+        results = self.ledger.ok(*[self.trainer(selected[pos]).tx("commit_contribution", {
+            **ids, "base_version": rnd["base_version"], "num_examples": updates[pos].num_examples,
+            "dp": updates[pos].mechanism, **ref}) for pos, ref in zip(online, refs, strict=True)])
+        for pos, res in zip(online, results, strict=True):
+            for ev in res.events:
+                spent = dict(ev.attributes).get("epsilon_micro")
+                if spent is not None:
+                    self.epsilon_micro[selected[pos]] = int(spent)
+
+    def _close(self, ids: dict[str, Any]) -> None:
+        """close_round as the aggregator sends it: refused until the round is full or past its deadline."""
+        for _ in range(_DEADLINE_BLOCKS + 2):
+            if self.ledger.block(self.ledger.aggregator.tx("close_round", ids))[0].code == 0:
+                break
+
+    def _plaintext(self, number: int, rnd: dict[str, Any], base: Tensors, updates: list[ClientUpdate]) -> bool:
+        """A round without SecAgg: payloads in the clear, the aggregator's own plaintext rule over each update."""
+        ids = {"task_id": TASK, "round": number}
+        selected: list[str] = rnd["selected"]
+        clients = [self.by_hex[k] for k in selected]
+        dropped = dropped_positions(self.ctx, clients, number)
+        online = [pos for pos in range(len(selected)) if pos not in dropped]
+        payloads = {selected[pos]: encode_tensors(unflatten(updates[pos].vector, layout_of(base))) for pos in online}
+        self.bytes.extend(len(payloads[selected[pos]]) for pos in online)
+        self._commit(ids, rnd, selected, online, updates, [content_ref(payloads[selected[pos]]) for pos in online])
+        self._close(ids)
+        contributions = self.ledger.query(f"/contributions/{TASK}/{number}")
+        started = time.perf_counter()
+        try:
+            delta, flagged_ids = plaintext_delta(
+                [WeightedUpdate(c["id"], decode_tensors(payloads[c["participant"]]), c["num_examples"])
+                 for c in contributions], self.ctx.cfg.rule, self.ctx.cfg.byzantine)
+        except AggregationError as exc:
+            self.aggregation_s.append(time.perf_counter() - started)
+            reason = f"aggregation failed: {exc}"[:200]
+            self.ledger.ok(self.ledger.aggregator.tx("fail_round", {**ids, "reason": reason}))
+            self._count(clients, set())
+            return False
+        self.aggregation_s.append(time.perf_counter() - started)
+        flagged = sorted(cid.rsplit("/", 1)[1] for cid in flagged_ids)
+        kept = sorted(c["participant"] for c in contributions if c["participant"] not in flagged)
+        return self._propose(ids, clients, base, delta, kept, flagged)
+
+    def _propose(self, ids: dict[str, Any], clients: list[int], base: Tensors, delta: Tensors, kept: list[str],
+                 flagged: list[str]) -> bool:
+        """Propose base + delta with its contributors and robust-flagged members, then attest it."""
         self._count(clients, {self.by_hex[k] for k in kept})
         if not kept:
-            ledger.ok(agg.tx("fail_round", {**ids, "reason": "the robust rule flagged every group"}))
+            self.ledger.ok(self.ledger.aggregator.tx("fail_round", {**ids,
+                                                                    "reason": "the robust rule flagged every input"}))
             return False
-        model = apply_delta(base, unflatten(vector, layout))
-        proposed = ledger.ok(agg.tx("propose_version", {
+        model = apply_delta(base, delta)
+        proposed = self.ledger.ok(self.ledger.aggregator.tx("propose_version", {
             **ids, **content_ref(encode_tensors(model)), "contributors": kept,
             "dropped": [{"participant": w, "reason": "robust_flagged"} for w in flagged]}))
         version = next(int(dict(e.attributes)["version"]) for e in proposed[0].events
@@ -225,6 +294,7 @@ def run_fedledger(ctx: RunContext, init: Tensors, result: RunResult, evaluate_ro
         result.benign_acceptance = run.benign[0] / run.benign[1] if run.benign[1] else None
         result.byzantine_acceptance = run.byz[0] / run.byz[1] if run.byz[1] else None
         result.quarantined = run.quarantined()
+        result.sybil_attempts, result.sybil_refused = run.sybils
         return run.trusted()
     finally:
         run.ledger.close()

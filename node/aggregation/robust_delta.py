@@ -8,10 +8,11 @@ import numpy as np
 
 from fedledger.node.aggregation.combine import combine_rows
 from fedledger.node.aggregation.fedavg import WeightedUpdate, validate_updates
+from fedledger.node.aggregation.fedavg import aggregate as fedavg
 from fedledger.node.aggregation.flat import layout_of, stack, unflatten
 from fedledger.node.tensors import Tensors
 
-__all__ = ["robust_delta"]
+__all__ = ["plaintext_delta", "robust_delta"]
 
 
 def robust_delta(updates: Sequence[WeightedUpdate], rule: str, byzantine: int) -> tuple[Tensors, list[str]]:
@@ -27,3 +28,14 @@ def robust_delta(updates: Sequence[WeightedUpdate], rule: str, byzantine: int) -
     vector, verdicts = combine_rows(rows, weights, rule, byzantine)
     flagged = [u.contribution_id for u, v in zip(ordered, verdicts, strict=True) if v == "flagged"]
     return unflatten(vector, layout), flagged
+
+
+def plaintext_delta(updates: Sequence[WeightedUpdate], rule: str, byzantine: int) -> tuple[Tensors, list[str]]:
+    """A plaintext round's delta under the task's rule (example-weighted FedAvg, or a robust rule) and who it flagged.
+
+    The aggregator and the evaluation harness's in-process mode both call this, so the two compute
+    the same bytes from the same updates. AggregationError when the rule cannot run on them.
+    """
+    if rule == "fedavg":
+        return fedavg(updates), []
+    return robust_delta(updates, rule, byzantine)
