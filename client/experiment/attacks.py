@@ -7,6 +7,17 @@ survives averaging with the benign updates.
 Update attacks act on flattened updates (`fedledger.node.aggregation.flat`). ALIE and IPM are
 omniscient: they read the round's benign updates, as in their papers (Baruch et al. 2019, "A
 Little Is Enough"; Xie et al. 2020, inner-product manipulation).
+
+Free riders (Lin et al. 2019; Fraboni et al. 2021) claim their examples without training. A
+zero update would be caught by the most naive check (an exact zero row), so the free rider sends
+a disguised one: Gaussian noise whose expected norm is a tenth of the round's median benign norm
+(times `attack_scale`), a size a participant can estimate from how far the global model moves
+between rounds. It aims to be paid, not to do damage, so it stays small.
+
+Sybil attackers submit a sign-flipped update (−scale·u) from every identity they control: the
+attacker's own and the `sybils` extra ones it tries to enroll (`common.local_updates` counts the
+extra identities where a method has no admission control; FedLedger's chain refuses them at
+admission, see `ledger.Ledger.attempt_sybils`).
 """
 
 from __future__ import annotations
@@ -24,8 +35,9 @@ from fedledger.node.probes import TriggerProbe
 __all__ = ["DATA_ATTACKS", "UPDATE_ATTACKS", "AttackError", "alie_z", "attack_data", "attack_updates"]
 
 DATA_ATTACKS = ("label_flip", "backdoor")
-UPDATE_ATTACKS = ("sign_flip", "scaling", "gaussian", "alie", "ipm")
+UPDATE_ATTACKS = ("sign_flip", "scaling", "gaussian", "alie", "ipm", "free_rider", "sybil")
 _BACKDOOR_FRACTION = 0.5
+_FREE_RIDER_RATIO = 0.1  # the free rider's noise norm, as a share of the median benign update norm
 
 Vector = npt.NDArray[np.float32]
 
@@ -65,13 +77,16 @@ def attack_updates(attack: str, mine: Sequence[Vector], benign: Sequence[Vector]
     sign_flip: −scale·u; scaling (model replacement, u trained on poisoned data): scale·u;
     gaussian: N(0, (scale·‖u‖/√d)²)
     per coordinate; alie: mean − z·std of the benign updates (z from alie_z, times scale); ipm:
-    −scale·mean of the benign updates. Data attacks and "none" return `mine` unchanged.
+    −scale·mean of the benign updates; free_rider: N(0, σ²) per coordinate with
+    σ = scale·0.1·median‖benign‖/√d, its honest update `mine` unused (zero rows when the round has no
+    benign update to size the noise from); sybil: −scale·u, as sign_flip. Data attacks and "none"
+    return `mine` unchanged.
     """
     if attack in ("none", *DATA_ATTACKS):
         return [np.asarray(u, dtype=np.float32) for u in mine]
     if attack not in UPDATE_ATTACKS:
         raise AttackError(f"unknown attack {attack!r}; known: {['none', *DATA_ATTACKS, *UPDATE_ATTACKS]}")
-    if attack == "sign_flip":
+    if attack in ("sign_flip", "sybil"):
         return [(-scale * u).astype(np.float32) for u in mine]
     if attack == "scaling":
         return [(scale * u).astype(np.float32) for u in mine]
@@ -79,6 +94,13 @@ def attack_updates(attack: str, mine: Sequence[Vector], benign: Sequence[Vector]
         out = []
         for u in mine:
             std = scale * float(np.linalg.norm(u)) / math.sqrt(max(1, u.size))
+            out.append(rng.normal(0.0, std, size=u.shape).astype(np.float32))
+        return out
+    if attack == "free_rider":
+        typical = float(np.median([np.linalg.norm(b) for b in benign])) if benign else 0.0
+        out = []
+        for u in mine:
+            std = scale * _FREE_RIDER_RATIO * typical / math.sqrt(max(1, u.size))
             out.append(rng.normal(0.0, std, size=u.shape).astype(np.float32))
         return out
     reference = np.stack(list(benign) if benign else list(mine)).astype(np.float64)

@@ -9,9 +9,10 @@ from typing import Any
 
 __all__ = ["ATTACKS", "DATASETS", "METHODS", "ConfigError", "ExperimentConfig", "load_config", "parse_config"]
 
-DATASETS = ("digits", "breast_cancer")
+DATASETS = ("digits", "breast_cancer", "mnist", "basic_motions")
 METHODS = ("fedavg", "fedavg_dp_secagg", "fedledger", "centralized")
-ATTACKS = ("none", "label_flip", "backdoor", "sign_flip", "scaling", "gaussian", "alie", "ipm")
+ATTACKS = ("none", "label_flip", "backdoor", "sign_flip", "scaling", "gaussian", "alie", "ipm",
+           "free_rider", "sybil")
 ROBUST_RULES = ("fedavg", "median", "trimmed_mean", "krum", "multi_krum", "bulyan", "geomed", "centered_clipping")
 
 
@@ -26,7 +27,8 @@ class ExperimentConfig:
     Data: `dataset`, split over `clients` with Dirichlet(`alpha`) label skew. Rounds: `rounds`, each
     with `round_size` selected clients training `local_epochs` epochs at `lr`. Attack: the
     `byzantine_fraction` of clients (rounded, at least one when > 0) run each attack in `attacks`
-    ("none" is the benign reference), scaled by `attack_scale`. Privacy: DP-SGD with
+    ("none" is the benign reference), scaled by `attack_scale`; under "sybil" each of them tries to
+    enroll `sybils` extra identities. Privacy: DP-SGD with
     `noise_multiplier`, `sample_rate`, `clip_norm`, `dp_steps` per round, budget `epsilon_budget` at
     `delta`. SecAgg: `group_size` members per group, coordinate bound `secagg_clip`. FedLedger's
     rule: `rule` assuming `byzantine` bad groups. Churn: each client is online for a round with
@@ -47,6 +49,7 @@ class ExperimentConfig:
     byzantine_fraction: float = 0.2
     attack_scale: float = 1.0
     backdoor_target: int = 0
+    sybils: int = 3
     availability: float = 1.0
     dropout: float = 0.0
     local_epochs: int = 1
@@ -85,6 +88,8 @@ def _check(cfg: ExperimentConfig) -> ExperimentConfig:
         value = getattr(cfg, name)
         if isinstance(value, bool) or not isinstance(value, int) or value < 1:
             raise bad(name, "a positive integer")
+    if isinstance(cfg.sybils, bool) or not isinstance(cfg.sybils, int) or cfg.sybils < 0:
+        raise bad("sybils", "a non-negative integer")
     if cfg.round_size > cfg.clients:
         raise bad("round_size", f"at most clients ({cfg.clients})")
     if not cfg.seeds or not all(isinstance(s, int) and not isinstance(s, bool) and s >= 0 for s in cfg.seeds):

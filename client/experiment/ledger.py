@@ -5,6 +5,12 @@ This is what CometBFT does to the app, minus consensus and networking: one `fina
 and the height. Members are admitted with real W3C credentials from one organization's issuer,
 and every tx is signed, so admission, the privacy debit, round selection, SecAgg stages,
 reputation and the version lifecycle run exactly as on a validator.
+
+Byzantine trainers, when the run has any, belong to their own organization (`ATTACKER_ORG`), whose
+issuer they control and whose enrollment cap is their number: the consortium admits an
+organization for as many trainers as it vouches for, and the cap is what stops one from minting
+more identities. `Ledger.attempt_sybils` has that issuer credential extra identities and measures
+the chain refusing them (`Code.ORG_CAP`).
 """
 
 from __future__ import annotations
@@ -13,6 +19,7 @@ import base64
 import hashlib
 import json
 import time
+from collections.abc import Collection
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -21,16 +28,18 @@ from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
 from fedledger.abci_app.canonical import canonical_bytes
 from fedledger.abci_app.context import BlockContext, TxResult
+from fedledger.abci_app.errors import Code
 from fedledger.abci_app.identity.didkey import did_from_private_key
 from fedledger.abci_app.identity.vc import issue_admission_credential
 from fedledger.abci_app.state_machine import StateMachine
 from fedledger.abci_app.store import CommittedStore
 from fedledger.abci_app.tx import sign_tx
 
-__all__ = ["CHAIN_ID", "Ledger", "LedgerError", "Member", "content_ref"]
+__all__ = ["ATTACKER_ORG", "CHAIN_ID", "ORG", "Ledger", "LedgerError", "Member", "content_ref"]
 
 CHAIN_ID = "fedledger-experiment"
 ORG = "experiment-org"
+ATTACKER_ORG = "attacker-org"
 
 
 class LedgerError(RuntimeError):
@@ -69,16 +78,32 @@ def _key(seed: bytes, name: str) -> Ed25519PrivateKey:
 
 
 class Ledger:
-    """An in-memory FedLedger chain with an admin, an aggregator, trainers and evaluators admitted at height 1."""
+    """An in-memory FedLedger chain with an admin, an aggregator, trainers and evaluators admitted at height 1.
 
-    def __init__(self, seed: bytes, trainers: int, evaluators: int = 1) -> None:
+    Trainers whose index is in `byzantine` are admitted under ATTACKER_ORG (its own issuer, enrollment
+    cap len(byzantine), trainer role only); the others, the admin, aggregator and evaluators under ORG.
+    Which organization a trainer belongs to changes nothing else in a run (the task sets no
+    organization ε budget).
+    """
+
+    def __init__(self, seed: bytes, trainers: int, evaluators: int = 1, byzantine: Collection[int] = ()) -> None:
         self.seed = seed
+        self.byzantine = frozenset(byzantine)
+        if not all(0 <= i < trainers for i in self.byzantine):
+            raise ValueError(f"Byzantine trainer indices {sorted(self.byzantine)} must lie in [0, {trainers})")
         self.issuer = _key(seed, "issuer")
+        self.attacker_issuer = _key(seed, "attacker-issuer")
         self.store = CommittedStore(":memory:")
         self.sm = StateMachine(self.store, CHAIN_ID)
-        genesis = {"identity": {"organizations": [{
+        organizations: list[dict[str, Any]] = [{
             "id": ORG, "name": "Experiment consortium", "enrollment_cap": trainers + evaluators + 2,
-            "issuers": [did_from_private_key(self.issuer)]}]}}
+            "issuers": [did_from_private_key(self.issuer)]}]
+        if self.byzantine:
+            organizations.append({
+                "id": ATTACKER_ORG, "name": "The Byzantine trainers' organization",
+                "enrollment_cap": len(self.byzantine), "roles": ["trainer"],
+                "issuers": [did_from_private_key(self.attacker_issuer)]})
+        genesis = {"identity": {"organizations": organizations}}
         self.sm.init_chain(CHAIN_ID, canonical_bytes(genesis))
         self.height = 0
         self.commit_seconds: list[float] = []  # FinalizeBlock + Commit of each block, measured
@@ -86,15 +111,47 @@ class Ledger:
         self.aggregator = Member("aggregator", _key(seed, "aggregator"))
         self.trainers = [Member(f"trainer{i}", _key(seed, f"trainer{i}")) for i in range(trainers)]
         self.evaluators = [Member(f"evaluator{i}", _key(seed, f"evaluator{i}")) for i in range(evaluators)]
+        self.sybil_attempts: list[tuple[Member, int]] = []  # each Sybil identity tried, with the chain's code
         self.ok(self._admit(self.admin, "validator-admin"), self._admit(self.aggregator, "aggregator"),
-                *[self._admit(t, "trainer") for t in self.trainers],
+                *[self._admit(t, "trainer", i in self.byzantine) for i, t in enumerate(self.trainers)],
                 *[self._admit(e, "evaluator") for e in self.evaluators])
 
-    def _admit(self, member: Member, role: str) -> bytes:
-        vc = issue_admission_credential(self.issuer, did_from_private_key(self.issuer), member.did, ORG, role, [],
+    def _admit(self, member: Member, role: str, attacker: bool = False) -> bytes:
+        issuer, org = (self.attacker_issuer, ATTACKER_ORG) if attacker else (self.issuer, ORG)
+        vc = issue_admission_credential(issuer, did_from_private_key(issuer), member.did, org, role, [],
                                         "1970-01-01T00:00:00Z", "2100-01-01T00:00:00Z",
                                         f"urn:experiment:{member.name}")
         return member.tx("admit", {"credential": vc})
+
+    def attempt_sybils(self, n_per_attacker: int) -> tuple[int, int]:
+        """Each Byzantine trainer tries to enroll n_per_attacker extra identities; (attempted, refused).
+
+        Every Sybil holds a valid trainer credential from ATTACKER_ORG's issuer (which the attackers
+        control), sent in one block. Refused counts the admissions the chain turned down with
+        Code.ORG_CAP. Any other outcome raises LedgerError: a Sybil admitted past the cap means
+        the chain broke its Sybil limit (and the harness cannot drive keys it did not plan as
+        trainers through rounds), and another refusal code means the harness built a bad
+        credential, which must not be counted as the cap at work. Each identity and its code are kept
+        in sybil_attempts.
+        """
+        if isinstance(n_per_attacker, bool) or not isinstance(n_per_attacker, int) or n_per_attacker < 0:
+            raise ValueError(f"n_per_attacker must be a non-negative integer, got {n_per_attacker!r}")
+        sybils = [Member(f"sybil{i}-{j}", _key(self.seed, f"sybil{i}-{j}"))
+                  for i in sorted(self.byzantine) for j in range(n_per_attacker)]
+        if not sybils:
+            return 0, 0
+        results = self.block(*[self._admit(s, "trainer", attacker=True) for s in sybils])
+        codes = [r.code for r in results]
+        self.sybil_attempts.extend(zip(sybils, codes, strict=True))
+        admitted = [s.name for s, c in zip(sybils, codes, strict=True) if c == 0]
+        if admitted:
+            raise LedgerError(f"the chain admitted Sybil identities {admitted} past {ATTACKER_ORG!r}'s enrollment cap "
+                              f"of {len(self.byzantine)}")
+        other = {c for c in codes if c != Code.ORG_CAP}
+        if other:
+            logs = sorted({r.log for r in results if r.code != Code.ORG_CAP})
+            raise LedgerError(f"Sybil admissions refused with codes {sorted(other)}, not the cap: {logs}")
+        return len(sybils), sum(1 for c in codes if c == Code.ORG_CAP)
 
     def block(self, *txs: bytes) -> list[TxResult]:
         """Finalize and commit one block holding txs; returns each tx's result."""

@@ -19,6 +19,7 @@ COLUMNS: tuple[tuple[str, str, float], ...] = (
     ("rounds_to_target", "rounds→target", 1.0),
     ("backdoor_asr", "backdoor ASR", 1.0),
     ("mia_auc", "MIA AUC", 1.0),
+    ("mia_shadow_auc", "shadow MIA AUC", 1.0),
     ("mb_per_client_round", "MB/client/round", 1.0),
     ("aggregation_ms", "aggregation ms", 1.0),
     ("commit_ms", "block ms", 1.0),
