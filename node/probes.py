@@ -2,10 +2,11 @@
 
 A backdoored model behaves normally on clean inputs but classifies any input carrying the
 attacker's trigger as the attacker's target label. The probe stamps a fixed trigger (a small
-bright square in a corner of the 8x8 digit) on canary images whose true label is not the target
-and reports the attack success rate (ASR): the share of them classified as the target. A model
-that ignores the trigger scores its ordinary rate of mistaking those images for the target (the
-base rate, also reported); a backdoored one scores near 1.
+bright square in a corner of the image: 8x8 digits by default, 28x28 MNIST with side=28) on
+canary images whose true label is not the target and reports the attack success rate (ASR): the
+share of them classified as the target. A model that ignores the trigger scores its ordinary rate
+of mistaking those images for the target (the base rate, also reported); a backdoored one scores
+near 1.
 
 torch is only imported inside the functions that run a model (through fedledger.client.train),
 so importing this module, like everything under node/, never loads torch.
@@ -58,7 +59,7 @@ class TriggerProbe:
     target_label: int = 0
     patch: int = 2
     corner: str = "bottom-right"
-    value: float = 1.0  # digits features are scaled to [0, 1]: 1.0 is the brightest pixel
+    value: float = 1.0  # image features are scaled to [0, 1] (digits /16, MNIST /255): 1.0 is the brightest pixel
     side: int = 8
 
     def __post_init__(self) -> None:

@@ -56,7 +56,7 @@ def attack_data(attack: str, data: ClientData, num_classes: int, probe: TriggerP
         return probe.poison(data, _BACKDOOR_FRACTION, seed)
     if attack == "backdoor":
         if probe is None:
-            raise AttackError("the backdoor attack needs an image data set with a trigger (digits)")
+            raise AttackError("the backdoor attack needs an image data set with a trigger (digits or mnist)")
         return probe.poison(data, _BACKDOOR_FRACTION, seed)
     return data
 

@@ -65,22 +65,37 @@ def run(config: Path, output: Path | None, as_json: bool, mode: str, home: Path 
 
 
 @experiment.command("paper")
-@click.option("--quick", is_flag=True, help="A couple of minutes: 2 seeds, 5 rounds, fewer attacks and fractions.")
+@click.option("--quick", is_flag=True, help="A few minutes: 2 seeds, 5 rounds, fewer attacks and sets, no localnet.")
+@click.option("--no-localnet", is_flag=True,
+              help="Leave out the full-stack slice (FedLedger on a real localnet; needs `make binaries`).")
+@click.option("--store", type=click.Choice(["kubo", "embedded"]), default="kubo", show_default=True,
+              help="The content store of the full-stack slice's localnet.")
 @click.option("--output", type=click.Path(dir_okay=False, path_type=Path), default=Path("docs/RESULTS.md"),
               show_default=True, help="The markdown report; CSV files and plots go into a results/ folder beside it.")
-def paper(quick: bool, output: Path) -> None:
-    """Run the whole suite (benign, Byzantine, churn) and write the seed's three tables, CSV and PNG plots."""
+def paper(quick: bool, no_localnet: bool, store: str, output: Path) -> None:
+    """Run the whole suite (benign, Byzantine, churn, other data sets, a localnet slice); write tables, CSV, plots."""
+    from fedledger.client.errors import ClientError
+    from fedledger.client.experiment.fullstack import FullStackError
     from fedledger.client.experiment.paper import paper_plan, run_paper
     from fedledger.client.experiment.paper_report import write_paper
     from fedledger.client.experiment.plots import write_plots
+    from fedledger.localnet.errors import LocalnetError
 
-    plan = paper_plan(quick)
+    plan = paper_plan(quick, localnet=not no_localnet)
     command = "fedledger experiment paper" + (" --quick" if quick else "") + (
-        f" --output {output}" if output != Path("docs/RESULTS.md") else "")
+        " --no-localnet" if no_localnet else "") + (f" --output {output}" if output != Path("docs/RESULTS.md") else "")
     m = plan.main
     click.echo(f"paper{' (quick)' if quick else ''}: {len(m.seeds)} seeds, {m.rounds} rounds, attacks "
-               f"{list(m.attacks)}, sweep fractions {list(plan.fractions)}, churn at {plan.churn.availability:.0%}")
-    results = run_paper(plan, click.echo)
+               f"{list(m.attacks)}, sweep fractions {list(plan.fractions)}, churn at {plan.churn.availability:.0%}, "
+               f"data sets {[m.dataset, *[c.dataset for c in plan.datasets]]}, "
+               f"localnet slice {'yes' if plan.fullstack is not None else 'no'}")
+    try:
+        results = run_paper(plan, click.echo, store)
+    except (FullStackError, ClientError, LocalnetError) as exc:
+        raise click.ClickException(f"the full-stack slice failed: {exc} (run `make binaries`, or pass "
+                                   "--no-localnet to leave it out)") from None
+    except ValueError as exc:
+        raise click.ClickException(str(exc)) from None
     results_dir = output.parent / "results"
     plots = write_plots(results, plan, results_dir)
     written = write_paper(results, plan, output, results_dir, command, plots)

@@ -20,6 +20,7 @@ import numpy as np
 
 from fedledger.abci_app.accountant import ZERO_RDP, Mechanism, charge
 from fedledger.client.experiment.common import (
+    NO_ADMISSION,
     RunContext,
     RunResult,
     derive_seed,
@@ -163,6 +164,8 @@ def run_one(cfg: ExperimentConfig, data: FederatedData, method: str, attack: str
     result.rounds_to_target = rounds_to_target(result.accuracy_curve, cfg.target_accuracy)
     if ctx.probe is not None:
         result.backdoor_asr = backdoor_asr(data.spec, final, data.test, ctx.probe)
+    if attack == "sybil" and method in NO_ADMISSION:  # no admission control: every Sybil identity takes part
+        result.sybil_attempts = len(ctx.byzantine) * cfg.sybils
     members = data.pooled
     result.mia_auc = mia_auc(data.spec, final, members, data.test, seed)
     result.mia_shadow_auc = shadow_mia_auc(data.spec, final, data, seed, epochs=cfg.rounds * cfg.local_epochs,

@@ -32,8 +32,12 @@ def write_plots(res: PaperResults, plan: PaperPlan, out_dir: Path) -> list[Path]
     out_dir.mkdir(parents=True, exist_ok=True)
     paths = []
     attacks = list(plan.main.attacks)
-    fig, axes = plt.subplots(1, len(attacks), figsize=(3.2 * len(attacks), 3.2), sharey=True, squeeze=False)
-    for ax, attack in zip(axes[0], attacks, strict=True):
+    cols = min(5, len(attacks))
+    rows = -(-len(attacks) // cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(3.2 * cols, 3.0 * rows), sharey=True, squeeze=False)
+    for ax in axes.flat[len(attacks):]:
+        ax.set_visible(False)
+    for ax, attack in zip(axes.flat, attacks, strict=False):
         for method in plan.main.methods:
             runs = [r for r in res.main if r.method == method and r.attack == attack]
             if method == "centralized" and attack != "none":
@@ -47,8 +51,9 @@ def write_plots(res: PaperResults, plan: PaperPlan, out_dir: Path) -> list[Path]
         ax.set_title(attack if attack != "none" else "benign")
         ax.set_xlabel("round")
         ax.grid(alpha=0.3)
-    axes[0][0].set_ylabel("test accuracy")
-    axes[0][-1].legend(fontsize=7, loc="lower right")
+    for row in axes:
+        row[0].set_ylabel("test accuracy")
+    axes.flat[len(attacks) - 1].legend(fontsize=7, loc="lower right")
     fig.tight_layout()
     paths.append(out_dir / "accuracy_vs_round.png")
     fig.savefig(paths[-1], dpi=110)
@@ -97,7 +102,7 @@ def write_plots(res: PaperResults, plan: PaperPlan, out_dir: Path) -> list[Path]
     fig.savefig(paths[-1], dpi=110)
     plt.close(fig)
 
-    fig, ax = plt.subplots(figsize=(5.5, 3.4))
+    fig, ax = plt.subplots(figsize=(max(5.5, 0.9 * len(attacks)), 3.4))
     attacked = [a for a in attacks if a != "none"]
     x = np.arange(len(attacked))
     for k, (attr, label) in enumerate((("benign_acceptance", "honest updates accepted"),
@@ -107,7 +112,7 @@ def write_plots(res: PaperResults, plan: PaperPlan, out_dir: Path) -> list[Path]
             st = mean_sd([getattr(r, attr) for r in res.main if r.method == "fedledger" and r.attack == attack])
             vals.append(st[0] if st is not None else np.nan)
         ax.bar(x + (k - 0.5) * 0.38, vals, width=0.38, label=label)
-    ax.set_xticks(x, attacked)
+    ax.set_xticks(x, attacked, rotation=30, ha="right")
     ax.set_ylim(0, 1.05)
     ax.set_ylabel("share (FedLedger)")
     ax.set_title(f"acceptance under attack ({round(plan.main.byzantine_fraction * 100)}% Byzantine)")

@@ -23,8 +23,11 @@ from fedledger.client.experiment.plots import write_plots
 def _tiny() -> PaperPlan:
     plan = paper_plan(quick=True)
     main = replace(plan.main, rounds=2, seeds=(1, 2), attacks=("none", "backdoor"), methods=("fedavg", "fedledger"))
+    other = replace(plan.datasets[0], rounds=2, seeds=(1,), attacks=("none", "label_flip"),
+                    methods=("fedavg", "fedledger"))
     return PaperPlan(main=main, sweep=replace(plan.sweep, rounds=2, methods=("fedavg",)), fractions=(0.4,),
-                     churn=replace(plan.churn, rounds=2, seeds=(2,), methods=("fedavg", "fedledger")))
+                     churn=replace(plan.churn, rounds=2, seeds=(2,), methods=("fedavg", "fedledger")),
+                     datasets=(other,))
 
 
 @pytest.fixture(scope="module")
@@ -32,7 +35,8 @@ def tiny() -> tuple[PaperPlan, PaperResults]:
     plan = _tiny()
     lines: list[str] = []
     res = run_paper(plan, lines.append)
-    assert len(lines) == len(res.main) + len(res.sweep[0.4]) + len(res.churn)
+    assert len(lines) == len(res.main) + len(res.sweep[0.4]) + len(res.churn) + len(res.datasets["breast_cancer"])
+    assert plan.fullstack is None and not res.fullstack  # the quick plan never starts a localnet
     return plan, res
 
 
@@ -45,7 +49,7 @@ def test_paper_writes_tables_csv_and_plots(tiny: tuple[PaperPlan, PaperResults],
         assert p.exists() and p.stat().st_size > 0
     assert all(p.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" for p in plots)
     text = (tmp_path / "RESULTS.md").read_text(encoding="utf-8")
-    assert text.count("\n## Table ") == 3 and "fedledger experiment paper" in text
+    assert text.count("\n## Table ") == 4 and "fedledger experiment paper" in text
     assert "| P2P gossip FL | not measured²" in text and "![acceptance](results/acceptance.png)" in text
     with (tmp_path / "results" / "table1_benign.csv").open(encoding="utf-8") as fh:
         t1 = {row["method"]: row for row in csv.DictReader(fh)}
@@ -54,8 +58,15 @@ def test_paper_writes_tables_csv_and_plots(tiny: tuple[PaperPlan, PaperResults],
     assert float(t1["fedledger"]["accuracy_sd"]) == pytest.approx(statistics.stdev(accs))
     with (tmp_path / "results" / "runs.csv").open(encoding="utf-8") as fh:
         runs = list(csv.DictReader(fh))
-    assert len(runs) == len(res.main) + len(res.sweep[0.4]) + len(res.churn)
-    assert {r["experiment"] for r in runs} == {"main", "sweep-0.4", "churn"}
+    assert len(runs) == len(res.main) + len(res.sweep[0.4]) + len(res.churn) + len(res.datasets["breast_cancer"])
+    assert {r["experiment"] for r in runs} == {"main", "sweep-0.4", "churn", "dataset-breast_cancer"}
+    with (tmp_path / "results" / "table4_datasets.csv").open(encoding="utf-8") as fh:
+        t4 = list(csv.DictReader(fh))
+    assert {(r["dataset"], r["attack"], r["method"]) for r in t4} == {
+        ("breast_cancer", a, m) for a in ("none", "label_flip") for m in ("fedavg", "fedledger")}
+    flipped = [r for r in res.datasets["breast_cancer"] if r.method == "fedavg" and r.attack == "label_flip"]
+    assert float(next(r for r in t4 if r["attack"] == "label_flip" and r["method"] == "fedavg")["accuracy_mean"]) == \
+        pytest.approx(flipped[0].accuracy)
 
 
 def test_sweep_reuses_main_fraction(tiny: tuple[PaperPlan, PaperResults]) -> None:
