@@ -37,6 +37,9 @@ def run(config: Path, output: Path | None, as_json: bool, mode: str, home: Path 
         cfg = load_config(config)
     except ConfigError as exc:
         raise click.ClickException(str(exc)) from None
+    if mode == "localnet" and "sybil" in cfg.attacks and "fedledger" in cfg.methods:
+        raise click.ClickException("the sybil attack runs in the fast mode only: it needs an attackers' organization "
+                                   "with its own enrollment cap, which the localnet's development genesis lacks")
     say = (lambda line: click.echo(line, err=True)) if as_json else click.echo
     say(f"experiment {cfg.name}: {cfg.dataset}, {cfg.clients} clients, {cfg.rounds} rounds, seeds {list(cfg.seeds)}, "
         f"methods {list(cfg.methods)}, attacks {list(cfg.attacks)} ({cfg.num_byzantine} Byzantine)")
@@ -44,12 +47,13 @@ def run(config: Path, output: Path | None, as_json: bool, mode: str, home: Path 
         if mode == "localnet":
             from fedledger.client.errors import ClientError
             from fedledger.client.experiment.fullstack import FullStackError, Localnet
+            from fedledger.ipfs import StoreError
             from fedledger.localnet.errors import LocalnetError
 
             try:
                 with Localnet(home, store, log=say) as net:
                     results = run_experiment(cfg, say, net)
-            except (FullStackError, ClientError, LocalnetError) as exc:
+            except (FullStackError, ClientError, LocalnetError, StoreError) as exc:
                 raise click.ClickException(f"localnet mode: {exc}") from None
         else:
             results = run_experiment(cfg, say)
@@ -79,6 +83,7 @@ def paper(quick: bool, no_localnet: bool, store: str, output: Path) -> None:
     from fedledger.client.experiment.paper import paper_plan, run_paper
     from fedledger.client.experiment.paper_report import write_paper
     from fedledger.client.experiment.plots import write_plots
+    from fedledger.ipfs import StoreError
     from fedledger.localnet.errors import LocalnetError
 
     plan = paper_plan(quick, localnet=not no_localnet)
@@ -91,7 +96,7 @@ def paper(quick: bool, no_localnet: bool, store: str, output: Path) -> None:
                f"localnet slice {'yes' if plan.fullstack is not None else 'no'}")
     try:
         results = run_paper(plan, click.echo, store)
-    except (FullStackError, ClientError, LocalnetError) as exc:
+    except (FullStackError, ClientError, LocalnetError, StoreError) as exc:
         raise click.ClickException(f"the full-stack slice failed: {exc} (run `make binaries`, or pass "
                                    "--no-localnet to leave it out)") from None
     except ValueError as exc:
