@@ -217,6 +217,10 @@ class _FullRun:
         clients = [self.by_hex[k] for k in selected]
         dropped = dropped_positions(self.ctx, clients, number)
         base = self.model(int(rnd["base_version"]))
+        if len(clients) < 2:
+            # As in the fast mode: one input cannot be hidden or robustly combined, so nobody sends
+            # one; the aggregator closes the round at its deadline and fails it, the model stays.
+            clients = []
         updates, layout = round_updates(self.ctx, base, clients, number) if clients else ([], ())
         before = [s.uploaded for s in self.stores]
         participants: dict[int, SecureParticipant] = {}

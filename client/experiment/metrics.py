@@ -16,11 +16,12 @@ from fedledger.client.data import ClientData
 from fedledger.node.probes import TriggerProbe
 from fedledger.node.tensors import encode_tensors
 
-__all__ = ["accuracy", "auc", "backdoor_asr", "example_losses", "macro_f1", "mia_auc", "payload_bytes",
+__all__ = ["accuracy", "auc", "backdoor_asr", "example_losses", "logits", "macro_f1", "mia_auc", "payload_bytes",
            "predict", "rounds_to_target"]
 
 
-def _logits(spec: str, weights: Mapping[str, npt.NDArray[Any]], X: npt.NDArray[np.float32]) -> npt.NDArray[np.float64]:
+def logits(spec: str, weights: Mapping[str, npt.NDArray[Any]], X: npt.NDArray[np.float32]) -> npt.NDArray[np.float64]:
+    """The registered torch model's raw outputs on X (one thread, eval mode, no gradients), as float64."""
     import torch
 
     from fedledger.client.model import build_model, set_weights
@@ -36,12 +37,12 @@ def _logits(spec: str, weights: Mapping[str, npt.NDArray[Any]], X: npt.NDArray[n
 
 def predict(spec: str, weights: Mapping[str, npt.NDArray[Any]], X: npt.NDArray[np.float32]) -> npt.NDArray[np.int64]:
     """The model's top-1 class for each row of X."""
-    return np.asarray(_logits(spec, weights, X).argmax(axis=1), dtype=np.int64)
+    return np.asarray(logits(spec, weights, X).argmax(axis=1), dtype=np.int64)
 
 
 def example_losses(spec: str, weights: Mapping[str, npt.NDArray[Any]], data: ClientData) -> npt.NDArray[np.float64]:
     """Per-example cross-entropy, computed stably from the logits (log-sum-exp minus the true logit)."""
-    z = _logits(spec, weights, data.X)
+    z = logits(spec, weights, data.X)
     top = z.max(axis=1, keepdims=True)
     lse = top[:, 0] + np.log(np.exp(z - top).sum(axis=1))
     return np.asarray(lse - z[np.arange(len(data)), data.y])

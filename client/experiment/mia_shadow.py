@@ -27,7 +27,7 @@ import numpy.typing as npt
 
 from fedledger.client.data import ClientData
 from fedledger.client.experiment.datasets import FederatedData
-from fedledger.client.experiment.metrics import auc
+from fedledger.client.experiment.metrics import auc, logits
 from fedledger.client.model import initial_weights
 from fedledger.client.train import train_local
 from fedledger.node.aggregation.fedavg import apply_delta
@@ -37,23 +37,9 @@ __all__ = ["TOP_K", "attack_features", "shadow_mia_auc"]
 TOP_K = 3  # sorted softmax probabilities kept as features (fewer when the task has fewer classes)
 
 
-def _logits(spec: str, weights: Mapping[str, npt.NDArray[Any]], X: npt.NDArray[np.float32]) -> npt.NDArray[np.float64]:
-    import torch
-
-    from fedledger.client.model import build_model, set_weights
-
-    torch.set_num_threads(1)
-    model = build_model(spec, 0)
-    set_weights(model, weights)
-    model.eval()
-    with torch.no_grad():
-        out = model(torch.from_numpy(np.ascontiguousarray(X, dtype=np.float32)))
-    return np.asarray(out.double().numpy())
-
-
 def attack_features(spec: str, weights: Mapping[str, npt.NDArray[Any]], data: ClientData) -> npt.NDArray[np.float64]:
     """Per example: the model's softmax probabilities sorted high to low (top 3), then the loss on the true label."""
-    z = _logits(spec, weights, data.X)
+    z = logits(spec, weights, data.X)
     z = z - z.max(axis=1, keepdims=True)  # stable softmax and log-sum-exp
     lse = np.log(np.exp(z).sum(axis=1))
     probs = np.exp(z - lse[:, None])
