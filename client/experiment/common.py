@@ -12,7 +12,7 @@ import numpy.typing as npt
 from fedledger.client.data import ClientData
 from fedledger.client.dpsgd import DPConfig
 from fedledger.client.experiment.attacks import attack_data, attack_updates
-from fedledger.client.experiment.config import ExperimentConfig
+from fedledger.client.experiment.config import ExperimentConfig, training_lr
 from fedledger.client.experiment.datasets import FederatedData, backdoor_probe
 from fedledger.client.train import train_local
 from fedledger.node.aggregation.flat import Layout, flatten, layout_of
@@ -104,7 +104,8 @@ def local_updates(ctx: RunContext, base: Tensors, clients: list[int], rnd: int) 
     layout = layout_of(base)
     trained = {}
     for i in clients:
-        res = train_local(ctx.data.spec, base, ctx.shards[i], epochs=ctx.cfg.local_epochs, lr=ctx.cfg.lr,
+        res = train_local(ctx.data.spec, base, ctx.shards[i], epochs=ctx.cfg.local_epochs,
+                          lr=training_lr(ctx.cfg, ctx.dp is not None),
                           batch_size=ctx.cfg.batch_size, seed=derive_int(ctx.seed, "train", rnd, i), dp=ctx.dp)
         declared = None if res.mechanism is None else {**res.mechanism, "clip_norm": res.clip_norm}
         trained[i] = (flatten(res.delta, layout), res.num_examples, declared)

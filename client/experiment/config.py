@@ -7,7 +7,8 @@ from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
 
-__all__ = ["ATTACKS", "DATASETS", "METHODS", "ConfigError", "ExperimentConfig", "load_config", "parse_config"]
+__all__ = ["ATTACKS", "DATASETS", "METHODS", "ConfigError", "ExperimentConfig", "load_config", "parse_config",
+           "training_lr"]
 
 DATASETS = ("digits", "breast_cancer", "mnist", "basic_motions")
 METHODS = ("fedavg", "fedavg_dp_secagg", "fedledger", "centralized")
@@ -25,7 +26,8 @@ class ExperimentConfig:
     """Every knob of one experiment; a run is one (method, attack, seed) triple of it.
 
     Data: `dataset`, split over `clients` with Dirichlet(`alpha`) label skew. Rounds: `rounds`, each
-    with `round_size` selected clients training `local_epochs` epochs at `lr`. Attack: the
+    with `round_size` selected clients training `local_epochs` epochs at `lr` (`dp_lr` for the DP-SGD
+    methods when set: clipped, noised gradients are small and take a larger step). Attack: the
     `byzantine_fraction` of clients (rounded, at least one when > 0) run each attack in `attacks`
     ("none" is the benign reference), scaled by `attack_scale`; under "sybil" each of them tries to
     enroll `sybils` extra identities. Privacy: DP-SGD with
@@ -54,6 +56,7 @@ class ExperimentConfig:
     dropout: float = 0.0
     local_epochs: int = 1
     lr: float = 0.1
+    dp_lr: float | None = None
     batch_size: int = 16
     noise_multiplier: str = "1.0"
     sample_rate: str = "0.1"
@@ -110,6 +113,8 @@ def _check(cfg: ExperimentConfig) -> ExperimentConfig:
         if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > lo or (
                 hi is not None and value > hi):
             raise bad(name, f"a number in ({lo:g}, {hi if hi is not None else 'inf'}]")
+    if cfg.dp_lr is not None and (isinstance(cfg.dp_lr, bool) or not isinstance(cfg.dp_lr, float) or not cfg.dp_lr > 0):
+        raise bad("dp_lr", "a positive number")
     if "fedledger" in cfg.methods and cfg.round_size // cfg.group_size < 3 and cfg.rule != "fedavg":
         raise bad("group_size", "small enough for at least 3 SecAgg groups per round (a robust rule needs them)")
     return cfg
@@ -130,8 +135,8 @@ def parse_config(raw: dict[str, Any]) -> ExperimentConfig:
     for name in ("noise_multiplier", "sample_rate", "clip_norm", "epsilon_budget", "delta", "secagg_clip"):
         if name in values and not isinstance(values[name], str):
             raise ConfigError(f"config field {name!r} must be a decimal string such as \"1.0\" (exact on chain)")
-    for name in ("alpha", "byzantine_fraction", "availability", "dropout", "lr", "target_accuracy", "attack_scale",
-                 "min_canary_accuracy", "max_backdoor_asr"):
+    for name in ("alpha", "byzantine_fraction", "availability", "dropout", "lr", "dp_lr", "target_accuracy",
+                 "attack_scale", "min_canary_accuracy", "max_backdoor_asr"):
         if isinstance(values.get(name), int) and not isinstance(values.get(name), bool):
             values[name] = float(values[name])
     try:
@@ -150,3 +155,8 @@ def load_config(path: Path) -> ExperimentConfig:
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"config {path} is not valid TOML: {exc}") from None
     return parse_config(raw)
+
+
+def training_lr(cfg: ExperimentConfig, dp: bool) -> float:
+    """The learning rate a method's clients train at: dp_lr (when set) under DP-SGD, lr otherwise."""
+    return cfg.dp_lr if dp and cfg.dp_lr is not None else cfg.lr

@@ -30,7 +30,7 @@ _MAIN = ExperimentConfig(
     attacks=("none", "label_flip", "backdoor", "scaling", "sign_flip", "gaussian", "alie", "ipm", "free_rider",
              "sybil"),
     byzantine_fraction=0.2, attack_scale=4.0,
-    backdoor_target=0, availability=1.0, dropout=0.0, local_epochs=1, lr=0.3, batch_size=16,
+    backdoor_target=0, availability=1.0, dropout=0.0, local_epochs=1, lr=0.3, dp_lr=1.0, batch_size=16,
     noise_multiplier="1", sample_rate="0.3", clip_norm="1.0", dp_steps=10, epsilon_budget="1000", delta="1e-5",
     group_size=2, secagg_clip="0.1", rule="median", byzantine=2, target_accuracy=0.6, min_canary_accuracy=0.0,
     max_backdoor_asr=0.5, output="docs/results")
@@ -45,6 +45,8 @@ class PaperPlan:
     fractions: tuple[float, ...]  # besides main's own fraction, which the sweep reuses
     churn: ExperimentConfig
     datasets: tuple[ExperimentConfig, ...] = ()  # the other data sets, a smaller grid each
+    churn_plain: ExperimentConfig | None = None  # churn for FedLedger without SecAgg (group_size 1)
+    privacy: ExperimentConfig | None = None  # a low-ε mechanism over the ε goal's horizon (benign)
     fullstack: ExperimentConfig | None = None  # FedLedger on a real localnet; None leaves it out
     epsilon_rounds: int = 50  # the horizon of the ε goal, projected with the chain's accountant
 
@@ -57,6 +59,8 @@ class PaperResults:
     sweep: dict[float, list[RunResult]] = field(default_factory=dict)
     churn: list[RunResult] = field(default_factory=list)
     datasets: dict[str, list[RunResult]] = field(default_factory=dict)  # data set name -> its runs
+    churn_plain: list[RunResult] = field(default_factory=list)
+    privacy: list[RunResult] = field(default_factory=list)
     fullstack: list[RunResult] = field(default_factory=list)
     fullstack_seconds: float = 0.0
     seconds: float = 0.0
@@ -83,11 +87,20 @@ def paper_plan(quick: bool = False, localnet: bool = True) -> PaperPlan:
                     dropout=0.1, byzantine=1, methods=("fedavg", "fedavg_dp_secagg", "fedledger"))
     # The tabular and time-series sets have no image trigger: they are attacked by label flipping
     # and sign flipping; MNIST also by the pixel backdoor.
-    others = [replace(main, name="paper-breast-cancer", dataset="breast_cancer", seeds=other_seeds,
+    # FedLedger without SecAgg under the same churn: what the SecAgg groups cost in availability.
+    churn_plain = replace(churn, name="paper-churn-plain", group_size=1, methods=("fedledger",))
+    # The ε goal's horizon: 50 rounds of a mechanism that spends little per round (σ 4, q 0.5, one
+    # DP-SGD step), benign, for the two DP methods.
+    privacy = replace(main, name="paper-privacy", rounds=2 if quick else 50, attacks=("none",),
+                      methods=("fedavg_dp_secagg", "fedledger"), noise_multiplier="4", sample_rate="0.5", dp_steps=1,
+                      seeds=(1,) if quick else main.seeds)
+    # The other data sets train their DP methods at their own lr (dp_lr was tuned on digits only).
+    others = [replace(main, name="paper-breast-cancer", dataset="breast_cancer", seeds=other_seeds, dp_lr=None,
                       attacks=("none", "label_flip", "sign_flip")),
-              replace(main, name="paper-mnist", dataset="mnist", seeds=other_seeds, attacks=("none", "backdoor")),
+              replace(main, name="paper-mnist", dataset="mnist", seeds=other_seeds, dp_lr=None,
+                      attacks=("none", "backdoor")),
               # 56 training series over 10 clients: at lr 0.3 FedAvg oscillates for most of the run.
-              replace(main, name="paper-basic-motions", dataset="basic_motions", seeds=other_seeds, lr=0.1,
+              replace(main, name="paper-basic-motions", dataset="basic_motions", seeds=other_seeds, lr=0.1, dp_lr=None,
                       attacks=("none", "label_flip", "sign_flip"))]
     if quick:
         others = [replace(others[0], attacks=("none", "label_flip"))]
@@ -95,7 +108,7 @@ def paper_plan(quick: bool = False, localnet: bool = True) -> PaperPlan:
     if localnet and not quick:
         fullstack = replace(main, name="paper-fullstack", seeds=(1, 2), attacks=("none",), methods=("fedledger",))
     return PaperPlan(main=main, sweep=sweep, fractions=fractions, churn=churn, datasets=tuple(others),
-                     fullstack=fullstack)
+                     churn_plain=churn_plain, privacy=privacy, fullstack=fullstack)
 
 
 def run_paper(plan: PaperPlan, progress: Progress | None = None, store: str = "kubo") -> PaperResults:
@@ -123,6 +136,10 @@ def run_paper(plan: PaperPlan, progress: Progress | None = None, store: str = "k
         cfg = replace(plan.sweep, byzantine_fraction=fraction)
         out.sweep[fraction] = run_experiment(cfg, tagged(f"sweep f={fraction:g}"))
     out.churn = run_experiment(plan.churn, tagged("churn"))
+    if plan.churn_plain is not None:
+        out.churn_plain = run_experiment(plan.churn_plain, tagged("churn g=1"))
+    if plan.privacy is not None:
+        out.privacy = run_experiment(plan.privacy, tagged("privacy"))
     for cfg in plan.datasets:
         out.datasets[cfg.dataset] = run_experiment(cfg, tagged(cfg.dataset))
     out.seconds = time.perf_counter() - started

@@ -87,6 +87,11 @@ def write_plots(res: PaperResults, plan: PaperPlan, out_dir: Path) -> list[Path]
         if runs:
             mean, _ = _curve(runs, "epsilon_curve")
             ax.plot(np.arange(1, len(mean) + 1), mean, marker=".", label=f"{METHOD_NAMES[method]} (measured)")
+    low = [r for r in res.privacy if r.method == "fedledger" and r.attack == "none"]
+    if low and plan.privacy is not None:
+        mean, _ = _curve(low, "epsilon_curve")
+        ax.plot(np.arange(1, len(mean) + 1), mean, label=f"FedLedger, σ {plan.privacy.noise_multiplier} "
+                f"q {plan.privacy.sample_rate} {plan.privacy.dp_steps} step (measured)")
     mechanism = {"noise_multiplier": plan.main.noise_multiplier, "sample_rate": plan.main.sample_rate,
                  "steps": plan.main.dp_steps}
     horizon = list(range(1, plan.epsilon_rounds + 1, max(1, plan.epsilon_rounds // 25)))

@@ -27,7 +27,8 @@ def _tiny() -> PaperPlan:
                     methods=("fedavg", "fedledger"))
     return PaperPlan(main=main, sweep=replace(plan.sweep, rounds=2, methods=("fedavg",)), fractions=(0.4,),
                      churn=replace(plan.churn, rounds=2, seeds=(2,), methods=("fedavg", "fedledger")),
-                     datasets=(other,))
+                     datasets=(other,), churn_plain=replace(plan.churn_plain, rounds=2, seeds=(2,)),
+                     privacy=replace(plan.privacy, rounds=3, seeds=(1,)))
 
 
 @pytest.fixture(scope="module")
@@ -35,7 +36,8 @@ def tiny() -> tuple[PaperPlan, PaperResults]:
     plan = _tiny()
     lines: list[str] = []
     res = run_paper(plan, lines.append)
-    assert len(lines) == len(res.main) + len(res.sweep[0.4]) + len(res.churn) + len(res.datasets["breast_cancer"])
+    assert len(lines) == (len(res.main) + len(res.sweep[0.4]) + len(res.churn) + len(res.datasets["breast_cancer"])
+                          + len(res.churn_plain) + len(res.privacy))
     assert plan.fullstack is None and not res.fullstack  # the quick plan never starts a localnet
     return plan, res
 
@@ -58,8 +60,17 @@ def test_paper_writes_tables_csv_and_plots(tiny: tuple[PaperPlan, PaperResults],
     assert float(t1["fedledger"]["accuracy_sd"]) == pytest.approx(statistics.stdev(accs))
     with (tmp_path / "results" / "runs.csv").open(encoding="utf-8") as fh:
         runs = list(csv.DictReader(fh))
-    assert len(runs) == len(res.main) + len(res.sweep[0.4]) + len(res.churn) + len(res.datasets["breast_cancer"])
-    assert {r["experiment"] for r in runs} == {"main", "sweep-0.4", "churn", "dataset-breast_cancer"}
+    assert len(runs) == (len(res.main) + len(res.sweep[0.4]) + len(res.churn) + len(res.datasets["breast_cancer"])
+                         + len(res.churn_plain) + len(res.privacy))
+    assert {r["experiment"] for r in runs} == {"main", "sweep-0.4", "churn", "dataset-breast_cancer", "churn-plain",
+                                               "privacy"}
+    assert "Table 3b" in text and "FedLedger without SecAgg (g = 1)" in text
+    with (tmp_path / "results" / "table3b_epsilon_horizon.csv").open(encoding="utf-8") as fh:
+        horizon = {row["method"]: row for row in csv.DictReader(fh)}
+    eps = [r.epsilon for r in res.privacy if r.method == "fedledger"]
+    assert float(horizon["fedledger"]["epsilon_mean"]) == pytest.approx(eps[0])
+    assert eps[0] == pytest.approx(epsilon_after({"noise_multiplier": "4", "sample_rate": "0.5", "steps": 1}, 3,
+                                                 plan.privacy.delta), abs=1e-6)
     with (tmp_path / "results" / "table4_datasets.csv").open(encoding="utf-8") as fh:
         t4 = list(csv.DictReader(fh))
     assert {(r["dataset"], r["attack"], r["method"]) for r in t4} == {
