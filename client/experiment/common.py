@@ -156,7 +156,9 @@ class RunResult:
     sybil_refused: int = 0  # of those, refused at admission by their organization's enrollment cap
     mb_per_client_round: float = float("nan")
     aggregation_ms: float = float("nan")
-    commit_ms: float | None = None  # in-process FinalizeBlock + Commit per block (no consensus), FedLedger only
+    # FedLedger only. Fast mode: in-process FinalizeBlock + Commit per block (no consensus);
+    # localnet mode: a commit_contribution tx from broadcast to its committed block.
+    commit_ms: float | None = None
     epsilon: float | None = None
     benign_acceptance: float | None = None
     byzantine_acceptance: float | None = None

@@ -22,7 +22,7 @@ COLUMNS: tuple[tuple[str, str, float], ...] = (
     ("mia_shadow_auc", "shadow MIA AUC", 1.0),
     ("mb_per_client_round", "MB/client/round", 1.0),
     ("aggregation_ms", "aggregation ms", 1.0),
-    ("commit_ms", "block ms", 1.0),
+    ("commit_ms", "commit ms", 1.0),  # see RunResult.commit_ms: in-process block, or real tx commit
     ("epsilon", "final ε", 1.0),
     ("benign_acceptance", "benign accepted", 1.0),
     ("byzantine_acceptance", "Byzantine accepted", 1.0),
