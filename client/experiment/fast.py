@@ -15,6 +15,7 @@ import hashlib
 import time
 from collections.abc import Callable
 from decimal import Decimal
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -30,7 +31,6 @@ from fedledger.client.experiment.common import (
 )
 from fedledger.client.experiment.config import ExperimentConfig
 from fedledger.client.experiment.datasets import FederatedData, load_federated
-from fedledger.client.experiment.fullstack import Localnet, run_fedledger_localnet
 from fedledger.client.experiment.metrics import (
     accuracy,
     backdoor_asr,
@@ -49,6 +49,9 @@ from fedledger.node.aggregation.combine import combine_rows
 from fedledger.node.aggregation.fedavg import apply_delta
 from fedledger.node.aggregation.flat import unflatten
 from fedledger.node.tensors import Tensors, encode_tensors
+
+if TYPE_CHECKING:  # the full-stack mode's imports (services, RPC) load only when a localnet is given
+    from fedledger.client.experiment.fullstack import Localnet
 
 __all__ = ["Progress", "run_experiment", "run_one"]
 
@@ -151,6 +154,8 @@ def run_one(cfg: ExperimentConfig, data: FederatedData, method: str, attack: str
         result.accuracy_curve.append(accuracy(data.test.y, predict(data.spec, model, data.test.X)))
 
     if method == "fedledger" and net is not None:
+        from fedledger.client.experiment.fullstack import run_fedledger_localnet
+
         final = run_fedledger_localnet(ctx, init, result, evaluate_round, net)
     elif method == "fedledger":
         final = run_fedledger(ctx, init, result, evaluate_round)

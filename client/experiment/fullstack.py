@@ -35,8 +35,15 @@ import numpy as np
 
 from fedledger.client.admission import dev_credential
 from fedledger.client.chainview import ChainView
-from fedledger.client.experiment.common import RunContext, RunResult, dropped_positions, online_clients, round_updates
-from fedledger.client.experiment.onchain import task_body
+from fedledger.client.experiment.common import (
+    ClientUpdate,
+    RunContext,
+    RunResult,
+    dropped_positions,
+    online_clients,
+    round_updates,
+)
+from fedledger.client.experiment.onchain import RoundFigures, drive_rounds, task_body
 from fedledger.client.keys import Key
 from fedledger.client.rpc import CometRPC
 from fedledger.client.runner import ContributionReceipt, contribute_update
@@ -179,11 +186,7 @@ class _FullRun:
         self.available = [True] * ctx.cfg.clients
         self.models: dict[int, Tensors] = {0: init}
         self.receipts: dict[str, ContributionReceipt] = {}  # trainer -> its latest receipt (ε after it)
-        self.latencies: list[float] = []
-        self.aggregation_s: list[float] = []
-        self.bytes: list[int] = []
-        self.benign = [0, 0]  # accepted, submitted
-        self.byz = [0, 0]
+        self.figures = RoundFigures()  # commit_s: commit_contribution broadcast to its block
 
     def model(self, version: int) -> Tensors:
         """A version's model, fetched from the store once and hash-checked."""
@@ -255,17 +258,15 @@ class _FullRun:
             started = time.perf_counter()
             step = self.aggregator.step()
             if step.startswith("proposed version"):
-                self.aggregation_s.append(time.perf_counter() - started)
+                self.figures.aggregation_s.append(time.perf_counter() - started)
             trail += [f"aggregator: {step}", f"evaluator: {self.evaluator.step()}"]
             time.sleep(0.05)
-        self.bytes.extend(self.stores[i].uploaded - before[i] for pos, i in enumerate(clients) if pos not in dropped)
+        self.figures.bytes.extend(self.stores[i].uploaded - before[i] for pos, i in enumerate(clients)
+                                  if pos not in dropped)
         accepted: set[int] = set()
         if rnd["status"] == "aggregated":
             accepted = {self.by_hex[w] for w in self.view.version(self.task_id, rnd["version"])["contributors"]}
-        for i in clients:
-            tally = self.byz if i in self.ctx.byzantine else self.benign
-            tally[1] += 1
-            tally[0] += int(i in accepted)
+        self.figures.count(self.ctx.byzantine, clients, accepted)
         return bool(rnd["status"] == "aggregated")
 
     def _decided(self, rnd: dict[str, Any]) -> bool:
@@ -273,7 +274,7 @@ class _FullRun:
 
     def _receipt(self, client: int, receipt: ContributionReceipt) -> None:
         self.receipts[self.subs[client].key.public_hex] = receipt
-        self.latencies.append(receipt.latency_s)
+        self.figures.commit_s.append(receipt.latency_s)
 
     def epsilon(self) -> float:
         """The largest ε any trainer has spent on this task, as the chain reported it."""
@@ -284,7 +285,7 @@ class _FullRun:
         return sum(1 for v in versions if v.get("status") == "quarantined")
 
 
-def _fixed_update(update: Any, layout: Layout) -> Callable[[dict[str, Any], dict[str, Any], Tensors], Update]:
+def _fixed_update(update: ClientUpdate, layout: Layout) -> Callable[[dict[str, Any], dict[str, Any], Tensors], Update]:
     """The SecureParticipant callback handing over a client's update, trained when the round opened."""
     delta = unflatten(update.vector, layout)
 
@@ -305,22 +306,4 @@ def run_fedledger_localnet(ctx: RunContext, init: Tensors, result: RunResult,
         # the attackers in an organization of their own, capped at their number (the fast mode's chain).
         raise FullStackError("the sybil attack needs an attackers' organization with its own enrollment cap, which "
                              "the localnet's development genesis does not have; run it in the fast mode")
-    run = _FullRun(ctx, init, net)
-    ok = 0
-    times = []
-    for number in range(1, ctx.cfg.rounds + 1):
-        started = time.perf_counter()
-        ok += int(run.round(number))
-        times.append(time.perf_counter() - started)
-        result.epsilon_curve.append(run.epsilon())
-        evaluate_round(run.trusted())
-    result.successful_rounds = ok / ctx.cfg.rounds
-    result.round_s = float(np.mean(times))
-    result.epsilon = run.epsilon()
-    result.commit_ms = 1000 * float(np.mean(run.latencies)) if run.latencies else None
-    result.aggregation_ms = 1000 * float(np.mean(run.aggregation_s)) if run.aggregation_s else float("nan")
-    result.mb_per_client_round = float(np.mean(run.bytes)) / 1e6 if run.bytes else 0.0
-    result.benign_acceptance = run.benign[0] / run.benign[1] if run.benign[1] else None
-    result.byzantine_acceptance = run.byz[0] / run.byz[1] if run.byz[1] else None
-    result.quarantined = run.quarantined()
-    return run.trusted()
+    return drive_rounds(_FullRun(ctx, init, net), ctx, result, evaluate_round)

@@ -18,7 +18,9 @@ from __future__ import annotations
 
 import hashlib
 import time
-from typing import Any
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, Protocol
 
 import numpy as np
 
@@ -42,7 +44,7 @@ from fedledger.node.aggregation.robust_delta import plaintext_delta
 from fedledger.node.probes import attack_success_rate, canary_accuracy
 from fedledger.node.tensors import Tensors, decode_tensors, encode_tensors
 
-__all__ = ["TASK", "run_fedledger"]
+__all__ = ["TASK", "ChainRun", "RoundFigures", "drive_rounds", "run_fedledger", "task_body", "task_policy"]
 
 TASK = "experiment"
 _DEADLINE_BLOCKS = 4
@@ -85,6 +87,66 @@ def task_body(ctx: RunContext, aggregator: str, initial_model: dict[str, Any], *
             "lifecycle": lifecycle, "aggregation": aggregation}
 
 
+@dataclass
+class RoundFigures:
+    """What a FedLedger run records round by round, in either execution mode."""
+
+    aggregation_s: list[float] = field(default_factory=list)
+    bytes: list[int] = field(default_factory=list)  # per client and round
+    commit_s: list[float] = field(default_factory=list)
+    benign: list[int] = field(default_factory=lambda: [0, 0])  # accepted, submitted
+    byzantine: list[int] = field(default_factory=lambda: [0, 0])
+
+    def count(self, byzantine: frozenset[int], clients: list[int], accepted: set[int]) -> None:
+        """Tally which of a round's clients had their input accepted into a version."""
+        for i in clients:
+            tally = self.byzantine if i in byzantine else self.benign
+            tally[1] += 1
+            tally[0] += int(i in accepted)
+
+
+class ChainRun(Protocol):
+    """A FedLedger run on some chain (in-process or a localnet), driven one round at a time."""
+
+    figures: RoundFigures
+
+    def round(self, number: int) -> bool:
+        """Run round `number`; True if a version was proposed."""
+
+    def epsilon(self) -> float:
+        """The largest ε any trainer has spent so far."""
+
+    def trusted(self) -> Tensors:
+        """The last promoted model."""
+
+    def quarantined(self) -> int:
+        """How many versions the evaluators quarantined."""
+
+
+def drive_rounds(run: ChainRun, ctx: RunContext, result: RunResult,
+                 evaluate_round: Callable[[Tensors], None]) -> Tensors:
+    """Run every round, evaluating the trusted model after each; fill the result's chain figures."""
+    ok = 0
+    times = []
+    for number in range(1, ctx.cfg.rounds + 1):
+        started = time.perf_counter()
+        ok += int(run.round(number))
+        times.append(time.perf_counter() - started)
+        result.epsilon_curve.append(run.epsilon())
+        evaluate_round(run.trusted())
+    fig = run.figures
+    result.successful_rounds = ok / ctx.cfg.rounds
+    result.round_s = float(np.mean(times))
+    result.epsilon = run.epsilon()
+    result.commit_ms = 1000 * float(np.mean(fig.commit_s)) if fig.commit_s else None
+    result.aggregation_ms = 1000 * float(np.mean(fig.aggregation_s)) if fig.aggregation_s else float("nan")
+    result.mb_per_client_round = float(np.mean(fig.bytes)) / 1e6 if fig.bytes else 0.0
+    result.benign_acceptance = fig.benign[0] / fig.benign[1] if fig.benign[1] else None
+    result.byzantine_acceptance = fig.byzantine[0] / fig.byzantine[1] if fig.byzantine[1] else None
+    result.quarantined = run.quarantined()
+    return run.trusted()
+
+
 class _Run:
     def __init__(self, ctx: RunContext, init: Tensors) -> None:
         cfg = ctx.cfg
@@ -98,10 +160,7 @@ class _Run:
         self.ledger.ok(self.ledger.admin.tx("create_task", task_body(
             ctx, agg.hex, content_ref(encode_tensors(init)), deadline_blocks=_DEADLINE_BLOCKS,
             stage_blocks=_STAGE_BLOCKS)))
-        self.benign = [0, 0]  # accepted, submitted
-        self.byz = [0, 0]
-        self.bytes: list[int] = []
-        self.aggregation_s: list[float] = []
+        self.figures = RoundFigures(commit_s=self.ledger.commit_seconds)
         self.available = [True] * cfg.clients  # the chain's default: every trainer available
         # Sybil identities try to enroll under the attackers' organization; its enrollment cap refuses them.
         self.sybils = self.ledger.attempt_sybils(cfg.sybils) if ctx.attack == "sybil" else (0, 0)
@@ -153,8 +212,8 @@ class _Run:
             except AggregationError:
                 # As the aggregator does: a rule that cannot run on these groups fails the round on chain.
                 vector = verdicts = None
-        self.aggregation_s.append(time.perf_counter() - started)
-        self.bytes.extend(sec.bytes_sent.values())
+        self.figures.aggregation_s.append(time.perf_counter() - started)
+        self.figures.bytes.extend(sec.bytes_sent.values())
         # The chain's stages, in order: keys, advance, shares, advance, masked inputs (debits ε).
         ledger.ok(*[self.trainer(k).tx("secagg_keys", {**ids, "c_pk": _pk(seed, k, "c"), "s_pk": _pk(seed, k, "s")})
                     for k in selected])
@@ -170,7 +229,7 @@ class _Run:
         survivors = sorted(selected[pos] for group in sec.survivors for pos in group)
         if len(survivors) < _MIN_CONTRIBUTIONS or vector is None or verdicts is None:
             ledger.ok(agg.tx("fail_round", {**ids, "reason": "too few usable masked inputs"}))
-            self._count(clients, set())
+            self.figures.count(self.ctx.byzantine, clients, set())
             return False
         ledger.ok(agg.tx("secagg_survivors", {**ids, "survivors": survivors}))
         ledger.ok(*[self.trainer(k).tx("secagg_unmask", {**ids, **_ref(seed + k.encode() + b"unmask", 1)})
@@ -207,7 +266,7 @@ class _Run:
         dropped = dropped_positions(self.ctx, clients, number)
         online = [pos for pos in range(len(selected)) if pos not in dropped]
         payloads = {selected[pos]: encode_tensors(unflatten(updates[pos].vector, layout_of(base))) for pos in online}
-        self.bytes.extend(len(payloads[selected[pos]]) for pos in online)
+        self.figures.bytes.extend(len(payloads[selected[pos]]) for pos in online)
         self._commit(ids, rnd, selected, online, updates, [content_ref(payloads[selected[pos]]) for pos in online])
         self._close(ids)
         contributions = self.ledger.query(f"/contributions/{TASK}/{number}")
@@ -217,12 +276,12 @@ class _Run:
                 [WeightedUpdate(c["id"], decode_tensors(payloads[c["participant"]]), c["num_examples"])
                  for c in contributions], self.ctx.cfg.rule, self.ctx.cfg.byzantine)
         except AggregationError as exc:
-            self.aggregation_s.append(time.perf_counter() - started)
+            self.figures.aggregation_s.append(time.perf_counter() - started)
             reason = f"aggregation failed: {exc}"[:200]
             self.ledger.ok(self.ledger.aggregator.tx("fail_round", {**ids, "reason": reason}))
-            self._count(clients, set())
+            self.figures.count(self.ctx.byzantine, clients, set())
             return False
-        self.aggregation_s.append(time.perf_counter() - started)
+        self.figures.aggregation_s.append(time.perf_counter() - started)
         flagged = sorted(cid.rsplit("/", 1)[1] for cid in flagged_ids)
         kept = sorted(c["participant"] for c in contributions if c["participant"] not in flagged)
         return self._propose(ids, clients, base, delta, kept, flagged)
@@ -230,7 +289,7 @@ class _Run:
     def _propose(self, ids: dict[str, Any], clients: list[int], base: Tensors, delta: Tensors, kept: list[str],
                  flagged: list[str]) -> bool:
         """Propose base + delta with its contributors and robust-flagged members, then attest it."""
-        self._count(clients, {self.by_hex[k] for k in kept})
+        self.figures.count(self.ctx.byzantine, clients, {self.by_hex[k] for k in kept})
         if not kept:
             self.ledger.ok(self.ledger.aggregator.tx("fail_round", {**ids,
                                                                     "reason": "the robust rule flagged every input"}))
@@ -244,12 +303,6 @@ class _Run:
         self.models[version] = model
         self._attest(version, model)
         return True
-
-    def _count(self, clients: list[int], accepted: set[int]) -> None:
-        for i in clients:
-            tally = self.byz if i in self.ctx.byzantine else self.benign
-            tally[1] += 1
-            tally[0] += int(i in accepted)
 
     def _attest(self, version: int, model: Tensors) -> None:
         """The evaluator's attestation: canary accuracy and trigger-probe ASR, measured on its own canary set."""
@@ -268,33 +321,21 @@ class _Run:
     def trusted(self) -> Tensors:
         return self.models[int(self.ledger.query(f"/lifecycle/{TASK}")["last_good"])]
 
+    def epsilon(self) -> float:
+        return max(self.epsilon_micro.values(), default=0) / 1e6
+
     def quarantined(self) -> int:
         versions = self.ledger.query(f"/versions/{TASK}")
         return sum(1 for v in versions if v.get("status") == "quarantined")
 
 
-def run_fedledger(ctx: RunContext, init: Tensors, result: RunResult, evaluate_round: Any) -> Tensors:
+def run_fedledger(ctx: RunContext, init: Tensors, result: RunResult,
+                  evaluate_round: Callable[[Tensors], None]) -> Tensors:
     """Run every round on the chain; fills the result's chain figures and returns the last promoted model."""
     run = _Run(ctx, init)
     try:
-        ok = 0
-        times = []
-        for number in range(1, ctx.cfg.rounds + 1):
-            started = time.perf_counter()
-            ok += int(run.round(number))
-            times.append(time.perf_counter() - started)
-            result.epsilon_curve.append(max(run.epsilon_micro.values(), default=0) / 1e6)
-            evaluate_round(run.trusted())
-        result.successful_rounds = ok / ctx.cfg.rounds
-        result.round_s = float(np.mean(times))
-        result.epsilon = max(run.epsilon_micro.values(), default=0) / 1e6
-        result.commit_ms = 1000 * float(np.mean(run.ledger.commit_seconds))
-        result.aggregation_ms = 1000 * float(np.mean(run.aggregation_s))
-        result.mb_per_client_round = float(np.mean(run.bytes)) / 1e6 if run.bytes else 0.0
-        result.benign_acceptance = run.benign[0] / run.benign[1] if run.benign[1] else None
-        result.byzantine_acceptance = run.byz[0] / run.byz[1] if run.byz[1] else None
-        result.quarantined = run.quarantined()
+        final = drive_rounds(run, ctx, result, evaluate_round)
         result.sybil_attempts, result.sybil_refused = run.sybils
-        return run.trusted()
+        return final
     finally:
         run.ledger.close()

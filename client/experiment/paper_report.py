@@ -7,8 +7,7 @@ one the harness cannot measure honestly is "not measured" with a footnote saying
 from __future__ import annotations
 
 import csv
-import math
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -16,6 +15,7 @@ from typing import Any
 from fedledger.abci_app.accountant import ZERO_RDP, Mechanism, charge
 from fedledger.client.experiment.common import RunResult
 from fedledger.client.experiment.paper import PaperPlan, PaperResults
+from fedledger.client.experiment.report import mean_sd
 
 __all__ = ["METHOD_NAMES", "accuracy_drops", "epsilon_after", "mean_sd", "write_paper"]
 
@@ -23,16 +23,6 @@ METHOD_NAMES = {"fedavg": "FedAvg", "fedavg_dp_secagg": "FedAvg + DP + SecAgg", 
                 "centralized": "Centralized (upper bound)"}
 FL_METHODS = ("fedavg", "fedavg_dp_secagg", "fedledger")
 GOALS = {"asr": 0.03, "drop_pp": 2.0, "mia": 0.53, "churn": 0.99, "epsilon": 4.7}
-
-
-def mean_sd(values: Iterable[float | int | None]) -> tuple[float, float, int] | None:
-    """(mean, sample sd, n) of the finite values; None when there are none."""
-    xs = [float(v) for v in values if v is not None and math.isfinite(float(v))]
-    if not xs:
-        return None
-    mean = sum(xs) / len(xs)
-    sd = math.sqrt(sum((x - mean) ** 2 for x in xs) / (len(xs) - 1)) if len(xs) > 1 else 0.0
-    return mean, sd, len(xs)
 
 
 def _cell(values: Sequence[float | int | None], digits: int = 3, scale: float = 1.0) -> str:

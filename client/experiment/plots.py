@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -20,6 +21,16 @@ def _curve(runs: Sequence[RunResult], attr: str) -> tuple[np.ndarray, np.ndarray
     stack = np.array([c[:length] for c in curves], dtype=np.float64)
     sd = stack.std(axis=0, ddof=1) if len(curves) > 1 else np.zeros(length)
     return stack.mean(axis=0), sd
+
+
+def _save(fig: Any, path: Path) -> Path:
+    """Lay out, write at 110 dpi and close a figure; returns its path."""
+    import matplotlib.pyplot as plt
+
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
 
 
 def write_plots(res: PaperResults, plan: PaperPlan, out_dir: Path) -> list[Path]:
@@ -54,10 +65,7 @@ def write_plots(res: PaperResults, plan: PaperPlan, out_dir: Path) -> list[Path]
     for row in axes:
         row[0].set_ylabel("test accuracy")
     axes.flat[len(attacks) - 1].legend(fontsize=7, loc="lower right")
-    fig.tight_layout()
-    paths.append(out_dir / "accuracy_vs_round.png")
-    fig.savefig(paths[-1], dpi=110)
-    plt.close(fig)
+    paths.append(_save(fig, out_dir / "accuracy_vs_round.png"))
 
     fig, ax = plt.subplots(figsize=(4.5, 3.4))
     fractions = sorted(res.sweep)
@@ -76,10 +84,7 @@ def write_plots(res: PaperResults, plan: PaperPlan, out_dir: Path) -> list[Path]
     ax.set_ylabel("backdoor ASR")
     ax.grid(alpha=0.3)
     ax.legend(fontsize=7)
-    fig.tight_layout()
-    paths.append(out_dir / "asr_vs_fraction.png")
-    fig.savefig(paths[-1], dpi=110)
-    plt.close(fig)
+    paths.append(_save(fig, out_dir / "asr_vs_fraction.png"))
 
     fig, ax = plt.subplots(figsize=(4.5, 3.4))
     for method in ("fedavg_dp_secagg", "fedledger"):
@@ -102,10 +107,7 @@ def write_plots(res: PaperResults, plan: PaperPlan, out_dir: Path) -> list[Path]
     ax.set_ylabel(f"largest ε spent (δ = {plan.main.delta})")
     ax.grid(alpha=0.3)
     ax.legend(fontsize=7)
-    fig.tight_layout()
-    paths.append(out_dir / "epsilon_vs_round.png")
-    fig.savefig(paths[-1], dpi=110)
-    plt.close(fig)
+    paths.append(_save(fig, out_dir / "epsilon_vs_round.png"))
 
     fig, ax = plt.subplots(figsize=(max(5.5, 0.9 * len(attacks)), 3.4))
     attacked = [a for a in attacks if a != "none"]
@@ -122,8 +124,5 @@ def write_plots(res: PaperResults, plan: PaperPlan, out_dir: Path) -> list[Path]
     ax.set_ylabel("share (FedLedger)")
     ax.set_title(f"acceptance under attack ({round(plan.main.byzantine_fraction * 100)}% Byzantine)")
     ax.legend(fontsize=7)
-    fig.tight_layout()
-    paths.append(out_dir / "acceptance.png")
-    fig.savefig(paths[-1], dpi=110)
-    plt.close(fig)
+    paths.append(_save(fig, out_dir / "acceptance.png"))
     return paths

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import csv
 import math
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
 from fedledger.client.experiment.common import RunResult
 
-__all__ = ["COLUMNS", "format_table", "summarize", "write_csv"]
+__all__ = ["COLUMNS", "format_table", "mean_sd", "summarize", "write_csv"]
 
 # (field of RunResult, column title, scale)
 COLUMNS: tuple[tuple[str, str, float], ...] = (
@@ -31,7 +31,7 @@ COLUMNS: tuple[tuple[str, str, float], ...] = (
 )
 
 
-def _stats(values: Sequence[float | int | None]) -> tuple[float, float, int] | None:
+def mean_sd(values: Iterable[float | int | None]) -> tuple[float, float, int] | None:
     """(mean, sample sd, n) over the finite values; None when there are none."""
     xs = [float(v) for v in values if v is not None and math.isfinite(float(v))]
     if not xs:
@@ -50,7 +50,7 @@ def summarize(results: Sequence[RunResult]) -> list[dict[str, Any]]:
     for (attack, method), runs in groups.items():
         row: dict[str, Any] = {"attack": attack, "method": method, "seeds": len(runs)}
         for name, _, _ in COLUMNS:
-            st = _stats([getattr(r, name) for r in runs])
+            st = mean_sd([getattr(r, name) for r in runs])
             row[f"{name}_mean"], row[f"{name}_sd"], row[f"{name}_n"] = st if st is not None else (None, None, 0)
         rows.append(row)
     return rows

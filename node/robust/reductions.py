@@ -73,6 +73,14 @@ def _row_block_width(n: int) -> int:
     return max(256, min(1 << 16, (1 << 21) // (8 * max(1, n))))
 
 
+def _sum_in_order(parts: list[npt.NDArray[np.float64]]) -> npt.NDArray[np.float64]:
+    """The blocks' partial sums added left to right: a fixed order, so the bits never depend on threads."""
+    total = parts[0].copy()
+    for part in parts[1:]:
+        total += part
+    return total
+
+
 def row_sq_norms(x: npt.NDArray[np.float32], threads: int | None = None) -> npt.NDArray[np.float64]:
     """Squared L2 norm of each row, in float64; shape (N,)."""
 
@@ -80,11 +88,7 @@ def row_sq_norms(x: npt.NDArray[np.float32], threads: int | None = None) -> npt.
         sq = np.square(x[:, start:stop], dtype=np.float64)
         return np.asarray(sq.sum(axis=1), dtype=np.float64)
 
-    parts = map_blocks(block, x.shape[1], _row_block_width(x.shape[0]), threads)
-    total = parts[0].copy()
-    for part in parts[1:]:
-        total += part
-    return total
+    return _sum_in_order(map_blocks(block, x.shape[1], _row_block_width(x.shape[0]), threads))
 
 
 def row_dots(
@@ -97,8 +101,4 @@ def row_dots(
         prod = np.multiply(x[:, start:stop], v64[start:stop], dtype=np.float64)
         return np.asarray(prod.sum(axis=1), dtype=np.float64)
 
-    parts = map_blocks(block, x.shape[1], _row_block_width(x.shape[0]), threads)
-    total = parts[0].copy()
-    for part in parts[1:]:
-        total += part
-    return total
+    return _sum_in_order(map_blocks(block, x.shape[1], _row_block_width(x.shape[0]), threads))
