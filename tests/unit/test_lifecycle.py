@@ -203,7 +203,7 @@ def test_quorum_promotes_on_good_metrics(chain: Chain) -> None:
     assert life["last_good"] == 1 and life["last_good_height"] == chain.height
     assert [(h["seq"], h["action"], h["version"]) for h in life["history"]] == [(1, "promoted", 1)]
     assert life["params"] == {"quorum_weight": 2_000_000, "min_canary_accuracy_ppm": 500_000,
-                              "max_backdoor_asr_ppm": 200_000}
+                              "max_backdoor_asr_ppm": 200_000, "max_regression_ppm": 1_000_000}
 
 
 def test_quorum_quarantines_on_failed_probe(chain: Chain) -> None:
@@ -387,7 +387,8 @@ def test_params_from_genesis_and_governance() -> None:
         chain = LcChain(store, canonical_bytes(app_state))
         w = World(chain, versions=2)
         assert query(chain, f"/lifecycle/{TASK}")["params"] == {
-            "quorum_weight": 1_000_000, "min_canary_accuracy_ppm": 500_000, "max_backdoor_asr_ppm": 50_000}
+            "quorum_weight": 1_000_000, "min_canary_accuracy_ppm": 500_000, "max_backdoor_asr_ppm": 50_000,
+            "max_regression_ppm": 1_000_000}
         # one evaluator is a quorum now; ASR 60_000 is over this chain's stricter threshold
         chain.ok(w.attest(w.evals[0], 2, {"canary_accuracy_ppm": 900_000, "backdoor_asr_ppm": 60_000}))
         assert status(chain, 2) == "quarantined"

@@ -16,7 +16,7 @@ from typing import Any
 from fedledger.abci_app.errors import Code, TxError
 from fedledger.abci_app.modules.fields import int_field, require_fields
 
-__all__ = ["DEFAULT_POLICY", "ROBUST_RULES", "is_secure", "parse_aggregation", "positive_decimal"]
+__all__ = ["DEFAULT_POLICY", "ROBUST_RULES", "is_screened", "is_secure", "parse_aggregation", "positive_decimal"]
 
 # The on-chain names of the rules the aggregator implements (fedledger.node.robust + fedavg).
 ROBUST_RULES = ("fedavg", "median", "trimmed_mean", "krum", "multi_krum", "bulyan", "geomed", "centered_clipping")
@@ -28,8 +28,8 @@ def _parse_secure(raw: Any, round_size: int) -> dict[str, Any]:
     if not isinstance(raw, dict):
         raise TxError(Code.INVALID_BODY, "aggregation.secure must be an object: group_size, clip, threshold_pct, "
                                          "stage_blocks")
-    require_fields(raw, {"group_size", "clip"}, {"threshold_pct", "stage_blocks", "noise_multiplier", "sparse_ppm"},
-                   what="aggregation.secure")
+    require_fields(raw, {"group_size", "clip"}, {"threshold_pct", "stage_blocks", "noise_multiplier", "sparse_ppm",
+                                                 "noise_quorum_pct"}, what="aggregation.secure")
     noise = raw.get("noise_multiplier")
     if noise is not None:
         positive_decimal(noise, "secure.noise_multiplier",
@@ -47,7 +47,21 @@ def _parse_secure(raw: Any, round_size: int) -> dict[str, Any]:
         # Shared-coordinate sparsification: every client sends the same ⌈ppm·d/10^6⌉ coordinates,
         # drawn from the round seed, so pairwise masks still cancel. None: dense.
         "sparse_ppm": int_field(raw, "sparse_ppm", 1, 1_000_000) if raw.get("sparse_ppm") is not None else None,
+        # Distributed noise is sized for this share of a group's members: each adds a 1/m share with
+        # m = ceil(pct·g/100), so a group sum of at least m honest inputs carries the full noise even
+        # when dropouts and screened inputs are left out; a group with fewer is never unmasked.
+        "noise_quorum_pct": int_field(raw, "noise_quorum_pct", 1, 100) if "noise_quorum_pct" in raw else 100,
     }
+
+
+def _parse_screen(raw: Any) -> dict[str, Any]:
+    """{min_cosine_ppm, max_norm}: the input screen every contribution's claims must pass (see node/screen)."""
+    if not isinstance(raw, dict):
+        raise TxError(Code.INVALID_BODY, "aggregation.screen must be an object: min_cosine_ppm, max_norm")
+    require_fields(raw, {"min_cosine_ppm", "max_norm"}, what="aggregation.screen")
+    return {"min_cosine_ppm": int_field(raw, "min_cosine_ppm", -1_000_000, 1_000_000),
+            "max_norm": positive_decimal(raw["max_norm"], "screen.max_norm",
+                                         " (the largest L2 norm a screened input may claim)")}
 
 
 def parse_aggregation(raw: Any, round_size: int) -> dict[str, Any]:
@@ -56,7 +70,8 @@ def parse_aggregation(raw: Any, round_size: int) -> dict[str, Any]:
         return dict(DEFAULT_POLICY)
     if not isinstance(raw, dict):
         raise TxError(Code.INVALID_BODY, "aggregation must be an object: rule, byzantine, secure")
-    require_fields(raw, {"rule"}, {"byzantine", "secure", "compression", "central_noise"}, what="aggregation")
+    require_fields(raw, {"rule"}, {"byzantine", "secure", "compression", "central_noise", "screen"},
+                   what="aggregation")
     rule = raw["rule"]
     if rule not in ROBUST_RULES:
         raise TxError(Code.INVALID_BODY, f"aggregation.rule must be one of {list(ROBUST_RULES)}")
@@ -71,6 +86,11 @@ def parse_aggregation(raw: Any, round_size: int) -> dict[str, Any]:
         raise TxError(Code.INVALID_BODY, "aggregation.compression applies to plaintext rounds; secure rounds are "
                                          "already quantized into the SecAgg field")
     out = {"rule": rule, "byzantine": byzantine, "secure": secure}
+    if raw.get("screen") is not None:
+        if secure is None:
+            raise TxError(Code.INVALID_BODY, "aggregation.screen needs aggregation.secure: a plaintext round's "
+                                             "robust rule sees every update already")
+        out["screen"] = _parse_screen(raw["screen"])
     if compression is not None:
         out["compression"] = compression
     if raw.get("central_noise") is not None:
@@ -143,3 +163,9 @@ def is_secure(task: dict[str, Any]) -> bool:
     """True if the task's rounds run SecAgg+ over the chain (older task records have no policy: plaintext)."""
     policy = task.get("aggregation") or DEFAULT_POLICY
     return policy.get("secure") is not None
+
+
+def is_screened(task: dict[str, Any]) -> bool:
+    """True if the task screens every input by its claims (aggregation.screen): commits must carry them."""
+    policy = task.get("aggregation") or DEFAULT_POLICY
+    return policy.get("screen") is not None

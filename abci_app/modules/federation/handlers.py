@@ -8,7 +8,7 @@ from fedledger.abci_app.context import BlockContext, Event, Reader, Writer
 from fedledger.abci_app.errors import Code, TxError
 from fedledger.abci_app.modules.base import Handler
 from fedledger.abci_app.modules.federation import keys
-from fedledger.abci_app.modules.federation.aggregation import DEFAULT_POLICY, is_secure
+from fedledger.abci_app.modules.federation.aggregation import DEFAULT_POLICY, is_screened, is_secure
 from fedledger.abci_app.modules.federation.events import fl_event
 from fedledger.abci_app.modules.federation.msgs import (
     ClosedRound,
@@ -24,7 +24,7 @@ from fedledger.abci_app.modules.federation.selection import select_participants
 from fedledger.abci_app.modules.identity.authz import member_for_key, require_member
 from fedledger.abci_app.modules.lifecycle.decisions import set_task_params
 from fedledger.abci_app.modules.lifecycle.pointer import last_good
-from fedledger.abci_app.modules.privacy.budget import debit, set_policy
+from fedledger.abci_app.modules.privacy.budget import debit, has_policy, set_policy
 from fedledger.abci_app.modules.reputation.hooks import on_contribution_accepted, on_contribution_rejected
 from fedledger.abci_app.modules.secagg.stages import initial_state, require_stage, secure_full
 from fedledger.abci_app.records import load_record, store_record
@@ -78,7 +78,8 @@ def create_task(view: Reader, state: Writer | None, ctx: BlockContext, signer: s
             "created_height": ctx.height, "current_round": 0, "latest_version": 0,
             "aggregation": msg.aggregation or DEFAULT_POLICY,
         })
-        set_policy(state, msg.task_id, msg.privacy)
+        if msg.privacy is not None:
+            set_policy(state, msg.task_id, msg.privacy)
         if msg.lifecycle is not None:
             set_task_params(state, msg.task_id, msg.lifecycle)
         store_record(state, keys.version_key(msg.task_id, 0), {
@@ -102,6 +103,9 @@ def open_round(view: Reader, state: Writer | None, ctx: BlockContext, signer: st
         prev = load_round(view, msg.task_id, task["current_round"])
         if prev["status"] not in ("aggregated", "failed"):
             raise TxError(Code.WRONG_STATE, f"round {prev['round']} is still {prev['status']}")
+    if is_screened(task) and msg.reference is None:
+        raise TxError(Code.INVALID_BODY, f"task {msg.task_id!r} screens its inputs: open_round must publish the "
+                                         "round's reference direction (reference: cid, sha256, size)")
     deadline = ctx.height + task["deadline_blocks"]
     base = last_good(view, msg.task_id)  # clients train only from promoted versions (or version 0)
     if state is not None:
@@ -113,6 +117,8 @@ def open_round(view: Reader, state: Writer | None, ctx: BlockContext, signer: st
             "deadline_height": deadline, "base_version": base, "contributions": 0,
             "total_examples": 0, "closed_height": None, "version": None, "selected": selected,
         }
+        if msg.reference is not None:
+            record["reference"] = msg.reference.to_json()
         if is_secure(task):
             record["secagg"] = initial_state(ctx.height, ctx.block_hash)
         store_record(state, keys.round_key(msg.task_id, msg.round), record)
@@ -151,19 +157,28 @@ def commit_contribution(view: Reader, state: Writer | None, ctx: BlockContext, s
     if view.get(ckey) is not None:
         raise TxError(Code.ALREADY_EXISTS, f"this participant already contributed to round {msg.round}")
     cid = contribution_id(msg.task_id, msg.round, signer)
-    spend = debit(view, state, msg.task_id, member["did"], member["organization"], msg.dp)
+    if has_policy(view, msg.task_id):
+        if msg.dp is None:
+            raise TxError(Code.INVALID_BODY, f"task {msg.task_id!r} has a privacy budget: the commit must declare "
+                                             "its DP mechanism (dp)")
+        spent = debit(view, state, msg.task_id, member["did"], member["organization"], msg.dp).after
+    elif msg.dp is not None:
+        raise TxError(Code.INVALID_BODY, f"task {msg.task_id!r} has no privacy budget, so nothing would be "
+                                         "charged: declare dp as null")
+    else:
+        spent = 0
     if state is not None:
         store_record(state, ckey, {
             "id": cid, "task_id": msg.task_id, "round": msg.round, "participant": signer,
             "base_version": msg.base_version, **msg.payload.to_json(), "num_examples": msg.num_examples,
             "height": ctx.height, "did": member["did"], "organization": member["organization"], "dp": msg.dp,
-            "epsilon_after_micro": spend.after,
+            "epsilon_after_micro": spent,
         })
         rnd["contributions"] += 1
         rnd["total_examples"] += msg.num_examples
         store_record(state, keys.round_key(msg.task_id, msg.round), rnd)
     return [fl_event("commit_contribution", signer, task=msg.task_id, round=msg.round, cid=msg.payload.cid,
-                     contribution=cid, epsilon_micro=spend.after)]
+                     contribution=cid, epsilon_micro=spent)]
 
 
 def close_round(view: Reader, state: Writer | None, ctx: BlockContext, signer: str,

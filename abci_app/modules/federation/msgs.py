@@ -92,7 +92,7 @@ class CreateTask:
     deadline_blocks: int
     aggregator: str
     initial_model: ModelRef
-    privacy: dict[str, Any]  # validated policy record (privacy module)
+    privacy: dict[str, Any] | None  # validated policy record (privacy module); None: no privacy budget
     lifecycle: dict[str, int] | None = None  # evaluation quorum and thresholds (lifecycle module); None: defaults
     aggregation: dict[str, Any] | None = None  # robust rule and SecAgg settings (aggregation.py); None: FedAvg
 
@@ -115,7 +115,8 @@ class CreateTask:
             deadline_blocks=int_field(body, "deadline_blocks", 1, MAX_DEADLINE_BLOCKS),
             aggregator=str_field(body, "aggregator", HEX64, "the aggregator's public key (64 hex digits)"),
             initial_model=ModelRef.parse(initial),
-            privacy=parse_policy(body["privacy"]),
+            # null: a consortium that trains without DP; its commits then declare `dp: null`.
+            privacy=parse_policy(body["privacy"]) if body["privacy"] is not None else None,
             lifecycle=parse_params(body["lifecycle"]) if body.get("lifecycle") is not None else None,
             aggregation=parse_aggregation(body.get("aggregation"), round_size),
         )
@@ -123,15 +124,26 @@ class CreateTask:
 
 @dataclass(frozen=True)
 class OpenRound:
-    """Open the next round of a task."""
+    """Open the next round of a task, with the aggregator's reference direction when the task screens inputs."""
 
     task_id: str
     round: int
+    reference: ModelRef | None = None  # the root update clients project onto (aggregation.screen)
 
     @staticmethod
     def parse(body: dict[str, Any]) -> OpenRound:
-        """Validate an open_round body."""
-        return OpenRound(*_task_round(body))
+        """Validate an open_round body; `reference` is optional ({cid, sha256, size})."""
+        require_fields(body, {"task_id", "round"}, {"reference"})
+        task_id, rnd = _task_round({k: v for k, v in body.items() if k != "reference"})
+        ref = body.get("reference")
+        if ref is None:
+            return OpenRound(task_id, rnd)
+        if not isinstance(ref, dict):
+            raise TxError(Code.INVALID_BODY, "reference must be an object with cid, sha256, size")
+        require_fields(ref, {"cid", "sha256", "size"}, what="reference")
+        return OpenRound(task_id, rnd, ModelRef.parse(ref))
+
+
 
 
 @dataclass(frozen=True)
@@ -156,14 +168,15 @@ class CommitContribution:
     base_version: int
     payload: ModelRef
     num_examples: int
-    dp: dict[str, Any]  # the declared DP mechanism, parsed by the accountant when debited
+    dp: dict[str, Any] | None  # the declared DP mechanism, parsed by the accountant when debited
 
     @staticmethod
     def parse(body: dict[str, Any]) -> CommitContribution:
         """Validate a commit_contribution body."""
         require_fields(body, {"task_id", "round", "base_version", "cid", "sha256", "size", "num_examples", "dp"})
-        if not isinstance(body["dp"], dict):
-            raise TxError(Code.INVALID_BODY, "dp must declare the mechanism: noise_multiplier, sample_rate, steps")
+        if body["dp"] is not None and not isinstance(body["dp"], dict):
+            raise TxError(Code.INVALID_BODY, "dp must declare the mechanism: noise_multiplier, sample_rate, steps "
+                                             "(or be null on a task without a privacy budget)")
         return CommitContribution(
             task_id=str_field(body, "task_id", ID_RE, "a task id"),
             round=int_field(body, "round", 1, 2**40),

@@ -39,6 +39,8 @@ __all__ = [
 ]
 
 _BAD_STATUSES = frozenset({"quarantined", "rolled_back"})
+# Reasons the chain decides itself whatever a policy contract says (the contract ABI predates them).
+_NATIVE_ONLY = frozenset({"canary_accuracy_regressed"})
 GOVERNANCE = "governance"  # the `signer` attribute of events emitted on governance's behalf
 
 
@@ -92,11 +94,23 @@ def _contributor_dids(view: Reader, task_id: str, version_rec: Mapping[str, Any]
     return tuple(sorted(dids))
 
 
+def _last_good_accuracy(view: Reader, task_id: str) -> int | None:
+    """The canary accuracy (ppm) the task's last good version was promoted with; None for version 0."""
+    good = last_good(view, task_id)
+    if good == 0:
+        return None
+    rec = load_record(view, fl_keys.version_key(task_id, good))
+    if rec is None or not isinstance(rec.get("decision"), dict):
+        return None
+    return int(rec["decision"]["canary_accuracy_ppm"])
+
+
 def decide(view: Reader, task_id: str, version_rec: Mapping[str, Any], atts: Sequence[Mapping[str, Any]],
            params: Mapping[str, int]) -> Decision | None:
     """Decide a version from its attestations, or None while their weight is below the quorum.
 
-    Promote iff the weighted median canary accuracy >= min_canary_accuracy_ppm, the weighted median
+    Promote iff the weighted median canary accuracy >= min_canary_accuracy_ppm and is at most
+    max_regression_ppm below the accuracy the last good version was promoted with, the weighted median
     ASR <= max_backdoor_asr_ppm, and the version's parent is not quarantined or rolled back (a model
     built on a bad model is not trusted whatever it measures); otherwise quarantine.
     """
@@ -110,6 +124,9 @@ def decide(view: Reader, task_id: str, version_rec: Mapping[str, Any], atts: Seq
         reasons.append("canary_accuracy_below_min")
     if asr > params["max_backdoor_asr_ppm"]:
         reasons.append("backdoor_asr_above_max")
+    reference = _last_good_accuracy(view, task_id)
+    if reference is not None and accuracy + params["max_regression_ppm"] < reference:
+        reasons.append("canary_accuracy_regressed")
     parent = version_rec.get("parent")
     if parent is not None:
         parent_rec = load_record(view, fl_keys.version_key(task_id, parent))
@@ -130,7 +147,7 @@ def promotion_policy(view: Reader, ctx: BlockContext, task_id: str, version_rec:
                      decision: Decision) -> tuple[Decision, PolicySession | None]:
     """Let the task's promotion policy contract decide in place of the thresholds, when the chain has one.
 
-    The parent rule stays native: a version built on a quarantined or rolled-back parent is
+    The parent and regression rules stay native: a version built on a quarantined or rolled-back parent is
     quarantined whatever the policy says. A deny's reason (comma-separated codes) becomes the
     decision's reasons; a failed call (revert, out of gas, malformed answer) quarantines with
     its reason. Returns the decision and the policy session to record with it (None: no policy).
@@ -145,7 +162,7 @@ def promotion_policy(view: Reader, ctx: BlockContext, task_id: str, version_rec:
         policy_reasons = [r for r in verdict.reason.split(",") if r] or ["policy_denied"]
     else:
         policy_reasons = [verdict.reason]
-    reasons = policy_reasons + [r for r in decision.summary["reasons"] if r.startswith("parent_")]
+    reasons = policy_reasons + [r for r in decision.summary["reasons"] if r in _NATIVE_ONLY or r.startswith("parent_")]
     summary = {**decision.summary, "reasons": reasons, "policy": policy_summary(verdict)}
     return Decision(status="quarantined" if reasons else "promoted", summary=summary,
                     contributor_dids=decision.contributor_dids), session

@@ -32,12 +32,16 @@ BUILTIN_DEFAULTS: dict[str, int] = {
     "quorum_weight": 2 * PPM,  # two evaluators of initial reputation (1.0 = 1_000_000) decide a version
     "min_canary_accuracy_ppm": 500_000,  # the weighted median canary accuracy must be at least 50%
     "max_backdoor_asr_ppm": 200_000,  # at most 20% of triggered non-target canaries may flip to the target
+    # A version may score at most this far below the canary accuracy the last good version was
+    # promoted with (1.0: no regression check). It needs no knowledge of any attack.
+    "max_regression_ppm": PPM,
 }
 PARAM_NAMES = tuple(sorted(BUILTIN_DEFAULTS))
 _RANGES: dict[str, tuple[int, int]] = {
     "quorum_weight": (1, MAX_QUORUM_WEIGHT),
     "min_canary_accuracy_ppm": (0, PPM),
     "max_backdoor_asr_ppm": (0, PPM),
+    "max_regression_ppm": (0, PPM),
 }
 
 

@@ -23,7 +23,7 @@ from fedledger.abci_app.errors import Code, TxError
 from fedledger.abci_app.modules.privacy import keys
 from fedledger.abci_app.records import load_record, store_record
 
-__all__ = ["MICRO", "Debit", "debit", "parse_mechanism", "parse_policy", "policy", "set_policy"]
+__all__ = ["MICRO", "Debit", "debit", "has_policy", "parse_mechanism", "parse_policy", "policy", "set_policy"]
 
 MICRO = 1_000_000
 _CLIP_RE_MAX = 16
@@ -75,6 +75,11 @@ def parse_mechanism(body: Any) -> tuple[Mechanism, str]:
 def set_policy(state: Writer, task_id: str, record: dict[str, Any]) -> None:
     """Store a task's validated policy."""
     store_record(state, keys.policy_key(task_id), record)
+
+
+def has_policy(view: Reader, task_id: str) -> bool:
+    """True if the task was created with a privacy budget (tasks created with `privacy: null` have none)."""
+    return view.get(keys.policy_key(task_id)) is not None
 
 
 def policy(view: Reader, task_id: str) -> dict[str, Any]:

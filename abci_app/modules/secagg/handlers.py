@@ -10,9 +10,11 @@ from fedledger.abci_app.modules.base import Handler
 from fedledger.abci_app.modules.federation import keys as fl_keys
 from fedledger.abci_app.modules.federation.events import fl_event
 from fedledger.abci_app.modules.federation.handlers import load_round, load_task
-from fedledger.abci_app.modules.identity.authz import require_member
+from fedledger.abci_app.modules.identity.authz import member_for_key, require_member
+from fedledger.abci_app.modules.reputation.hooks import on_contribution_rejected
 from fedledger.abci_app.modules.secagg import keys
 from fedledger.abci_app.modules.secagg.msgs import Advance, AdvertiseKeys, DeclareSurvivors, PostPayload
+from fedledger.abci_app.modules.secagg.screen import screen_reason
 from fedledger.abci_app.modules.secagg.stages import require_stage
 from fedledger.abci_app.records import load_record, store_record
 
@@ -52,8 +54,14 @@ def advertise_keys(view: Reader, state: Writer | None, ctx: BlockContext, signer
     marks = [keys.public_key_key(msg.task_id, msg.round, pk) for pk in (msg.c_pk, msg.s_pk)]
     if any(view.get(mark) is not None for mark in marks):
         raise TxError(Code.ALREADY_EXISTS, "one of these public keys is already advertised in this round")
-    _post_once(view, state, "keys", msg.task_id, msg.round, signer,
-               {"participant": signer, "c_pk": msg.c_pk, "s_pk": msg.s_pk, "height": ctx.height})
+    screened_task = load_task(view, msg.task_id)["aggregation"].get("screen") is not None
+    if screened_task and msg.screen is None:
+        raise TxError(Code.INVALID_BODY, f"task {msg.task_id!r} screens its inputs: secagg_keys must carry the "
+                                         "claims of the update (screen: projection_ppm, norm_ppm)")
+    record: dict[str, Any] = {"participant": signer, "c_pk": msg.c_pk, "s_pk": msg.s_pk, "height": ctx.height}
+    if msg.screen is not None:
+        record["screen"] = msg.screen
+    _post_once(view, state, "keys", msg.task_id, msg.round, signer, record)
     if state is not None:
         for mark in marks:
             state.set(mark, b"1")
@@ -99,18 +107,51 @@ def advance(view: Reader, state: Writer | None, ctx: BlockContext, signer: str, 
         raise TxError(Code.WRONG_STATE, f"stage {sa['stage']!r} waits for {len(expected) - len(posted)} more "
                                         f"posts or until height {sa['since'] + policy['stage_blocks'] + 1}")
     enough = len(posted) >= max(task["min_contributions"], 2)
+    events: list[Event] = []
     if state is not None:
         if not enough:
             rnd["status"] = "failed"
             rnd["failure"] = f"only {len(posted)} participants posted secagg {sa['stage']}"
         elif sa["stage"] == "keys":
-            sa.update(stage="shares", since=ctx.height, roster=posted)
+            roster, screened = _screen(view, task, msg.task_id, msg.round, posted)
+            events += _penalize(state, view, ctx, screened)
+            sa.update(stage="shares", since=ctx.height, roster=roster)
+            if screened:
+                sa["screened"] = screened
         else:
             sa.update(stage="input", since=ctx.height, sharers=posted)
             rnd["deadline_height"] = ctx.height + task["deadline_blocks"]
         store_record(state, fl_keys.round_key(msg.task_id, msg.round), rnd)
     stage = "failed" if not enough else ("shares" if sa["stage"] == "keys" else "input")
-    return [fl_event("secagg_advance", signer, task=msg.task_id, round=msg.round, stage=stage)]
+    return [fl_event("secagg_advance", signer, task=msg.task_id, round=msg.round, stage=stage), *events]
+
+
+def _screen(view: Reader, task: dict[str, Any], task_id: str, rnd: int,
+            posted: list[str]) -> tuple[list[str], dict[str, str]]:
+    """The roster the screen lets through (sorted, as posted) and the screened posters with their reasons."""
+    policy = task["aggregation"].get("screen")
+    if policy is None:
+        return posted, {}
+    roster: list[str] = []
+    screened: dict[str, str] = {}
+    for who in posted:
+        rec = load_record(view, keys.post_key("keys", task_id, rnd, who))
+        reason = "no_claims" if rec is None or "screen" not in rec else screen_reason(rec["screen"], policy)
+        if reason is None:
+            roster.append(who)
+        else:
+            screened[who] = reason
+    return roster, screened
+
+
+def _penalize(state: Writer, view: Reader, ctx: BlockContext, screened: dict[str, str]) -> list[Event]:
+    """Screened trainers lose reputation as robust-flagged ones do (sorted order: deterministic)."""
+    events: list[Event] = []
+    for who in sorted(screened):
+        member = member_for_key(view, who, ctx)
+        if member is not None:
+            events += on_contribution_rejected(state, member["did"], ctx.height, "robust_flagged")
+    return events
 
 
 def declare_survivors(view: Reader, state: Writer | None, ctx: BlockContext, signer: str,

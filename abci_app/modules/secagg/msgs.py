@@ -9,6 +9,7 @@ from typing import Any
 from fedledger.abci_app.errors import Code, TxError
 from fedledger.abci_app.modules.federation.msgs import MAX_ROUND_SIZE, ModelRef
 from fedledger.abci_app.modules.fields import HEX64, ID_RE, int_field, require_fields, str_field
+from fedledger.abci_app.modules.secagg.screen import parse_claim
 
 __all__ = ["Advance", "AdvertiseKeys", "DeclareSurvivors", "PARSERS", "PostPayload"]
 
@@ -25,16 +26,18 @@ class AdvertiseKeys:
     round: int
     c_pk: str
     s_pk: str
+    screen: dict[str, int] | None = None  # the input screen's claims (secagg/screen.py), on a screened task
 
     @staticmethod
     def parse(body: dict[str, Any]) -> AdvertiseKeys:
-        """Validate a secagg_keys body."""
-        require_fields(body, {"task_id", "round", "c_pk", "s_pk"})
+        """Validate a secagg_keys body (`screen` optional: the claims a screened task requires)."""
+        require_fields(body, {"task_id", "round", "c_pk", "s_pk"}, {"screen"})
         c_pk = str_field(body, "c_pk", HEX64, "an X25519 public key (64 hex digits)")
         s_pk = str_field(body, "s_pk", HEX64, "an X25519 public key (64 hex digits)")
         if c_pk == s_pk:
             raise TxError(Code.INVALID_BODY, "c_pk and s_pk must be two different keys")
-        return AdvertiseKeys(*_task_round(body), c_pk=c_pk, s_pk=s_pk)
+        claim = parse_claim(body["screen"]) if body.get("screen") is not None else None
+        return AdvertiseKeys(*_task_round(body), c_pk=c_pk, s_pk=s_pk, screen=claim)
 
 
 @dataclass(frozen=True)
