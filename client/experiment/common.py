@@ -14,18 +14,19 @@ from fedledger.client.dpsgd import DPConfig
 from fedledger.client.experiment.attacks import attack_data, attack_updates
 from fedledger.client.experiment.config import ExperimentConfig, training_lr
 from fedledger.client.experiment.datasets import FederatedData, backdoor_probe
-from fedledger.client.train import train_local
+from fedledger.client.experiment.pool import InlinePool, TrainJob, TrainPool
 from fedledger.node.aggregation.flat import Layout, flatten, layout_of
 from fedledger.node.probes import TriggerProbe
 from fedledger.node.tensors import Tensors
 
-__all__ = ["NO_ADMISSION", "ClientUpdate", "RunContext", "RunResult", "derive_int", "derive_seed", "dropped_positions",
+__all__ = ["NO_ADMISSION", "ClientUpdate", "RunContext", "RunResult", "baseline_selection", "derive_int", "derive_seed",
+           "dropped_positions",
            "local_updates", "online_clients", "round_updates"]
 
 
 # Methods with no admission control: anyone can join with as many identities as it likes (FedLedger's
 # chain admits members only with an organization's credential, up to the organization's enrollment cap).
-NO_ADMISSION = ("fedavg", "fedavg_dp_secagg")
+NO_ADMISSION = ("fedavg", "fedavg_dp_secagg", "robust_plain")
 
 
 def derive_seed(seed: int, *parts: object) -> bytes:
@@ -49,24 +50,32 @@ class RunContext:
     data: FederatedData
     shards: tuple[ClientData, ...]  # what each client trains on (attackers' data already poisoned)
     byzantine: frozenset[int]
+    # The attackers' trigger: it poisons their data and measures the ASR; no defense ever reads it.
     probe: TriggerProbe | None
-    dp: DPConfig | None
+    dp: DPConfig | None  # DP-SGD (dp_mode "dpsgd"); None for distributed DP and the non-private methods
+    pool: TrainPool = field(default_factory=InlinePool)
+
+    @property
+    def distributed_dp(self) -> bool:
+        """True if this run's clients clip their whole update and add distributed noise under SecAgg."""
+        return self.cfg.dp_mode == "distributed" and self.method in ("fedavg_dp_secagg", "fedledger")
 
     @staticmethod
-    def build(cfg: ExperimentConfig, method: str, attack: str, seed: int, data: FederatedData) -> RunContext:
+    def build(cfg: ExperimentConfig, method: str, attack: str, seed: int, data: FederatedData,
+              pool: TrainPool | None = None) -> RunContext:
         """Pick the attackers (seeded) and poison their data for data attacks."""
         byz: frozenset[int] = frozenset()
         if attack != "none" and method != "centralized":
             order = np.random.default_rng([seed, 3]).permutation(cfg.clients)
             byz = frozenset(int(i) for i in order[:cfg.num_byzantine])
-        probe = backdoor_probe(cfg.dataset, cfg.backdoor_target)
+        probe = backdoor_probe(cfg.dataset, cfg.backdoor_target, cfg.backdoor_trigger, cfg.backdoor_location)
         shards = tuple(attack_data(attack, d, data.num_classes, probe, derive_int(seed, "poison", i)) if i in byz
                        else d for i, d in enumerate(data.clients))
         dp = None
-        if method in ("fedavg_dp_secagg", "fedledger"):
+        if method in ("fedavg_dp_secagg", "fedledger") and cfg.dp_mode == "dpsgd":
             dp = DPConfig(noise_multiplier=cfg.noise_multiplier, sample_rate=cfg.sample_rate,
                           clip_norm=cfg.clip_norm, steps=cfg.dp_steps)
-        return RunContext(cfg, method, attack, seed, data, shards, byz, probe, dp)
+        return RunContext(cfg, method, attack, seed, data, shards, byz, probe, dp, pool or InlinePool())
 
 
 def online_clients(ctx: RunContext, rnd: int) -> list[int]:
@@ -76,6 +85,14 @@ def online_clients(ctx: RunContext, rnd: int) -> list[int]:
     """
     draw = np.random.default_rng([ctx.seed, rnd, 9]).random(ctx.cfg.clients)
     return [i for i in range(ctx.cfg.clients) if draw[i] < ctx.cfg.availability]
+
+
+def baseline_selection(ctx: RunContext, rnd: int, candidates: list[int]) -> list[int]:
+    """round_size of the candidates, drawn uniformly per (seed, round) and returned sorted (all if fewer)."""
+    if len(candidates) <= ctx.cfg.round_size:
+        return sorted(candidates)
+    pick = np.random.default_rng([ctx.seed, rnd, 12]).permutation(len(candidates))[:ctx.cfg.round_size]
+    return sorted(candidates[int(i)] for i in pick)
 
 
 def dropped_positions(ctx: RunContext, clients: list[int], rnd: int) -> set[int]:
@@ -103,10 +120,9 @@ def local_updates(ctx: RunContext, base: Tensors, clients: list[int], rnd: int) 
     """
     layout = layout_of(base)
     trained = {}
-    for i in clients:
-        res = train_local(ctx.data.spec, base, ctx.shards[i], epochs=ctx.cfg.local_epochs,
-                          lr=training_lr(ctx.cfg, ctx.dp is not None),
-                          batch_size=ctx.cfg.batch_size, seed=derive_int(ctx.seed, "train", rnd, i), dp=ctx.dp)
+    jobs = [TrainJob(ctx.data.spec, base, ctx.shards[i], ctx.cfg.local_epochs, training_lr(ctx.cfg, ctx.dp is not None),
+                     ctx.cfg.batch_size, derive_int(ctx.seed, "train", rnd, i), ctx.dp) for i in clients]
+    for i, res in zip(clients, ctx.pool.run(jobs), strict=True):
         declared = None if res.mechanism is None else {**res.mechanism, "clip_norm": res.clip_norm}
         trained[i] = (flatten(res.delta, layout), res.num_examples, declared)
     bad = [i for i in clients if i in ctx.byzantine]
@@ -165,6 +181,11 @@ class RunResult:
     successful_rounds: float = float("nan")
     round_s: float = float("nan")
     quarantined: int = 0
+    promoted_rounds: float = float("nan")  # share of rounds whose new model was trusted (FedLedger: promoted)
+    screened: int = 0  # FedLedger: inputs the screen left out
+    # FedLedger: mean reputation (reputation units) of the honest and of the Byzantine trainers after each round
+    reputation_honest_curve: list[float] = field(default_factory=list)
+    reputation_byzantine_curve: list[float] = field(default_factory=list)
     model_sha256: str = ""
 
     def row(self) -> dict[str, Any]:
@@ -172,4 +193,6 @@ class RunResult:
         out: dict[str, Any] = {k: v for k, v in self.__dict__.items() if not k.endswith("_curve")}
         out["accuracy_curve"] = ";".join(f"{a:.4f}" for a in self.accuracy_curve)
         out["epsilon_curve"] = ";".join(f"{e:.4f}" for e in self.epsilon_curve)
+        out["reputation_honest_curve"] = ";".join(f"{r:.4f}" for r in self.reputation_honest_curve)
+        out["reputation_byzantine_curve"] = ";".join(f"{r:.4f}" for r in self.reputation_byzantine_curve)
         return out

@@ -11,10 +11,13 @@ __all__ = ["ATTACKS", "DATASETS", "METHODS", "ConfigError", "ExperimentConfig", 
            "training_lr"]
 
 DATASETS = ("digits", "breast_cancer", "mnist", "basic_motions")
-METHODS = ("fedavg", "fedavg_dp_secagg", "fedledger", "centralized")
+METHODS = ("fedavg", "fedavg_dp_secagg", "robust_plain", "fedledger", "fedledger_nodp", "centralized")
 ATTACKS = ("none", "label_flip", "backdoor", "sign_flip", "scaling", "gaussian", "alie", "ipm",
            "free_rider", "sybil")
 ROBUST_RULES = ("fedavg", "median", "trimmed_mean", "krum", "multi_krum", "bulyan", "geomed", "centered_clipping")
+TRIGGERS = ("pixel_pattern", "corner_square", "blend")
+LOCATIONS = ("top-left", "top-right", "bottom-left", "bottom-right", "center")
+DP_MODES = ("distributed", "dpsgd")
 
 
 class ConfigError(ValueError):
@@ -25,15 +28,28 @@ class ConfigError(ValueError):
 class ExperimentConfig:
     """Every knob of one experiment; a run is one (method, attack, seed) triple of it.
 
-    Data: `dataset`, split over `clients` with Dirichlet(`alpha`) label skew. Rounds: `rounds`, each
+    Data: `dataset`, split over `clients` with Dirichlet(`alpha`) label skew (disjoint shards), or,
+    with `client_examples` > 0, each of `clients` emulated clients draws that many examples of the
+    training pool with Dirichlet(`alpha`) label proportions (shards then overlap: how 1,000 clients
+    are emulated on a data set of 1,300 training images). Rounds: `rounds`, each
     with `round_size` selected clients training `local_epochs` epochs at `lr` (`dp_lr` for the DP-SGD
     methods when set: clipped, noised gradients are small and take a larger step). Attack: the
     `byzantine_fraction` of clients (rounded, at least one when > 0) run each attack in `attacks`
     ("none" is the benign reference), scaled by `attack_scale`; under "sybil" each of them tries to
-    enroll `sybils` extra identities. Privacy: DP-SGD with
-    `noise_multiplier`, `sample_rate`, `clip_norm`, `dp_steps` per round, budget `epsilon_budget` at
-    `delta`. SecAgg: `group_size` members per group, coordinate bound `secagg_clip`. FedLedger's
-    rule: `rule` assuming `byzantine` bad groups. Churn: each client is online for a round with
+    enroll `sybils` extra identities. The backdoor's trigger is `backdoor_trigger` at
+    `backdoor_location` with target label `backdoor_target`; only the attackers and the ASR
+    measurement see them. Privacy (`dp_mode`): "distributed" is user-level DP under SecAgg (each
+    client clips its whole update to `clip_norm` in L2 and adds its share of N(0, (σ·clip)²),
+    σ = `noise_multiplier`, sized for `noise_quorum_pct` of its group, so every unmasked group sum
+    carries the full noise); "dpsgd" is DP-SGD with `noise_multiplier`, `sample_rate`, `clip_norm`,
+    `dp_steps` per round. Budget `epsilon_budget` at `delta`: a client whose next contribution would
+    pass it sits out. SecAgg: `group_size` members per group (capped at the round), coordinate
+    bound `secagg_clip`. FedLedger's defense: the input screen (`screen`, cosine at least
+    `screen_min_cosine` with the root update, norm at most `clip_norm`; node/aggregation/screen.py),
+    then `rule` across group means assuming `byzantine` bad groups; versions whose canary accuracy
+    falls more than `max_regression` below the last good one are quarantined. `robust_plain` is the
+    plain robust baseline: `robust_baseline_rule` on every individual update, no SecAgg, no DP.
+    Churn: each client is online for a round with
     probability `availability` (FedLedger: declared on chain, so selection draws from the online
     ones), and each selected online client drops out mid-round, after sharing its SecAgg keys and
     before posting its masked input, with probability `dropout` (SecAgg recovers its mask).
@@ -72,6 +88,15 @@ class ExperimentConfig:
     min_canary_accuracy: float = 0.0
     max_backdoor_asr: float = 0.5
     output: str = "experiments/out"
+    client_examples: int = 0
+    backdoor_trigger: str = "pixel_pattern"
+    backdoor_location: str = "bottom-right"
+    dp_mode: str = "dpsgd"
+    noise_quorum_pct: int = 100
+    screen: bool = False
+    screen_min_cosine: float = 0.0
+    max_regression: float = 1.0
+    robust_baseline_rule: str = "multi_krum"
 
     @property
     def num_byzantine(self) -> int:
@@ -105,17 +130,39 @@ def _check(cfg: ExperimentConfig) -> ExperimentConfig:
         raise bad("attacks", f"a non-empty list drawn from {list(ATTACKS)}")
     if cfg.rule not in ROBUST_RULES:
         raise bad("rule", f"one of {list(ROBUST_RULES)}")
+    if cfg.robust_baseline_rule not in ROBUST_RULES or cfg.robust_baseline_rule == "fedavg":
+        raise bad("robust_baseline_rule", f"a robust rule from {list(ROBUST_RULES[1:])}")
+    if cfg.backdoor_trigger not in TRIGGERS:
+        raise bad("backdoor_trigger", f"one of {list(TRIGGERS)}")
+    if cfg.backdoor_location not in LOCATIONS:
+        raise bad("backdoor_location", f"one of {list(LOCATIONS)}")
+    if cfg.dp_mode not in DP_MODES:
+        raise bad("dp_mode", f"one of {list(DP_MODES)}")
+    if isinstance(cfg.backdoor_target, bool) or not isinstance(cfg.backdoor_target, int) or cfg.backdoor_target < 0:
+        raise bad("backdoor_target", "a non-negative integer (a class label)")
+    if isinstance(cfg.client_examples, bool) or not isinstance(cfg.client_examples, int) or cfg.client_examples < 0:
+        raise bad("client_examples", "a non-negative integer (0: disjoint shards)")
+    if (isinstance(cfg.noise_quorum_pct, bool) or not isinstance(cfg.noise_quorum_pct, int)
+            or not 1 <= cfg.noise_quorum_pct <= 100):
+        raise bad("noise_quorum_pct", "an integer percentage in [1, 100]")
+    if not isinstance(cfg.screen, bool):
+        raise bad("screen", "true or false")
+    if (isinstance(cfg.screen_min_cosine, bool) or not isinstance(cfg.screen_min_cosine, float)
+            or not -1.0 <= cfg.screen_min_cosine <= 1.0):
+        raise bad("screen_min_cosine", "a number in [-1, 1]")
     for name, lo, hi in (("alpha", 0.0, None), ("byzantine_fraction", -1e-12, 0.5), ("availability", 0.0, 1.0),
                          ("dropout", -1e-12, 1.0 - 1e-12),
                          ("lr", 0.0, None), ("target_accuracy", -1e-12, 1.0), ("attack_scale", 0.0, None),
-                         ("min_canary_accuracy", -1e-12, 1.0), ("max_backdoor_asr", -1e-12, 1.0)):
+                         ("min_canary_accuracy", -1e-12, 1.0), ("max_backdoor_asr", -1e-12, 1.0),
+                         ("max_regression", -1e-12, 1.0)):
         value = getattr(cfg, name)
         if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > lo or (
                 hi is not None and value > hi):
             raise bad(name, f"a number in ({lo:g}, {hi if hi is not None else 'inf'}]")
     if cfg.dp_lr is not None and (isinstance(cfg.dp_lr, bool) or not isinstance(cfg.dp_lr, float) or not cfg.dp_lr > 0):
         raise bad("dp_lr", "a positive number")
-    if "fedledger" in cfg.methods and cfg.round_size // cfg.group_size < 3 and cfg.rule != "fedavg":
+    if ({"fedledger", "fedledger_nodp"} & set(cfg.methods) and cfg.round_size // cfg.group_size < 3
+            and cfg.rule != "fedavg"):
         raise bad("group_size", "small enough for at least 3 SecAgg groups per round (a robust rule needs them)")
     return cfg
 
@@ -136,7 +183,7 @@ def parse_config(raw: dict[str, Any]) -> ExperimentConfig:
         if name in values and not isinstance(values[name], str):
             raise ConfigError(f"config field {name!r} must be a decimal string such as \"1.0\" (exact on chain)")
     for name in ("alpha", "byzantine_fraction", "availability", "dropout", "lr", "dp_lr", "target_accuracy",
-                 "attack_scale", "min_canary_accuracy", "max_backdoor_asr"):
+                 "attack_scale", "min_canary_accuracy", "max_backdoor_asr", "screen_min_cosine", "max_regression"):
         if isinstance(values.get(name), int) and not isinstance(values.get(name), bool):
             values[name] = float(values[name])
     try:

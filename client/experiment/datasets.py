@@ -20,7 +20,7 @@ import numpy as np
 from fedledger.client.data import ClientData, dirichlet_split
 from fedledger.node.probes import TriggerProbe
 
-__all__ = ["DATASET_SPECS", "DatasetError", "FederatedData", "backdoor_probe", "load_federated"]
+__all__ = ["DATASET_SPECS", "DatasetError", "FederatedData", "backdoor_probe", "emulated_shards", "load_federated"]
 
 # dataset -> (model spec, number of classes)
 DATASET_SPECS: dict[str, tuple[str, int]] = {
@@ -112,8 +112,31 @@ def _take(X: np.ndarray, y: np.ndarray, idx: np.ndarray) -> ClientData:
     return ClientData(X=np.ascontiguousarray(X[idx], dtype=np.float32), y=np.ascontiguousarray(y[idx]))
 
 
-def load_federated(name: str, clients: int, alpha: float, seed: int) -> FederatedData:
-    """Load `name`, hold out 20% test and 10% canary, and split the rest over `clients` with Dirichlet(alpha)."""
+def emulated_shards(y: np.ndarray, clients: int, per_client: int, alpha: float, seed: int) -> list[np.ndarray]:
+    """Indices into y for `clients` emulated clients of `per_client` examples each, label-skewed by Dirichlet(alpha).
+
+    Each client draws its class proportions from Dirichlet(alpha), its class counts from a
+    multinomial of per_client, and that many distinct examples of each class (all of a class when
+    it has fewer). Shards overlap across clients: this is how a data set smaller than
+    clients · per_client hosts many clients, each still holding a skewed sample of the data.
+    """
+    rng = np.random.default_rng([seed, 8])
+    classes = np.unique(y)
+    by_class = [np.flatnonzero(y == c) for c in classes]
+    out = []
+    for _ in range(clients):
+        counts = rng.multinomial(per_client, rng.dirichlet(np.full(len(classes), alpha)))
+        picks = [rng.choice(idx, size=min(int(k), len(idx)), replace=False) for idx, k in zip(by_class, counts,
+                                                                                            strict=True) if k > 0]
+        out.append(np.sort(np.concatenate(picks)))
+    return out
+
+
+def load_federated(name: str, clients: int, alpha: float, seed: int, client_examples: int = 0) -> FederatedData:
+    """Load `name`, hold out 20% test and 10% canary, and split the rest over `clients` with Dirichlet(alpha).
+
+    client_examples > 0 emulates the clients instead (`emulated_shards`: overlapping label-skewed samples).
+    """
     if name not in DATASET_SPECS:
         raise DatasetError(f"unknown dataset {name!r}; known: {sorted(DATASET_SPECS)}")
     X, y = _raw(name)
@@ -126,25 +149,33 @@ def load_federated(name: str, clients: int, alpha: float, seed: int) -> Federate
     min_examples = _MIN_EXAMPLES[name]
     if isinstance(clients, bool) or not isinstance(clients, int) or clients < 1:
         raise DatasetError(f"clients must be a positive int, got {clients!r}")
+    spec, num_classes = DATASET_SPECS[name]
+    if client_examples > 0:
+        shards = emulated_shards(y[pool_idx], clients, client_examples, alpha, seed)
+        return FederatedData(spec=spec, num_classes=num_classes,
+                             clients=tuple(_take(X, y, pool_idx[p]) for p in shards),
+                             pooled=_take(X, y, pool_idx), test=_take(X, y, test_idx),
+                             canary=_take(X, y, canary_idx))
     if clients * min_examples > len(pool_idx):
         raise DatasetError(f"{clients} clients need at least {clients * min_examples} training examples "
                            f"({min_examples} each); {name} has {len(pool_idx)} after the test and canary "
                            f"hold-outs, enough for 1 to {len(pool_idx) // min_examples} clients")
     parts = dirichlet_split(y[pool_idx], clients, alpha=alpha, seed=seed, min_examples=min_examples)
-    spec, num_classes = DATASET_SPECS[name]
     return FederatedData(spec=spec, num_classes=num_classes,
                          clients=tuple(_take(X, y, pool_idx[p]) for p in parts),
                          pooled=_take(X, y, pool_idx), test=_take(X, y, test_idx), canary=_take(X, y, canary_idx))
 
 
-def backdoor_probe(name: str, target: int) -> TriggerProbe | None:
-    """The pixel-pattern trigger for image data sets (the evaluators' probe, fedledger.node.probes); None otherwise.
+def backdoor_probe(name: str, target: int, kind: str = "corner_square",
+                   location: str = "bottom-right") -> TriggerProbe | None:
+    """The attackers' trigger for image data sets, placed at `location`; None for data sets that are not images.
 
-    digits: a 2x2 white square in the bottom-right corner of the 8x8 image; MNIST: a 3x3 one in the
-    28x28 image's (always black) bottom-right margin. Breast cancer and BasicMotions are not images.
+    digits: a 2x2 white square in the 8x8 image; MNIST: a 3x3 one in the 28x28 image. Only the
+    attack and the ASR measurement use it: no evaluator is built from it.
     """
+    corner = location if location != "center" else "bottom-right"
     if name == "digits":
-        return TriggerProbe(target_label=target)
+        return TriggerProbe(target_label=target, corner=corner)
     if name == "mnist":
-        return TriggerProbe(target_label=target, patch=3, side=_MNIST_SIDE)
+        return TriggerProbe(target_label=target, patch=3, side=_MNIST_SIDE, corner=corner)
     return None

@@ -14,16 +14,18 @@ from __future__ import annotations
 import hashlib
 import time
 from collections.abc import Callable
-from decimal import Decimal
 from typing import TYPE_CHECKING
 
 import numpy as np
+import numpy.typing as npt
 
-from fedledger.abci_app.accountant import ZERO_RDP, Mechanism, charge
+from fedledger.client.experiment.budget import BudgetPlanner, planned_dp
 from fedledger.client.experiment.common import (
     NO_ADMISSION,
+    ClientUpdate,
     RunContext,
     RunResult,
+    baseline_selection,
     derive_seed,
     dropped_positions,
     local_updates,
@@ -41,8 +43,10 @@ from fedledger.client.experiment.metrics import (
     rounds_to_target,
 )
 from fedledger.client.experiment.mia_shadow import shadow_mia_auc
-from fedledger.client.experiment.onchain import run_fedledger
+from fedledger.client.experiment.onchain import RoundFigures, run_fedledger
+from fedledger.client.experiment.pool import TrainPool
 from fedledger.client.experiment.secure import secure_round
+from fedledger.client.experiment.submissions import submissions
 from fedledger.client.model import initial_weights
 from fedledger.client.train import train_local
 from fedledger.node.aggregation.combine import combine_rows
@@ -59,65 +63,92 @@ Progress = Callable[[str], None]
 
 
 def _baseline(ctx: RunContext, init: Tensors, result: RunResult, evaluate_round: Callable[[Tensors], None]) -> Tensors:
-    """FedAvg or FedAvg + DP + SecAgg over every online client each round (no chain, no selection, no defenses).
+    """The chain-less methods: FedAvg, FedAvg + DP + SecAgg, or a plain robust rule over individual updates.
 
-    With churn, a round needs one surviving update (FedAvg) or two surviving masked inputs (SecAgg
-    over one group of all online clients, dropouts recovered); otherwise it fails and the model stays.
+    Each round samples `round_size` of the online clients that can still afford a contribution
+    (uniformly: there is no chain to weight them by reputation). FedAvg + DP + SecAgg runs one
+    SecAgg group over them, with FedLedger's DP mechanism (distributed noise, or DP-SGD) and no
+    defense; `robust_plain` runs `robust_baseline_rule` on every plaintext update, as Flower's
+    robust strategies do, with no DP. With churn, a round needs one surviving update (FedAvg), a
+    usable SecAgg group, or the robust rule's minimum; otherwise it fails and the model stays.
     """
+    cfg = ctx.cfg
     model = init
     secure = ctx.method == "fedavg_dp_secagg"
-    rdp: dict[int, list[Decimal]] = {}
-    eps: dict[int, int] = {}
+    planner = BudgetPlanner(cfg.epsilon_budget, cfg.delta)
+    declared = planned_dp(ctx)
+    figures = RoundFigures()
     sizes: list[int] = []
     agg_s: list[float] = []
     times: list[float] = []
     ok = 0
-    for rnd in range(1, ctx.cfg.rounds + 1):
+    for rnd in range(1, cfg.rounds + 1):
         started = time.perf_counter()
-        clients = online_clients(ctx, rnd)
+        clients = baseline_selection(ctx, rnd, [i for i in online_clients(ctx, rnd) if planner.affords(i, declared)])
         if not clients:
             times.append(time.perf_counter() - started)
-            if ctx.dp is not None:
-                result.epsilon_curve.append(max(eps.values(), default=0) / 1e6)
+            if declared is not None:
+                result.epsilon_curve.append(planner.max_epsilon())
             evaluate_round(model)
             continue
         updates, layout = local_updates(ctx, model, clients, rnd)
         gone = dropped_positions(ctx, clients, rnd)
         t0 = time.perf_counter()
+        vector = None
+        accepted: set[int] = set()
         if secure:
-            sec = secure_round(np.stack([u.vector for u in updates]), float(ctx.cfg.secagg_clip),
-                               derive_seed(ctx.seed, "secagg", rnd), len(clients), gone)
-            vector = combine_rows(np.stack(sec.means), np.asarray(sec.counts, dtype=np.int64), "fedavg", 0)[0] \
-                if sec.means else None
+            subs = submissions(ctx, updates, rnd, None, {u.client: len(updates) for u in updates},
+                               clip=ctx.distributed_dp, noise=ctx.distributed_dp)
+            sec = secure_round(np.stack([s.row for s in subs]), float(cfg.secagg_clip),
+                               derive_seed(ctx.seed, "secagg", rnd), len(subs), gone,
+                               cfg.noise_quorum_pct if ctx.distributed_dp else 0)
+            if sec.means:
+                vector = combine_rows(np.stack(sec.means), np.asarray(sec.counts, dtype=np.int64), "fedavg", 0)[0]
+                accepted = {updates[pos].client for group in sec.survivors for pos in group}
             sizes.extend(sec.bytes_sent.values())
         else:
             live = [u for pos, u in enumerate(updates) if pos not in gone]
-            vector = combine_rows(np.stack([u.vector for u in live]),
-                                  np.asarray([u.num_examples for u in live], dtype=np.int64), "fedavg", 0)[0] \
-                if live else None
             sizes.extend(payload_bytes(unflatten(u.vector, layout)) for u in live)
+            if live and ctx.method == "robust_plain":
+                vector, accepted = _robust_plain(ctx, live)
+            elif live:
+                vector = combine_rows(np.stack([u.vector for u in live]),
+                                      np.asarray([u.num_examples for u in live], dtype=np.int64), "fedavg", 0)[0]
+                accepted = {u.client for u in live}
         agg_s.append(time.perf_counter() - t0)
+        figures.count(ctx.byzantine, [u.client for u in updates], accepted if vector is not None else set())
         if vector is not None:
             ok += 1
             model = apply_delta(model, unflatten(vector, layout))
-        if ctx.dp is not None:  # each client that posted an input is charged, as the chain would
+        if declared is not None:  # each client that posted an input is charged, as the chain would
             for pos, u in enumerate(updates):
-                if pos in gone or u.mechanism is None:
-                    continue
-                mechanism = Mechanism.parse({k: v for k, v in u.mechanism.items() if k != "clip_norm"})
-                c = charge(rdp.get(u.client, list(ZERO_RDP)), mechanism, ctx.cfg.delta)
-                rdp[u.client], eps[u.client] = list(c.rdp), c.epsilon_micro
-            result.epsilon_curve.append(max(eps.values(), default=0) / 1e6)
+                if pos not in gone:
+                    planner.spend(u.client, declared)
+            result.epsilon_curve.append(planner.max_epsilon())
         times.append(time.perf_counter() - started)
         evaluate_round(model)
-    result.successful_rounds = ok / ctx.cfg.rounds
+    result.successful_rounds = ok / cfg.rounds
+    result.promoted_rounds = result.successful_rounds  # no evaluator: every new model is used
     result.mb_per_client_round = float(np.mean(sizes)) / 1e6 if sizes else 0.0
-    result.aggregation_ms = 1000 * float(np.mean(agg_s))
+    result.aggregation_ms = 1000 * float(np.mean(agg_s)) if agg_s else float("nan")
     result.round_s = float(np.mean(times))
-    result.epsilon = max(eps.values(), default=0) / 1e6 if ctx.dp is not None else None
-    result.benign_acceptance = 1.0
-    result.byzantine_acceptance = 1.0 if ctx.byzantine else None
+    result.epsilon = planner.max_epsilon() if declared is not None else None
+    result.benign_acceptance = figures.benign[0] / figures.benign[1] if figures.benign[1] else None
+    result.byzantine_acceptance = figures.byzantine[0] / figures.byzantine[1] if figures.byzantine[1] else None
     return model
+
+
+def _robust_plain(ctx: RunContext, live: list[ClientUpdate]) -> tuple[npt.NDArray[np.float32] | None, set[int]]:
+    """The plain robust baseline's aggregate and the clients it kept (None if the rule cannot run)."""
+    from fedledger.node.robust import RobustError, RobustParams, get_robust_rule
+
+    try:
+        res = get_robust_rule(ctx.cfg.robust_baseline_rule)(np.stack([u.vector for u in live]),
+                                                            RobustParams(f=ctx.cfg.byzantine))
+    except RobustError:
+        return None, set()
+    kept = {u.client for u, v in zip(live, res.verdicts, strict=True) if str(v) == "kept"}
+    return np.asarray(res.aggregate, dtype=np.float32), kept
 
 
 def _centralized(ctx: RunContext, init: Tensors, result: RunResult,
@@ -140,24 +171,24 @@ def _centralized(ctx: RunContext, init: Tensors, result: RunResult,
 
 
 def run_one(cfg: ExperimentConfig, data: FederatedData, method: str, attack: str, seed: int,
-            net: Localnet | None = None) -> RunResult:
+            net: Localnet | None = None, pool: TrainPool | None = None) -> RunResult:
     """One run: train with `method` under `attack` for cfg.rounds rounds, then measure the final model.
 
     With `net`, the FedLedger method runs full-stack on that localnet (`fullstack.py`) instead of on
     the in-process chain; the other methods have no chain and run the same either way.
     """
-    ctx = RunContext.build(cfg, method, attack, seed, data)
+    ctx = RunContext.build(cfg, method, attack, seed, data, pool)
     init = initial_weights(data.spec, seed)
     result = RunResult(method=method, attack=attack, seed=seed)
 
     def evaluate_round(model: Tensors) -> None:
         result.accuracy_curve.append(accuracy(data.test.y, predict(data.spec, model, data.test.X)))
 
-    if method == "fedledger" and net is not None:
+    if method in ("fedledger", "fedledger_nodp") and net is not None:
         from fedledger.client.experiment.fullstack import run_fedledger_localnet
 
         final = run_fedledger_localnet(ctx, init, result, evaluate_round, net)
-    elif method == "fedledger":
+    elif method in ("fedledger", "fedledger_nodp"):
         final = run_fedledger(ctx, init, result, evaluate_round)
     elif method == "centralized":
         final = _centralized(ctx, init, result, evaluate_round)
@@ -180,7 +211,7 @@ def run_one(cfg: ExperimentConfig, data: FederatedData, method: str, attack: str
 
 
 def run_experiment(cfg: ExperimentConfig, progress: Progress | None = None,
-                   net: Localnet | None = None) -> list[RunResult]:
+                   net: Localnet | None = None, pool: TrainPool | None = None) -> list[RunResult]:
     """Every (seed, attack, method) run of cfg, in that order; progress gets one line per finished run.
 
     With `net`, FedLedger runs go through that localnet (the full-stack mode).
@@ -194,9 +225,9 @@ def run_experiment(cfg: ExperimentConfig, progress: Progress | None = None,
     cache: dict[int, FederatedData] = {}
     for n, (seed, attack, method) in enumerate(plan, start=1):
         if seed not in cache:
-            cache[seed] = load_federated(cfg.dataset, cfg.clients, cfg.alpha, seed)
+            cache[seed] = load_federated(cfg.dataset, cfg.clients, cfg.alpha, seed, cfg.client_examples)
         started = time.perf_counter()
-        res = run_one(cfg, cache[seed], method, "none" if method == "centralized" else attack, seed, net)
+        res = run_one(cfg, cache[seed], method, "none" if method == "centralized" else attack, seed, net, pool)
         results.append(res)
         asr = f" asr={res.backdoor_asr:.3f}" if res.backdoor_asr is not None else ""
         eps = f" eps={res.epsilon:.2f}" if res.epsilon is not None else ""

@@ -182,7 +182,8 @@ class _FullRun:
         agg.send("create_task", task_body(ctx, agg_key.public_hex, ref, deadline_blocks=_DEADLINE_BLOCKS,
                                           stage_blocks=_STAGE_BLOCKS, task_id=self.task_id))
         self.aggregator = Aggregator(agg, self.store, self.task_id, auto_open=False)
-        self.evaluator = Evaluator(ev, self.store, self.task_id, ctx.data.canary, ctx.probe)
+        # The evaluator gets its canary set only: the attack's trigger is never handed to a defense.
+        self.evaluator = Evaluator(ev, self.store, self.task_id, ctx.data.canary, None)
         self.available = [True] * ctx.cfg.clients
         self.models: dict[int, Tensors] = {0: init}
         self.receipts: dict[str, ContributionReceipt] = {}  # trainer -> its latest receipt (ε after it)
@@ -284,6 +285,14 @@ class _FullRun:
         versions = self.view.get(f"/versions/{self.task_id}")
         return sum(1 for v in versions if v.get("status") == "quarantined")
 
+    def promoted_versions(self) -> int:
+        versions = self.view.get(f"/versions/{self.task_id}")
+        return sum(1 for v in versions if v.get("status") == "promoted")
+
+    def reputation(self) -> tuple[float, float]:
+        # Not followed on the localnet (it would cost a query per trainer and round).
+        return float("nan"), float("nan")
+
 
 def _fixed_update(update: ClientUpdate, layout: Layout) -> Callable[[dict[str, Any], dict[str, Any], Tensors], Update]:
     """The SecureParticipant callback handing over a client's update, trained when the round opened."""
@@ -301,6 +310,11 @@ def run_fedledger_localnet(ctx: RunContext, init: Tensors, result: RunResult,
 
     commit_ms is here the real chain commit latency: commit_contribution broadcast to its block.
     """
+    if ctx.cfg.screen or ctx.cfg.dp_mode == "distributed" or ctx.method != "fedledger":
+        # The input screen and the harness's distributed-DP clients run in the fast mode only so far:
+        # the real SecureParticipant and Aggregator do not post or check screen claims yet.
+        raise FullStackError("the localnet mode runs FedLedger with dp_mode = \"dpsgd\", screen = false; the input "
+                             "screen and distributed-DP clients run in the fast mode only for now")
     if ctx.attack == "sybil":
         # The development genesis has one organization with a large cap; the Sybil experiment needs
         # the attackers in an organization of their own, capped at their number (the fast mode's chain).

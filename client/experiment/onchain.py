@@ -17,18 +17,23 @@ library, so the chain's board here fixes who takes part at each stage, not the k
 from __future__ import annotations
 
 import hashlib
+import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 import numpy as np
+import numpy.typing as npt
 
 from fedledger.abci_app.errors import Code
+from fedledger.abci_app.modules.reputation.hooks import scores_at
+from fedledger.client.experiment.budget import BudgetPlanner, planned_dp
 from fedledger.client.experiment.common import (
     ClientUpdate,
     RunContext,
     RunResult,
+    derive_int,
     derive_seed,
     dropped_positions,
     online_clients,
@@ -36,12 +41,17 @@ from fedledger.client.experiment.common import (
 )
 from fedledger.client.experiment.config import ExperimentConfig
 from fedledger.client.experiment.ledger import Ledger, Member, content_ref
-from fedledger.client.experiment.secure import THRESHOLD_PCT, secure_round
+from fedledger.client.experiment.secure import THRESHOLD_PCT, SecureRound, noise_quorum, secure_round
+from fedledger.client.experiment.submissions import Submission, submissions
 from fedledger.node.aggregation.combine import combine_rows
 from fedledger.node.aggregation.fedavg import AggregationError, WeightedUpdate, apply_delta
 from fedledger.node.aggregation.flat import layout_of, unflatten
 from fedledger.node.aggregation.robust_delta import plaintext_delta
-from fedledger.node.probes import attack_success_rate, canary_accuracy
+from fedledger.node.aggregation.screen import ScreenPolicy, claims_consistent, unit_reference
+from fedledger.node.dp import distributed_std
+from fedledger.node.probes import canary_accuracy
+from fedledger.node.reference import root_update
+from fedledger.node.secagg import Quantizer, partition
 from fedledger.node.tensors import Tensors, decode_tensors, encode_tensors
 
 __all__ = ["TASK", "ChainRun", "RoundFigures", "drive_rounds", "run_fedledger", "task_body", "task_policy"]
@@ -61,17 +71,28 @@ def _pk(seed: bytes, who: str, kind: str) -> str:
     return hashlib.sha256(seed + who.encode() + kind.encode()).hexdigest()
 
 
-def task_policy(cfg: ExperimentConfig, stage_blocks: int) -> tuple[dict[str, Any], dict[str, Any]]:
+def task_policy(cfg: ExperimentConfig, stage_blocks: int,
+                private: bool = True) -> tuple[dict[str, Any], dict[str, Any]]:
     """The task's lifecycle and aggregation policies for cfg, identical in the fast and the full-stack mode.
 
-    group_size 1 means no SecAgg: the robust rule then sees every client's plaintext update.
+    group_size 1 means no SecAgg: the robust rule then sees every client's plaintext update. With
+    distributed DP (and `private`), clients add noise shares sized for the noise quorum; with the
+    screen, every commit carries claims checked against the round's reference.
     """
     lifecycle = {"quorum_weight": 1, "min_canary_accuracy_ppm": int(cfg.min_canary_accuracy * 1_000_000),
-                 "max_backdoor_asr_ppm": int(cfg.max_backdoor_asr * 1_000_000)}
+                 "max_backdoor_asr_ppm": int(cfg.max_backdoor_asr * 1_000_000),
+                 "max_regression_ppm": int(round(cfg.max_regression * 1_000_000))}
     aggregation: dict[str, Any] = {"rule": cfg.rule, "byzantine": cfg.byzantine}
     if cfg.group_size > 1:
-        aggregation["secure"] = {"group_size": cfg.group_size, "clip": cfg.secagg_clip, "stage_blocks": stage_blocks,
-                                 "threshold_pct": THRESHOLD_PCT}
+        secure: dict[str, Any] = {"group_size": min(cfg.group_size, cfg.round_size), "clip": cfg.secagg_clip,
+                                  "stage_blocks": stage_blocks, "threshold_pct": THRESHOLD_PCT}
+        if private and cfg.dp_mode == "distributed":
+            secure["noise_multiplier"] = cfg.noise_multiplier
+            secure["noise_quorum_pct"] = cfg.noise_quorum_pct
+        aggregation["secure"] = secure
+    if cfg.screen:
+        aggregation["screen"] = {"min_cosine_ppm": int(round(cfg.screen_min_cosine * 1_000_000)),
+                                 "max_norm": cfg.clip_norm}
     return lifecycle, aggregation
 
 
@@ -79,11 +100,12 @@ def task_body(ctx: RunContext, aggregator: str, initial_model: dict[str, Any], *
               stage_blocks: int, task_id: str = TASK) -> dict[str, Any]:
     """The create_task body of a run: the same task (model, policies, budget) in both execution modes."""
     cfg = ctx.cfg
-    lifecycle, aggregation = task_policy(cfg, stage_blocks)
+    private = ctx.method != "fedledger_nodp"
+    lifecycle, aggregation = task_policy(cfg, stage_blocks, private)
     return {"task_id": task_id, "model_spec": ctx.data.spec, "round_size": cfg.round_size,
             "min_contributions": _MIN_CONTRIBUTIONS, "deadline_blocks": deadline_blocks, "aggregator": aggregator,
             "initial_model": initial_model,
-            "privacy": {"epsilon": cfg.epsilon_budget, "delta": cfg.delta, "org_epsilon": None},
+            "privacy": {"epsilon": cfg.epsilon_budget, "delta": cfg.delta, "org_epsilon": None} if private else None,
             "lifecycle": lifecycle, "aggregation": aggregation}
 
 
@@ -122,6 +144,12 @@ class ChainRun(Protocol):
     def quarantined(self) -> int:
         """How many versions the evaluators quarantined."""
 
+    def promoted_versions(self) -> int:
+        """How many versions the evaluators promoted."""
+
+    def reputation(self) -> tuple[float, float]:
+        """Mean reputation of the honest and of the Byzantine trainers now (nan where a side is empty)."""
+
 
 def drive_rounds(run: ChainRun, ctx: RunContext, result: RunResult,
                  evaluate_round: Callable[[Tensors], None]) -> Tensors:
@@ -133,6 +161,9 @@ def drive_rounds(run: ChainRun, ctx: RunContext, result: RunResult,
         ok += int(run.round(number))
         times.append(time.perf_counter() - started)
         result.epsilon_curve.append(run.epsilon())
+        honest, byz = run.reputation()
+        result.reputation_honest_curve.append(honest)
+        result.reputation_byzantine_curve.append(byz)
         evaluate_round(run.trusted())
     fig = run.figures
     result.successful_rounds = ok / ctx.cfg.rounds
@@ -144,6 +175,7 @@ def drive_rounds(run: ChainRun, ctx: RunContext, result: RunResult,
     result.benign_acceptance = fig.benign[0] / fig.benign[1] if fig.benign[1] else None
     result.byzantine_acceptance = fig.byzantine[0] / fig.byzantine[1] if fig.byzantine[1] else None
     result.quarantined = run.quarantined()
+    result.promoted_rounds = run.promoted_versions() / ctx.cfg.rounds
     return run.trusted()
 
 
@@ -162,6 +194,16 @@ class _Run:
             stage_blocks=_STAGE_BLOCKS)))
         self.figures = RoundFigures(commit_s=self.ledger.commit_seconds)
         self.available = [True] * cfg.clients  # the chain's default: every trainer available
+        self.private = ctx.method == "fedledger"  # fedledger_nodp: the same defense on a task without DP
+        self.noised = self.private and ctx.distributed_dp
+        self.screen = ScreenPolicy.from_task(task_policy(cfg, _STAGE_BLOCKS, self.private)[1])
+        self.screened = self.screen is not None
+        self.group_size = min(cfg.group_size, cfg.round_size)
+        self.unit_ref: npt.NDArray[np.float64] | None = None
+        self.screened_count = 0
+        self.planner = BudgetPlanner(cfg.epsilon_budget, cfg.delta)
+        self.declared = planned_dp(ctx) if self.private else None
+        self.promoted = 0
         # Sybil identities try to enroll under the attackers' organization; its enrollment cap refuses them.
         self.sybils = self.ledger.attempt_sybils(cfg.sybils) if ctx.attack == "sybil" else (0, 0)
 
@@ -170,7 +212,9 @@ class _Run:
 
     def declare_availability(self, number: int) -> None:
         """Trainers whose availability changed for this round say so on chain (selection skips the unavailable)."""
-        online = set(online_clients(self.ctx, number))
+        # A trainer also sits out once its next contribution would pass its ε budget (it plans with the
+        # chain's accountant, as `fedledger client run` does), so the chain never has to refuse it.
+        online = {i for i in online_clients(self.ctx, number) if self.planner.affords(i, self.declared)}
         changes = [i for i in range(self.ctx.cfg.clients) if (i in online) != self.available[i]]
         if changes:
             self.ledger.ok(*[self.ledger.trainers[i].tx("declare_availability",
@@ -178,6 +222,18 @@ class _Run:
                              for i in changes])
             for i in changes:
                 self.available[i] = i in online
+
+    def _reference(self) -> dict[str, Any]:
+        """The round's reference for the screen (the root update of the base model on the canary set), if any."""
+        if not self.screened:
+            self.unit_ref = None
+            return {}
+        cfg = self.ctx.cfg
+        base = self.models[int(self.ledger.query(f"/lifecycle/{TASK}")["last_good"])]
+        root = root_update(self.ctx.data.spec, base, self.ctx.data.canary, lr=cfg.lr, batch_size=cfg.batch_size,
+                           seed=derive_int(self.ctx.seed, "root", self.ledger.height))
+        self.unit_ref = unit_reference(root)
+        return {"reference": content_ref(root.tobytes())}
 
     def close_and_fail(self, ids: dict[str, Any], reason: str) -> None:
         """Close the round at its deadline and mark it failed, so the next round opens from the same base."""
@@ -188,7 +244,7 @@ class _Run:
         """One round; True if a version was proposed (whatever the evaluators then decide)."""
         ledger, agg, ids = self.ledger, self.ledger.aggregator, {"task_id": TASK, "round": number}
         self.declare_availability(number)
-        ledger.ok(agg.tx("open_round", ids))
+        ledger.ok(agg.tx("open_round", {**ids, **self._reference()}))
         rnd = ledger.query(f"/round/{TASK}/{number}")
         selected: list[str] = rnd["selected"]
         if len(selected) < 2:  # nobody (or one trainer) online: SecAgg cannot hide a single input
@@ -201,31 +257,49 @@ class _Run:
             return self._plaintext(number, rnd, base, updates)
         seed = bytes.fromhex(rnd["secagg"]["seed"])
         dropped = dropped_positions(self.ctx, clients, number)
+        claims = submissions(self.ctx, updates, number, self.unit_ref, {}, clip=self.screened or self.noised,
+                             noise=False)
+        # The chain's stages, in order: keys with the screen's claims, advance (the chain screens them and
+        # fixes the roster), shares, advance, masked inputs (debits ε).
+        ledger.ok(*[self.trainer(k).tx("secagg_keys", {
+            **ids, "c_pk": _pk(seed, k, "c"), "s_pk": _pk(seed, k, "s"),
+            **({"screen": claims[pos].claim.to_json()} if self.screened and claims[pos].claim is not None else {})})
+            for pos, k in enumerate(selected)])
+        ledger.ok(agg.tx("secagg_advance", ids))
+        roster_keys = set(ledger.query(f"/round/{TASK}/{number}")["secagg"]["roster"])
+        # SecAgg runs over the roster only: groups, neighbour graphs and noise shares are the roster's.
+        roster = [pos for pos, k in enumerate(selected) if k in roster_keys]
+        self.screened_count += len(selected) - len(roster)
+        groups = partition(list(range(len(roster))), seed, self.group_size)
+        sizes = {clients[roster[i]]: len(members) for members in groups for i in members}
+        subs = submissions(self.ctx, [updates[pos] for pos in roster], number, self.unit_ref, sizes,
+                           clip=self.screened or self.noised, noise=self.noised)
+        gone = {i for i, pos in enumerate(roster) if pos in dropped}
         started = time.perf_counter()
-        sec = secure_round(np.stack([u.vector for u in updates]), float(self.ctx.cfg.secagg_clip), seed,
-                           self.ctx.cfg.group_size, dropped)
+        sec = secure_round(np.stack([sub.row for sub in subs]), float(self.ctx.cfg.secagg_clip), seed,
+                           self.group_size, gone, self.ctx.cfg.noise_quorum_pct if self.noised else 0)
+        bad_groups = self._inconsistent_groups(sec, subs)
+        good = [g for g in range(len(sec.means)) if g not in bad_groups]
         vector = verdicts = None
-        if sec.means:
+        if good:
             try:
-                vector, verdicts = combine_rows(np.stack(sec.means), np.asarray(sec.counts, dtype=np.int64),
+                vector, verdicts = combine_rows(np.stack([sec.means[g] for g in good]),
+                                                np.asarray([sec.counts[g] for g in good], dtype=np.int64),
                                                 self.ctx.cfg.rule, self.ctx.cfg.byzantine)
             except AggregationError:
                 # As the aggregator does: a rule that cannot run on these groups fails the round on chain.
                 vector = verdicts = None
         self.figures.aggregation_s.append(time.perf_counter() - started)
         self.figures.bytes.extend(sec.bytes_sent.values())
-        # The chain's stages, in order: keys, advance, shares, advance, masked inputs (debits ε).
-        ledger.ok(*[self.trainer(k).tx("secagg_keys", {**ids, "c_pk": _pk(seed, k, "c"), "s_pk": _pk(seed, k, "s")})
-                    for k in selected])
+        ledger.ok(*[self.trainer(selected[pos]).tx("secagg_shares", {
+            **ids, **_ref(seed + selected[pos].encode() + b"shares", sec.shares_bytes.get(i, 1))})
+            for i, pos in enumerate(roster)])
         ledger.ok(agg.tx("secagg_advance", ids))
-        ledger.ok(*[self.trainer(k).tx("secagg_shares", {**ids, **_ref(seed + k.encode() + b"shares",
-                                                                        sec.shares_bytes.get(pos, 1))})
-                    for pos, k in enumerate(selected)])
-        ledger.ok(agg.tx("secagg_advance", ids))
-        online = [pos for pos in range(len(selected)) if pos not in dropped]
-        self._commit(ids, rnd, selected, online, updates,
-                     [_ref(updates[pos].vector.tobytes(), sec.masked_bytes.get(pos, 1)) for pos in online])
+        online = [i for i in range(len(roster)) if i not in gone]
+        self._commit(ids, rnd, [selected[pos] for pos in roster], online, subs,
+                     [_ref(subs[i].row.tobytes(), sec.masked_bytes.get(i, 1)) for i in online])
         self._close(ids)
+        sec.survivors = [[roster[i] for i in group] for group in sec.survivors]  # back to positions in selected
         survivors = sorted(selected[pos] for group in sec.survivors for pos in group)
         if len(survivors) < _MIN_CONTRIBUTIONS or vector is None or verdicts is None:
             ledger.ok(agg.tx("fail_round", {**ids, "reason": "too few usable masked inputs"}))
@@ -234,18 +308,44 @@ class _Run:
         ledger.ok(agg.tx("secagg_survivors", {**ids, "survivors": survivors}))
         ledger.ok(*[self.trainer(k).tx("secagg_unmask", {**ids, **_ref(seed + k.encode() + b"unmask", 1)})
                     for k in survivors])
-        kept = sorted(selected[pos] for group, v in zip(sec.survivors, verdicts, strict=True) if v != "flagged"
+        used = [sec.survivors[g] for g in good]
+        kept = sorted(selected[pos] for group, v in zip(used, verdicts, strict=True) if v != "flagged"
                       for pos in group)
-        flagged = sorted(selected[pos] for group, v in zip(sec.survivors, verdicts, strict=True) if v == "flagged"
-                         for pos in group)
+        # Screened trainers were already penalized by the chain at the roster; these are the rule's flags.
+        flagged = sorted([selected[pos] for group, v in zip(used, verdicts, strict=True) if v == "flagged"
+                          for pos in group] + [selected[pos] for g in bad_groups for pos in sec.survivors[g]])
         return self._propose(ids, clients, base, unflatten(vector, layout), kept, flagged)
 
+    def _inconsistent_groups(self, sec: SecureRound, subs: list[Submission]) -> set[int]:
+        """Unmasked groups whose members' projection claims do not add up to ⟨group sum, r̂⟩ (someone lied)."""
+        if self.unit_ref is None:
+            return set()
+        bad = set()
+        cfg = self.ctx.cfg
+        for g, (mean, count, members, size) in enumerate(zip(sec.means, sec.counts, sec.survivors, sec.sizes,
+                                                              strict=True)):  # members: rows of `subs`
+            share_sd = distributed_std(float(cfg.noise_multiplier), float(cfg.clip_norm), size,
+                                       noise_quorum(cfg.noise_quorum_pct, size)) if self.noised else 0.0
+            step = 1.0 / Quantizer.for_field(float(cfg.secagg_clip), size).scale
+            claims = [subs[pos].claim for pos in members]
+            if not claims_consistent([c for c in claims if c is not None], mean.astype(np.float64) * count,
+                                     self.unit_ref, share_sd * math.sqrt(count), step):
+                bad.add(g)
+        return bad
+
     def _commit(self, ids: dict[str, Any], rnd: dict[str, Any], selected: list[str], online: list[int],
-                updates: list[ClientUpdate], refs: list[dict[str, Any]]) -> None:
+                subs: list[Submission] | list[ClientUpdate], refs: list[dict[str, Any]]) -> None:
         """The online trainers' commit_contribution txs in one block; records the ε the chain debited."""
-        results = self.ledger.ok(*[self.trainer(selected[pos]).tx("commit_contribution", {
-            **ids, "base_version": rnd["base_version"], "num_examples": updates[pos].num_examples,
-            "dp": updates[pos].mechanism, **ref}) for pos, ref in zip(online, refs, strict=True)])
+        bodies = []
+        for pos, ref in zip(online, refs, strict=True):
+            sub = subs[pos]
+            dp = sub.dp if isinstance(sub, Submission) else sub.mechanism
+            bodies.append(self.trainer(selected[pos]).tx("commit_contribution", {
+                **ids, "base_version": rnd["base_version"], "num_examples": sub.num_examples,
+                "dp": dp if self.private else None, **ref}))
+            if self.private:
+                self.planner.spend(sub.client, dp)
+        results = self.ledger.ok(*bodies)
         for pos, res in zip(online, results, strict=True):
             for ev in res.events:
                 spent = dict(ev.attributes).get("epsilon_micro")
@@ -305,18 +405,33 @@ class _Run:
         return True
 
     def _attest(self, version: int, model: Tensors) -> None:
-        """The evaluator's attestation: canary accuracy and trigger-probe ASR, measured on its own canary set."""
-        canary = self.ctx.data.canary
-        acc = canary_accuracy(self.ctx.data.spec, model, canary)
+        """The evaluator's attestation: canary accuracy on its own canary set; no trigger (it knows none).
+
+        The chain quarantines a version whose accuracy regressed past the task's max_regression_ppm.
+        """
+        acc = canary_accuracy(self.ctx.data.spec, model, self.ctx.data.canary)
         asr = 0
-        if self.ctx.probe is not None:
-            asr = attack_success_rate(self.ctx.data.spec, model, canary, self.ctx.probe).asr_ppm
         metrics = hashlib.sha256(f"{acc.accuracy_ppm}/{asr}".encode()).hexdigest()
         res = self.ledger.block(self.ledger.evaluators[0].tx("attest_version", {
             "task_id": TASK, "version": version, "metrics_sha256": metrics,
             "canary_accuracy_ppm": acc.accuracy_ppm, "backdoor_asr_ppm": asr}))
         if res[0].code not in (0, Code.VERSION_DECIDED):
             raise RuntimeError(f"attestation refused: {res[0].log}")
+        if self.ledger.query(f"/version/{TASK}/{version}")["status"] == "promoted":
+            self.promoted += 1
+
+    def reputation(self) -> tuple[float, float]:
+        """Mean reputation (units) of the honest and of the Byzantine trainers at the current height."""
+        dids = [t.did for t in self.ledger.trainers]
+        scores = scores_at(self.ledger.store, dids, self.ledger.height)
+        honest = [sc for i, sc in enumerate(scores) if i not in self.ctx.byzantine]
+        byz = [sc for i, sc in enumerate(scores) if i in self.ctx.byzantine]
+        return (float(np.mean(honest)) / 1e6 if honest else float("nan"),
+                float(np.mean(byz)) / 1e6 if byz else float("nan"))
+
+    def promoted_versions(self) -> int:
+        """How many proposed versions the evaluators promoted."""
+        return self.promoted
 
     def trusted(self) -> Tensors:
         return self.models[int(self.ledger.query(f"/lifecycle/{TASK}")["last_good"])]

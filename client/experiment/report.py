@@ -27,6 +27,7 @@ COLUMNS: tuple[tuple[str, str, float], ...] = (
     ("benign_acceptance", "benign accepted", 1.0),
     ("byzantine_acceptance", "Byzantine accepted", 1.0),
     ("successful_rounds", "successful rounds", 1.0),
+    ("promoted_rounds", "promoted rounds", 1.0),
     ("round_s", "round s", 1.0),
 )
 
