@@ -256,7 +256,7 @@ def _flower_side(cfg: Any, cpus: int | None, log: Callable[[str], None]) -> dict
                                  "object_store_memory": 512 * _MIB}
     if cpus is not None:
         init_args["num_cpus"] = cpus
-    backend = {"client_resources": {"num_cpus": 1, "num_gpus": 0.0}}
+    backend: dict[str, Any] = {"client_resources": {"num_cpus": 1, "num_gpus": 0.0}}
     log(f"flower {version}: FedAvg, {cfg.rounds} rounds, {cfg.round_size} of {cfg.clients} clients, Ray simulation")
     started = time.perf_counter()
     with _peak_tree_rss() as peak:
