@@ -265,13 +265,13 @@ def _flower_side(cfg: Any, cpus: int | None, log: Callable[[str], None]) -> dict
         owned = not ray.is_initialized()
         if owned:
             ray.init(**init_args)
+        cluster: dict[str, float] = ray.cluster_resources()  # type: ignore[no-untyped-call]
+        actors = int(cluster.get("CPU", 0))  # one CPU per client actor
         sim_started = time.perf_counter()
         ray_init_s = sim_started - started
         run_simulation(server_app=ServerApp(server_fn=server_fn), client_app=ClientApp(client_fn=client_fn),
                        num_supernodes=cfg.clients, backend_config=backend)
         total = time.perf_counter() - sim_started
-        cluster: dict[str, float] = ray.cluster_resources() if ray.is_initialized() else {}  # type: ignore[no-untyped-call]
-        actors = int(cluster.get("CPU", 0)) or None
     if owned and ray.is_initialized():  # run_simulation leaves Ray up; only the Ray started here is ours to stop
         ray.shutdown()
     if len(ends) != cfg.rounds:
