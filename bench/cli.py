@@ -178,3 +178,37 @@ def bench_groups_cmd(clients: int, dim: int, byzantine_pct: int, sizes: str, rul
         click.echo(f"  g={row['group_size']:3d}: {row['groups']:3d} groups, anonymity set {row['anonymity_set']:3d}, "
                    f"{row['groups_with_attacker']:3d} with an attacker, error {row.get('error_vs_honest_mean', '-')}, "
                    f"round {row['secagg_round_s']} s")
+
+
+@bench.command("round")
+@click.option("--clients", type=int, default=None, help="Emulated clients (default: FEDLEDGER_CONFIG's, 1000).")
+@click.option("--round-size", type=int, default=None, help="Clients per round (default: 100).")
+@click.option("--rounds", type=int, default=None, help="Rounds (default: 3).")
+@click.option("--client-examples", type=int, default=None,
+              help="Examples each client draws from the pool (default: 16); 0 leaves the key out (disjoint shards).")
+@click.option("--cpus", type=int, default=None, help="CPUs for Flower's local Ray (default: all).")
+@click.option("--flower/--no-flower", default=True, show_default=True, help="Run Flower's Ray simulation too.")
+@click.option("--json", "as_json", is_flag=True)
+def bench_round_cmd(clients: int | None, round_size: int | None, rounds: int | None, client_examples: int | None,
+                    cpus: int | None, flower: bool, as_json: bool) -> None:
+    """Wall time per round: FedLedger's fast mode (SecAgg + robust rule + DP) vs Flower's FedAvg on Ray."""
+    from fedledger.bench.round import bench_round
+
+    overrides: dict[str, object] = {k: v for k, v in (("clients", clients), ("round_size", round_size),
+                                                       ("rounds", rounds)) if v is not None}
+    if client_examples is not None:  # 0: None, which bench_round reads as "leave the key out"
+        overrides["client_examples"] = client_examples or None
+    result = bench_round(overrides, flower=flower, cpus=cpus, log=lambda m: click.echo(m, err=True))
+    if as_json:
+        click.echo(json.dumps(result, indent=2))
+        return
+    for side in ("fedledger", "flower"):
+        fig = result[side]
+        if "error" in fig or "skipped" in fig:
+            click.echo(f"{side:9s} {fig.get('error') or fig.get('skipped')}")
+        elif side == "fedledger":
+            click.echo(f"{side:9s} {fig['mean_round_s']:.3f} s/round (run_one {fig['run_one_s']} s)")
+        else:
+            click.echo(f"{side:9s} {fig['steady_round_s']:.3f} s/round steady, {fig['mean_round_s']:.3f} mean "
+                       f"(run_simulation {fig['total_s']} s, Ray start {fig['ray_init_s']} s)")
+    click.echo(f"ratio fedledger/flower: {result['ratio_fedledger_over_flower']}; memory {result['memory']}")
