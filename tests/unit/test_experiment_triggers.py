@@ -122,7 +122,8 @@ def test_trigger_for_data_sets() -> None:
     with pytest.raises(TriggerError, match="dataset"):
         trigger_for("cifar", "blend", 0, "center")
     assert digits.describe()["pixels"] == [6, 7, 14, 15]
-    assert trigger_for("digits", "blend", 0, "center").describe()["alpha"] == pytest.approx(0.2)  # type: ignore[union-attr]
+    blend = trigger_for("digits", "blend", 0, "center")
+    assert blend is not None and blend.describe()["alpha"] == pytest.approx(0.2)
 
 
 @pytest.mark.parametrize("kind", KINDS)
