@@ -30,6 +30,7 @@ import numpy as np
 import numpy.typing as npt
 
 from fedledger.client.data import ClientData
+from fedledger.client.experiment.triggers import Trigger
 from fedledger.node.probes import TriggerProbe
 
 __all__ = ["DATA_ATTACKS", "UPDATE_ATTACKS", "AttackError", "alie_z", "attack_data", "attack_updates"]
@@ -46,8 +47,13 @@ class AttackError(ValueError):
     """An unknown attack, or one that cannot run on the given data (a backdoor without a trigger)."""
 
 
-def attack_data(attack: str, data: ClientData, num_classes: int, probe: TriggerProbe | None, seed: int) -> ClientData:
-    """A Byzantine client's poisoned training data; benign data for update attacks and "none"."""
+def attack_data(attack: str, data: ClientData, num_classes: int, probe: Trigger | TriggerProbe | None,
+                seed: int) -> ClientData:
+    """A Byzantine client's poisoned training data; benign data for update attacks and "none".
+
+    probe is the attacker's trigger (an experiment.triggers.Trigger; the evaluator's old
+    TriggerProbe is still accepted while the harness moves over).
+    """
     if attack == "label_flip":
         return ClientData(X=data.X, y=(num_classes - 1 - data.y).astype(np.int64))
     if attack == "scaling":  # model replacement: a backdoored (or label-flipped) update, scaled in attack_updates

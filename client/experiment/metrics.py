@@ -7,17 +7,16 @@ estimated from training logs.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 import numpy.typing as npt
 
 from fedledger.client.data import ClientData
-from fedledger.node.probes import TriggerProbe
 from fedledger.node.tensors import encode_tensors
 
-__all__ = ["accuracy", "auc", "backdoor_asr", "example_losses", "logits", "macro_f1", "mia_auc", "payload_bytes",
-           "predict", "rounds_to_target"]
+__all__ = ["BackdoorTrigger", "accuracy", "auc", "backdoor_asr", "example_losses", "logits", "macro_f1", "mia_auc",
+           "payload_bytes", "predict", "rounds_to_target"]
 
 
 def logits(spec: str, weights: Mapping[str, npt.NDArray[Any]], X: npt.NDArray[np.float32]) -> npt.NDArray[np.float64]:
@@ -75,7 +74,25 @@ def rounds_to_target(curve: Sequence[float], target: float) -> int | None:
     return None
 
 
-def backdoor_asr(spec: str, weights: Mapping[str, npt.NDArray[Any]], test: ClientData, probe: TriggerProbe) -> float:
+class BackdoorTrigger(Protocol):
+    """What backdoor_asr needs of a trigger: the attacker's (experiment.triggers.Trigger) or the old TriggerProbe."""
+
+    @property
+    def target_label(self) -> int:
+        """The label the trigger sends an image to."""
+        ...
+
+    def victims(self, data: ClientData) -> ClientData:
+        """The examples whose true label is not the target."""
+        ...
+
+    def stamp(self, X: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:
+        """A copy of the images X with the trigger applied."""
+        ...
+
+
+def backdoor_asr(spec: str, weights: Mapping[str, npt.NDArray[Any]], test: ClientData,
+                 probe: BackdoorTrigger) -> float:
     """Share of non-target test images that the trigger sends to the target label."""
     victims = probe.victims(test)
     return float(np.mean(predict(spec, weights, probe.stamp(victims.X)) == probe.target_label))

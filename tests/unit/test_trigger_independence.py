@@ -1,0 +1,92 @@
+"""The defense must not know the attack: no defense-path module imports the attacker's triggers or attacks.
+
+The check parses each file's source with ast rather than grepping it. It resolves relative imports
+and ``from package import module`` forms, and it catches imports nested in functions as well as
+``importlib.import_module("...")`` or ``__import__("...")`` calls with a literal name.
+"""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+FORBIDDEN = ("fedledger.client.experiment.triggers", "fedledger.client.experiment.attacks")
+# The installed package layout (pyproject's package-dir): a repository folder -> its module prefix.
+PACKAGES = {"node": "fedledger.node", "client": "fedledger.client"}
+# Beyond node/: the harness's on-chain evaluation path, and the real evaluator's callers (the CLI's
+# `evaluator run`, the demo). fullstack.py is left out on purpose: it builds the attackers too.
+DEFENSE_FILES = ("client/experiment/onchain.py", "client/cli.py", "client/demo.py")
+
+
+def _module_name(path: Path) -> str:
+    rel = path.relative_to(ROOT).with_suffix("")
+    parts = list(rel.parts)
+    parts[0] = PACKAGES[parts[0]]
+    if parts[-1] == "__init__":
+        parts.pop()
+    return ".".join(parts)
+
+
+def _imported(path: Path) -> set[str]:
+    """Every module name the file imports (for `from a import b`, both a and a.b)."""
+    tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
+    package = _module_name(path) if path.name == "__init__.py" else _module_name(path).rpartition(".")[0]
+    names: set[str] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            names.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom):
+            if node.level:
+                base = package.split(".")
+                base = base[: len(base) - (node.level - 1)]
+                module = ".".join([*base, node.module] if node.module else base)
+            else:
+                module = node.module or ""
+            names.add(module)
+            names.update(f"{module}.{alias.name}" for alias in node.names)
+        elif isinstance(node, ast.Call) and node.args and isinstance(node.args[0], ast.Constant):
+            func = node.func
+            called = func.attr if isinstance(func, ast.Attribute) else func.id if isinstance(func, ast.Name) else ""
+            if called in ("import_module", "__import__") and isinstance(node.args[0].value, str):
+                names.add(node.args[0].value)
+    return names
+
+
+def _defense_files() -> list[Path]:
+    files = sorted((ROOT / "node").rglob("*.py"))
+    assert len(files) > 20, "node/ looks empty: is ROOT right?"
+    return files + [ROOT / f for f in DEFENSE_FILES]
+
+
+def _offending(path: Path) -> list[str]:
+    return sorted(n for n in _imported(path) if any(n == f or n.startswith(f + ".") for f in FORBIDDEN))
+
+
+@pytest.mark.parametrize("path", _defense_files(), ids=lambda p: str(p.relative_to(ROOT)))
+def test_defense_module_does_not_import_the_attack(path: Path) -> None:
+    assert _offending(path) == [], f"{path.relative_to(ROOT)} imports the attacker's code"
+
+
+def test_the_check_catches_every_import_form(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    fake_root = tmp_path
+    (fake_root / "client" / "experiment").mkdir(parents=True)
+    monkeypatch.setattr(__import__(__name__, fromlist=["ROOT"]), "ROOT", fake_root)
+    forms = {
+        "plain.py": "import fedledger.client.experiment.triggers\n",
+        "from_module.py": "from fedledger.client.experiment.attacks import attack_data\n",
+        "from_package.py": "from fedledger.client.experiment import triggers\n",
+        "relative.py": "from . import attacks\n",
+        "relative_dots.py": "from ..experiment.triggers import Trigger\n",
+        "nested.py": "def f():\n    import fedledger.client.experiment.attacks as a\n    return a\n",
+        "dynamic.py": "import importlib\nimportlib.import_module('fedledger.client.experiment.triggers')\n",
+    }
+    for name, source in forms.items():
+        path = fake_root / "client" / "experiment" / name
+        path.write_text(source, encoding="utf-8")
+        assert _offending(path), name
+    fine = fake_root / "client" / "experiment" / "fine.py"
+    fine.write_text("from fedledger.client.experiment.metrics import backdoor_asr\n# triggers\n", encoding="utf-8")
+    assert _offending(fine) == []
