@@ -4,10 +4,28 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
-__all__ = ["experiment"]
+if TYPE_CHECKING:
+    from fedledger.client.experiment.pool import TrainPool
+
+__all__ = ["experiment", "make_pool"]
+
+
+def make_pool(engine: str, ray_address: str | None) -> TrainPool:
+    """The training engine a command asked for; a Ray that cannot start is one clear error line."""
+    from fedledger.client.experiment.pool import InlinePool
+
+    if engine == "inline" and ray_address is None:
+        return InlinePool()
+    from fedledger.client.experiment.raypool import PoolError, RayPool
+
+    try:
+        return RayPool(ray_address)
+    except PoolError as exc:
+        raise click.ClickException(str(exc)) from None
 
 
 @click.group()
@@ -27,7 +45,12 @@ def experiment() -> None:
               help="localnet mode: use the localnet running at HOME (else start a fresh one and stop it after).")
 @click.option("--store", type=click.Choice(["kubo", "embedded"]), default="kubo", show_default=True,
               help="localnet mode: the content store of a localnet this command starts.")
-def run(config: Path, output: Path | None, as_json: bool, mode: str, home: Path | None, store: str) -> None:
+@click.option("--engine", type=click.Choice(["ray", "inline"]), default="ray", show_default=True,
+              help="Where emulated clients train: Ray tasks (a local Ray, or --ray-address), or this process.")
+@click.option("--ray-address", default=None, metavar="ADDR",
+              help="Train on an existing Ray cluster (e.g. 127.0.0.1:6379 after `ray start --head`).")
+def run(config: Path, output: Path | None, as_json: bool, mode: str, home: Path | None, store: str, engine: str,
+        ray_address: str | None) -> None:
     """Run every (seed, attack, method) of CONFIG, print mean ± sd over seeds, write CSV."""
     from fedledger.client.experiment.config import ConfigError, load_config
     from fedledger.client.experiment.fast import run_experiment
@@ -41,6 +64,7 @@ def run(config: Path, output: Path | None, as_json: bool, mode: str, home: Path 
         raise click.ClickException("the sybil attack runs in the fast mode only: it needs an attackers' organization "
                                    "with its own enrollment cap, which the localnet's development genesis lacks")
     say = (lambda line: click.echo(line, err=True)) if as_json else click.echo
+    pool = make_pool(engine, ray_address)
     say(f"experiment {cfg.name}: {cfg.dataset}, {cfg.clients} clients, {cfg.rounds} rounds, seeds {list(cfg.seeds)}, "
         f"methods {list(cfg.methods)}, attacks {list(cfg.attacks)} ({cfg.num_byzantine} Byzantine)")
     try:
@@ -52,13 +76,15 @@ def run(config: Path, output: Path | None, as_json: bool, mode: str, home: Path 
 
             try:
                 with Localnet(home, store, log=say) as net:
-                    results = run_experiment(cfg, say, net)
+                    results = run_experiment(cfg, say, net, pool)
             except (FullStackError, ClientError, LocalnetError, StoreError) as exc:
                 raise click.ClickException(f"localnet mode: {exc}") from None
         else:
-            results = run_experiment(cfg, say)
+            results = run_experiment(cfg, say, pool=pool)
     except ValueError as exc:
         raise click.ClickException(str(exc)) from None
+    finally:
+        pool.close()
     rows = summarize(results)
     runs_csv, summary_csv = write_csv(results, output or Path(cfg.output))
     if as_json:
@@ -76,7 +102,10 @@ def run(config: Path, output: Path | None, as_json: bool, mode: str, home: Path 
               help="The content store of the full-stack slice's localnet.")
 @click.option("--output", type=click.Path(dir_okay=False, path_type=Path), default=Path("docs/RESULTS.md"),
               show_default=True, help="The markdown report; CSV files and plots go into a results/ folder beside it.")
-def paper(quick: bool, no_localnet: bool, store: str, output: Path) -> None:
+@click.option("--engine", type=click.Choice(["ray", "inline"]), default="ray", show_default=True,
+              help="Where emulated clients train: Ray tasks (a local Ray, or --ray-address), or this process.")
+@click.option("--ray-address", default=None, metavar="ADDR", help="Train on an existing Ray cluster.")
+def paper(quick: bool, no_localnet: bool, store: str, output: Path, engine: str, ray_address: str | None) -> None:
     """Run the whole suite (benign, Byzantine, churn, other data sets, a localnet slice); write tables, CSV, plots."""
     from fedledger.client.errors import ClientError
     from fedledger.client.experiment.fullstack import FullStackError
@@ -94,13 +123,16 @@ def paper(quick: bool, no_localnet: bool, store: str, output: Path) -> None:
                f"{list(m.attacks)}, sweep fractions {list(plan.fractions)}, churn at {plan.churn.availability:.0%}, "
                f"data sets {[m.dataset, *[c.dataset for c in plan.datasets]]}, "
                f"localnet slice {'yes' if plan.fullstack is not None else 'no'}")
+    pool = make_pool(engine, ray_address)
     try:
-        results = run_paper(plan, click.echo, store)
+        results = run_paper(plan, click.echo, store, pool)
     except (FullStackError, ClientError, LocalnetError, StoreError) as exc:
         raise click.ClickException(f"the full-stack slice failed: {exc} (run `make binaries`, or pass "
                                    "--no-localnet to leave it out)") from None
     except ValueError as exc:
         raise click.ClickException(str(exc)) from None
+    finally:
+        pool.close()
     results_dir = output.parent / "results"
     plots = write_plots(results, plan, results_dir)
     written = write_paper(results, plan, output, results_dir, command, plots)

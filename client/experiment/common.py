@@ -13,10 +13,10 @@ from fedledger.client.data import ClientData
 from fedledger.client.dpsgd import DPConfig
 from fedledger.client.experiment.attacks import attack_data, attack_updates
 from fedledger.client.experiment.config import ExperimentConfig, training_lr
-from fedledger.client.experiment.datasets import FederatedData, backdoor_probe
+from fedledger.client.experiment.datasets import FederatedData
 from fedledger.client.experiment.pool import InlinePool, TrainJob, TrainPool
+from fedledger.client.experiment.triggers import Trigger, trigger_for
 from fedledger.node.aggregation.flat import Layout, flatten, layout_of
-from fedledger.node.probes import TriggerProbe
 from fedledger.node.tensors import Tensors
 
 __all__ = ["NO_ADMISSION", "ClientUpdate", "RunContext", "RunResult", "baseline_selection", "derive_int", "derive_seed",
@@ -51,7 +51,7 @@ class RunContext:
     shards: tuple[ClientData, ...]  # what each client trains on (attackers' data already poisoned)
     byzantine: frozenset[int]
     # The attackers' trigger: it poisons their data and measures the ASR; no defense ever reads it.
-    probe: TriggerProbe | None
+    probe: Trigger | None
     dp: DPConfig | None  # DP-SGD (dp_mode "dpsgd"); None for distributed DP and the non-private methods
     pool: TrainPool = field(default_factory=InlinePool)
 
@@ -68,7 +68,7 @@ class RunContext:
         if attack != "none" and method != "centralized":
             order = np.random.default_rng([seed, 3]).permutation(cfg.clients)
             byz = frozenset(int(i) for i in order[:cfg.num_byzantine])
-        probe = backdoor_probe(cfg.dataset, cfg.backdoor_target, cfg.backdoor_trigger, cfg.backdoor_location)
+        probe = trigger_for(cfg.dataset, cfg.backdoor_trigger, cfg.backdoor_target, cfg.backdoor_location)
         shards = tuple(attack_data(attack, d, data.num_classes, probe, derive_int(seed, "poison", i)) if i in byz
                        else d for i, d in enumerate(data.clients))
         dp = None

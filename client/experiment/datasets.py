@@ -18,9 +18,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from fedledger.client.data import ClientData, dirichlet_split
-from fedledger.node.probes import TriggerProbe
 
-__all__ = ["DATASET_SPECS", "DatasetError", "FederatedData", "backdoor_probe", "emulated_shards", "load_federated"]
+__all__ = ["DATASET_SPECS", "DatasetError", "FederatedData", "emulated_shards", "load_federated"]
 
 # dataset -> (model spec, number of classes)
 DATASET_SPECS: dict[str, tuple[str, int]] = {
@@ -164,18 +163,3 @@ def load_federated(name: str, clients: int, alpha: float, seed: int, client_exam
     return FederatedData(spec=spec, num_classes=num_classes,
                          clients=tuple(_take(X, y, pool_idx[p]) for p in parts),
                          pooled=_take(X, y, pool_idx), test=_take(X, y, test_idx), canary=_take(X, y, canary_idx))
-
-
-def backdoor_probe(name: str, target: int, kind: str = "corner_square",
-                   location: str = "bottom-right") -> TriggerProbe | None:
-    """The attackers' trigger for image data sets, placed at `location`; None for data sets that are not images.
-
-    digits: a 2x2 white square in the 8x8 image; MNIST: a 3x3 one in the 28x28 image. Only the
-    attack and the ASR measurement use it: no evaluator is built from it.
-    """
-    corner = location if location != "center" else "bottom-right"
-    if name == "digits":
-        return TriggerProbe(target_label=target, corner=corner)
-    if name == "mnist":
-        return TriggerProbe(target_label=target, patch=3, side=_MNIST_SIDE, corner=corner)
-    return None

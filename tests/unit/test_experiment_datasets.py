@@ -10,10 +10,10 @@ from fedledger.client.data import ClientData
 from fedledger.client.dpsgd import DPConfig
 from fedledger.client.experiment import datasets
 from fedledger.client.experiment.config import DATASETS, parse_config
-from fedledger.client.experiment.datasets import DATASET_SPECS, DatasetError, backdoor_probe, load_federated
+from fedledger.client.experiment.datasets import DATASET_SPECS, DatasetError, load_federated
+from fedledger.client.experiment.triggers import trigger_for
 from fedledger.client.model import ModelError, ModelSpec, build_model, get_spec, initial_weights
 from fedledger.client.train import evaluate, train_local
-from fedledger.node.probes import TriggerProbe
 
 
 @pytest.fixture(scope="module")
@@ -155,19 +155,19 @@ def test_conv_spec_validation() -> None:
 
 
 def test_mnist_trigger_stamps_28x28_images(mnist: datasets.FederatedData) -> None:
-    probe = backdoor_probe("mnist", 3)
-    assert isinstance(probe, TriggerProbe) and probe.side == 28 and probe.target_label == 3
+    probe = trigger_for("mnist", "corner_square", 3)
+    assert probe is not None and probe.side == 28 and probe.target_label == 3
     images = mnist.test.X
     stamped = probe.stamp(images)
     grid, before = stamped.reshape(-1, 28, 28), images.reshape(-1, 28, 28)
-    assert (grid[:, -probe.patch:, -probe.patch:] == 1.0).all()
+    k = probe.patch_size
+    assert (grid[:, -k:, -k:] == 1.0).all()
     mask = np.ones((28, 28), dtype=bool)
-    mask[-probe.patch:, -probe.patch:] = False
+    mask[-k:, -k:] = False
     assert np.array_equal(grid[:, mask], before[:, mask])
     assert not np.array_equal(stamped, images)  # the corner is blank in MNIST, so the trigger is new ink
     triggered = probe.triggered(mnist.canary)
     assert len(triggered) == int((mnist.canary.y != 3).sum()) and (triggered.y == 3).all()
     poisoned = probe.poison(mnist.clients[0], 0.5, seed=1)
     assert len(poisoned) > len(mnist.clients[0])
-    assert backdoor_probe("digits", 0) == TriggerProbe(target_label=0)  # digits keeps its 8x8 trigger
-    assert backdoor_probe("basic_motions", 0) is None and backdoor_probe("breast_cancer", 0) is None
+    assert trigger_for("basic_motions", "blend", 0) is None and trigger_for("breast_cancer", "blend", 0) is None

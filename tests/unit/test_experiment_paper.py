@@ -14,10 +14,11 @@ import pytest
 from fedledger.abci_app.accountant import ZERO_RDP, Mechanism, charge
 from fedledger.client.experiment.attacks import attack_data
 from fedledger.client.experiment.common import RunContext, RunResult, dropped_positions, online_clients
-from fedledger.client.experiment.datasets import backdoor_probe, load_federated
+from fedledger.client.experiment.datasets import load_federated
 from fedledger.client.experiment.paper import PaperPlan, PaperResults, paper_plan, run_paper
 from fedledger.client.experiment.paper_report import accuracy_drops, epsilon_after, mean_sd, write_paper
 from fedledger.client.experiment.plots import write_plots
+from fedledger.client.experiment.triggers import trigger_for
 
 
 def _tiny() -> PaperPlan:
@@ -123,7 +124,7 @@ def test_accuracy_drop_pairs_by_seed() -> None:
 
 def test_scaling_attackers_train_on_backdoored_data() -> None:
     data = load_federated("digits", 10, 0.3, 1)
-    probe = backdoor_probe("digits", 0)
+    probe = trigger_for("digits", "pixel_pattern", 0)
     poisoned = attack_data("scaling", data.clients[0], 10, probe, 7)
     assert probe is not None
     assert poisoned.X.tolist() == probe.poison(data.clients[0], 0.5, 7).X.tolist()

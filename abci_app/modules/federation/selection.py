@@ -3,7 +3,9 @@
 Candidates are the active trainers whose credential covers the task and who have not declared
 themselves unavailable. When there are no more of them than the round's size, all are selected;
 otherwise `reputation.select` draws `round_size` of them from the opening block's hash, so
-anyone can recompute the selection from chain state.
+anyone can recompute the selection from chain state. The weight is the trainer's score capped at
+the reputation module's initial score: reputation can cost a trainer its chance, never buy it a
+larger one.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ from fedledger.abci_app.context import BlockContext, Reader
 from fedledger.abci_app.modules.federation import keys
 from fedledger.abci_app.modules.identity.authz import member_for_key
 from fedledger.abci_app.modules.identity.keys import MEMBER_PREFIX
+from fedledger.abci_app.modules.reputation.genesis import params
 from fedledger.abci_app.modules.reputation.hooks import scores_at
 from fedledger.abci_app.modules.reputation.selection import select
 from fedledger.abci_app.records import load_record
@@ -40,6 +43,10 @@ def select_participants(view: Reader, task_id: str, k: int, ctx: BlockContext) -
     if len(available) <= k:
         return sorted(key for _, key in available)
     by_did = dict(available)
-    scores = scores_at(view, [did for did, _, _ in pool], ctx.height)
+    # Reputation above the initial score buys no extra chance: rounds keep drawing from the whole
+    # federation (every round's data stays diverse), while a score that fell (flagged, screened,
+    # quarantined) lowers a trainer's chance toward none.
+    initial = int(params(view)["initial"])
+    scores = [min(score, initial) for score in scores_at(view, [did for did, _, _ in pool], ctx.height)]
     drawn = select([(did, score, ok) for (did, _, ok), score in zip(pool, scores, strict=True)], ctx.block_hash, k)
     return sorted(by_did[did] for did in drawn)
