@@ -151,9 +151,12 @@ def load_federated(name: str, clients: int, alpha: float, seed: int, client_exam
     spec, num_classes = DATASET_SPECS[name]
     if client_examples > 0:
         shards = emulated_shards(y[pool_idx], clients, client_examples, alpha, seed)
+        # The pooled set is what the clients hold (the members a membership attack targets, and what
+        # the centralized bound trains on), not the whole pool, of which few clients may sample much.
+        held = np.unique(np.concatenate(shards))
         return FederatedData(spec=spec, num_classes=num_classes,
                              clients=tuple(_take(X, y, pool_idx[p]) for p in shards),
-                             pooled=_take(X, y, pool_idx), test=_take(X, y, test_idx),
+                             pooled=_take(X, y, pool_idx[held]), test=_take(X, y, test_idx),
                              canary=_take(X, y, canary_idx))
     if clients * min_examples > len(pool_idx):
         raise DatasetError(f"{clients} clients need at least {clients * min_examples} training examples "
