@@ -261,10 +261,12 @@ class _Run:
                              noise=False)
         # The chain's stages, in order: keys with the screen's claims, advance (the chain screens them and
         # fixes the roster), shares, advance, masked inputs (debits ε).
-        ledger.ok(*[self.trainer(k).tx("secagg_keys", {
-            **ids, "c_pk": _pk(seed, k, "c"), "s_pk": _pk(seed, k, "s"),
-            **({"screen": claims[pos].claim.to_json()} if self.screened and claims[pos].claim is not None else {})})
-            for pos, k in enumerate(selected)])
+        def keys_body(pos: int, k: str) -> dict[str, Any]:
+            claim = claims[pos].claim
+            return {**ids, "c_pk": _pk(seed, k, "c"), "s_pk": _pk(seed, k, "s"),
+                    **({"screen": claim.to_json()} if self.screened and claim is not None else {})}
+
+        ledger.ok(*[self.trainer(k).tx("secagg_keys", keys_body(pos, k)) for pos, k in enumerate(selected)])
         ledger.ok(agg.tx("secagg_advance", ids))
         roster_keys = set(ledger.query(f"/round/{TASK}/{number}")["secagg"]["roster"])
         # SecAgg runs over the roster only: groups, neighbour graphs and noise shares are the roster's.
