@@ -81,6 +81,9 @@ def setup_text(plan: PaperPlan) -> str:
     group = min(d.group_size, d.round_size)
     screen = (f"the input screen (an update must have cosine ≥ {d.screen_min_cosine} with the root update and L2 "
               f"norm ≤ {d.clip_norm})" if d.screen else "no input screen")
+    # fedavg is no robust rule: saying it "assumes f bad groups" would claim a tolerance it lacks.
+    rule = ("rule `fedavg` (a plain mean) across group means" if d.rule == "fedavg" else
+            f"robust rule `{d.rule}` across group means assuming f = {d.byzantine} bad groups")
     return f"""**Setup.** Data: {data}; {split}. {d.round_size} clients are selected per round, for {d.rounds} rounds,
 each training {d.local_epochs} local epoch{'s' if d.local_epochs != 1 else ''} at lr {d.lr} (batch {d.batch_size}).
 Seeds: {seeds}.{fewer_text} Attacks: {d.byzantine_fraction:.0%} Byzantine clients ({d.num_byzantine} of
@@ -88,12 +91,12 @@ Seeds: {seeds}.{fewer_text} Attacks: {d.byzantine_fraction:.0%} Byzantine client
 backdoor's trigger is `{d.backdoor_trigger}` at {d.backdoor_location} with target label {d.backdoor_target}
 (only the attackers and the ASR measurement know it); under `sybil` each attacker tries to enroll {d.sybils} more
 identities. Privacy (FedAvg + DP + SecAgg and FedLedger): {_privacy(d)}. FedLedger: SecAgg groups of {group}
-(coordinate bound {d.secagg_clip}), {screen}, then robust rule `{d.rule}` across group means assuming f =
-{d.byzantine} bad groups, reputation-weighted selection, and an evaluator that quarantines versions whose
-canary accuracy falls more than {d.max_regression:g} below the last good one. FedLedger without DP: the same
-without the noise and the budget. `robust_plain` (Flower-style robust baseline): `{d.robust_baseline_rule}` with
-f = {d.byzantine} on every individual plaintext update, no DP, no SecAgg. Centralized: the same model on the
-pooled clean data (the upper bound). Rounds to target: first round at {d.target_accuracy:.0%} test accuracy.{others}
+(coordinate bound {d.secagg_clip}), {screen}, then {rule}, reputation-weighted selection, and an evaluator
+that quarantines versions whose canary accuracy falls more than {d.max_regression:g} below the last good one.
+FedLedger without DP: the same without the noise and the budget. `robust_plain` (Flower-style robust
+baseline): `{d.robust_baseline_rule}` with f = {d.byzantine} on every individual plaintext update, no DP, no
+SecAgg. Centralized: the same model on the pooled clean data (the upper bound). Rounds to target: first
+round at {d.target_accuracy:.0%} test accuracy.{others}
 Cells are mean ± sd over seeds; "(k/n seeds)" marks a figure only k of n seeds produced; "—" is a figure the
 method does not produce."""
 
