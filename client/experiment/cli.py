@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING
 import click
 
 if TYPE_CHECKING:
+    from fedledger.client.experiment.paper import PaperPlan, PaperResults
     from fedledger.client.experiment.pool import TrainPool
 
 __all__ = ["experiment", "make_pool"]
@@ -103,9 +104,7 @@ def run(config: Path, output: Path | None, as_json: bool, mode: str, home: Path 
 @click.option("--ray-address", default=None, metavar="ADDR", help="Train on an existing Ray cluster.")
 def paper(quick: bool, output: Path, engine: str, ray_address: str | None) -> None:
     """Run the whole suite in the fast mode (data sets, triggers, worse attackers, churn, MIA); write the report."""
-    from fedledger.client.experiment.paper import paper_plan, run_paper
-    from fedledger.client.experiment.paper_report import write_paper
-    from fedledger.client.experiment.plots import write_plots
+    from fedledger.client.experiment.paper import paper_plan, run_paper, save_paper
 
     plan = paper_plan(quick)
     # The exact command goes into the report, so a reader can rerun it.
@@ -122,6 +121,31 @@ def paper(quick: bool, output: Path, engine: str, ray_address: str | None) -> No
     finally:
         pool.close()
     results_dir = output.parent / "results"
+    saved = save_paper(results_dir / "paper.pickle", plan, results, command)
+    click.echo(f"runs saved to {saved} (`fedledger experiment report {saved}` writes the report again)")
+    _write_report(plan, results, output, command)
+
+
+def _write_report(plan: PaperPlan, results: PaperResults, output: Path, command: str) -> None:
+    from fedledger.client.experiment.paper_report import write_paper
+    from fedledger.client.experiment.plots import write_plots
+
+    results_dir = output.parent / "results"
     plots = write_plots(results, plan, results_dir)
     written = write_paper(results, plan, output, results_dir, command, plots)
     click.echo(f"done in {results.seconds:.0f}s; wrote {', '.join(str(p) for p in [*written, *plots])}")
+
+
+@experiment.command("report")
+@click.argument("saved", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--output", type=click.Path(dir_okay=False, path_type=Path), default=Path("docs/RESULTS.md"),
+              show_default=True, help="The markdown report; CSV files and plots go into a results/ folder beside it.")
+def report(saved: Path, output: Path) -> None:
+    """Write the report of a saved paper run again (its tables, CSV and plots), without rerunning anything."""
+    from fedledger.client.experiment.paper import PaperError, load_paper
+
+    try:
+        plan, results, command = load_paper(saved)
+    except PaperError as exc:
+        raise click.ClickException(str(exc)) from None
+    _write_report(plan, results, output, command)

@@ -121,12 +121,21 @@ def mia_auc(spec: str, weights: Mapping[str, npt.NDArray[Any]], members: ClientD
             seed: int) -> float:
     """Loss-threshold membership inference (Yeom et al. 2018): AUC of −loss separating members from non-members.
 
-    Equal-size samples of both sets (seeded), so 0.5 is a guess and 1.0 a perfect attack.
+    Both samples are matched class by class (the same number of each label, seeded), so 0.5 is a
+    guess and 1.0 a perfect attack. Matching matters when members are a label-skewed sample (a few
+    emulated clients): otherwise a model that merely prefers the members' frequent classes would
+    "detect" membership without remembering any example.
     """
-    n = min(len(members), len(non_members))
     rng = np.random.default_rng([seed, 11])
-    pick_m = rng.permutation(len(members))[:n]
-    pick_n = rng.permutation(len(non_members))[:n]
+    pick_m: list[int] = []
+    pick_n: list[int] = []
+    for label in np.unique(members.y):
+        m_idx, n_idx = np.flatnonzero(members.y == label), np.flatnonzero(non_members.y == label)
+        k = min(len(m_idx), len(n_idx))
+        pick_m += rng.permutation(m_idx)[:k].tolist()
+        pick_n += rng.permutation(n_idx)[:k].tolist()
+    if not pick_m:
+        raise ValueError("members and non-members share no label: membership inference cannot be matched")
     mem = ClientData(X=np.ascontiguousarray(members.X[pick_m]), y=np.ascontiguousarray(members.y[pick_m]))
     non = ClientData(X=np.ascontiguousarray(non_members.X[pick_n]), y=np.ascontiguousarray(non_members.y[pick_n]))
     return auc(-example_losses(spec, weights, mem), -example_losses(spec, weights, non))

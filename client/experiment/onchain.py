@@ -236,7 +236,17 @@ class _Run:
         return {"reference": content_ref(root.tobytes())}
 
     def close_and_fail(self, ids: dict[str, Any], reason: str) -> None:
-        """Close the round at its deadline and mark it failed, so the next round opens from the same base."""
+        """Close the round at its deadline and mark it failed, so the next round opens from the same base.
+
+        A secure round still collecting keys is failed by the chain itself once its stage times out
+        with too few posts (secagg_advance), as the aggregator service lets it.
+        """
+        rnd = self.ledger.query(f"/round/{TASK}/{ids['round']}")
+        if "secagg" in rnd:
+            for _ in range(_STAGE_BLOCKS + 3):
+                self.ledger.block(self.ledger.aggregator.tx("secagg_advance", ids))
+                if self.ledger.query(f"/round/{TASK}/{ids['round']}")["status"] == "failed":
+                    return
         self._close(ids)
         self.ledger.ok(self.ledger.aggregator.tx("fail_round", {**ids, "reason": reason}))
 

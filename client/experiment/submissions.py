@@ -3,9 +3,11 @@
 Honest clients follow FedLedger's client code: clip the whole update to `clip_norm` in L2, claim
 its projection on the round's reference and its norm (`fedledger.node.aggregation.screen`), and,
 under distributed DP, add their share of the noise (`fedledger.node.dp.add_distributed_noise`,
-sized for the noise quorum of their SecAgg group). Byzantine clients submit the attack's vector
-as it is, unclipped and un-noised: SecAgg cannot make them clip, which is exactly why the screen
-and its claims exist. Their claims are the true ones of what they submit (the harness's attacks
+sized for the noise quorum of their SecAgg group). Data poisoners (label flip, backdoor) run that
+same client code on their poisoned data: their updates are clipped and noised like everyone's,
+so the norm bound alone cannot catch them. Model poisoners (every update attack) submit the
+attack's vector as it is, unclipped and un-noised: SecAgg cannot make them clip, which is exactly
+why the screen and its claims exist. Their claims are the true ones of what they submit (the harness's attacks
 do not lie; see the screen's module docstring for what a lying client can and cannot do).
 """
 
@@ -17,6 +19,7 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 
+from fedledger.client.experiment.attacks import DATA_ATTACKS
 from fedledger.client.experiment.common import ClientUpdate, RunContext, derive_seed
 from fedledger.client.experiment.secure import noise_quorum
 from fedledger.node.aggregation.screen import Claim, claim_for
@@ -47,13 +50,15 @@ def submissions(ctx: RunContext, updates: Sequence[ClientUpdate], rnd: int, unit
     cfg = ctx.cfg
     sigma, c = float(cfg.noise_multiplier), float(cfg.clip_norm)
     declared = declared_dp(cfg.noise_multiplier, cfg.clip_norm) if noise else None
+    follows = ctx.attack in DATA_ATTACKS  # Byzantine clients that still run the honest client code
     out = []
     for u in updates:
         row = u.vector
-        if u.client not in ctx.byzantine and clip:
+        honest_code = u.client not in ctx.byzantine or follows
+        if honest_code and clip:
             row, _ = clip_update(row, c)
         claim = claim_for(row, unit_ref) if unit_ref is not None else None
-        if u.client not in ctx.byzantine and noise:
+        if honest_code and noise:
             size = group_sizes[u.client]
             row = add_distributed_noise(row, sigma, c, size, noise_quorum(cfg.noise_quorum_pct, size),
                                         seed=derive_seed(ctx.seed, "noise", rnd, u.client))
