@@ -142,10 +142,14 @@ class ScanResult:
     anomaly_index_ppm: int
     asr_ppm: int
     threshold_ppm: int
+    # The suspect's reverse-engineered trigger, x' = (1 - mask)·x + mask·pattern (flat, in [0, 1]);
+    # None without a suspect. What an unlearning step trains against (backdoor_unlearn.py).
+    mask: tuple[float, ...] | None = None
+    pattern: tuple[float, ...] | None = None
 
     def describe(self) -> dict[str, Any]:
         """The scan as plain JSON values, for the evaluator's metrics JSON."""
-        return {"kind": "neural-cleanse", "suspect_label": self.suspect_label,
+        return {"kind": "neural-cleanse", "suspect_label": self.suspect_label,  # the trigger itself stays out
                 "anomaly_index_ppm": self.anomaly_index_ppm, "asr_ppm": self.asr_ppm,
                 "threshold_ppm": self.threshold_ppm, "labels": [asdict(s) for s in self.labels]}
 
@@ -256,4 +260,6 @@ def scan_model(spec: str, weights: Mapping[str, npt.NDArray[Any]], canary: Clien
     return ScanResult(labels=tuple(per_label), suspect_label=top if flagged else None,
                       anomaly_index_ppm=per_label[top].anomaly_index_ppm,
                       asr_ppm=per_label[top].heldout_asr_ppm if flagged else 0,
-                      threshold_ppm=int(round(config.threshold * PPM)))
+                      threshold_ppm=int(round(config.threshold * PPM)),
+                      mask=tuple(best_mask[top].reshape(-1).double().tolist()) if flagged else None,
+                      pattern=tuple(best_pattern[top].reshape(-1).double().tolist()) if flagged else None)

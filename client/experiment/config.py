@@ -49,6 +49,9 @@ class ExperimentConfig:
     then `rule` across group means assuming `byzantine` bad groups; versions whose canary accuracy
     falls more than `max_regression` below the last good one are quarantined. `robust_plain` is the
     plain robust baseline: `robust_baseline_rule` on every individual update, no SecAgg, no DP.
+    `backdoor_unlearning` (off by default, experimental): the aggregator scans each candidate for a
+    backdoor without knowing any trigger (node/backdoor_scan.py) and, on a suspect, unlearns the
+    recovered stamp on its root data before proposing (node/backdoor_unlearn.py).
     Churn: each client is online for a round with
     probability `availability` (FedLedger: declared on chain, so selection draws from the online
     ones), and each selected online client drops out mid-round, after sharing its SecAgg keys and
@@ -97,6 +100,7 @@ class ExperimentConfig:
     screen_min_cosine: float = 0.0
     max_regression: float = 1.0
     robust_baseline_rule: str = "multi_krum"
+    backdoor_unlearning: bool = False
 
     @property
     def num_byzantine(self) -> int:
@@ -147,6 +151,8 @@ def _check(cfg: ExperimentConfig) -> ExperimentConfig:
         raise bad("noise_quorum_pct", "an integer percentage in [1, 100]")
     if not isinstance(cfg.screen, bool):
         raise bad("screen", "true or false")
+    if not isinstance(cfg.backdoor_unlearning, bool):
+        raise bad("backdoor_unlearning", "true or false")
     if (isinstance(cfg.screen_min_cosine, bool) or not isinstance(cfg.screen_min_cosine, float)
             or not -1.0 <= cfg.screen_min_cosine <= 1.0):
         raise bad("screen_min_cosine", "a number in [-1, 1]")

@@ -48,6 +48,8 @@ from fedledger.node.aggregation.fedavg import AggregationError, WeightedUpdate, 
 from fedledger.node.aggregation.flat import layout_of, unflatten
 from fedledger.node.aggregation.robust_delta import plaintext_delta
 from fedledger.node.aggregation.screen import ScreenPolicy, claims_consistent, unit_reference
+from fedledger.node.backdoor_scan import scan_model
+from fedledger.node.backdoor_unlearn import unlearn
 from fedledger.node.dp import distributed_std
 from fedledger.node.probes import canary_accuracy
 from fedledger.node.reference import root_update
@@ -204,6 +206,7 @@ class _Run:
         self.planner = BudgetPlanner(cfg.epsilon_budget, cfg.delta)
         self.declared = planned_dp(ctx) if self.private else None
         self.promoted = 0
+        self.unlearned = 0  # candidates the backdoor scan flagged and the aggregator cleaned
         # Sybil identities try to enroll under the attackers' organization; its enrollment cap refuses them.
         self.sybils = self.ledger.attempt_sybils(cfg.sybils) if ctx.attack == "sybil" else (0, 0)
 
@@ -406,7 +409,7 @@ class _Run:
             self.ledger.ok(self.ledger.aggregator.tx("fail_round", {**ids,
                                                                     "reason": "the robust rule flagged every input"}))
             return False
-        model = apply_delta(base, delta)
+        model = self._cleaned(apply_delta(base, delta))
         proposed = self.ledger.ok(self.ledger.aggregator.tx("propose_version", {
             **ids, **content_ref(encode_tensors(model)), "contributors": kept,
             "dropped": [{"participant": w, "reason": "robust_flagged"} for w in flagged]}))
@@ -415,6 +418,19 @@ class _Run:
         self.models[version] = model
         self._attest(version, model)
         return True
+
+    def _cleaned(self, model: Tensors) -> Tensors:
+        """With backdoor_unlearning: scan the candidate on the root data and unlearn a suspected stamp."""
+        cfg = self.ctx.cfg
+        if not cfg.backdoor_unlearning:
+            return model
+        found = scan_model(self.ctx.data.spec, model, self.ctx.data.canary)
+        if found.suspect_label is None or found.mask is None or found.pattern is None:
+            return model
+        self.unlearned += 1
+        return unlearn(self.ctx.data.spec, model, self.ctx.data.canary, found.mask, found.pattern, lr=cfg.lr,
+                       epochs=5, batch_size=cfg.batch_size, fraction=1.0,
+                       seed=derive_int(self.ctx.seed, "unlearn", self.ledger.height))
 
     def _attest(self, version: int, model: Tensors) -> None:
         """The evaluator's attestation: canary accuracy on its own canary set; no trigger (it knows none).
