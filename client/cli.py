@@ -580,8 +580,12 @@ def evaluator() -> None:
 @click.option("--canary", "canary_path", type=click.Path(exists=True, dir_okay=False, path_type=Path), required=True,
               help="This evaluator's own held-out data (.npz with X and y), e.g. shards/test.npz.")
 @click.option("--target-label", default=0, show_default=True, help="Label the backdoor trigger probe targets.")
+@click.option("--backdoor-scan", is_flag=True,
+              help="Also scan each version for a backdoor without knowing its trigger (Neural-Cleanse style, on the "
+                   "canary set); the attested ASR is the larger of the probe's and the scan's.")
 @pass_ctx
-def evaluator_run(c: Ctx, key_name: str, task_id: str, canary_path: Path, target_label: int) -> None:
+def evaluator_run(c: Ctx, key_name: str, task_id: str, canary_path: Path, target_label: int,
+                  backdoor_scan: bool) -> None:
     """Follow a task's proposals; attest canary accuracy and trigger-probe attack success of each version."""
     import asyncio
 
@@ -593,7 +597,7 @@ def evaluator_run(c: Ctx, key_name: str, task_id: str, canary_path: Path, target
 
     console = Console()
     ev = Evaluator(c.submitter(key_name), c.open_store(), task_id, canary=load_client_data(canary_path),
-                   probe=TriggerProbe(target_label=target_label))
+                   probe=TriggerProbe(target_label=target_label), scan=backdoor_scan)
 
     def show(did: str) -> None:
         if not did.startswith(("waiting", "idle")):

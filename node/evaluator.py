@@ -60,11 +60,13 @@ def metrics_bytes(metrics: dict[str, Any]) -> bytes:
 class Evaluator:
     """Attests each proposed version of one task: canary accuracy and backdoor ASR, posted as attest_version.
 
-    Without a probe (a task whose data has no image trigger, such as tabular data) the ASR is 0.
+    Without a probe (a task whose data has no image trigger, such as tabular data) the ASR is 0,
+    unless `scan` runs the trigger-agnostic backdoor scan, whose reverse-engineered trigger's ASR
+    then counts.
     """
 
     def __init__(self, submitter: Submitter, store: ContentStore, task_id: str, canary: ClientData,
-                 probe: TriggerProbe | None) -> None:
+                 probe: TriggerProbe | None, scan: bool = False) -> None:
         if len(canary) == 0:
             raise ClientError("the evaluator's canary set is empty")
         if probe is not None:
@@ -75,6 +77,9 @@ class Evaluator:
         self.task_id = task_id
         self.canary = canary
         self.probe = probe
+        # The trigger-agnostic scan (node/backdoor_scan.py): it needs no trigger, so it also catches
+        # backdoors no probe was built for. The attested ASR is the larger of the two.
+        self.scan = scan
         self.evaluations: list[Evaluation] = []  # what this process attested, in order
         self._did: str | None = None
         # (version, model sha256) -> evaluation, so a broadcast that failed transiently is retried
@@ -142,6 +147,12 @@ class Evaluator:
             metrics["error"] = str(exc)[:500]
         else:
             accuracy_ppm, asr_ppm = canary.accuracy_ppm, 0 if probe is None else probe.asr_ppm
+            if self.scan:
+                from fedledger.node.backdoor_scan import scan_model
+
+                found = scan_model(spec, weights, self.canary)
+                metrics["scan"] = found.describe()
+                asr_ppm = max(asr_ppm, found.asr_ppm)
             metrics["canary"] = {"n": canary.n, "correct": canary.correct, "accuracy_ppm": canary.accuracy_ppm,
                                  "loss": round(canary.loss, 6) if math.isfinite(canary.loss) else None}
             metrics["backdoor"] = None if probe is None else {

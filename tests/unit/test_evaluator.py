@@ -216,9 +216,10 @@ class Deployment:
         assert res.code == 0, res.log
         return json.loads(res.value)
 
-    def evaluator(self, signer: Signer, canary: ClientData) -> Evaluator:
+    def evaluator(self, signer: Signer, canary: ClientData, probe: TriggerProbe | None = PROBE,
+                  scan: bool = False) -> Evaluator:
         submitter = Submitter(self.rpc, Key(f"eval{signer.hex[:4]}", signer.key), chain_id=CHAIN)  # type: ignore[arg-type]
-        return Evaluator(submitter, self.store, TASK, canary, PROBE)
+        return Evaluator(submitter, self.store, TASK, canary, probe, scan)
 
 
 def halves(test: ClientData) -> list[ClientData]:
@@ -301,3 +302,20 @@ def test_evaluator_refuses_keys_without_the_role_and_skips_decided_versions(
     ev.pending = lambda: pending  # type: ignore[method-assign]  # the stale view it read before
     assert ev.step() == (f"skipped version {version}: version {version} of {TASK!r} is promoted; only a proposed "
                          "version can be attested")
+
+
+def test_evaluators_that_know_no_trigger_still_quarantine_the_backdoor(
+        chain: Chain, tmp_path: Path, models: dict[str, Tensors], digits: tuple[ClientData, ClientData]) -> None:
+    # No probe at all: only the trigger-agnostic scan (node/backdoor_scan.py) can see the backdoor.
+    store = EmbeddedStore(tmp_path / "store")
+    dep = Deployment(chain, store, models["initial"])
+    v_clean = dep.propose(put_model(store, models["clean"]))
+    v_bad = dep.propose(put_model(store, models["backdoored"]))
+    evaluators = [dep.evaluator(s, c, probe=None, scan=True)
+                  for s, c in zip(dep.eval_signers, halves(digits[1]), strict=True)]
+    for ev in evaluators:
+        while ev.step() != "idle":
+            pass
+    assert [dep.query(f"/version/{TASK}/{v}")["status"] for v in (v_clean, v_bad)] == ["promoted", "quarantined"]
+    assert dep.query(f"/version/{TASK}/{v_bad}")["decision"]["reasons"] == ["backdoor_asr_above_max"]
+    assert all(e.metrics["scan"]["kind"] == "neural-cleanse" for ev in evaluators for e in ev.evaluations)
