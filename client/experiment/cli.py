@@ -61,6 +61,10 @@ def run(config: Path, output: Path | None, as_json: bool, mode: str, home: Path 
         cfg = load_config(config)
     except ConfigError as exc:
         raise click.ClickException(str(exc)) from None
+    if mode == "localnet" and (cfg.screen or cfg.dp_mode == "distributed" or "fedledger_nodp" in cfg.methods):
+        raise click.ClickException("the localnet mode runs FedLedger with dp_mode = \"dpsgd\" and screen = false: the "
+                                   "real SecureParticipant and aggregator do not post or check the input screen's "
+                                   "claims yet (docs/DEFENSE.md); run this config in the fast mode")
     if mode == "localnet" and "sybil" in cfg.attacks and "fedledger" in cfg.methods:
         raise click.ClickException("the sybil attack runs in the fast mode only: it needs an attackers' organization "
                                    "with its own enrollment cap, which the localnet's development genesis lacks")
