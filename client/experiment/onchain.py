@@ -479,6 +479,7 @@ def run_fedledger(ctx: RunContext, init: Tensors, result: RunResult,
     try:
         final = drive_rounds(run, ctx, result, evaluate_round)
         result.sybil_attempts, result.sybil_refused = run.sybils
+        result.screened = run.screened_count
         return final
     finally:
         run.ledger.close()
