@@ -48,7 +48,7 @@ from fedledger.client.experiment.pool import TrainPool
 from fedledger.client.experiment.secure import secure_round
 from fedledger.client.experiment.submissions import submissions
 from fedledger.client.model import initial_weights
-from fedledger.client.train import train_local
+from fedledger.client.train import TrainingError, train_local
 from fedledger.node.aggregation.combine import combine_rows
 from fedledger.node.aggregation.fedavg import apply_delta
 from fedledger.node.aggregation.flat import unflatten
@@ -91,7 +91,16 @@ def _baseline(ctx: RunContext, init: Tensors, result: RunResult, evaluate_round:
                 result.epsilon_curve.append(planner.max_epsilon())
             evaluate_round(model)
             continue
-        updates, layout = local_updates(ctx, model, clients, rnd)
+        try:
+            updates, layout = local_updates(ctx, model, clients, rnd)
+        except TrainingError:
+            # The attack drove the model to non-finite weights (no defense stopped it): nobody can
+            # train from it any more, so this and every later round fails and the model stays broken.
+            times.append(time.perf_counter() - started)
+            if declared is not None:
+                result.epsilon_curve.append(planner.max_epsilon())
+            evaluate_round(model)
+            continue
         gone = dropped_positions(ctx, clients, rnd)
         t0 = time.perf_counter()
         vector = None
