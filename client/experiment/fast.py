@@ -36,6 +36,7 @@ from fedledger.client.experiment.datasets import FederatedData, load_federated
 from fedledger.client.experiment.metrics import (
     accuracy,
     backdoor_asr,
+    logits,
     macro_f1,
     mia_auc,
     payload_bytes,
@@ -212,9 +213,11 @@ def run_one(cfg: ExperimentConfig, data: FederatedData, method: str, attack: str
     if attack == "sybil" and method in NO_ADMISSION:  # no admission control: every Sybil identity takes part
         result.sybil_attempts = len(ctx.byzantine) * cfg.sybils
     members = data.pooled
-    result.mia_auc = mia_auc(data.spec, final, members, data.test, seed)
-    result.mia_shadow_auc = shadow_mia_auc(data.spec, final, data, seed, epochs=cfg.rounds * cfg.local_epochs,
-                                           lr=cfg.lr, batch_size=cfg.batch_size)
+    # A model an attack drove to non-finite outputs has no losses to attack: its MIA figures stay NaN.
+    if np.all(np.isfinite(logits(data.spec, final, data.test.X))):
+        result.mia_auc = mia_auc(data.spec, final, members, data.test, seed)
+        result.mia_shadow_auc = shadow_mia_auc(data.spec, final, data, seed, epochs=cfg.rounds * cfg.local_epochs,
+                                               lr=cfg.lr, batch_size=cfg.batch_size)
     result.model_sha256 = hashlib.sha256(encode_tensors(final)).hexdigest()
     return result
 

@@ -70,3 +70,11 @@ def test_the_defense_never_reads_the_attacks_trigger() -> None:
              "sign_flip")
     assert a.model_sha256 == b.model_sha256
     assert a.backdoor_asr != b.backdoor_asr or a.backdoor_asr is None
+
+
+def test_a_baseline_broken_by_its_attack_keeps_failing_rounds_instead_of_crashing() -> None:
+    # Huge Gaussian updates push plain FedAvg's weights to inf/NaN; nobody can train from such a
+    # model, and the suite must report that run, not stop at it.
+    res = _run(replace(BASE, rounds=4, attack_scale=1e30), "gaussian", "fedavg")
+    assert len(res.accuracy_curve) == 4
+    assert res.successful_rounds < 1.0
