@@ -25,6 +25,7 @@ THRESHOLDS = {"drop_pp": 2.0, "asr": 0.03, "promoted": 0.90, "utility": 0.01, "e
 # The attacks whose updates the defense must refuse (the others look like honest updates by design).
 BYZANTINE_ATTACKS = ("sign_flip", "scaling", "ipm", "gaussian")
 ASR_ATTACKS = ("backdoor", "scaling")
+PAPER_DATASETS = ("digits", "mnist")  # the issue's main data sets
 
 
 @dataclass(frozen=True)
@@ -157,6 +158,12 @@ def goals(res: PaperResults, plan: PaperPlan) -> list[Goal]:
     main_of = {cfg.dataset: res.main.get(cfg.dataset, []) for cfg in plan.main}
     for cfg in plan.main:
         out += _dataset_goals(cfg, main_of[cfg.dataset], res.nodp.get(cfg.dataset, []))
+    for name in PAPER_DATASETS:
+        if name not in main_of:  # left out with --datasets: say so rather than let the table look complete
+            out.append(Goal(f"{name}: the main setting (every method under every attack)", "run", "not run",
+                            None, None))
+    seeds = min((len(c.seeds) for c in plan.main), default=0)
+    out.append(Goal("seeds of the main tables", "≥ 3", str(seeds), float(seeds), seeds >= 3))
     for cfg, runs in zip(plan.triggers, split_runs(res.triggers, plan.triggers), strict=True):
         out.append(_goal(f"unknown trigger `{cfg.backdoor_trigger}` at {cfg.backdoor_location}, target "
                          f"{cfg.backdoor_target}: ASR (FedLedger)", f"≤ {t['asr']:g}",

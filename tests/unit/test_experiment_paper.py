@@ -105,7 +105,9 @@ def test_paper_writes_tables_goals_csv_and_plots(tmp_path: Path) -> None:
     assert "σ = 2.5" in text and "`multi_krum`" in text and "cosine ≥ 0.0" in text
     assert "| FedLedger without DP |" in text and "refused 48/48 attempted Sybil enrollments over 2 seeds" in text
     assert "![reputation_vs_round](results/reputation_vs_round.png)" in text
-    assert "**not met**" not in text and "not measured" not in text  # the synthetic runs meet every goal
+    # The synthetic runs meet every goal but the seed count (they have fewer than 3 seeds).
+    unmet = [line for line in text.splitlines() if "**not met**" in line or "not measured" in line]
+    assert [line.split(" | ")[0] for line in unmet] == ["| seeds of the main tables"], unmet
     with (results_dir / "table1_benign.csv").open(encoding="utf-8") as fh:
         t1 = {(row["dataset"], row["method"]): row for row in csv.DictReader(fh)}
     accs = [r.accuracy for r in res.main["digits"] if r.method == "fedledger" and r.attack == "none"]
@@ -126,7 +128,7 @@ def test_paper_writes_tables_goals_csv_and_plots(tmp_path: Path) -> None:
     assert len(runs) == total
     assert (results_dir / "experiments" / "paper-worse" / "summary.csv").exists()
     with (results_dir / "goals.csv").open(encoding="utf-8") as fh:
-        assert {row["met"] for row in csv.DictReader(fh)} == {"True"}
+        assert {row["met"] for row in csv.DictReader(fh) if row["goal"] != "seeds of the main tables"} == {"True"}
 
 
 @pytest.mark.parametrize(("drop", "met"), [(1.5, True), (2.5, False)])
