@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
@@ -11,7 +10,6 @@ import pytest
 
 from fedledger.abci_app.errors import Code
 from fedledger.abci_app.identity.didkey import did_from_private_key
-from fedledger.abci_app.store import CommittedStore
 from fedledger.node.aggregation.fedavg import AggregationError
 from fedledger.node.aggregation.screen import (
     Claim,
@@ -105,15 +103,6 @@ class World:
                 body["screen"] = claim
             bodies.append(t.tx("secagg_keys", body))
         return self.chain.block(*bodies)
-
-
-@pytest.fixture
-def chain() -> Iterator[Chain]:
-    store = CommittedStore(":memory:")
-    try:
-        yield Chain(store)
-    finally:
-        store.close()
 
 
 def test_screened_trainers_stay_off_the_roster_and_lose_reputation(chain: Chain) -> None:
