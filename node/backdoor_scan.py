@@ -226,7 +226,7 @@ def scan_model(spec: str, weights: Mapping[str, npt.NDArray[Any]], canary: Clien
         ce = (ce * counts).sum(dim=1) / victims
         size = mask.mean(dim=(1, 2))
         optimizer.zero_grad()
-        torch.autograd.backward((ce + lam * size).sum())  # Tensor.backward is untyped in torch's stubs
+        torch.autograd.backward((ce + lam * size).sum())  # Tensor.backward has no type hints in torch
         optimizer.step()
         if step % config.adjust_every == 0:
             with torch.no_grad():  # judge the mask as it was when out was computed

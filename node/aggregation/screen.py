@@ -40,7 +40,7 @@ from fedledger.abci_app.modules.secagg.screen import PPM, decimal_ppm
 from fedledger.abci_app.modules.secagg.screen import screen_reason as chain_screen_reason
 from fedledger.node.aggregation.fedavg import AggregationError
 
-__all__ = ["PPM", "Claim", "ScreenPolicy", "claim_for", "claims_consistent", "screen", "screen_reason",
+__all__ = ["PPM", "Claim", "ScreenPolicy", "claim_for", "claims_consistent", "screen_reason",
            "unit_reference"]
 
 
@@ -114,19 +114,6 @@ def claim_for(update: npt.NDArray[np.floating], unit_ref: npt.NDArray[np.float64
 def screen_reason(claim: Claim, policy: ScreenPolicy) -> str | None:
     """Why the screen refuses an input, or None if it passes: the chain's own rule (secagg/screen.py)."""
     return chain_screen_reason(claim.to_json(), policy.to_json())
-
-
-def screen(claims: Mapping[str, Claim], policy: ScreenPolicy) -> tuple[list[str], dict[str, str]]:
-    """(kept, screened: who -> reason) over every claimant, in sorted order of their keys."""
-    kept: list[str] = []
-    screened: dict[str, str] = {}
-    for who in sorted(claims):
-        reason = screen_reason(claims[who], policy)
-        if reason is None:
-            kept.append(who)
-        else:
-            screened[who] = reason
-    return kept, screened
 
 
 def claims_consistent(claims: Sequence[Claim], group_sum: npt.NDArray[np.floating],
