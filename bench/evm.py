@@ -52,9 +52,9 @@ def policy_latency(samples: int = 200) -> dict[str, Any]:
 
     from fedledger.abci_app.canonical import canonical_bytes
     from fedledger.abci_app.context import BlockContext
-    from fedledger.abci_app.evm.policy import consult_admission, consult_promotion
-    from fedledger.abci_app.identity.didkey import did_from_private_key
-    from fedledger.abci_app.identity.vc import issue_admission_credential
+    from fedledger.abci_app.did.didkey import did_from_private_key
+    from fedledger.abci_app.did.vc import issue_admission_credential
+    from fedledger.abci_app.evm_engine.policy import consult_admission, consult_promotion
     from fedledger.abci_app.state_machine import StateMachine
     from fedledger.abci_app.store import CommittedStore
     from fedledger.abci_app.tx import sign_tx
@@ -154,9 +154,9 @@ def throughput(validators: int = 4, senders: int = 40, txs_per_sender: int = 25,
     from eth_utils.address import to_checksum_address
     from eth_utils.crypto import keccak
 
-    from fedledger.abci_app.evm.binding import binding_message
-    from fedledger.abci_app.evm.ethtx import wrap
-    from fedledger.abci_app.identity.didkey import did_from_private_key
+    from fedledger.abci_app.did.didkey import did_from_private_key
+    from fedledger.abci_app.evm_engine.binding import binding_message
+    from fedledger.abci_app.evm_engine.ethtx import wrap
     from fedledger.bench.load import run_load
     from fedledger.client.admission import dev_credential
     from fedledger.client.keys import Key

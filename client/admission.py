@@ -8,8 +8,8 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from fedledger.abci_app.identity.didkey import did_from_private_key
-from fedledger.abci_app.identity.vc import issue_admission_credential
+from fedledger.abci_app.did.didkey import did_from_private_key
+from fedledger.abci_app.did.vc import issue_admission_credential
 from fedledger.client.errors import ClientError
 from fedledger.client.keys import Key
 

@@ -466,7 +466,7 @@ def budget_show(c: Ctx, did: str, task_id: str, as_json: bool) -> None:
     from fedledger.client.chainview import ChainView
 
     if not did.startswith("did:"):
-        from fedledger.abci_app.identity.didkey import did_from_private_key
+        from fedledger.abci_app.did.didkey import did_from_private_key
 
         did = did_from_private_key(c.keys.load(did).private)
     value = ChainView(c.rpc()).get(f"/budget/{task_id}/{did}")

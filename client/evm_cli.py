@@ -59,8 +59,8 @@ def evm_bind(key_name: str, eth_key: str) -> None:
     from eth_account import Account
     from eth_account.messages import encode_defunct
 
-    from fedledger.abci_app.evm.binding import binding_message
-    from fedledger.abci_app.identity.didkey import did_from_private_key
+    from fedledger.abci_app.did.didkey import did_from_private_key
+    from fedledger.abci_app.evm_engine.binding import binding_message
 
     c = _ctx()
     account = load_eth_key(eth_key)

@@ -11,9 +11,9 @@ from typing import Any, NoReturn
 
 import click
 
-from fedledger.abci_app.identity.didkey import DIDKeyError, did_document, did_from_private_key
-from fedledger.abci_app.identity.jcs import JCSError, loads
-from fedledger.abci_app.identity.vc import (
+from fedledger.abci_app.did.didkey import DIDKeyError, did_document, did_from_private_key
+from fedledger.abci_app.did.jcs import JCSError, loads
+from fedledger.abci_app.did.vc import (
     ANY_ORGANIZATION,
     ROLES,
     CredentialError,

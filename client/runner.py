@@ -9,7 +9,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from fedledger.abci_app.identity.credentials import did_of_key
+from fedledger.abci_app.did.credentials import did_of_key
 from fedledger.client.chainview import ChainView
 from fedledger.client.data import ClientData
 from fedledger.client.dpsgd import DPConfig, fresh_seed

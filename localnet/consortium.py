@@ -14,7 +14,7 @@ from typing import Any
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.serialization import Encoding, NoEncryption, PrivateFormat
 
-from fedledger.abci_app.identity.didkey import did_from_private_key
+from fedledger.abci_app.did.didkey import did_from_private_key
 from fedledger.localnet.errors import LocalnetError
 from fedledger.localnet.evm_genesis import default_evm_section
 

@@ -13,9 +13,9 @@ from eth_account.signers.local import LocalAccount
 from eth_utils import to_checksum_address
 
 from fedledger.abci_app.canonical import canonical_bytes
-from fedledger.abci_app.evm.binding import binding_message
-from fedledger.abci_app.evm.ethtx import wrap
-from fedledger.abci_app.identity.didkey import did_from_private_key
+from fedledger.abci_app.did.didkey import did_from_private_key
+from fedledger.abci_app.evm_engine.binding import binding_message
+from fedledger.abci_app.evm_engine.ethtx import wrap
 from fedledger.abci_app.store import CommittedStore
 from fedledger.localnet.evm_genesis import default_evm_section, load_artifact
 from tests.support import CHAIN, ISSUER, ORG, Chain, Signer

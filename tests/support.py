@@ -47,7 +47,7 @@ DP = {"noise_multiplier": "1", "sample_rate": "0.1", "steps": 10, "clip_norm": "
 def genesis(cap: int = 100, issuers: list[Ed25519PrivateKey] | None = None) -> bytes:
     """Genesis app_state with one organization whose issuer is ISSUER."""
     from fedledger.abci_app.canonical import canonical_bytes
-    from fedledger.abci_app.identity.didkey import did_from_private_key
+    from fedledger.abci_app.did.didkey import did_from_private_key
 
     return canonical_bytes({"identity": {"organizations": [{
         "id": ORG, "name": "Test org", "enrollment_cap": cap,
@@ -58,8 +58,8 @@ def credential(subject: Ed25519PrivateKey, role: str, *, issuer: Ed25519PrivateK
                tasks: list[str] | None = None, valid_from: str = "1970-01-01T00:00:00Z",
                valid_until: str = "2100-01-01T00:00:00Z", cred_id: str | None = None) -> dict[str, Any]:
     """An admission VC for `subject`, signed by `issuer`."""
-    from fedledger.abci_app.identity.didkey import did_from_private_key
-    from fedledger.abci_app.identity.vc import issue_admission_credential
+    from fedledger.abci_app.did.didkey import did_from_private_key
+    from fedledger.abci_app.did.vc import issue_admission_credential
 
     subject_did = did_from_private_key(subject)
     return issue_admission_credential(issuer, did_from_private_key(issuer), subject_did, org, role, tasks or [],

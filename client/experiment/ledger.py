@@ -28,9 +28,9 @@ from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
 from fedledger.abci_app.canonical import canonical_bytes
 from fedledger.abci_app.context import BlockContext, TxResult
+from fedledger.abci_app.did.didkey import did_from_private_key
+from fedledger.abci_app.did.vc import issue_admission_credential
 from fedledger.abci_app.errors import Code
-from fedledger.abci_app.identity.didkey import did_from_private_key
-from fedledger.abci_app.identity.vc import issue_admission_credential
 from fedledger.abci_app.state_machine import StateMachine
 from fedledger.abci_app.store import CommittedStore
 from fedledger.abci_app.tx import sign_tx

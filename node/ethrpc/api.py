@@ -20,7 +20,7 @@ from typing import Any
 
 from eth_bloom.bloom import BloomFilter
 
-from fedledger.abci_app.evm.ethtx import wrap
+from fedledger.abci_app.evm_engine.ethtx import wrap
 from fedledger.abci_app.modules.evm.queries import payload_segments
 from fedledger.node.ethrpc.backend import Backend, BackendError, BlockInfo, QueryFailed
 

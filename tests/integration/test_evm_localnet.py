@@ -22,9 +22,9 @@ from eth_account import Account
 from eth_account.signers.local import LocalAccount
 from web3 import Web3
 
+from fedledger.abci_app.did.didkey import did_from_private_key
 from fedledger.abci_app.errors import Code
-from fedledger.abci_app.evm.policy import POLICY_LOG_ADDRESS, POLICY_LOG_TOPIC
-from fedledger.abci_app.identity.didkey import did_from_private_key
+from fedledger.abci_app.evm_engine.policy import POLICY_LOG_ADDRESS, POLICY_LOG_TOPIC
 from fedledger.client.admission import dev_credential
 from fedledger.client.errors import TxRejectedError
 from fedledger.client.keys import Key, KeyStore

@@ -23,9 +23,9 @@ from typing import Any
 import pytest
 
 from fedledger.abci_app.accountant import ZERO_RDP, Mechanism, charge, decode_rdp
+from fedledger.abci_app.did.didkey import did_from_private_key
+from fedledger.abci_app.did.vc import issue_admission_credential
 from fedledger.abci_app.errors import Code
-from fedledger.abci_app.identity.didkey import did_from_private_key
-from fedledger.abci_app.identity.vc import issue_admission_credential
 from fedledger.client.admission import dev_credential
 from fedledger.client.errors import TxRejectedError
 from fedledger.client.keys import Key

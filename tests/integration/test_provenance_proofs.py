@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 import pytest
 
-from fedledger.abci_app.identity.didkey import did_from_private_key
+from fedledger.abci_app.did.didkey import did_from_private_key
 from fedledger.abci_app.query_proofs import PROOF_OP_TYPE
 from fedledger.abci_app.store.proof import RecordProof
 from fedledger.client.admission import dev_credential

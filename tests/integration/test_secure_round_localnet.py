@@ -27,7 +27,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from fedledger.abci_app.identity.credentials import did_of_key
+from fedledger.abci_app.did.credentials import did_of_key
 from fedledger.client.admission import dev_credential
 from fedledger.client.chainview import ChainView
 from fedledger.client.keys import Key

@@ -9,7 +9,7 @@ from eth_utils import keccak
 
 from fedledger.abci_app.context import BlockContext
 from fedledger.abci_app.errors import Code
-from fedledger.abci_app.evm.keys import ROOT_KEY
+from fedledger.abci_app.evm_engine.keys import ROOT_KEY
 from fedledger.abci_app.state_machine import StateMachine
 from fedledger.abci_app.store import CommittedStore
 from tests.evm_support import EvmChain, deploy_code, eth_account, evm_genesis, loop_code, query
@@ -202,7 +202,7 @@ def test_deep_call_recursion_runs_and_leaves_the_recursion_limit_alone() -> None
 def test_genesis_parameters_and_contracts_are_validated() -> None:
     import pytest
 
-    from fedledger.abci_app.evm.params import ParamsError, default_chain_id
+    from fedledger.abci_app.evm_engine.params import ParamsError, default_chain_id
     from fedledger.abci_app.modules.evm.genesis import deployed_address
 
     # The default chain id is derived from the FedLedger chain id: fixed, 31-bit, distinct per chain.

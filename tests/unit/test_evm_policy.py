@@ -7,9 +7,9 @@ from typing import Any
 from eth_abi import encode
 from eth_utils import keccak
 
+from fedledger.abci_app.did.didkey import did_from_private_key
 from fedledger.abci_app.errors import Code
-from fedledger.abci_app.evm.policy import POLICY_LOG_ADDRESS, POLICY_LOG_TOPIC
-from fedledger.abci_app.identity.didkey import did_from_private_key
+from fedledger.abci_app.evm_engine.policy import POLICY_LOG_ADDRESS, POLICY_LOG_TOPIC
 from fedledger.abci_app.modules.evm.genesis import deployed_address
 from tests.evm_support import EvmChain, artifact_code, const_code, deploy_code, evm_genesis, loop_code, query
 from tests.support import DP, POLICY, Chain, Signer, model_ref

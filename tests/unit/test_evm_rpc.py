@@ -79,7 +79,7 @@ def test_web3_deploys_calls_and_reads_logs(net: tuple[EvmChain, MachineBackend, 
 
 def test_policy_decisions_are_readable_with_get_logs(net: tuple[EvmChain, MachineBackend, Web3, EthRpcServer]
                                                      ) -> None:
-    from fedledger.abci_app.evm.policy import POLICY_LOG_ADDRESS, POLICY_LOG_TOPIC
+    from fedledger.abci_app.evm_engine.policy import POLICY_LOG_ADDRESS, POLICY_LOG_TOPIC
     from tests.support import Signer
 
     chain, _, w3, _ = net

@@ -11,10 +11,10 @@ from eth_account.messages import encode_defunct
 from eth_utils import to_checksum_address
 
 from fedledger.abci_app.context import BlockContext
+from fedledger.abci_app.did.didkey import did_from_private_key
 from fedledger.abci_app.errors import Code
-from fedledger.abci_app.evm.binding import binding_message
-from fedledger.abci_app.evm.ethtx import EVM_ENVELOPE_PREFIX, wrap
-from fedledger.abci_app.identity.didkey import did_from_private_key
+from fedledger.abci_app.evm_engine.binding import binding_message
+from fedledger.abci_app.evm_engine.ethtx import EVM_ENVELOPE_PREFIX, wrap
 from fedledger.abci_app.store import CommittedStore
 from tests.evm_support import EvmChain, deploy_code, eth_account, query
 from tests.support import CHAIN, Signer

@@ -15,8 +15,8 @@ from hypothesis import strategies as st
 
 from fedledger.abci_app.canonical import canonical_bytes
 from fedledger.abci_app.context import TxResult
+from fedledger.abci_app.did.didkey import did_from_private_key
 from fedledger.abci_app.errors import Code, TxError
-from fedledger.abci_app.identity.didkey import did_from_private_key
 from fedledger.abci_app.modules.governance.actions import ACTIONS, Action
 from fedledger.abci_app.modules.governance.tally import compute_tally
 from fedledger.abci_app.modules.identity.msgs import rotation_message

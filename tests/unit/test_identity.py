@@ -17,10 +17,10 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from fedledger.abci_app.identity import didkey, jcs, vc
-from fedledger.abci_app.identity.didkey import DIDKeyError
-from fedledger.abci_app.identity.jcs import JCSError, canonicalize
-from fedledger.abci_app.identity.vc import CredentialError, Reason, TimeFormatError
+from fedledger.abci_app.did import didkey, jcs, vc
+from fedledger.abci_app.did.didkey import DIDKeyError
+from fedledger.abci_app.did.jcs import JCSError, canonicalize
+from fedledger.abci_app.did.vc import CredentialError, Reason, TimeFormatError
 from fedledger.client.identity_cli import did as did_group
 from fedledger.client.identity_cli import vc as vc_group
 from fedledger.client.keys import KeyStore

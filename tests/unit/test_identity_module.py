@@ -9,8 +9,8 @@ from typing import Any
 import pytest
 
 from fedledger.abci_app.canonical import canonical_bytes
+from fedledger.abci_app.did.didkey import did_from_private_key
 from fedledger.abci_app.errors import Code
-from fedledger.abci_app.identity.didkey import did_from_private_key
 from fedledger.abci_app.modules.identity.msgs import rotation_message
 from fedledger.abci_app.store import CommittedStore
 from tests.support import ISSUER, ORG, Chain, Signer, credential

@@ -11,8 +11,8 @@ from hypothesis import strategies as st
 
 from fedledger.abci_app.canonical import canonical_bytes
 from fedledger.abci_app.context import BlockContext, Event, Reader, Writer
+from fedledger.abci_app.did.didkey import did_from_private_key
 from fedledger.abci_app.errors import Code, TxError
-from fedledger.abci_app.identity.didkey import did_from_private_key
 from fedledger.abci_app.modules.base import Module, Route
 from fedledger.abci_app.modules.lifecycle import (
     check_rollback,

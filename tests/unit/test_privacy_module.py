@@ -9,8 +9,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from fedledger.abci_app.accountant import ZERO_RDP, Mechanism, charge
+from fedledger.abci_app.did.didkey import did_from_private_key
 from fedledger.abci_app.errors import Code
-from fedledger.abci_app.identity.didkey import did_from_private_key
 from fedledger.abci_app.store import CommittedStore
 from tests.support import Chain, Signer, model_ref
 

@@ -11,8 +11,8 @@ import pytest
 
 from fedledger.abci_app.app import FedLedgerApp
 from fedledger.abci_app.context import Reader
+from fedledger.abci_app.did.didkey import did_from_private_key
 from fedledger.abci_app.errors import Code, TxError
-from fedledger.abci_app.identity.didkey import did_from_private_key
 from fedledger.abci_app.modules.base import QueryAnswer
 from fedledger.abci_app.modules.federation import keys as fl_keys
 from fedledger.abci_app.proto import types as pb

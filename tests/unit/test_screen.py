@@ -8,8 +8,8 @@ from typing import Any
 import numpy as np
 import pytest
 
+from fedledger.abci_app.did.didkey import did_from_private_key
 from fedledger.abci_app.errors import Code
-from fedledger.abci_app.identity.didkey import did_from_private_key
 from fedledger.node.aggregation.fedavg import AggregationError
 from fedledger.node.aggregation.screen import (
     Claim,

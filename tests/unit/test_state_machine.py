@@ -230,7 +230,7 @@ def test_selection_draws_round_size_from_the_block_hash(chain: Chain) -> None:
 
 
 def test_aggregation_moves_reputation(chain: Chain) -> None:
-    from fedledger.abci_app.identity.didkey import did_from_private_key
+    from fedledger.abci_app.did.didkey import did_from_private_key
 
     owner, agg, trainers = setup_task(chain, round_size=3, min_contributions=1)
     chain.ok(agg.tx("open_round", {"task_id": TASK, "round": 1}))

@@ -7,8 +7,8 @@ from typing import Any
 
 from fedledger.abci_app.context import BlockContext, Event, Reader, Writer
 from fedledger.abci_app.errors import Code, TxError
-from fedledger.abci_app.evm import keys
-from fedledger.abci_app.evm.binding import (
+from fedledger.abci_app.evm_engine import keys
+from fedledger.abci_app.evm_engine.binding import (
     ADDRESS_RE,
     BindingSignatureError,
     binding_message,

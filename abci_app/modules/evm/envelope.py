@@ -18,11 +18,11 @@ from eth_typing import Address
 
 from fedledger.abci_app.context import BlockContext, Event, Reader, TxResult, Writer
 from fedledger.abci_app.errors import Code, TxError
-from fedledger.abci_app.evm.ethtx import EVM_ENVELOPE_PREFIX, EthTx, decode_eth_tx, unwrap
-from fedledger.abci_app.evm.ledger import block_record, record_execution
-from fedledger.abci_app.evm.params import EvmParams, load_params
-from fedledger.abci_app.evm.session import EvmSession, TxRejected
-from fedledger.abci_app.evm.vm import EvmBlock
+from fedledger.abci_app.evm_engine.ethtx import EVM_ENVELOPE_PREFIX, EthTx, decode_eth_tx, unwrap
+from fedledger.abci_app.evm_engine.ledger import block_record, record_execution
+from fedledger.abci_app.evm_engine.params import EvmParams, load_params
+from fedledger.abci_app.evm_engine.session import EvmSession, TxRejected
+from fedledger.abci_app.evm_engine.vm import EvmBlock
 from fedledger.abci_app.modules.base import RawEnvelope
 from fedledger.abci_app.modules.evm.binding import require_bound_member
 

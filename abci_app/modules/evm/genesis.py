@@ -15,12 +15,12 @@ from collections.abc import Mapping
 from typing import Any
 
 from fedledger.abci_app.context import Writer
-from fedledger.abci_app.evm import keys
-from fedledger.abci_app.evm.ledger import hex0x
-from fedledger.abci_app.evm.params import MAX_BLOCK_GAS_LIMIT, EvmParams, ParamsError, store_params
-from fedledger.abci_app.evm.policy import KINDS
-from fedledger.abci_app.evm.session import EvmSession
-from fedledger.abci_app.evm.vm import EvmBlock
+from fedledger.abci_app.evm_engine import keys
+from fedledger.abci_app.evm_engine.ledger import hex0x
+from fedledger.abci_app.evm_engine.params import MAX_BLOCK_GAS_LIMIT, EvmParams, ParamsError, store_params
+from fedledger.abci_app.evm_engine.policy import KINDS
+from fedledger.abci_app.evm_engine.session import EvmSession
+from fedledger.abci_app.evm_engine.vm import EvmBlock
 
 __all__ = ["GENESIS_DEPLOYER", "deployed_address", "init_genesis"]
 

@@ -16,12 +16,12 @@ from eth_typing import Address
 
 from fedledger.abci_app.context import BlockContext, Event, Reader, Writer
 from fedledger.abci_app.errors import Code, TxError
-from fedledger.abci_app.evm import keys
-from fedledger.abci_app.evm.binding import normalize_address
-from fedledger.abci_app.evm.params import load_params
-from fedledger.abci_app.evm.policy import KINDS
-from fedledger.abci_app.evm.session import EvmSession
-from fedledger.abci_app.evm.vm import EvmBlock
+from fedledger.abci_app.evm_engine import keys
+from fedledger.abci_app.evm_engine.binding import normalize_address
+from fedledger.abci_app.evm_engine.params import load_params
+from fedledger.abci_app.evm_engine.policy import KINDS
+from fedledger.abci_app.evm_engine.session import EvmSession
+from fedledger.abci_app.evm_engine.vm import EvmBlock
 from fedledger.abci_app.modules.federation import keys as fl_keys
 from fedledger.abci_app.modules.fields import ID_RE, require_fields
 

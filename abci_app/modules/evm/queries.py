@@ -33,12 +33,12 @@ from eth_utils.crypto import keccak
 from fedledger.abci_app.canonical import canonical_bytes
 from fedledger.abci_app.context import Reader
 from fedledger.abci_app.errors import Code, TxError
-from fedledger.abci_app.evm import keys
-from fedledger.abci_app.evm.ledger import hex0x
-from fedledger.abci_app.evm.params import EvmParams, load_params
-from fedledger.abci_app.evm.policy import KINDS, policy_address
-from fedledger.abci_app.evm.session import EvmSession, Outcome, TxRejected, state_root
-from fedledger.abci_app.evm.vm import VM_CLASS, EvmBlock
+from fedledger.abci_app.evm_engine import keys
+from fedledger.abci_app.evm_engine.ledger import hex0x
+from fedledger.abci_app.evm_engine.params import EvmParams, load_params
+from fedledger.abci_app.evm_engine.policy import KINDS, policy_address
+from fedledger.abci_app.evm_engine.session import EvmSession, Outcome, TxRejected, state_root
+from fedledger.abci_app.evm_engine.vm import VM_CLASS, EvmBlock
 from fedledger.abci_app.modules.base import QueryAnswer
 from fedledger.abci_app.modules.fields import ID_RE
 from fedledger.abci_app.records import load_record

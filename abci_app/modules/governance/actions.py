@@ -15,8 +15,8 @@ from decimal import Decimal
 from typing import Any
 
 from fedledger.abci_app.context import BlockContext, Event, Reader, Writer
+from fedledger.abci_app.did.credentials import key_of_did
 from fedledger.abci_app.errors import Code, TxError
-from fedledger.abci_app.identity.credentials import key_of_did
 from fedledger.abci_app.modules.evm.gov import check_set_policy, execute_set_policy, parse_set_policy
 from fedledger.abci_app.modules.federation import keys as fl_keys
 from fedledger.abci_app.modules.federation.msgs import MAX_DEADLINE_BLOCKS, MAX_ROUND_SIZE

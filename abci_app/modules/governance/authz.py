@@ -7,8 +7,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from fedledger.abci_app.context import BlockContext, Reader
+from fedledger.abci_app.did.credentials import did_of_key
 from fedledger.abci_app.errors import Code, TxError
-from fedledger.abci_app.identity.credentials import did_of_key
 from fedledger.abci_app.modules.identity import keys as id_keys
 from fedledger.abci_app.modules.identity.authz import member_for_key
 from fedledger.abci_app.records import load_record

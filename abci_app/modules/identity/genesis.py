@@ -7,7 +7,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from fedledger.abci_app.context import Writer
-from fedledger.abci_app.identity.credentials import ROLES, key_of_did
+from fedledger.abci_app.did.credentials import ROLES, key_of_did
 from fedledger.abci_app.modules.identity import keys
 from fedledger.abci_app.records import store_record
 

@@ -8,9 +8,9 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from fedledger.abci_app.context import BlockContext, Event, Reader, Writer
+from fedledger.abci_app.did import credentials
 from fedledger.abci_app.errors import Code, TxError
-from fedledger.abci_app.evm.policy import consult_admission
-from fedledger.abci_app.identity import credentials
+from fedledger.abci_app.evm_engine.policy import consult_admission
 from fedledger.abci_app.modules.base import Handler
 from fedledger.abci_app.modules.federation.events import fl_event
 from fedledger.abci_app.modules.identity import keys

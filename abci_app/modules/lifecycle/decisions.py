@@ -12,8 +12,8 @@ from typing import Any
 
 from fedledger.abci_app.context import BlockContext, Event, Reader, Writer
 from fedledger.abci_app.errors import Code, TxError
-from fedledger.abci_app.evm.policy import PolicySession, consult_promotion
-from fedledger.abci_app.evm.policy import summary as policy_summary
+from fedledger.abci_app.evm_engine.policy import PolicySession, consult_promotion
+from fedledger.abci_app.evm_engine.policy import summary as policy_summary
 from fedledger.abci_app.modules.federation import keys as fl_keys
 from fedledger.abci_app.modules.federation.events import fl_event
 from fedledger.abci_app.modules.lifecycle import keys

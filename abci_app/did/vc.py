@@ -14,7 +14,7 @@ from typing import Any
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from fedledger.abci_app.identity.didkey import (
+from fedledger.abci_app.did.didkey import (
     ASSERTION_METHOD,
     DIDKeyError,
     b58decode,
@@ -24,7 +24,7 @@ from fedledger.abci_app.identity.didkey import (
     validate_did,
     verification_method_id,
 )
-from fedledger.abci_app.identity.jcs import JCSError, canonicalize
+from fedledger.abci_app.did.jcs import JCSError, canonicalize
 
 __all__ = [
     "ADMISSION_CREDENTIAL_TYPE",

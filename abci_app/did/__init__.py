@@ -1,6 +1,10 @@
-"""Identity: did:key DIDs and W3C admission credentials (eddsa-jcs-2022), pure and deterministic."""
+"""DID and credential primitives: did:key DIDs and W3C admission credentials (eddsa-jcs-2022), pure and deterministic.
 
-from fedledger.abci_app.identity.didkey import (
+The identity module (abci_app/modules/identity/) applies them to chain state; clients use them to
+create DIDs and issue credentials. This folder holds no chain state.
+"""
+
+from fedledger.abci_app.did.didkey import (
     DIDKeyError,
     did_document,
     did_from_private_key,
@@ -10,8 +14,8 @@ from fedledger.abci_app.identity.didkey import (
     validate_did,
     verification_method_id,
 )
-from fedledger.abci_app.identity.jcs import JCSError, canonicalize, loads
-from fedledger.abci_app.identity.vc import (
+from fedledger.abci_app.did.jcs import JCSError, canonicalize, loads
+from fedledger.abci_app.did.vc import (
     ANY_ORGANIZATION,
     ROLES,
     CredentialError,

@@ -12,7 +12,7 @@ from __future__ import annotations
 from eth.db.backends.base import BaseDB
 
 from fedledger.abci_app.context import Reader, Writer
-from fedledger.abci_app.evm.keys import node_key
+from fedledger.abci_app.evm_engine.keys import node_key
 
 __all__ = ["StoreBackend"]
 

@@ -12,8 +12,8 @@ from collections.abc import Sequence
 from typing import Any
 
 from fedledger.abci_app.context import BlockContext, Event, Reader, Writer
-from fedledger.abci_app.evm import keys
-from fedledger.abci_app.evm.session import LogEntry, Outcome
+from fedledger.abci_app.evm_engine import keys
+from fedledger.abci_app.evm_engine.session import LogEntry, Outcome
 from fedledger.abci_app.records import load_record, store_record
 
 __all__ = ["block_record", "hex0x", "log_events", "record_execution"]

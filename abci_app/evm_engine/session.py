@@ -21,12 +21,12 @@ from eth_typing import Address, Hash32
 from eth_utils.exceptions import ValidationError
 
 from fedledger.abci_app.context import Reader, Writer
-from fedledger.abci_app.evm.abi import revert_reason
-from fedledger.abci_app.evm.depth import evm_recursion
-from fedledger.abci_app.evm.ethtx import EthTx
-from fedledger.abci_app.evm.keys import ROOT_KEY
-from fedledger.abci_app.evm.statedb import StoreBackend
-from fedledger.abci_app.evm.vm import STATE_CLASS, VM_CLASS, EvmBlock, execution_context
+from fedledger.abci_app.evm_engine.abi import revert_reason
+from fedledger.abci_app.evm_engine.depth import evm_recursion
+from fedledger.abci_app.evm_engine.ethtx import EthTx
+from fedledger.abci_app.evm_engine.keys import ROOT_KEY
+from fedledger.abci_app.evm_engine.statedb import StoreBackend
+from fedledger.abci_app.evm_engine.vm import STATE_CLASS, VM_CLASS, EvmBlock, execution_context
 
 __all__ = ["EvmSession", "LogEntry", "Outcome", "TxRejected", "state_root"]
 

@@ -18,7 +18,7 @@ from eth_keys.exceptions import BadSignature
 from eth_utils.exceptions import ValidationError
 
 from fedledger.abci_app.errors import Code, TxError
-from fedledger.abci_app.evm.vm import VM_CLASS
+from fedledger.abci_app.evm_engine.vm import VM_CLASS
 
 __all__ = ["EVM_ENVELOPE_PREFIX", "MAX_EVM_TX_BYTES", "EthTx", "decode_eth_tx", "unwrap", "wrap"]
 

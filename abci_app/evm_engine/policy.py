@@ -23,12 +23,12 @@ from eth_utils.crypto import keccak
 
 from fedledger.abci_app.context import BlockContext, Event, Reader, Writer
 from fedledger.abci_app.errors import Code, TxError
-from fedledger.abci_app.evm import keys
-from fedledger.abci_app.evm.abi import AbiError, decode_result, encode_call
-from fedledger.abci_app.evm.ledger import block_record, hex0x, record_execution
-from fedledger.abci_app.evm.params import load_params
-from fedledger.abci_app.evm.session import EvmSession, LogEntry, Outcome, TxRejected
-from fedledger.abci_app.evm.vm import EvmBlock
+from fedledger.abci_app.evm_engine import keys
+from fedledger.abci_app.evm_engine.abi import AbiError, decode_result, encode_call
+from fedledger.abci_app.evm_engine.ledger import block_record, hex0x, record_execution
+from fedledger.abci_app.evm_engine.params import load_params
+from fedledger.abci_app.evm_engine.session import EvmSession, LogEntry, Outcome, TxRejected
+from fedledger.abci_app.evm_engine.vm import EvmBlock
 
 __all__ = [
     "ADMISSION",

@@ -3,7 +3,7 @@
 Importing py-evm raises the interpreter's recursion limit for good (py-evm to 12288, py_ecc to
 100000), which would let deeply nested JSON in a tx exhaust the C stack of the ABCI process. The
 limit is put back here, right after the import, and raised only while EVM code runs
-(`fedledger.abci_app.evm.depth.evm_recursion`).
+(`fedledger.abci_app.evm_engine.depth.evm_recursion`).
 """
 
 from __future__ import annotations

@@ -9,7 +9,7 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from fedledger.abci_app.context import Reader, Writer
-from fedledger.abci_app.evm.keys import PARAMS_KEY
+from fedledger.abci_app.evm_engine.keys import PARAMS_KEY
 from fedledger.abci_app.records import store_record
 
 __all__ = [

@@ -13,9 +13,9 @@ from typing import Any
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
+from fedledger.abci_app.did import didkey
+from fedledger.abci_app.did import vc as vclib
 from fedledger.abci_app.errors import Code, TxError
-from fedledger.abci_app.identity import didkey
-from fedledger.abci_app.identity import vc as vclib
 
 __all__ = ["ROLES", "block_time_iso", "did_of_key", "key_of_did", "verify"]
 
