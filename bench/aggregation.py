@@ -29,7 +29,7 @@ from fedledger.bench.aggregation_flower import flower_version
 from fedledger.bench.aggregation_robust import bench_robust
 from fedledger.bench.aggregation_secagg import bench_secagg, round_context
 from fedledger.bench.aggregation_support import BenchError, dropout_set, ratio
-from fedledger.node.secagg import Quantizer, setup_round
+from fedledger.sdk.secagg import Quantizer, setup_round
 
 __all__ = [
     "DEFAULT_SEED",

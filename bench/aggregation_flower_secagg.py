@@ -45,7 +45,7 @@ import numpy as np
 import numpy.typing as npt
 
 from fedledger.bench.aggregation_support import client_row, measure, rng_for
-from fedledger.node.secagg import Quantizer, RoundSetup
+from fedledger.sdk.secagg import Quantizer, RoundSetup
 
 __all__ = ["FlowerClient", "flower_primitives", "flower_round_check", "flower_secagg"]
 
@@ -291,7 +291,7 @@ def flower_secagg(setup: RoundSetup, quantizer: Quantizer, dropped: Collection[i
 
 def flower_round_check(n: int = 10, d: int = 1000, seed: bytes = bytes(32)) -> dict[str, Any]:
     """One complete small round through FlowerClient and _server: is the unmasked sum exact?"""
-    from fedledger.node.secagg import setup_round
+    from fedledger.sdk.secagg import setup_round
 
     quantizer = Quantizer.for_field(1.0, n, 32)
     setup = setup_round(seed, range(n), d, quantizer.field_bits)
@@ -329,7 +329,7 @@ def flower_primitives(d: int, degree: int, threshold: int, bits: int, repeats: i
     from flwr.common.secure_aggregation.secaggplus_utils import pseudo_rand_gen
     from flwr.supercore.primitives.asymmetric import generate_key_pairs
 
-    from fedledger.node.secagg import keys, prg, shamir
+    from fedledger.sdk.secagg import keys, prg, shamir
 
     secret = bytes(range(32))
     context = bytes(32)

@@ -35,7 +35,7 @@ import numpy as np
 import numpy.typing as npt
 
 from fedledger.bench.aggregation_support import BenchError, client_row, dropout_set, measure
-from fedledger.node.secagg import (
+from fedledger.sdk.secagg import (
     AdvertiseMessage,
     MaskedInputMessage,
     Quantizer,
@@ -46,8 +46,8 @@ from fedledger.node.secagg import (
     reconstruct,
     setup_round,
 )
-from fedledger.node.secagg.prg import Drbg
-from fedledger.node.secagg.simulate import client_key_seed
+from fedledger.sdk.secagg.prg import Drbg
+from fedledger.sdk.secagg.simulate import client_key_seed
 
 __all__ = ["bench_secagg", "recoverable", "round_context"]
 

@@ -60,12 +60,9 @@ def bench_anchor(samples: int = 5, confirmations: int = 1, base_port: int | None
 
     from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-    from fedledger.client.admission import dev_credential
-    from fedledger.client.keys import Key
-    from fedledger.client.rpc import CometRPC
-    from fedledger.client.submit import Submitter
     from fedledger.localnet import manager
-    from fedledger.localnet.geth import GETH_VERSION
+    from fedledger.localnet.dev import dev_credential
+    from fedledger.localnet.geth import DEV_CHAIN_FILE, GETH_VERSION
     from fedledger.localnet.ports import find_free_base_port
     from fedledger.node.anchor.checkpoints import Checkpoint, RPCCheckpoints, leaves
     from fedledger.node.anchor.config import load_config
@@ -73,6 +70,9 @@ def bench_anchor(samples: int = 5, confirmations: int = 1, base_port: int | None
     from fedledger.node.anchor.merkle import MerkleTree
     from fedledger.node.anchor.public import PublicChain
     from fedledger.node.anchor.service import AnchorService, ChainRecorder
+    from fedledger.sdk.keys import Key
+    from fedledger.sdk.rpc import CometRPC
+    from fedledger.sdk.submit import Submitter
 
     with tempfile.TemporaryDirectory(prefix="fedledger-bench-anchor-") as tmp:
         home = Path(tmp) / "net"
@@ -80,7 +80,7 @@ def bench_anchor(samples: int = 5, confirmations: int = 1, base_port: int | None
         spec = manager.up(home, 1, base_port=base_port or find_free_base_port(40), block_time_ms=300,
                           anchor_chain=True, log=log)
         try:
-            cfg = replace(load_config(home, env={}), confirmations=confirmations)
+            cfg = replace(load_config(home / DEV_CHAIN_FILE, env={}), confirmations=confirmations)
             public = PublicChain(cfg)
             deployed = public.deploy()
             cfg = cfg.with_contract(deployed.address)

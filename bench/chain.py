@@ -19,9 +19,9 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from fedledger.abci_app.tx import sign_tx
 from fedledger.bench.load import LoadResult, run_load
-from fedledger.client.keys import Key
-from fedledger.client.rpc import CometRPC
-from fedledger.client.submit import Submitter
+from fedledger.sdk.keys import Key
+from fedledger.sdk.rpc import CometRPC
+from fedledger.sdk.submit import Submitter
 
 __all__ = ["bench_chain"]
 
@@ -38,7 +38,7 @@ def _key(i: int) -> Key:
 def _setup_fedledger(home: Path, urls: list[str], trainers: int, tasks: int, concurrency: int, batch: int,
                      log: Any) -> tuple[list[Key], str, LoadResult]:
     """Admit trainers and an aggregator (development credentials; timed), create tasks, open their round 1."""
-    from fedledger.client.admission import dev_credential
+    from fedledger.localnet.dev import dev_credential
 
     rpc = CometRPC(urls[0])
     chain_id = str(rpc.status()["node_info"]["network"])

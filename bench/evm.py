@@ -158,12 +158,12 @@ def throughput(validators: int = 4, senders: int = 40, txs_per_sender: int = 25,
     from fedledger.abci_app.evm_engine.binding import binding_message
     from fedledger.abci_app.evm_engine.ethtx import wrap
     from fedledger.bench.load import run_load
-    from fedledger.client.admission import dev_credential
-    from fedledger.client.keys import Key
-    from fedledger.client.rpc import CometRPC
-    from fedledger.client.submit import Submitter
     from fedledger.localnet import manager
     from fedledger.localnet.consortium import dev_app_state
+    from fedledger.localnet.dev import dev_credential
+    from fedledger.sdk.keys import Key
+    from fedledger.sdk.rpc import CometRPC
+    from fedledger.sdk.submit import Submitter
 
     tmp = Path(tempfile.mkdtemp(prefix="fedledger-bench-evm-"))
     home = tmp / "net"

@@ -40,7 +40,7 @@ def bench_groups(n: int = 100, d: int = 2000, byzantine_pct: int = 20, sizes: Se
                  rule: str = "median", seed: int = 0, clip: float = 1.0) -> dict[str, Any]:
     """Run one grouped SecAgg+ round per group size and measure privacy, robustness and time."""
     from fedledger.node.aggregation.combine import combine_rows
-    from fedledger.node.secagg import simulate_grouped_round
+    from fedledger.sdk.secagg import simulate_grouped_round
 
     bad = n * byzantine_pct // 100
     rows, honest_mean = _inputs(n, d, bad, seed, clip)

@@ -131,16 +131,16 @@ def _maxrss_mib(who: int) -> float:
 @functools.cache
 def _data(dataset: str, clients: int, alpha: float, seed: int, client_examples: int) -> Any:
     """The run's FederatedData, built as the harness builds it (cached: Flower's actors load it once each)."""
-    from fedledger.client.experiment.datasets import load_federated
+    from fedledger.apps.experiment.datasets import load_federated
 
     return load_federated(dataset, clients, alpha, seed, client_examples)
 
 
 def _fedledger_side(raw: dict[str, Any], log: Callable[[str], None]) -> tuple[dict[str, Any], Any, Any]:
     """Time FedLedger's rounds; returns (figures or the error, the validated config or None, the data or None)."""
-    from fedledger.client.experiment.config import ConfigError, parse_config
-    from fedledger.client.experiment.datasets import DatasetError
-    from fedledger.client.experiment.fast import run_one
+    from fedledger.apps.experiment.config import ConfigError, parse_config
+    from fedledger.apps.experiment.datasets import DatasetError
+    from fedledger.apps.experiment.fast import run_one
 
     try:
         cfg = parse_config(raw)
@@ -177,10 +177,10 @@ def _flower_side(cfg: Any, cpus: int | None, log: Callable[[str], None]) -> dict
     from flwr.server.strategy import FedAvg
     from flwr.simulation import run_simulation
 
-    from fedledger.client.experiment.common import derive_int
-    from fedledger.client.model import initial_weights
-    from fedledger.client.train import train_local
+    from fedledger.apps.experiment.common import derive_int
     from fedledger.node.aggregation.fedavg import apply_delta
+    from fedledger.sdk.ml.model import initial_weights
+    from fedledger.sdk.ml.train import train_local
 
     seed = cfg.seeds[0]
     key = (cfg.dataset, cfg.clients, cfg.alpha, seed, cfg.client_examples)

@@ -6,37 +6,23 @@ import hashlib
 import logging
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any
 
 from fedledger.abci_app.did.credentials import did_of_key
-from fedledger.client.chainview import ChainView
-from fedledger.client.data import ClientData
-from fedledger.client.dpsgd import DPConfig, fresh_seed
-from fedledger.client.errors import ClientError
-from fedledger.client.submit import Submitter
+from fedledger.client.receipt import ContributionReceipt
 from fedledger.ipfs import ContentStore, StoreError
-from fedledger.node.compression.payload import UpdateEncoder
-from fedledger.node.tensors import Tensors, decode_tensors
+from fedledger.sdk.chainview import ChainView
+from fedledger.sdk.compression.payload import UpdateEncoder
+from fedledger.sdk.errors import ClientError
+from fedledger.sdk.ml.data import ClientData
+from fedledger.sdk.ml.dpsgd import DPConfig, fresh_seed
+from fedledger.sdk.submit import Submitter
+from fedledger.sdk.tensors import Tensors, decode_tensors
 
-__all__ = ["ContributionReceipt", "contribute_update", "run_client"]
+__all__ = ["contribute_update", "run_client"]
 
 log = logging.getLogger("fedledger.client")
 _BATCH = 32
-
-
-@dataclass(frozen=True)
-class ContributionReceipt:
-    """What a participant committed: where and at which height."""
-
-    task_id: str
-    round: int
-    cid: str
-    sha256: str
-    size: int
-    height: int
-    latency_s: float  # broadcast to committed block
-    epsilon: float  # the participant's ε on this task after this contribution (display only)
 
 
 def contribute_update(submitter: Submitter, store: ContentStore, task_id: str, rnd: int, base_version: int,
@@ -87,7 +73,7 @@ def run_client(submitter: Submitter, store: ContentStore, task_id: str, data: Cl
     Stops after `rounds` contributions, or when should_stop() says so. Only the chain decides what
     is open and what version to train from, so a restarted client simply picks up again.
     """
-    from fedledger.client.train import train_local  # torch only where training happens
+    from fedledger.sdk.ml.train import train_local  # torch only where training happens
 
     view = ChainView(submitter.rpc)
     me = submitter.key.public_hex
@@ -145,7 +131,7 @@ def _run_secure(submitter: Submitter, store: ContentStore, task_id: str, data: C
                 train_progress: Callable[[int, int], None] | None) -> list[ContributionReceipt]:
     """run_client for a SecAgg task: the same DP-SGD training, contributed through the SecAgg+ stages."""
     from fedledger.client.secure_client import SecureParticipant, Update, distributed_dp_update
-    from fedledger.client.train import train_local
+    from fedledger.sdk.ml.train import train_local
 
     view = ChainView(submitter.rpc)
     did = did_of_key(submitter.key.public_hex)

@@ -19,14 +19,14 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from fedledger.client.chainview import ChainView
-from fedledger.client.runner import ContributionReceipt
-from fedledger.client.submit import Submitter
+from fedledger.client.receipt import ContributionReceipt
 from fedledger.ipfs import ContentStore, StoreError
-from fedledger.node.aggregation.flat import flatten_model
-from fedledger.node.secagg import SecAggClient, SecAggError, ShareKeysMessage
-from fedledger.node.secure_plan import GroupPlan, RoundPlan, advertisements, plan_round
-from fedledger.node.tensors import Tensors, decode_tensors
+from fedledger.sdk.chainview import ChainView
+from fedledger.sdk.flat import flatten_model
+from fedledger.sdk.secagg import SecAggClient, SecAggError, ShareKeysMessage
+from fedledger.sdk.secure_plan import GroupPlan, RoundPlan, advertisements, plan_round
+from fedledger.sdk.submit import Submitter
+from fedledger.sdk.tensors import Tensors, decode_tensors
 
 __all__ = ["SecureParticipant", "Update", "UpdateFn", "distributed_dp_update"]
 
@@ -61,8 +61,8 @@ def distributed_dp_update(task: dict[str, Any], rnd: dict[str, Any], me: str,
     declare (σ, q=1, 1 step) for the chain's accountant. The group sum then carries the full noise,
     and no party, the aggregator included, ever sees an un-noised sum.
     """
-    from fedledger.node.aggregation.flat import flatten_model, unflatten
-    from fedledger.node.dp import add_distributed_noise, clip_update, declared_dp
+    from fedledger.sdk.dp import add_distributed_noise, clip_update, declared_dp
+    from fedledger.sdk.flat import flatten_model, unflatten
 
     secure = task["aggregation"]["secure"]
     sigma, clip = float(secure["noise_multiplier"]), float(secure["clip"])

@@ -14,19 +14,19 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from fedledger.abci_app.errors import Code
-from fedledger.client.chainview import ChainView
-from fedledger.client.errors import ClientError
-from fedledger.client.submit import Submitter
 from fedledger.ipfs import ContentStore, IntegrityError, StoreError
 from fedledger.node.aggregation import AggregationError, WeightedUpdate, apply_delta
 from fedledger.node.aggregation.central import central_dp_mean, next_clip
 from fedledger.node.aggregation.fedavg import aggregate as fedavg
 from fedledger.node.aggregation.robust_delta import plaintext_delta
-from fedledger.node.compression import CompressionError
-from fedledger.node.compression.payload import decode_update
-from fedledger.node.dp import update_noise_multiplier
 from fedledger.node.follow import PERMANENT, follow_task
-from fedledger.node.tensors import PayloadError, decode_tensors, encode_tensors
+from fedledger.sdk.chainview import ChainView
+from fedledger.sdk.compression import CompressionError
+from fedledger.sdk.compression.payload import decode_update
+from fedledger.sdk.dp import update_noise_multiplier
+from fedledger.sdk.errors import ClientError
+from fedledger.sdk.submit import Submitter
+from fedledger.sdk.tensors import PayloadError, decode_tensors, encode_tensors
 
 __all__ = ["Aggregator", "RoundOutcome"]
 
@@ -142,7 +142,7 @@ class Aggregator:
         if outcome.vector is None or not outcome.contributors:
             self.submitter.send("fail_round", {**ids, "reason": "no group could be unmasked"[:200]})
             return f"failed round {number}: {outcome.failed_groups}"
-        from fedledger.node.aggregation.flat import layout_of, unflatten
+        from fedledger.sdk.flat import layout_of, unflatten
 
         delta = unflatten(outcome.vector, layout_of(base))
         dropped = {w: "robust_flagged" for w in outcome.flagged}
@@ -151,7 +151,7 @@ class Aggregator:
         return self._publish(number, apply_delta(base, delta), outcome.contributors, dropped)
 
     def _secure_plan(self, task: dict[str, Any], rnd: dict[str, Any]) -> tuple[Any, dict[str, Any]]:
-        from fedledger.node.secure_plan import plan_round
+        from fedledger.sdk.secure_plan import plan_round
 
         base_rec = self.view.version(self.task_id, rnd["base_version"])
         base = decode_tensors(self.store.get(base_rec["cid"], base_rec["sha256"]))

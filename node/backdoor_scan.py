@@ -58,8 +58,8 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from fedledger.client.data import ClientData
 from fedledger.node.probes import PPM, to_ppm
+from fedledger.sdk.ml.data import ClientData
 
 __all__ = ["MAD_CONSISTENCY", "LabelScan", "ScanConfig", "ScanError", "ScanResult", "anomaly_indices", "scan_model"]
 
@@ -184,7 +184,7 @@ def scan_model(spec: str, weights: Mapping[str, npt.NDArray[Any]], canary: Clien
     """Reverse-engineer a minimal trigger per label of spec with weights on the canary images and flag an outlier."""
     import torch  # lazily: node/ modules do not load torch at import
 
-    from fedledger.client.model import build_model, get_spec, set_weights
+    from fedledger.sdk.ml.model import build_model, get_spec, set_weights
 
     config = config or ScanConfig()
     model_spec = get_spec(spec)

@@ -16,9 +16,9 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from fedledger.client.data import ClientData
 from fedledger.node.aggregation.fedavg import apply_delta
-from fedledger.node.tensors import Tensors
+from fedledger.sdk.ml.data import ClientData
+from fedledger.sdk.tensors import Tensors
 
 __all__ = ["unlearn"]
 
@@ -27,7 +27,7 @@ def unlearn(spec: str, weights: Mapping[str, npt.NDArray[Any]], root: ClientData
             pattern: Sequence[float], *, lr: float, epochs: int, batch_size: int, seed: int,
             fraction: float = 0.5) -> Tensors:
     """The candidate after `epochs` SGD passes over the root data plus stamped, truly labelled copies of a fraction."""
-    from fedledger.client.train import train_local  # lazily: loads torch
+    from fedledger.sdk.ml.train import train_local  # lazily: loads torch
 
     m = np.asarray(mask, dtype=np.float32).reshape(1, -1)
     p = np.asarray(pattern, dtype=np.float32).reshape(1, -1)

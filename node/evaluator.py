@@ -17,14 +17,14 @@ from dataclasses import dataclass
 from typing import Any
 
 from fedledger.abci_app.errors import Code
-from fedledger.client.chainview import ChainView, NotFoundOnChain
-from fedledger.client.data import ClientData
-from fedledger.client.errors import ClientError, TxRejectedError
-from fedledger.client.submit import Submitter
 from fedledger.ipfs import ContentStore, StoreError
 from fedledger.node.follow import follow_task
 from fedledger.node.probes import PPM, ProbeError, TriggerProbe, attack_success_rate, canary_accuracy
-from fedledger.node.tensors import PayloadError, decode_tensors
+from fedledger.sdk.chainview import ChainView, NotFoundOnChain
+from fedledger.sdk.errors import ClientError, TxRejectedError
+from fedledger.sdk.ml.data import ClientData
+from fedledger.sdk.submit import Submitter
+from fedledger.sdk.tensors import PayloadError, decode_tensors
 
 __all__ = ["Evaluation", "Evaluator", "metrics_bytes"]
 
@@ -168,7 +168,7 @@ class Evaluator:
 
     def _check_spec(self, spec: str) -> None:
         """ClientError if this evaluator cannot run spec on its canary (its own misconfiguration, not the model's)."""
-        from fedledger.client.model import ModelError, get_spec  # lazily: loads torch
+        from fedledger.sdk.ml.model import ModelError, get_spec  # lazily: loads torch
 
         try:
             model_spec = get_spec(spec)

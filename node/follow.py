@@ -13,8 +13,8 @@ import logging
 from collections.abc import Callable, Collection
 
 from fedledger.abci_app.errors import Code
-from fedledger.client.errors import ClientError, TxRejectedError
-from fedledger.client.rpc import subscribe
+from fedledger.sdk.errors import ClientError, TxRejectedError
+from fedledger.sdk.rpc import subscribe
 
 __all__ = ["PERMANENT", "follow_task"]
 

@@ -8,7 +8,7 @@ share of them classified as the target. A model that ignores the trigger scores 
 of mistaking those images for the target (the base rate, also reported); a backdoored one scores
 near 1.
 
-torch is only imported inside the functions that run a model (through fedledger.client.train),
+torch is only imported inside the functions that run a model (through fedledger.sdk.ml.train),
 so importing this module, like everything under node/, never loads torch.
 """
 
@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from fedledger.client.data import ClientData
+from fedledger.sdk.ml.data import ClientData
 
 __all__ = [
     "CORNERS",
@@ -159,7 +159,7 @@ def _count(accuracy: float, n: int) -> int:
 
 def canary_accuracy(spec: str, weights: Mapping[str, npt.NDArray[Any]], canary: ClientData) -> CanaryResult:
     """Accuracy of spec with weights on the canary set (raises TrainingError/ModelError from client.train)."""
-    from fedledger.client.train import evaluate  # lazily: loads torch
+    from fedledger.sdk.ml.train import evaluate  # lazily: loads torch
 
     result = evaluate(spec, weights, canary)
     n = len(canary)
@@ -170,7 +170,7 @@ def canary_accuracy(spec: str, weights: Mapping[str, npt.NDArray[Any]], canary: 
 def attack_success_rate(spec: str, weights: Mapping[str, npt.NDArray[Any]], canary: ClientData,
                         probe: TriggerProbe) -> ProbeResult:
     """The probe's ASR for spec with weights on the canary set's victims, with the trigger-free base rate."""
-    from fedledger.client.train import evaluate  # lazily: loads torch
+    from fedledger.sdk.ml.train import evaluate  # lazily: loads torch
 
     victims = probe.victims(canary)
     n = len(victims)

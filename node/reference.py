@@ -6,7 +6,7 @@ round from the round's base model, on the evaluators' canary data, and publishes
 project their clipped updates onto it (`fedledger.node.aggregation.screen`). It is built from
 the defender's data and the base model only: nothing about any attack goes in.
 
-torch is imported only inside the function (through fedledger.client.train), as in probes.py.
+torch is imported only inside the function (through fedledger.sdk.ml.train), as in probes.py.
 """
 
 from __future__ import annotations
@@ -17,8 +17,8 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from fedledger.client.data import ClientData
-from fedledger.node.aggregation.flat import flatten, layout_of
+from fedledger.sdk.flat import flatten, layout_of
+from fedledger.sdk.ml.data import ClientData
 
 __all__ = ["root_update"]
 
@@ -26,7 +26,7 @@ __all__ = ["root_update"]
 def root_update(spec: str, base: Mapping[str, npt.NDArray[Any]], root: ClientData, *, lr: float,
                 batch_size: int, seed: int, epochs: int = 1) -> npt.NDArray[np.float32]:
     """The flattened delta of `epochs` plain SGD passes of spec from base on the root data (deterministic)."""
-    from fedledger.client.train import train_local  # lazily: loads torch
+    from fedledger.sdk.ml.train import train_local  # lazily: loads torch
 
     result = train_local(spec, dict(base), root, epochs=epochs, lr=lr, batch_size=batch_size, seed=seed)
     return flatten(result.delta, layout_of(dict(base)))

@@ -17,14 +17,14 @@ import numpy.typing as npt
 
 from fedledger.ipfs import ContentStore, StoreError
 from fedledger.node.aggregation.combine import combine_rows
-from fedledger.node.secagg import (
+from fedledger.sdk.secagg import (
     MaskedInputMessage,
     SecAggError,
     ShareKeysMessage,
     UnmaskMessage,
     reconstruct,
 )
-from fedledger.node.secure_plan import GroupPlan, RoundPlan, advertisements
+from fedledger.sdk.secure_plan import GroupPlan, RoundPlan, advertisements
 
 __all__ = ["SecureOutcome", "check_masked_inputs", "combine_groups"]
 

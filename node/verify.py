@@ -11,13 +11,13 @@ import hashlib
 from dataclasses import dataclass
 from typing import Any
 
-from fedledger.client.chainview import ChainView
 from fedledger.ipfs import ContentStore
 from fedledger.node.aggregation import WeightedUpdate, apply_delta
-from fedledger.node.aggregation.flat import layout_of, unflatten
 from fedledger.node.aggregation.robust_delta import plaintext_delta
-from fedledger.node.compression.payload import decode_update
-from fedledger.node.tensors import Tensors, decode_tensors, encode_tensors
+from fedledger.sdk.chainview import ChainView
+from fedledger.sdk.compression.payload import decode_update
+from fedledger.sdk.flat import layout_of, unflatten
+from fedledger.sdk.tensors import Tensors, decode_tensors, encode_tensors
 
 __all__ = ["Verification", "VerifyError", "recompute_version", "verify_version"]
 
@@ -64,7 +64,7 @@ def recompute_version(view: ChainView, store: ContentStore, task_id: str, versio
                           f"under SecAgg")
     if "secagg" in rnd:
         from fedledger.node.secure_aggregate import combine_groups
-        from fedledger.node.secure_plan import plan_round
+        from fedledger.sdk.secure_plan import plan_round
 
         plan = plan_round(task, rnd, int(sum(v.size for v in base.values())))
         groups = {plan.group_of(plan.index_of(w)).number for w in used}

@@ -9,12 +9,12 @@ from __future__ import annotations
 
 import functools
 
-from fedledger.client.experiment.datasets import FederatedData, load_federated
-from fedledger.client.experiment.triggers import KINDS, Trigger, trigger_for
-from fedledger.client.model import initial_weights
-from fedledger.client.train import train_local
+from fedledger.apps.experiment.datasets import FederatedData, load_federated
+from fedledger.apps.experiment.triggers import KINDS, Trigger, trigger_for
 from fedledger.node.aggregation.fedavg import apply_delta
-from fedledger.node.tensors import Tensors
+from fedledger.sdk.ml.model import initial_weights
+from fedledger.sdk.ml.train import train_local
+from fedledger.sdk.tensors import Tensors
 
 SPEC = "mlp-digits"
 TARGET = 3

@@ -139,7 +139,7 @@ def use_pinned_cometbft() -> Callable[[], None]:
 
 def named_key(name: str) -> Any:
     """A client Key derived from its name (the same name gives the same key in every run)."""
-    from fedledger.client.keys import Key
+    from fedledger.sdk.keys import Key
 
     return Key(name, Ed25519PrivateKey.from_private_bytes(hashlib.sha256(name.encode()).digest()))
 

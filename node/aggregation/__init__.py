@@ -13,7 +13,7 @@ from fedledger.node.aggregation.fedavg import (
     apply_delta,
     validate_updates,
 )
-from fedledger.node.tensors import Tensors
+from fedledger.sdk.tensors import Tensors
 
 __all__ = [
     "RULES",

@@ -13,8 +13,8 @@ from collections.abc import Sequence
 import numpy as np
 
 from fedledger.node.aggregation.fedavg import WeightedUpdate, validate_updates
-from fedledger.node.aggregation.flat import layout_of, stack, unflatten
-from fedledger.node.tensors import Tensors
+from fedledger.sdk.flat import layout_of, stack, unflatten
+from fedledger.sdk.tensors import Tensors
 
 __all__ = ["central_dp_mean", "next_clip"]
 
@@ -27,7 +27,7 @@ def central_dp_mean(updates: Sequence[WeightedUpdate], noise_multiplier: float, 
     and the sensitivity C of the sum would no longer hold. seed=None is fresh OS randomness;
     a seed is for tests only.
     """
-    from fedledger.node.dp import add_central_noise, clip_update
+    from fedledger.sdk.dp import add_central_noise, clip_update
 
     ordered, _ = validate_updates(updates)
     layout = layout_of(ordered[0].tensors)
@@ -48,7 +48,7 @@ def next_clip(updates: Sequence[WeightedUpdate], clip: float, adaptive: dict[str
     bits' own DP noise), its mean over the `expected` clients estimates the unclipped fraction,
     and the clip moves geometrically toward the target quantile.
     """
-    from fedledger.node.dp import bit_mean, clip_bit, l2_norm, noisy_bit_sum, update_clip_norm
+    from fedledger.sdk.dp import bit_mean, clip_bit, l2_norm, noisy_bit_sum, update_clip_norm
 
     ordered, _ = validate_updates(updates)
     layout = layout_of(ordered[0].tensors)

@@ -9,7 +9,8 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from fedledger.node.tensors import Tensors
+from fedledger.sdk.flat import AggregationError
+from fedledger.sdk.tensors import Tensors
 
 __all__ = [
     "AggregationError",
@@ -19,9 +20,6 @@ __all__ = [
     "validate_updates",
 ]
 
-
-class AggregationError(ValueError):
-    """Updates cannot be combined (none given, mismatched tensors, bad weights, non-finite values)."""
 
 
 # eq=False: field-wise == on numpy arrays is ambiguous, so identity equality is the honest choice.

@@ -9,8 +9,8 @@ import numpy as np
 from fedledger.node.aggregation.combine import combine_rows
 from fedledger.node.aggregation.fedavg import WeightedUpdate, validate_updates
 from fedledger.node.aggregation.fedavg import aggregate as fedavg
-from fedledger.node.aggregation.flat import layout_of, stack, unflatten
-from fedledger.node.tensors import Tensors
+from fedledger.sdk.flat import layout_of, stack, unflatten
+from fedledger.sdk.tensors import Tensors
 
 __all__ = ["plaintext_delta", "robust_delta"]
 

@@ -145,7 +145,7 @@ class RPCCheckpoints:
     """Checkpoints read from a FedLedger node: headers for app hashes, block results for events, records for CIDs."""
 
     def __init__(self, rpc: Any, chain_id: str | None = None) -> None:
-        from fedledger.client.chainview import ChainView
+        from fedledger.sdk.chainview import ChainView
 
         self.rpc = rpc
         self.view = ChainView(rpc)

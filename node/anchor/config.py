@@ -158,7 +158,7 @@ def _read_json(path: Path, where: str) -> Mapping[str, Any]:
     return value
 
 
-def load_config(localnet: Path | None = None, config_file: Path | None = None,
+def load_config(dev_chain_file: Path | None = None, config_file: Path | None = None,
                 env: Mapping[str, str] | None = None) -> AnchorConfig:
     """Resolve the anchoring settings (see the module docstring); AnchorConfigError if there are none or bad ones."""
     env = os.environ if env is None else env
@@ -178,13 +178,12 @@ def load_config(localnet: Path | None = None, config_file: Path | None = None,
         file = config_file or (Path(env[ENV_CONFIG]) if env.get(ENV_CONFIG) else None)
         if file is not None:
             cfg = _from_mapping(_read_json(file, f"config file {file}"), f"config file {file}", file.parent)
-        elif localnet is not None:
-            from fedledger.localnet.geth import DEV_CHAIN_FILE
-
-            path = localnet / DEV_CHAIN_FILE
-            if path.is_file():
-                cfg = replace(_from_mapping(_read_json(path, str(path)), f"the localnet dev chain ({path})",
-                                            localnet), dev_chain_file=path)
+        elif dev_chain_file is not None and dev_chain_file.is_file():
+            # The localnet writes this file (localnet/geth.py's DEV_CHAIN_FILE); apps pass its path, so that
+            # the anchor service never depends on the localnet's code.
+            path = dev_chain_file
+            cfg = replace(_from_mapping(_read_json(path, str(path)), f"the localnet dev chain ({path})",
+                                        path.parent), dev_chain_file=path)
     if cfg is None:
         raise AnchorConfigError(
             f"no anchor chain is configured: set ${ENV_RPC} and ${ENV_KEY} (e.g. a Sepolia or Hoodi RPC URL and a "

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from fedledger.client.errors import ClientError
+from fedledger.sdk.errors import ClientError
 
 __all__ = ["AnchorConfigError", "AnchorError", "AnchorTimeoutError", "AnchorTxError", "PublicChainError",
            "PublicChainUnavailable", "TxDroppedError"]

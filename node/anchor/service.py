@@ -55,7 +55,7 @@ class ChainRecorder:
 
     def anchored_to(self) -> int:
         """to_height of /anchor/latest, or 0."""
-        from fedledger.client.chainview import ChainView, NotFoundOnChain
+        from fedledger.sdk.chainview import ChainView, NotFoundOnChain
 
         try:
             return int(ChainView(self.submitter.rpc).get("/anchor/latest")["to_height"])
@@ -69,8 +69,8 @@ class ChainRecorder:
     def check_signer(self) -> None:
         """AnchorError unless the signing key is an active validator admin (before any public tx is paid for)."""
         from fedledger.abci_app.modules.anchor import ROLES
-        from fedledger.client.chainview import ChainView, NotFoundOnChain
         from fedledger.node.anchor.errors import AnchorError
+        from fedledger.sdk.chainview import ChainView, NotFoundOnChain
 
         key = self.submitter.key
         try:
@@ -208,7 +208,7 @@ class AnchorService:
         was recorded, and the next try finds an anchor tx that did get mined meanwhile. Anything
         else (configuration, a revert, a refused record) stops the loop.
         """
-        from fedledger.client.errors import RPCUnavailableError
+        from fedledger.sdk.errors import RPCUnavailableError
 
         if every < 1:
             raise ValueError("--every must be at least 1 block")

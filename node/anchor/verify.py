@@ -106,7 +106,7 @@ def trusted_height(record: dict[str, Any]) -> int:
 
 def build_bundle(rpc: Any, task_id: str, version: int) -> ProofBundle:
     """The proof bundle of a version's checkpoint, built from a FedLedger node (AnchorError if there is none)."""
-    from fedledger.client.chainview import ChainView, NotFoundOnChain
+    from fedledger.sdk.chainview import ChainView, NotFoundOnChain
 
     view = ChainView(rpc)
     try:

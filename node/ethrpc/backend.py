@@ -86,7 +86,7 @@ class CometBackend:
         self._local = threading.local()
 
     def _rpc(self) -> Any:
-        from fedledger.client.rpc import CometRPC
+        from fedledger.sdk.rpc import CometRPC
 
         rpc = getattr(self._local, "rpc", None)
         if rpc is None:
@@ -95,7 +95,7 @@ class CometBackend:
         return rpc
 
     def _call(self, method: str, **params: Any) -> dict[str, Any]:
-        from fedledger.client.errors import RPCError
+        from fedledger.sdk.errors import RPCError
 
         try:
             result: dict[str, Any] = self._rpc().call(method, **params)

@@ -20,14 +20,10 @@ from typing import Any
 import pytest
 from eth_account import Account
 
-from fedledger.client.admission import dev_credential
-from fedledger.client.chainview import ChainView
-from fedledger.client.keys import KeyStore
-from fedledger.client.rpc import CometRPC
-from fedledger.client.submit import Submitter
 from fedledger.localnet import manager
 from fedledger.localnet.binaries import find_pinned
 from fedledger.localnet.cometbft import default_bin_dir
+from fedledger.localnet.dev import dev_credential
 from fedledger.localnet.geth import DEV_CHAIN_ID, GETH_VERSION, GethDev, check_geth
 from fedledger.localnet.ports import find_free_base_port
 from fedledger.node.anchor.checkpoints import RPCCheckpoints
@@ -36,6 +32,10 @@ from fedledger.node.anchor.eth import Web3Eth
 from fedledger.node.anchor.public import PublicChain
 from fedledger.node.anchor.service import AnchorService, ChainRecorder
 from fedledger.node.anchor.verify import ProofBundle, verify_bundle
+from fedledger.sdk.chainview import ChainView
+from fedledger.sdk.keys import KeyStore
+from fedledger.sdk.rpc import CometRPC
+from fedledger.sdk.submit import Submitter
 from tests.support import payload_ref, use_pinned_cometbft
 
 pytestmark = pytest.mark.integration

@@ -20,7 +20,7 @@ from fedledger.abci_app.errors import Code
 from fedledger.localnet import manager
 from fedledger.localnet.cometbft import COMETBFT_VERSION
 from fedledger.localnet.ports import find_free_base_port
-from fedledger.node.tensors import encode_tensors
+from fedledger.sdk.tensors import encode_tensors
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(300)]
 

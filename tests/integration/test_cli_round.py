@@ -17,10 +17,10 @@ from typing import Any
 
 import pytest
 
-from fedledger.client.data import load_digits_federated, save_client_data
 from fedledger.ipfs import open_store
 from fedledger.ipfs.embedded import EmbeddedStore
 from fedledger.localnet import manager
+from fedledger.sdk.ml.data import load_digits_federated, save_client_data
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(400)]
 

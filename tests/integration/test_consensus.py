@@ -17,13 +17,13 @@ from pathlib import Path
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from fedledger.client.admission import dev_credential
-from fedledger.client.errors import ClientError
-from fedledger.client.keys import Key
-from fedledger.client.rpc import CometRPC
-from fedledger.client.submit import Submitter
 from fedledger.localnet import manager
+from fedledger.localnet.dev import dev_credential
 from fedledger.localnet.ports import find_free_base_port
+from fedledger.sdk.errors import ClientError
+from fedledger.sdk.keys import Key
+from fedledger.sdk.rpc import CometRPC
+from fedledger.sdk.submit import Submitter
 
 pytestmark = pytest.mark.integration
 

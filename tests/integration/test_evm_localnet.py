@@ -25,18 +25,18 @@ from web3 import Web3
 from fedledger.abci_app.did.didkey import did_from_private_key
 from fedledger.abci_app.errors import Code
 from fedledger.abci_app.evm_engine.policy import POLICY_LOG_ADDRESS, POLICY_LOG_TOPIC
-from fedledger.client.admission import dev_credential
-from fedledger.client.errors import TxRejectedError
-from fedledger.client.keys import Key, KeyStore
-from fedledger.client.rpc import CometRPC
-from fedledger.client.submit import Submitter
 from fedledger.localnet import manager
 from fedledger.localnet.config import load_spec
 from fedledger.localnet.consortium import dev_app_state, dev_issuer_key
+from fedledger.localnet.dev import dev_credential
 from fedledger.localnet.errors import NotRunningError
 from fedledger.localnet.evm_genesis import load_artifact
 from fedledger.localnet.ports import find_free_base_port
 from fedledger.localnet.supervisor import read_run_state
+from fedledger.sdk.errors import TxRejectedError
+from fedledger.sdk.keys import Key, KeyStore
+from fedledger.sdk.rpc import CometRPC
+from fedledger.sdk.submit import Submitter
 from tests.support import named_key, payload_ref, use_pinned_cometbft
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(300)]

@@ -19,10 +19,10 @@ from pathlib import Path
 
 import pytest
 
-from fedledger.client.experiment.config import ExperimentConfig, parse_config
-from fedledger.client.experiment.datasets import load_federated
-from fedledger.client.experiment.fast import run_one
-from fedledger.client.experiment.fullstack import Localnet
+from fedledger.apps.experiment.config import ExperimentConfig, parse_config
+from fedledger.apps.experiment.datasets import load_federated
+from fedledger.apps.experiment.fast import run_one
+from fedledger.apps.experiment.fullstack import Localnet
 from tests.integration.conftest import run_fedledger
 from tests.support import use_pinned_cometbft
 

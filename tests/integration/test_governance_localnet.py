@@ -26,20 +26,20 @@ from fedledger.abci_app.accountant import ZERO_RDP, Mechanism, charge, decode_rd
 from fedledger.abci_app.did.didkey import did_from_private_key
 from fedledger.abci_app.did.vc import issue_admission_credential
 from fedledger.abci_app.errors import Code
-from fedledger.client.admission import dev_credential
-from fedledger.client.errors import TxRejectedError
-from fedledger.client.keys import Key
-from fedledger.client.lightclient import TrustRoot
-from fedledger.client.provenance import check_query_proof, localnet_trust_root
-from fedledger.client.rpc import CometRPC
-from fedledger.client.submit import Submitter, TxOutcome
 from fedledger.ipfs import ContentStore, open_store
 from fedledger.localnet import manager
 from fedledger.localnet.consortium import DEV_ORG, dev_app_state, dev_issuer_key
+from fedledger.localnet.dev import dev_credential, localnet_trust_root
 from fedledger.localnet.errors import NotRunningError
 from fedledger.localnet.ports import find_free_base_port
 from fedledger.localnet.procs import pid_matches
 from fedledger.localnet.supervisor import read_run_state
+from fedledger.sdk.errors import TxRejectedError
+from fedledger.sdk.keys import Key
+from fedledger.sdk.lightclient import TrustRoot
+from fedledger.sdk.provenance import check_query_proof
+from fedledger.sdk.rpc import CometRPC
+from fedledger.sdk.submit import Submitter, TxOutcome
 from tests.support import named_key, payload_ref, use_pinned_cometbft
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(300)]
@@ -480,7 +480,7 @@ def test_governance_vote_lowers_the_budget_and_it_takes_effect(net: Net) -> None
 # ----------------------------------------------------------------------------- 5. quarantine and rollback
 
 def _upload(store: ContentStore, weights: dict[str, Any]) -> dict[str, Any]:
-    from fedledger.node.tensors import encode_tensors
+    from fedledger.sdk.tensors import encode_tensors
 
     raw = encode_tensors(weights)
     cid = store.put(raw)
@@ -489,11 +489,11 @@ def _upload(store: ContentStore, weights: dict[str, Any]) -> dict[str, Any]:
 
 
 def test_backdoored_version_is_quarantined_and_a_promoted_one_rolled_back(net: Net) -> None:
-    from fedledger.client.data import ClientData, load_digits_federated
-    from fedledger.client.model import initial_weights
-    from fedledger.client.train import train_local
     from fedledger.node.evaluator import Evaluator
     from fedledger.node.probes import TriggerProbe
+    from fedledger.sdk.ml.data import ClientData, load_digits_federated
+    from fedledger.sdk.ml.model import initial_weights
+    from fedledger.sdk.ml.train import train_local
 
     task = "lifecycle"
     probe = TriggerProbe(target_label=0)

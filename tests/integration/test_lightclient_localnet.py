@@ -26,7 +26,11 @@ import pytest
 from fedledger.abci_app.store import Proof
 from fedledger.abci_app.store.merkle import bucket_hash, bucket_index, inner_hash
 from fedledger.abci_app.store.proof import RecordProof
-from fedledger.client.lightclient import (
+from fedledger.localnet import manager
+from fedledger.localnet.dev import localnet_trust_root
+from fedledger.localnet.errors import NotRunningError
+from fedledger.localnet.ports import find_free_base_port
+from fedledger.sdk.lightclient import (
     Header,
     SignedHeader,
     TrustRoot,
@@ -34,11 +38,8 @@ from fedledger.client.lightclient import (
     header_hash,
     verify_signed_header,
 )
-from fedledger.client.provenance import ProofFailedError, check_query_proof, localnet_trust_root
-from fedledger.client.rpc import AbciQueryResult, CometRPC
-from fedledger.localnet import manager
-from fedledger.localnet.errors import NotRunningError
-from fedledger.localnet.ports import find_free_base_port
+from fedledger.sdk.provenance import ProofFailedError, check_query_proof
+from fedledger.sdk.rpc import AbciQueryResult, CometRPC
 from tests.support import use_pinned_cometbft
 
 pytestmark = pytest.mark.integration

@@ -17,15 +17,15 @@ import pytest
 from fedledger.abci_app.did.didkey import did_from_private_key
 from fedledger.abci_app.query_proofs import PROOF_OP_TYPE
 from fedledger.abci_app.store.proof import RecordProof
-from fedledger.client.admission import dev_credential
-from fedledger.client.keys import Key
-from fedledger.client.lightclient import TrustRoot
-from fedledger.client.provenance import ProofFailedError, check_query_proof, localnet_trust_root
-from fedledger.client.rpc import CometRPC
-from fedledger.client.submit import Submitter
 from fedledger.localnet import manager
+from fedledger.localnet.dev import dev_credential, localnet_trust_root
 from fedledger.localnet.errors import NotRunningError
 from fedledger.localnet.ports import find_free_base_port
+from fedledger.sdk.keys import Key
+from fedledger.sdk.lightclient import TrustRoot
+from fedledger.sdk.provenance import ProofFailedError, check_query_proof
+from fedledger.sdk.rpc import CometRPC
+from fedledger.sdk.submit import Submitter
 from tests.support import named_key, payload_ref, use_pinned_cometbft
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(300)]

@@ -6,7 +6,7 @@ their secrets, two are Byzantine. Every stage is a signed tx; the aggregator fix
 on chain, the survivors reveal shares, and the aggregator unmasks each group and publishes.
 
 Group-wise SecAgg tolerates Byzantine *groups*: the aggregator sees group sums only, so a single
-Byzantine member contaminates its whole group (the trade-off documented in node/secagg). With 3
+Byzantine member contaminates its whole group (the trade-off documented in sdk/secagg). With 3
 groups the median tolerates one bad group, so the test, which knows the public partition drawn
 from the opening block's hash, puts both attackers in one group, and one dropout in each other
 group. It then checks that:
@@ -28,19 +28,19 @@ import numpy as np
 import pytest
 
 from fedledger.abci_app.did.credentials import did_of_key
-from fedledger.client.admission import dev_credential
-from fedledger.client.chainview import ChainView
-from fedledger.client.keys import Key
-from fedledger.client.rpc import CometRPC
 from fedledger.client.secure_client import SecureParticipant, Update
-from fedledger.client.submit import Submitter
 from fedledger.ipfs import ContentStore, open_store
 from fedledger.localnet import manager
+from fedledger.localnet.dev import dev_credential
 from fedledger.localnet.ports import find_free_base_port
 from fedledger.node.aggregator import Aggregator
-from fedledger.node.secure_plan import plan_round
-from fedledger.node.tensors import decode_tensors, encode_tensors
 from fedledger.node.verify import verify_version
+from fedledger.sdk.chainview import ChainView
+from fedledger.sdk.keys import Key
+from fedledger.sdk.rpc import CometRPC
+from fedledger.sdk.secure_plan import plan_round
+from fedledger.sdk.submit import Submitter
+from fedledger.sdk.tensors import decode_tensors, encode_tensors
 from tests.support import named_key, use_pinned_cometbft
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(420)]
@@ -173,7 +173,7 @@ def test_secure_robust_round_with_dropouts_and_byzantine_clients(net: tuple[Path
 def test_plaintext_robust_round_with_compressed_payloads(net: tuple[Path, CometRPC, str]) -> None:
     """Five trainers send 8-bit payloads and one sign-flips: median + guard flag it; a second node recomputes."""
     from fedledger.client.runner import contribute_update
-    from fedledger.node.compression.payload import UpdateEncoder
+    from fedledger.sdk.compression.payload import UpdateEncoder
 
     home, rpc, chain_id = net
     store = open_store(manager.store_spec(home) or "")

@@ -7,7 +7,6 @@ from typing import Any
 
 import pytest
 
-from fedledger.client.rpc import AbciQueryResult
 from fedledger.node.anchor.checkpoints import (
     Checkpoint,
     CheckpointError,
@@ -16,6 +15,7 @@ from fedledger.node.anchor.checkpoints import (
     leaves,
     trusted_versions,
 )
+from fedledger.sdk.rpc import AbciQueryResult
 
 APP = "ab" * 32
 

@@ -95,13 +95,14 @@ def test_localnet_dev_chain_and_saving_the_contract(tmp_path: Path) -> None:
     (tmp_path / "anchor.key").write_text(KEY + "\n")
     (tmp_path / "anchor.json").write_text(json.dumps({"rpc_url": "http://127.0.0.1:26606", "chain_id": 1337,
                                                       "key_file": "anchor.key", "confirmations": 1}))
-    cfg = load_config(localnet=tmp_path, env={})
+    cfg = load_config(dev_chain_file=tmp_path / "anchor.json", env={})
     assert (cfg.rpc_url, cfg.chain_id, cfg.confirmations, cfg.contract) == ("http://127.0.0.1:26606", 1337, 1, None)
     assert save_contract(cfg, ADDR) == tmp_path / "anchor.json"
-    assert load_config(localnet=tmp_path, env={}).contract == CHECKSUMMED
+    assert load_config(dev_chain_file=tmp_path / "anchor.json", env={}).contract == CHECKSUMMED
     # With an RPC in the environment the localnet's settings are not used at all.
-    other = load_config(localnet=tmp_path, env={"FEDLEDGER_ANCHOR_RPC": "http://x", "FEDLEDGER_ANCHOR_KEY": "22" * 32})
+    other = load_config(dev_chain_file=tmp_path / "anchor.json",
+                        env={"FEDLEDGER_ANCHOR_RPC": "http://x", "FEDLEDGER_ANCHOR_KEY": "22" * 32})
     assert other.contract is None and save_contract(other, ADDR) is None
     # A localnet without a dev chain gives the "nothing configured" error.
     with pytest.raises(AnchorConfigError, match="no anchor chain is configured"):
-        load_config(localnet=tmp_path / "elsewhere", env={})
+        load_config(dev_chain_file=tmp_path / "elsewhere" / "anchor.json", env={})

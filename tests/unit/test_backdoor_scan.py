@@ -9,10 +9,10 @@ import time
 import numpy as np
 import pytest
 
-from fedledger.client.data import ClientData
-from fedledger.client.experiment.triggers import KINDS
+from fedledger.apps.experiment.triggers import KINDS
 from fedledger.node.backdoor_scan import ScanConfig, ScanError, anomaly_indices, scan_model
 from fedledger.node.probes import PPM
+from fedledger.sdk.ml.data import ClientData
 from tests import backdoor_support as bs
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from fedledger.client.experiment.metrics import backdoor_asr
+from fedledger.apps.experiment.metrics import backdoor_asr
 from fedledger.node.backdoor_scan import scan_model
 from fedledger.node.backdoor_unlearn import unlearn
 from tests.backdoor_support import SPEC, backdoored_model, digits, trigger

@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 
 from fedledger.node.aggregation import AggregationError
-from fedledger.node.compression import CompressionError
-from fedledger.node.compression.payload import UpdateEncoder, decode_update
-from fedledger.node.tensors import encode_tensors
+from fedledger.sdk.compression import CompressionError
+from fedledger.sdk.compression.payload import UpdateEncoder, decode_update
+from fedledger.sdk.tensors import encode_tensors
 
 BASE = {"w": np.zeros((10, 20), dtype=np.float32), "b": np.zeros(20, dtype=np.float32)}
 

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 
-from fedledger.node.compression import (
+from fedledger.sdk.compression import (
     CompressionError,
     ErrorFeedback,
     Quantized8,
@@ -32,7 +32,7 @@ from fedledger.node.compression import (
     tensor_restore,
     top_k,
 )
-from fedledger.node.compression.wire import KIND_DENSE, KIND_QUANT8, KIND_SHARED, KIND_TOPK
+from fedledger.sdk.compression.wire import KIND_DENSE, KIND_QUANT8, KIND_SHARED, KIND_TOPK
 
 F32 = np.float32
 

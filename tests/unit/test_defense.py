@@ -10,10 +10,10 @@ from __future__ import annotations
 from dataclasses import replace
 from functools import cache
 
-from fedledger.client.experiment.common import RunResult
-from fedledger.client.experiment.config import ExperimentConfig, parse_config
-from fedledger.client.experiment.datasets import FederatedData, load_federated
-from fedledger.client.experiment.fast import run_one
+from fedledger.apps.experiment.common import RunResult
+from fedledger.apps.experiment.config import ExperimentConfig, parse_config
+from fedledger.apps.experiment.datasets import FederatedData, load_federated
+from fedledger.apps.experiment.fast import run_one
 
 BASE = parse_config({
     "dataset": "digits", "clients": 200, "client_examples": 16, "round_size": 40, "rounds": 6, "seeds": [1],

@@ -13,7 +13,7 @@ from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 
 from fedledger.abci_app.accountant import ORDERS, ZERO_RDP, Mechanism, charge, rdp
 from fedledger.abci_app.modules.privacy.budget import parse_mechanism
-from fedledger.node.dp import (
+from fedledger.sdk.dp import (
     AdaptiveClipState,
     UpdateDPError,
     add_central_noise,
@@ -34,7 +34,7 @@ from fedledger.node.dp import (
     update_clip_norm,
     update_noise_multiplier,
 )
-from fedledger.node.prg import PRGError, Stream, derive_key
+from fedledger.sdk.prg import PRGError, Stream, derive_key
 
 F32 = np.float32
 

@@ -13,9 +13,10 @@ import torch  # noqa: E402
 from torch import nn  # noqa: E402
 
 from fedledger.abci_app.accountant import Mechanism, compose, epsilon, rdp  # noqa: E402
-from fedledger.client import dpsgd  # noqa: E402
-from fedledger.client.data import ClientData, load_digits_federated  # noqa: E402
-from fedledger.client.dpsgd import (  # noqa: E402
+from fedledger.node.aggregation import WeightedUpdate, aggregate, apply_delta  # noqa: E402
+from fedledger.sdk.ml import dpsgd  # noqa: E402
+from fedledger.sdk.ml.data import ClientData, load_digits_federated  # noqa: E402
+from fedledger.sdk.ml.dpsgd import (  # noqa: E402
     DPConfig,
     DPError,
     DPPlan,
@@ -25,10 +26,9 @@ from fedledger.client.dpsgd import (  # noqa: E402
     per_example_gradients,
     run_dp_sgd,
 )
-from fedledger.client.model import build_model, get_weights, initial_weights, set_weights  # noqa: E402
-from fedledger.client.train import TrainingError, evaluate, train_local  # noqa: E402
-from fedledger.node.aggregation import WeightedUpdate, aggregate, apply_delta  # noqa: E402
-from fedledger.node.tensors import decode_tensors, encode_tensors  # noqa: E402
+from fedledger.sdk.ml.model import build_model, get_weights, initial_weights, set_weights  # noqa: E402
+from fedledger.sdk.ml.train import TrainingError, evaluate, train_local  # noqa: E402
+from fedledger.sdk.tensors import decode_tensors, encode_tensors  # noqa: E402
 
 SPEC = "mlp-digits"
 Fed = tuple[list[ClientData], ClientData]

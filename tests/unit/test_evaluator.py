@@ -12,13 +12,6 @@ import numpy as np
 import pytest
 
 from fedledger.abci_app.tx import tx_hash
-from fedledger.client.data import ClientData, load_digits_federated
-from fedledger.client.errors import ClientError
-from fedledger.client.keys import Key
-from fedledger.client.model import initial_weights
-from fedledger.client.rpc import AbciQueryResult
-from fedledger.client.submit import Submitter
-from fedledger.client.train import train_local
 from fedledger.ipfs import EmbeddedStore
 from fedledger.node.evaluator import Evaluator, metrics_bytes
 from fedledger.node.probes import (
@@ -28,7 +21,14 @@ from fedledger.node.probes import (
     canary_accuracy,
     to_ppm,
 )
-from fedledger.node.tensors import Tensors, encode_tensors
+from fedledger.sdk.errors import ClientError
+from fedledger.sdk.keys import Key
+from fedledger.sdk.ml.data import ClientData, load_digits_federated
+from fedledger.sdk.ml.model import initial_weights
+from fedledger.sdk.ml.train import train_local
+from fedledger.sdk.rpc import AbciQueryResult
+from fedledger.sdk.submit import Submitter
+from fedledger.sdk.tensors import Tensors, encode_tensors
 from tests.support import CHAIN, DP, POLICY, Chain, Signer, model_ref
 
 SPEC = "mlp-digits"

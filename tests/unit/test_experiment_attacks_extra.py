@@ -8,17 +8,17 @@ import numpy as np
 import pytest
 
 from fedledger.abci_app.errors import Code
-from fedledger.client.data import ClientData
-from fedledger.client.experiment.attacks import attack_updates
-from fedledger.client.experiment.common import ClientUpdate, RunContext, local_updates
-from fedledger.client.experiment.config import ConfigError, ExperimentConfig, parse_config
-from fedledger.client.experiment.datasets import FederatedData, load_federated
-from fedledger.client.experiment.fast import run_one
-from fedledger.client.experiment.ledger import ATTACKER_ORG, ORG, Ledger, LedgerError
-from fedledger.client.experiment.mia_shadow import shadow_mia_auc
-from fedledger.client.model import initial_weights
-from fedledger.client.train import train_local
+from fedledger.apps.experiment.attacks import attack_updates
+from fedledger.apps.experiment.common import ClientUpdate, RunContext, local_updates
+from fedledger.apps.experiment.config import ConfigError, ExperimentConfig, parse_config
+from fedledger.apps.experiment.datasets import FederatedData, load_federated
+from fedledger.apps.experiment.fast import run_one
+from fedledger.apps.experiment.ledger import ATTACKER_ORG, ORG, Ledger, LedgerError
+from fedledger.apps.experiment.mia_shadow import shadow_mia_auc
 from fedledger.node.aggregation.fedavg import apply_delta
+from fedledger.sdk.ml.data import ClientData
+from fedledger.sdk.ml.model import initial_weights
+from fedledger.sdk.ml.train import train_local
 
 CFG = ExperimentConfig(dataset="digits", clients=10, round_size=10, rounds=2, seeds=(1,), byzantine_fraction=0.2,
                        attack_scale=4.0, lr=0.3, batch_size=16, noise_multiplier="0.8", secagg_clip="0.1",

@@ -6,7 +6,7 @@ from pathlib import Path
 
 from click.testing import CliRunner
 
-from fedledger.client.experiment.cli import experiment
+from fedledger.apps.experiment.cli import experiment
 
 
 def _config(tmp_path: Path, body: str) -> Path:

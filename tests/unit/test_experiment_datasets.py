@@ -6,14 +6,14 @@ import numpy as np
 import pytest
 import torch
 
-from fedledger.client.data import ClientData
-from fedledger.client.dpsgd import DPConfig
-from fedledger.client.experiment import datasets
-from fedledger.client.experiment.config import DATASETS, parse_config
-from fedledger.client.experiment.datasets import DATASET_SPECS, DatasetError, load_federated
-from fedledger.client.experiment.triggers import trigger_for
-from fedledger.client.model import ModelError, ModelSpec, build_model, get_spec, initial_weights
-from fedledger.client.train import evaluate, train_local
+from fedledger.apps.experiment import datasets
+from fedledger.apps.experiment.config import DATASETS, parse_config
+from fedledger.apps.experiment.datasets import DATASET_SPECS, DatasetError, load_federated
+from fedledger.apps.experiment.triggers import trigger_for
+from fedledger.sdk.ml.data import ClientData
+from fedledger.sdk.ml.dpsgd import DPConfig
+from fedledger.sdk.ml.model import ModelError, ModelSpec, build_model, get_spec, initial_weights
+from fedledger.sdk.ml.train import evaluate, train_local
 
 
 @pytest.fixture(scope="module")

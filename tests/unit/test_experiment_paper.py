@@ -12,18 +12,18 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from fedledger.client.experiment.attacks import attack_data
-from fedledger.client.experiment.cli import experiment
-from fedledger.client.experiment.common import RunContext, RunResult, dropped_positions, online_clients
-from fedledger.client.experiment.config import ExperimentConfig, _check
-from fedledger.client.experiment.datasets import load_federated
-from fedledger.client.experiment.paper import PaperPlan, PaperResults, paper_plan
-from fedledger.client.experiment.paper_goals import Goal, goals
-from fedledger.client.experiment.paper_report import write_paper
-from fedledger.client.experiment.paper_stats import accuracy_drops, split_runs
-from fedledger.client.experiment.plots import write_plots
-from fedledger.client.experiment.report import mean_sd
-from fedledger.client.experiment.triggers import trigger_for
+from fedledger.apps.experiment.attacks import attack_data
+from fedledger.apps.experiment.cli import experiment
+from fedledger.apps.experiment.common import RunContext, RunResult, dropped_positions, online_clients
+from fedledger.apps.experiment.config import ExperimentConfig, _check
+from fedledger.apps.experiment.datasets import load_federated
+from fedledger.apps.experiment.paper import PaperPlan, PaperResults, paper_plan
+from fedledger.apps.experiment.paper_goals import Goal, goals
+from fedledger.apps.experiment.paper_report import write_paper
+from fedledger.apps.experiment.paper_stats import accuracy_drops, split_runs
+from fedledger.apps.experiment.plots import write_plots
+from fedledger.apps.experiment.report import mean_sd
+from fedledger.apps.experiment.triggers import trigger_for
 
 DP = ("fedavg_dp_secagg", "fedledger")
 

@@ -9,13 +9,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from fedledger.client.experiment.attacks import alie_z, attack_updates
-from fedledger.client.experiment.common import RunResult
-from fedledger.client.experiment.config import ConfigError, load_config, parse_config
-from fedledger.client.experiment.datasets import load_federated
-from fedledger.client.experiment.fast import run_experiment, run_one
-from fedledger.client.experiment.metrics import auc, macro_f1, rounds_to_target
-from fedledger.client.experiment.report import summarize
+from fedledger.apps.experiment.attacks import alie_z, attack_updates
+from fedledger.apps.experiment.common import RunResult
+from fedledger.apps.experiment.config import ConfigError, load_config, parse_config
+from fedledger.apps.experiment.datasets import load_federated
+from fedledger.apps.experiment.fast import run_experiment, run_one
+from fedledger.apps.experiment.metrics import auc, macro_f1, rounds_to_target
+from fedledger.apps.experiment.report import summarize
 
 SMOKE = Path(__file__).resolve().parents[2] / "experiments" / "smoke.toml"
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from fedledger.client.data import ClientData
-from fedledger.client.experiment.metrics import backdoor_asr, predict
-from fedledger.client.experiment.triggers import KINDS, LOCATIONS, Trigger, TriggerError, trigger_for
+from fedledger.apps.experiment.metrics import backdoor_asr, predict
+from fedledger.apps.experiment.triggers import KINDS, LOCATIONS, Trigger, TriggerError, trigger_for
+from fedledger.sdk.ml.data import ClientData
 from tests import backdoor_support as bs
 
 BLANK = np.zeros((3, 64), dtype=np.float32)

@@ -159,7 +159,7 @@ def test_aggregation_side_never_imports_torch() -> None:
     import sys
 
     code = (
-        "import sys, fedledger.node.aggregation, fedledger.node.tensors, fedledger.client.data; "
+        "import sys, fedledger.node.aggregation, fedledger.sdk.tensors, fedledger.sdk.ml.data; "
         "sys.exit(1 if 'torch' in sys.modules else 0)"
     )
     assert subprocess.run([sys.executable, "-c", code], check=False).returncode == 0

@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 
 from fedledger.node.aggregation import AggregationError
-from fedledger.node.aggregation.flat import flatten, flatten_model, layout_of, stack, unflatten
+from fedledger.sdk.flat import flatten, flatten_model, layout_of, stack, unflatten
 
 F32 = np.float32
 

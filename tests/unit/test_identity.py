@@ -21,9 +21,9 @@ from fedledger.abci_app.did import didkey, jcs, vc
 from fedledger.abci_app.did.didkey import DIDKeyError
 from fedledger.abci_app.did.jcs import JCSError, canonicalize
 from fedledger.abci_app.did.vc import CredentialError, Reason, TimeFormatError
-from fedledger.client.identity_cli import did as did_group
-from fedledger.client.identity_cli import vc as vc_group
-from fedledger.client.keys import KeyStore
+from fedledger.apps.identity_cli import did as did_group
+from fedledger.apps.identity_cli import vc as vc_group
+from fedledger.sdk.keys import KeyStore
 
 # --------------------------------------------------------------------------------------------------
 # W3C "Data Integrity EdDSA Cryptosuites v1.0" (Recommendation, 2025), Appendix B.3

@@ -28,7 +28,7 @@ from fedledger.abci_app.query_proofs import PROOF_OP_TYPE
 from fedledger.abci_app.store import Proof
 from fedledger.abci_app.store.merkle import bucket_hash, bucket_index, inner_hash
 from fedledger.abci_app.store.proof import RecordProof
-from fedledger.client.lightclient import (
+from fedledger.sdk.lightclient import (
     BLOCK_ID_FLAG_ABSENT,
     BLOCK_ID_FLAG_NIL,
     BlockID,
@@ -47,8 +47,8 @@ from fedledger.client.lightclient import (
     verify_signed_header,
     vote_sign_bytes,
 )
-from fedledger.client.provenance import ProofFailedError, check_query_proof
-from fedledger.client.rpc import AbciQueryResult
+from fedledger.sdk.provenance import ProofFailedError, check_query_proof
+from fedledger.sdk.rpc import AbciQueryResult
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
 LOCALNET = json.loads((FIXTURES / "lightclient_localnet.json").read_text())

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from fedledger.client.model import initial_weights
+from fedledger.sdk.ml.model import initial_weights
 
 
 @pytest.mark.parametrize(("spec", "inputs"), [("mlp-digits-wide", 64), ("mlp-mnist-wide", 784)])

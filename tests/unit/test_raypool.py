@@ -9,12 +9,12 @@ pytest.importorskip("torch")
 pytest.importorskip("sklearn")
 pytest.importorskip("ray")
 
-from fedledger.client.dpsgd import DPConfig  # noqa: E402
-from fedledger.client.experiment.datasets import load_federated  # noqa: E402
-from fedledger.client.experiment.pool import InlinePool, TrainJob  # noqa: E402
-from fedledger.client.experiment.raypool import TASKS_PER_CPU, PoolError, RayPool, batch_bounds  # noqa: E402
-from fedledger.client.model import initial_weights  # noqa: E402
-from fedledger.node.tensors import encode_tensors  # noqa: E402
+from fedledger.apps.experiment.datasets import load_federated  # noqa: E402
+from fedledger.apps.experiment.pool import InlinePool, TrainJob  # noqa: E402
+from fedledger.apps.experiment.raypool import TASKS_PER_CPU, PoolError, RayPool, batch_bounds  # noqa: E402
+from fedledger.sdk.ml.dpsgd import DPConfig  # noqa: E402
+from fedledger.sdk.ml.model import initial_weights  # noqa: E402
+from fedledger.sdk.tensors import encode_tensors  # noqa: E402
 
 
 @pytest.fixture(scope="module")
@@ -50,7 +50,7 @@ def test_ray_deltas_are_inline_bytes(pool: RayPool) -> None:
 
 
 def test_job_error_reaches_the_caller_as_itself(pool: RayPool) -> None:
-    from fedledger.client.train import TrainingError
+    from fedledger.sdk.ml.train import TrainingError
 
     job = _jobs()[0]
     with pytest.raises(TrainingError):

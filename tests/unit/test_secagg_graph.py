@@ -7,8 +7,8 @@ import math
 
 import pytest
 
-from fedledger.node.secagg.errors import SecAggError
-from fedledger.node.secagg.graph import build_graph, default_degree, default_threshold
+from fedledger.sdk.secagg.errors import SecAggError
+from fedledger.sdk.secagg.graph import build_graph, default_degree, default_threshold
 
 SEED = hashlib.sha256(b"block").digest()
 OTHER = hashlib.sha256(b"another block").digest()

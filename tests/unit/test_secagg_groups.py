@@ -7,14 +7,14 @@ import hashlib
 import numpy as np
 import pytest
 
-from fedledger.node.secagg import (
+from fedledger.sdk.secagg import (
     SecAggError,
     group_context,
     group_means,
     partition,
     simulate_grouped_round,
 )
-from fedledger.node.secagg.quantize import Quantizer
+from fedledger.sdk.secagg.quantize import Quantizer
 
 SEED = hashlib.sha256(b"block 7").digest()
 

@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 
-from fedledger.node.secagg import keys
-from fedledger.node.secagg.errors import SecAggError
-from fedledger.node.secagg.messages import (
+from fedledger.sdk.secagg import keys
+from fedledger.sdk.secagg.errors import SecAggError
+from fedledger.sdk.secagg.messages import (
     CIPHERTEXT_BYTES,
     AdvertiseMessage,
     EncryptedShare,
@@ -20,7 +20,7 @@ from fedledger.node.secagg.messages import (
     ShareKind,
     UnmaskMessage,
 )
-from fedledger.node.secagg.prg import (
+from fedledger.sdk.secagg.prg import (
     Drbg,
     MaskAccumulator,
     derive_seed,

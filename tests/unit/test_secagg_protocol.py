@@ -13,7 +13,7 @@ from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 from scipy import stats
 
-from fedledger.node.secagg import (
+from fedledger.sdk.secagg import (
     AdvertiseMessage,
     MaskedInputMessage,
     RecoveryError,
@@ -28,9 +28,9 @@ from fedledger.node.secagg import (
     setup_round,
     simulate_round,
 )
-from fedledger.node.secagg.prg import Drbg, derive_seed
-from fedledger.node.secagg.quantize import Quantizer
-from fedledger.node.secagg.simulate import rounding_seed
+from fedledger.sdk.secagg.prg import Drbg, derive_seed
+from fedledger.sdk.secagg.quantize import Quantizer
+from fedledger.sdk.secagg.simulate import rounding_seed
 
 CTX = hashlib.sha256(b"block 42").digest()
 

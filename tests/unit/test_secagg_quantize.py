@@ -7,10 +7,10 @@ import math
 import numpy as np
 import pytest
 
-from fedledger.node.secagg import simulate_round
-from fedledger.node.secagg.errors import SecAggError
-from fedledger.node.secagg.prg import derive_seed
-from fedledger.node.secagg.quantize import Quantizer, ceil_log2
+from fedledger.sdk.secagg import simulate_round
+from fedledger.sdk.secagg.errors import SecAggError
+from fedledger.sdk.secagg.prg import derive_seed
+from fedledger.sdk.secagg.quantize import Quantizer, ceil_log2
 
 SEED = bytes(range(32))
 

@@ -8,8 +8,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from fedledger.node.secagg.prg import Drbg
-from fedledger.node.secagg.shamir import (
+from fedledger.sdk.secagg.prg import Drbg
+from fedledger.sdk.secagg.shamir import (
     PRIME,
     ShamirError,
     Share,

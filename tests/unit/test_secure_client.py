@@ -7,7 +7,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from fedledger.client.secure_client import distributed_dp_update
-from fedledger.node.secure_plan import plan_round
+from fedledger.sdk.secure_plan import plan_round
 
 KEYS = [f"{i:064x}" for i in range(1, 8)]
 TASK = {"aggregation": {"rule": "median", "byzantine": 1, "secure": {

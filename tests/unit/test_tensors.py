@@ -9,7 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
-from fedledger.node.tensors import (
+from fedledger.sdk.tensors import (
     MAGIC,
     MAX_NDIM,
     MAX_TOTAL_ELEMENTS,

@@ -8,7 +8,8 @@ import pytest
 pytest.importorskip("torch")
 pytest.importorskip("sklearn")
 
-from fedledger.client.data import (  # noqa: E402
+from fedledger.node.aggregation import WeightedUpdate, aggregate, apply_delta  # noqa: E402
+from fedledger.sdk.ml.data import (  # noqa: E402
     ClientData,
     DataError,
     dirichlet_split,
@@ -16,7 +17,7 @@ from fedledger.client.data import (  # noqa: E402
     load_digits_federated,
     save_client_data,
 )
-from fedledger.client.model import (  # noqa: E402
+from fedledger.sdk.ml.model import (  # noqa: E402
     MODEL_SPECS,
     ModelError,
     build_model,
@@ -24,9 +25,8 @@ from fedledger.client.model import (  # noqa: E402
     initial_weights,
     set_weights,
 )
-from fedledger.client.train import TrainingError, evaluate, train_local  # noqa: E402
-from fedledger.node.aggregation import WeightedUpdate, aggregate, apply_delta  # noqa: E402
-from fedledger.node.tensors import decode_tensors, encode_tensors  # noqa: E402
+from fedledger.sdk.ml.train import TrainingError, evaluate, train_local  # noqa: E402
+from fedledger.sdk.tensors import decode_tensors, encode_tensors  # noqa: E402
 
 SPEC = "mlp-digits"
 Fed = tuple[list[ClientData], ClientData]

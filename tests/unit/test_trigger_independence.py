@@ -13,18 +13,16 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
-FORBIDDEN = ("fedledger.client.experiment.triggers", "fedledger.client.experiment.attacks")
-# The installed package layout (pyproject's package-dir): a repository folder -> its module prefix.
-PACKAGES = {"node": "fedledger.node", "client": "fedledger.client"}
+FORBIDDEN = ("fedledger.apps.experiment.triggers", "fedledger.apps.experiment.attacks")
 # Beyond node/: the harness's on-chain evaluation path, and the real evaluator's callers (the CLI's
 # `evaluator run`, the demo). fullstack.py is left out on purpose: it builds the attackers too.
-DEFENSE_FILES = ("client/experiment/onchain.py", "client/cli.py", "client/demo.py")
+DEFENSE_FILES = ("apps/experiment/onchain.py", "apps/cli.py", "apps/demo.py")
 
 
 def _module_name(path: Path) -> str:
     rel = path.relative_to(ROOT).with_suffix("")
     parts = list(rel.parts)
-    parts[0] = PACKAGES[parts[0]]
+    parts[0] = f"fedledger.{parts[0]}"  # fedledger/<folder> links to the repository folder <folder>
     if parts[-1] == "__init__":
         parts.pop()
     return ".".join(parts)
@@ -56,8 +54,9 @@ def _imported(path: Path) -> set[str]:
 
 
 def _defense_files() -> list[Path]:
-    files = sorted((ROOT / "node").rglob("*.py"))
-    assert len(files) > 20, "node/ looks empty: is ROOT right?"
+    # node/ holds the services and rules; sdk/ the protocol libraries they run (SecAgg+, DP, the model).
+    files = sorted((ROOT / "node").rglob("*.py")) + sorted((ROOT / "sdk").rglob("*.py"))
+    assert len(files) > 40, "node/ and sdk/ look empty: is ROOT right?"
     return files + [ROOT / f for f in DEFENSE_FILES]
 
 
@@ -72,21 +71,21 @@ def test_defense_module_does_not_import_the_attack(path: Path) -> None:
 
 def test_the_check_catches_every_import_form(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     fake_root = tmp_path
-    (fake_root / "client" / "experiment").mkdir(parents=True)
+    (fake_root / "apps" / "experiment").mkdir(parents=True)
     monkeypatch.setattr(__import__(__name__, fromlist=["ROOT"]), "ROOT", fake_root)
     forms = {
-        "plain.py": "import fedledger.client.experiment.triggers\n",
-        "from_module.py": "from fedledger.client.experiment.attacks import attack_data\n",
-        "from_package.py": "from fedledger.client.experiment import triggers\n",
+        "plain.py": "import fedledger.apps.experiment.triggers\n",
+        "from_module.py": "from fedledger.apps.experiment.attacks import attack_data\n",
+        "from_package.py": "from fedledger.apps.experiment import triggers\n",
         "relative.py": "from . import attacks\n",
         "relative_dots.py": "from ..experiment.triggers import Trigger\n",
-        "nested.py": "def f():\n    import fedledger.client.experiment.attacks as a\n    return a\n",
-        "dynamic.py": "import importlib\nimportlib.import_module('fedledger.client.experiment.triggers')\n",
+        "nested.py": "def f():\n    import fedledger.apps.experiment.attacks as a\n    return a\n",
+        "dynamic.py": "import importlib\nimportlib.import_module('fedledger.apps.experiment.triggers')\n",
     }
     for name, source in forms.items():
-        path = fake_root / "client" / "experiment" / name
+        path = fake_root / "apps" / "experiment" / name
         path.write_text(source, encoding="utf-8")
         assert _offending(path), name
-    fine = fake_root / "client" / "experiment" / "fine.py"
-    fine.write_text("from fedledger.client.experiment.metrics import backdoor_asr\n# triggers\n", encoding="utf-8")
+    fine = fake_root / "apps" / "experiment" / "fine.py"
+    fine.write_text("from fedledger.apps.experiment.metrics import backdoor_asr\n# triggers\n", encoding="utf-8")
     assert _offending(fine) == []
