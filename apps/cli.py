@@ -13,6 +13,7 @@ import click
 from fedledger.apps.context import Ctx, FriendlyGroup, pass_ctx
 from fedledger.sdk.errors import ClientError
 from fedledger.sdk.keys import default_home
+from fedledger.sdk.steps import Action, Step
 
 __all__ = ["main"]
 
@@ -457,8 +458,8 @@ def aggregator_run(c: Ctx, key_name: str, task_id: str, rounds: int | None) -> N
     console = Console()
     agg = Aggregator(c.submitter(key_name), c.open_store(), task_id, max_rounds=rounds)
 
-    def show(did: str) -> None:
-        if did not in ("waiting", "idle"):
+    def show(did: Step) -> None:
+        if not did.quiet or did.action is Action.ERROR:
             console.print(f"[bold]{task_id}[/] {did}", soft_wrap=True)
 
     asyncio.run(agg.run(on_step=show))
@@ -520,8 +521,8 @@ def evaluator_run(c: Ctx, key_name: str, task_id: str, canary_path: Path, target
     ev = Evaluator(c.submitter(key_name), c.open_store(), task_id, canary=load_client_data(canary_path),
                    probe=TriggerProbe(target_label=target_label), scan=backdoor_scan)
 
-    def show(did: str) -> None:
-        if not did.startswith(("waiting", "idle")):
+    def show(did: Step) -> None:
+        if did.action not in (Action.WAITING, Action.IDLE):
             console.print(f"[bold]{task_id}[/] {did}", soft_wrap=True)
 
     asyncio.run(ev.run(on_step=show))

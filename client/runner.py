@@ -16,6 +16,7 @@ from fedledger.sdk.compression.payload import UpdateEncoder
 from fedledger.sdk.errors import ClientError
 from fedledger.sdk.ml.data import ClientData
 from fedledger.sdk.ml.dpsgd import DPConfig, fresh_seed
+from fedledger.sdk.steps import Action, Step
 from fedledger.sdk.submit import Submitter
 from fedledger.sdk.tensors import Tensors, decode_tensors
 
@@ -162,10 +163,10 @@ def _run_secure(submitter: Submitter, store: ContentStore, task_id: str, data: C
             did_what = participant.step()
         except (ClientError, StoreError, ValueError) as exc:
             # One failed stage makes this client a dropout of the round, which SecAgg+ recovers from.
-            did_what = f"secagg step failed: {exc}"
-            log.warning(did_what)
-        if on_event and not did_what.startswith(("waiting", "not in", "keys already")):
-            on_event(did_what, None)
-        if did_what.startswith(("waiting", "not in", "keys already", "no secrets")):
+            did_what = Step(Action.ERROR, f"secagg step failed: {exc}")
+            log.warning("%s", did_what)
+        if on_event and did_what.action not in (Action.WAITING, Action.NOT_SELECTED):
+            on_event(str(did_what), None)
+        if did_what.action in (Action.WAITING, Action.NOT_SELECTED, Action.SAT_OUT):
             time.sleep(poll_s)
     return participant.receipts

@@ -25,6 +25,7 @@ from fedledger.sdk.chainview import ChainView
 from fedledger.sdk.flat import flatten_model
 from fedledger.sdk.secagg import SecAggClient, SecAggError, ShareKeysMessage
 from fedledger.sdk.secure_plan import GroupPlan, RoundPlan, advertisements, plan_round
+from fedledger.sdk.steps import Action, Step
 from fedledger.sdk.submit import Submitter
 from fedledger.sdk.tensors import Tensors, decode_tensors
 
@@ -110,35 +111,35 @@ class SecureParticipant:
     def _payload(self, ref: dict[str, Any]) -> bytes:
         return self.store.get(ref["cid"], ref["sha256"])
 
-    def step(self) -> str:
+    def step(self) -> Step:
         """Take at most one protocol action in the task's current round; returns what it did."""
         task = self.view.task(self.task_id)
         number = task["current_round"]
         if number == 0:
-            return "waiting for a round"
+            return Step(Action.WAITING, "waiting for a round")
         rnd = self.view.round(self.task_id, number)
         sa = rnd.get("secagg")
         if sa is None or rnd["status"] == "failed" or self.me not in rnd["selected"]:
-            return "not in this round"
+            return Step(Action.NOT_SELECTED, "not in this round", round=number)
         board = self.view.get(f"/secagg/{self.task_id}/{number}")
         stage = sa["stage"]
         if stage == "keys":
             return self._advertise(task, rnd, board)
         state = self._rounds.get(number)
         if state is None:
-            return "no secrets for this round (restarted?); sitting it out"
+            return Step(Action.SAT_OUT, "no secrets for this round (restarted?); sitting it out", round=number)
         if stage == "shares" and self.me in sa["roster"] and "shares" not in state.posted:
             return self._share(state, number, board)
         if stage == "input" and self.me in sa["sharers"] and "input" not in state.posted:
             return self._mask(state, task, rnd, board)
         if stage == "unmask" and self.me in sa["survivors"] and "unmask" not in state.posted:
             return self._reveal(state, rnd)
-        return f"waiting in stage {stage}"
+        return Step(Action.WAITING, f"waiting in stage {stage}", round=number)
 
-    def _advertise(self, task: dict[str, Any], rnd: dict[str, Any], board: dict[str, Any]) -> str:
+    def _advertise(self, task: dict[str, Any], rnd: dict[str, Any], board: dict[str, Any]) -> Step:
         number = rnd["round"]
         if self.me in board["keys"]:
-            return "keys already posted"
+            return Step(Action.WAITING, "keys already posted", round=number)
         base_rec = self.view.version(self.task_id, rnd["base_version"])
         base = decode_tensors(self.store.get(base_rec["cid"], base_rec["sha256"]))
         dim = int(sum(np.asarray(t).size for t in base.values()))
@@ -153,15 +154,15 @@ class SecureParticipant:
                                             "c_pk": adv.c_pk.hex(), "s_pk": adv.s_pk.hex()})
         # Train while the others advertise: the update is due only at the input stage.
         state.update = self.make_update(task, rnd, base)
-        return f"posted keys for round {number}"
+        return Step(Action.POSTED_KEYS, f"posted keys for round {number}", round=number)
 
-    def _share(self, state: _RoundSecrets, number: int, board: dict[str, Any]) -> str:
+    def _share(self, state: _RoundSecrets, number: int, board: dict[str, Any]) -> Step:
         roster = advertisements(state.plan, state.group, board["keys"])
         msg = state.client.share_keys(roster)
         ref = self._put(msg.to_bytes())
         self.submitter.send("secagg_shares", {"task_id": self.task_id, "round": number, **ref})
         state.posted.add("shares")
-        return f"posted shares for round {number}"
+        return Step(Action.POSTED_SHARES, f"posted shares for round {number}", round=number)
 
     def _group_shares(self, state: _RoundSecrets, board: dict[str, Any], sharers: list[str]) -> list[ShareKeysMessage]:
         out = []
@@ -177,7 +178,7 @@ class SecureParticipant:
                 log.warning("round %s: shares of %s… unusable: %s", board, participant[:16], exc)
         return out
 
-    def _mask(self, state: _RoundSecrets, task: dict[str, Any], rnd: dict[str, Any], board: dict[str, Any]) -> str:
+    def _mask(self, state: _RoundSecrets, task: dict[str, Any], rnd: dict[str, Any], board: dict[str, Any]) -> Step:
         number = rnd["round"]
         update = state.update
         assert update is not None
@@ -201,9 +202,9 @@ class SecureParticipant:
         self.receipts.append(ContributionReceipt(self.task_id, number, ref["cid"], ref["sha256"], ref["size"],
                                                  outcome.height, time.monotonic() - started,
                                                  int(spent) / 1e6 if spent is not None else float("nan")))
-        return f"committed masked input for round {number}"
+        return Step(Action.COMMITTED_INPUT, f"committed masked input for round {number}", round=number)
 
-    def _reveal(self, state: _RoundSecrets, rnd: dict[str, Any]) -> str:
+    def _reveal(self, state: _RoundSecrets, rnd: dict[str, Any]) -> Step:
         sa = rnd["secagg"]
         members = set(state.group.members)
         survivors = [i for i in state.plan.indices(sa["survivors"]) if i in members]
@@ -211,9 +212,11 @@ class SecureParticipant:
         if len(survivors) < 2:
             # A one-member sum is that member's input: refuse to help reveal it.
             state.posted.add("unmask")
-            return f"refusing to unmask round {rnd['round']}: only {len(survivors)} survivor(s) in my group"
+            return Step(Action.REFUSED_UNMASK,
+                        f"refusing to unmask round {rnd['round']}: only {len(survivors)} survivor(s) in my group",
+                        round=rnd["round"])
         msg = state.client.unmask(survivors, dropped)
         ref = self._put(msg.to_bytes())
         self.submitter.send("secagg_unmask", {"task_id": self.task_id, "round": rnd["round"], **ref})
         state.posted.add("unmask")
-        return f"revealed shares for round {rnd['round']}"
+        return Step(Action.REVEALED_SHARES, f"revealed shares for round {rnd['round']}", round=rnd["round"])

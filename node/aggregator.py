@@ -25,6 +25,7 @@ from fedledger.sdk.compression import CompressionError
 from fedledger.sdk.compression.payload import decode_update
 from fedledger.sdk.dp import update_noise_multiplier
 from fedledger.sdk.errors import ClientError
+from fedledger.sdk.steps import Action, Step
 from fedledger.sdk.submit import Submitter
 from fedledger.sdk.tensors import PayloadError, decode_tensors, encode_tensors
 
@@ -77,7 +78,7 @@ class Aggregator:
         rnd = self.view.round(self.task_id, task["current_round"])
         return rnd["status"] in ("aggregated", "failed") and self._undecided_version(rnd) is None
 
-    def step(self) -> str:
+    def step(self) -> Step:
         """Advance the task by at most one action, chosen from chain state; returns what it did."""
         task = self.view.task(self.task_id)
         current = task["current_round"]
@@ -91,20 +92,24 @@ class Aggregator:
             height = self.submitter.rpc.height()
             if rnd["contributions"] >= task["round_size"] or height > rnd["deadline_height"]:
                 self.submitter.send("close_round", {"task_id": self.task_id, "round": current})
-                return f"closed round {current}"
-            return "waiting"
+                return Step(Action.CLOSED_ROUND, f"closed round {current}", round=current)
+            return Step(Action.WAITING, "waiting", round=current)
         if status == "closed":
             outcome = self.aggregate_round(task, rnd)
-            return f"proposed version {outcome.version} from round {current}" if outcome.version else "idle"
+            if outcome.version:
+                return Step(Action.PROPOSED_VERSION, f"proposed version {outcome.version} from round {current}",
+                            round=current, version=outcome.version)
+            return Step(Action.IDLE, "idle", round=current)
         pending = self._undecided_version(rnd)
         if pending is not None:
             # Rounds train from the last promoted version: opening now would train from an older one.
-            return f"waiting for evaluators to decide version {pending}"
+            return Step(Action.WAITING, f"waiting for evaluators to decide version {pending}", round=current,
+                        version=pending)
         if self.max_rounds is not None and current >= self.max_rounds:
-            return "finished"
+            return Step(Action.FINISHED, "finished", round=current)
         return self._open(current + 1)
 
-    def _secure_step(self, task: dict[str, Any], rnd: dict[str, Any]) -> str:
+    def _secure_step(self, task: dict[str, Any], rnd: dict[str, Any]) -> Step:
         """One action in a secure round: advance a stage, close, fix the survivors, or unmask and propose."""
         from fedledger.node.secure_aggregate import check_masked_inputs, combine_groups
 
@@ -118,13 +123,14 @@ class Aggregator:
             expected = rnd["selected"] if sa["stage"] == "keys" else sa["roster"]
             if len(board[sa["stage"]]) >= len(expected) or timed_out:
                 self.submitter.send("secagg_advance", ids)
-                return f"advanced round {number} past stage {sa['stage']}"
-            return f"waiting for {sa['stage']} ({len(board[sa['stage']])}/{len(expected)})"
+                return Step(Action.ADVANCED_STAGE, f"advanced round {number} past stage {sa['stage']}", round=number)
+            return Step(Action.WAITING, f"waiting for {sa['stage']} ({len(board[sa['stage']])}/{len(expected)})",
+                        round=number)
         if sa["stage"] == "input":
             if rnd["contributions"] >= len(sa["sharers"]) or height > rnd["deadline_height"]:
                 self.submitter.send("close_round", ids)
-                return f"closed round {number}"
-            return "waiting for masked inputs"
+                return Step(Action.CLOSED_ROUND, f"closed round {number}", round=number)
+            return Step(Action.WAITING, "waiting for masked inputs", round=number)
         plan, base = self._secure_plan(task, rnd)
         contributions = self.view.contributions(self.task_id, number)
         if sa["stage"] == "closed":
@@ -132,16 +138,17 @@ class Aggregator:
             self.mismatched |= {w for w, why in unusable.items() if "commitment" in why or "sha256" in why}
             if len(survivors) < task["min_contributions"]:
                 self.submitter.send("fail_round", {**ids, "reason": f"only {len(survivors)} usable masked inputs"})
-                return f"failed round {number}"
+                return Step(Action.FAILED_ROUND, f"failed round {number}", round=number)
             self.submitter.send("secagg_survivors", {**ids, "survivors": survivors})
-            return f"fixed {len(survivors)} survivors of round {number}"
+            return Step(Action.FIXED_SURVIVORS, f"fixed {len(survivors)} survivors of round {number}", round=number)
         board = self.view.get(f"/secagg/{self.task_id}/{number}")
         if len(board["unmask"]) < len(sa["survivors"]) and not timed_out:
-            return f"waiting for revealed shares ({len(board['unmask'])}/{len(sa['survivors'])})"
+            return Step(Action.WAITING, f"waiting for revealed shares ({len(board['unmask'])}/{len(sa['survivors'])})",
+                        round=number)
         outcome = combine_groups(self.store, plan, task, rnd, board, contributions)
         if outcome.vector is None or not outcome.contributors:
             self.submitter.send("fail_round", {**ids, "reason": "no group could be unmasked"[:200]})
-            return f"failed round {number}: {outcome.failed_groups}"
+            return Step(Action.FAILED_ROUND, f"failed round {number}: {outcome.failed_groups}", round=number)
         from fedledger.sdk.flat import layout_of, unflatten
 
         delta = unflatten(outcome.vector, layout_of(base))
@@ -159,7 +166,7 @@ class Aggregator:
         return plan_round(task, rnd, dim), base
 
     def _publish(self, number: int, model: dict[str, Any], included: list[str], dropped: dict[str, str],
-                 extra: dict[str, str] | None = None) -> str:
+                 extra: dict[str, str] | None = None) -> Step:
         """Store the model and propose it as the round's version with its contributors and penalized drops."""
         payload = encode_tensors(model)
         cid = self.store.put(payload)
@@ -169,10 +176,12 @@ class Aggregator:
             "size": len(payload), "contributors": sorted(included),
             "dropped": [{"participant": w, "reason": r} for w, r in sorted(dropped.items())], **(extra or {}),
         })
-        version = result.attr("fl", "version")
-        self.outcomes.append(RoundOutcome(round=number, version=int(version) if version is not None else None,
-                                          included=sorted(included), dropped=dict(dropped)))
-        return f"proposed version {version} from round {number}"
+        attr = result.attr("fl", "version")
+        version = int(attr) if attr is not None else None
+        self.outcomes.append(RoundOutcome(round=number, version=version, included=sorted(included),
+                                          dropped=dict(dropped)))
+        return Step(Action.PROPOSED_VERSION, f"proposed version {attr} from round {number}", round=number,
+                    version=version)
 
     def _undecided_version(self, rnd: dict[str, Any]) -> int | None:
         if rnd["status"] != "aggregated" or rnd["version"] is None:
@@ -180,11 +189,11 @@ class Aggregator:
         version = self.view.version(self.task_id, rnd["version"])
         return int(version["version"]) if version["status"] == "proposed" else None
 
-    def _open(self, rnd: int) -> str:
+    def _open(self, rnd: int) -> Step:
         if not self.auto_open:
-            return "waiting for the owner to open a round"
+            return Step(Action.WAITING, "waiting for the owner to open a round", round=rnd)
         self.submitter.send("open_round", {"task_id": self.task_id, "round": rnd})
-        return f"opened round {rnd}"
+        return Step(Action.OPENED_ROUND, f"opened round {rnd}", round=rnd)
 
     def fetch_verified(self, contributions: list[dict[str, Any]],
                        base: dict[str, Any]) -> tuple[list[WeightedUpdate], dict[str, str]]:
@@ -258,7 +267,7 @@ class Aggregator:
                  len(included), len(published.dropped))
         return published
 
-    async def run(self, poll_s: float = 1.0, on_step: Callable[[str], None] | None = None) -> None:
+    async def run(self, poll_s: float = 1.0, on_step: Callable[[Step], None] | None = None) -> None:
         """Follow the task's events over the websocket and step on each one (and at least every poll_s)."""
         await asyncio.to_thread(self.check_role)
         await follow_task(self.submitter.rpc.url, self.task_id, self.step, self.done, poll_s=poll_s,

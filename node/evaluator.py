@@ -23,6 +23,7 @@ from fedledger.node.probes import PPM, ProbeError, TriggerProbe, attack_success_
 from fedledger.sdk.chainview import ChainView, NotFoundOnChain
 from fedledger.sdk.errors import ClientError, TxRejectedError
 from fedledger.sdk.ml.data import ClientData
+from fedledger.sdk.steps import Action, Step
 from fedledger.sdk.submit import Submitter
 from fedledger.sdk.tensors import PayloadError, decode_tensors
 
@@ -180,11 +181,11 @@ class Evaluator:
         if self.probe is not None and self.probe.target_label >= model_spec.num_classes:
             raise ClientError(f"probe target {self.probe.target_label} is not a class of model {spec!r}")
 
-    def step(self) -> str:
+    def step(self) -> Step:
         """Attest at most one pending version (the oldest); returns what it did."""
         pending = self.pending()
         if not pending:
-            return "idle"
+            return Step(Action.IDLE, "idle")
         version = pending[0]
         number = int(version["version"])
         spec = str(self.view.task(self.task_id)["model_spec"])
@@ -194,7 +195,7 @@ class Evaluator:
             try:
                 evaluation = self.evaluate(spec, version)
             except (StoreError, ProbeError) as exc:
-                return f"error: cannot evaluate version {number}: {exc}"
+                return Step(Action.EVALUATION_FAILED, f"error: cannot evaluate version {number}: {exc}", version=number)
             self._cache[key] = evaluation
         try:
             self.submitter.send("attest_version", evaluation.body(self.task_id))
@@ -202,16 +203,16 @@ class Evaluator:
             if exc.code in _MOOT:
                 self._cache.pop(key, None)
                 log.info("version %d: %s", number, exc.log)
-                return f"skipped version {number}: {exc.log}"
+                return Step(Action.SKIPPED, f"skipped version {number}: {exc.log}", version=number)
             raise
         self._cache.pop(key, None)
         self.evaluations.append(evaluation)
         log.info("attested version %d: canary accuracy %d ppm, backdoor ASR %d ppm (metrics %s)", number,
                  evaluation.canary_accuracy_ppm, evaluation.backdoor_asr_ppm, evaluation.metrics_cid)
-        return (f"attested version {number}: accuracy {evaluation.canary_accuracy_ppm} ppm, "
-                f"ASR {evaluation.backdoor_asr_ppm} ppm")
+        return Step(Action.ATTESTED, f"attested version {number}: accuracy {evaluation.canary_accuracy_ppm} ppm, "
+                    f"ASR {evaluation.backdoor_asr_ppm} ppm", version=number)
 
-    async def run(self, poll_s: float = 1.0, on_step: Callable[[str], None] | None = None,
+    async def run(self, poll_s: float = 1.0, on_step: Callable[[Step], None] | None = None,
                   until: Callable[[], bool] | None = None) -> None:
         """Follow the task's events over the websocket and step on each one (and at least every poll_s).
 

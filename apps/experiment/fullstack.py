@@ -53,6 +53,7 @@ from fedledger.sdk.chainview import ChainView
 from fedledger.sdk.flat import Layout, unflatten
 from fedledger.sdk.keys import Key
 from fedledger.sdk.rpc import CometRPC
+from fedledger.sdk.steps import Action
 from fedledger.sdk.submit import Submitter
 from fedledger.sdk.tensors import Tensors, decode_tensors, encode_tensors
 
@@ -255,11 +256,11 @@ class _FullRun:
                     continue  # shared its secrets, then vanished before its masked input
                 step = p.step()
                 trail.append(f"trainer {clients[pos]}: {step}")
-                if step.startswith("committed masked input"):
+                if step.action is Action.COMMITTED_INPUT:
                     self._receipt(clients[pos], p.receipts[-1])
             started = time.perf_counter()
             step = self.aggregator.step()
-            if step.startswith("proposed version"):
+            if step.action is Action.PROPOSED_VERSION:
                 self.figures.aggregation_s.append(time.perf_counter() - started)
             trail += [f"aggregator: {step}", f"evaluator: {self.evaluator.step()}"]
             time.sleep(0.05)

@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
+from unittest.mock import ANY
 
 import pytest
 
@@ -39,6 +40,7 @@ from fedledger.sdk.keys import Key
 from fedledger.sdk.lightclient import TrustRoot
 from fedledger.sdk.provenance import check_query_proof
 from fedledger.sdk.rpc import CometRPC
+from fedledger.sdk.steps import Action, Step
 from fedledger.sdk.submit import Submitter, TxOutcome
 from tests.support import named_key, payload_ref, use_pinned_cometbft
 
@@ -521,11 +523,11 @@ def test_backdoored_version_is_quarantined_and_a_promoted_one_rolled_back(net: N
         assert net.open_round(task, rnd)["base_version"] == base
         net.commit(trainer, task, rnd, base, SMALL_DP)
         version = net.close_and_propose(task, rnd, [trainer], _upload(net.store, weights))
-        assert evaluators[0].step().startswith(f"attested version {version}")
+        assert evaluators[0].step() == Step(Action.ATTESTED, ANY, version=version)
         # one evaluator's weight (1.0) is below the quorum (2.0): still undecided
         assert net.get(f"/version/{task}/{version}")["status"] == "proposed"
-        assert evaluators[1].step().startswith(f"attested version {version}")
-        assert [e.step() for e in evaluators] == ["idle", "idle"]
+        assert evaluators[1].step() == Step(Action.ATTESTED, ANY, version=version)
+        assert [e.step().action for e in evaluators] == [Action.IDLE, Action.IDLE]
         return version
 
     # Round 1: a clean model is promoted and becomes the last good version.

@@ -23,6 +23,7 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
+from unittest.mock import ANY
 
 import numpy as np
 import pytest
@@ -39,6 +40,7 @@ from fedledger.sdk.chainview import ChainView
 from fedledger.sdk.keys import Key
 from fedledger.sdk.rpc import CometRPC
 from fedledger.sdk.secure_plan import plan_round
+from fedledger.sdk.steps import Action, Step
 from fedledger.sdk.submit import Submitter
 from fedledger.sdk.tensors import decode_tensors, encode_tensors
 from tests.support import named_key, use_pinned_cometbft
@@ -111,7 +113,7 @@ def test_secure_robust_round_with_dropouts_and_byzantine_clients(net: tuple[Path
     secure = {"group_size": 3, "clip": "1.0", "threshold_pct": 50, "stage_blocks": 8, "sparse_ppm": sparse_ppm}
     aggregator = _create_task(subs[agg_key.public_hex], store, task_id, 10, 4, 12,
                               {"rule": "median", "byzantine": 1, "secure": secure})
-    assert aggregator.step() == "opened round 1"
+    assert aggregator.step() == Step(Action.OPENED_ROUND, "opened round 1", round=1)
 
     view = ChainView(rpc)
     task, rnd = view.task(task_id), view.round(task_id, 1)
@@ -183,7 +185,7 @@ def test_plaintext_robust_round_with_compressed_payloads(net: tuple[Path, CometR
     subs = _admit(home, rpc, chain_id, agg_key, trainers, task_id)
     aggregator = _create_task(subs[agg_key.public_hex], store, task_id, 5, 3, 30,
                               {"rule": "median", "byzantine": 1, "compression": {"method": "quant8"}})
-    assert aggregator.step() == "opened round 1"
+    assert aggregator.step() == Step(Action.OPENED_ROUND, "opened round 1", round=1)
     attacker = trainers[0]
     sizes = []
     for i, key in enumerate(trainers):
@@ -193,8 +195,8 @@ def test_plaintext_robust_round_with_compressed_payloads(net: tuple[Path, CometR
         contribute_update(subs[key.public_hex], store, task_id, 1, 0, payload, update.num_examples, update.dp)
     assert max(sizes) < len(encode_tensors(update.delta)) / 3  # 8 bits a value instead of 32
     view = ChainView(rpc)
-    assert aggregator.step() == "closed round 1"
-    assert aggregator.step().startswith("proposed version 1")
+    assert aggregator.step() == Step(Action.CLOSED_ROUND, "closed round 1", round=1)
+    assert aggregator.step() == Step(Action.PROPOSED_VERSION, ANY, round=1, version=1)
     version = view.version(task_id, 1)
     model = decode_tensors(store.get(version["cid"], version["sha256"]))
     assert np.allclose(model["w"], HONEST, atol=0.02), model["w"][:5]
@@ -218,13 +220,13 @@ def test_central_dp_round_moves_the_clip_and_refuses_recomputation(net: tuple[Pa
     adaptive = {"target_quantile": "0.5", "learning_rate": "0.2", "bit_noise": "2"}
     aggregator = _create_task(subs[agg_key.public_hex], store, task_id, 3, 3, 30, {
         "rule": "fedavg", "central_noise": {"noise_multiplier": "1", "clip": "0.1", "adaptive": adaptive}})
-    assert aggregator.step() == "opened round 1"
+    assert aggregator.step() == Step(Action.OPENED_ROUND, "opened round 1", round=1)
     for i, key in enumerate(trainers):  # norms ~0.8, all above the starting clip of 0.1
         update = _update(HONEST, 200 + i)
         contribute_update(subs[key.public_hex], store, task_id, 1, 0, encode_tensors(update.delta),
                           update.num_examples, update.dp)
-    assert aggregator.step() == "closed round 1"
-    assert aggregator.step().startswith("proposed version 1")
+    assert aggregator.step() == Step(Action.CLOSED_ROUND, "closed round 1", round=1)
+    assert aggregator.step() == Step(Action.PROPOSED_VERSION, ANY, round=1, version=1)
     view = ChainView(rpc)
     clip = float(view.task(task_id)["aggregation"]["central_noise"]["clip"])
     assert clip != 0.1 and clip > 0, clip  # the bits are noised (σ_b = 2 over 3 clients), so only "moved"

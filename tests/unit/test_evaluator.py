@@ -7,6 +7,7 @@ import hashlib
 import json
 from pathlib import Path
 from typing import Any
+from unittest.mock import ANY
 
 import numpy as np
 import pytest
@@ -27,6 +28,7 @@ from fedledger.sdk.ml.data import ClientData, load_digits_federated
 from fedledger.sdk.ml.model import initial_weights
 from fedledger.sdk.ml.train import train_local
 from fedledger.sdk.rpc import AbciQueryResult
+from fedledger.sdk.steps import Action, Step
 from fedledger.sdk.submit import Submitter
 from fedledger.sdk.tensors import Tensors, encode_tensors
 from tests.support import CHAIN, DP, POLICY, Chain, Signer, model_ref
@@ -241,10 +243,10 @@ def test_evaluators_promote_clean_and_quarantine_backdoored_versions(
     first.check_role()
     assert [v["version"] for v in first.pending()] == [v_clean, v_bad, v_junk]
     # one evaluator alone is below the default quorum (two evaluators of initial reputation)
-    assert first.step().startswith(f"attested version {v_clean}")
+    assert first.step() == Step(Action.ATTESTED, ANY, version=v_clean)
     assert dep.query(f"/version/{TASK}/{v_clean}")["status"] == "proposed"
     for ev in evaluators:
-        while ev.step() != "idle":
+        while ev.step().action is not Action.IDLE:
             pass
     assert [dep.query(f"/version/{TASK}/{v}")["status"] for v in (v_clean, v_bad, v_junk)] == [
         "promoted", "quarantined", "quarantined"]
@@ -266,7 +268,7 @@ def test_evaluators_promote_clean_and_quarantine_backdoored_versions(
     assert bad.metrics["backdoor"]["asr_ppm"] >= 800_000 and bad.metrics["canary"]["accuracy_ppm"] >= 850_000
     # restart safety: a fresh process with the same key finds nothing left to do, from chain state alone
     again = dep.evaluator(dep.eval_signers[0], halves(digits[1])[0])
-    assert again.pending() == [] and again.step() == "idle"
+    assert again.pending() == [] and again.step().action is Action.IDLE
 
 
 def test_evaluator_run_follows_new_versions_and_stops(
@@ -275,9 +277,9 @@ def test_evaluator_run_follows_new_versions_and_stops(
     dep = Deployment(chain, store, models["initial"])
     version = dep.propose(put_model(store, models["clean"]))
     ev = dep.evaluator(dep.eval_signers[0], digits[1])
-    steps: list[str] = []
+    steps: list[Step] = []
     asyncio.run(ev.run(poll_s=0.05, on_step=steps.append, until=lambda: bool(ev.evaluations)))
-    assert steps[-1].startswith(f"attested version {version}")
+    assert steps[-1].action is Action.ATTESTED and steps[-1].version == version
     assert [a["evaluator"] for a in dep.query(f"/attestations/{TASK}/{version}")] == [ev.did()]
 
 
@@ -300,8 +302,8 @@ def test_evaluator_refuses_keys_without_the_role_and_skips_decided_versions(
     chain.ok(third.admit("evaluator"), fourth.admit("evaluator"))
     chain.ok(third.tx("attest_version", body), fourth.tx("attest_version", body))
     ev.pending = lambda: pending  # type: ignore[method-assign]  # the stale view it read before
-    assert ev.step() == (f"skipped version {version}: version {version} of {TASK!r} is promoted; only a proposed "
-                         "version can be attested")
+    assert ev.step() == Step(Action.SKIPPED, f"skipped version {version}: version {version} of {TASK!r} is promoted; "
+                                             "only a proposed version can be attested", version=version)
 
 
 def test_evaluators_that_know_no_trigger_still_quarantine_the_backdoor(
@@ -314,7 +316,7 @@ def test_evaluators_that_know_no_trigger_still_quarantine_the_backdoor(
     evaluators = [dep.evaluator(s, c, probe=None, scan=True)
                   for s, c in zip(dep.eval_signers, halves(digits[1]), strict=True)]
     for ev in evaluators:
-        while ev.step() != "idle":
+        while ev.step().action is not Action.IDLE:
             pass
     assert [dep.query(f"/version/{TASK}/{v}")["status"] for v in (v_clean, v_bad)] == ["promoted", "quarantined"]
     assert dep.query(f"/version/{TASK}/{v_bad}")["decision"]["reasons"] == ["backdoor_asr_above_max"]
