@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from fedledger.abci_app.context import BlockContext, Event, Reader, Writer
 from fedledger.abci_app.errors import Code, TxError
+from fedledger.abci_app.events import fl_event
 from fedledger.abci_app.modules.anchor import keys
 from fedledger.abci_app.modules.anchor.msgs import RecordAnchor
 from fedledger.abci_app.modules.base import Handler
-from fedledger.abci_app.modules.federation.events import fl_event
-from fedledger.abci_app.modules.identity.authz import require_member
+from fedledger.abci_app.modules.identity.keeper import require_member
 from fedledger.abci_app.records import load_record, store_record
 
 __all__ = ["HANDLERS", "ROLES", "meta", "record_anchor"]

@@ -14,13 +14,14 @@ import re
 from typing import Any
 
 from fedledger.abci_app.errors import Code, TxError
+from fedledger.abci_app.modules.federation.records import AggregationPolicy, TaskRecord
 from fedledger.abci_app.modules.fields import int_field, require_fields
 
 __all__ = ["DEFAULT_POLICY", "ROBUST_RULES", "is_screened", "is_secure", "parse_aggregation", "positive_decimal"]
 
 # The on-chain names of the rules the aggregator implements (fedledger.node.robust + fedavg).
 ROBUST_RULES = ("fedavg", "median", "trimmed_mean", "krum", "multi_krum", "bulyan", "geomed", "centered_clipping")
-DEFAULT_POLICY: dict[str, Any] = {"rule": "fedavg", "byzantine": 0, "secure": None}
+DEFAULT_POLICY: AggregationPolicy = {"rule": "fedavg", "byzantine": 0, "secure": None}
 _DECIMAL_RE = re.compile(r"^(0|[1-9][0-9]{0,5})(\.[0-9]{1,6})?$")
 
 
@@ -159,13 +160,13 @@ def _parse_compression(raw: Any) -> dict[str, Any] | None:
     return {"method": "topk", "fraction_ppm": int_field(raw, "fraction_ppm", 1, 1_000_000)}
 
 
-def is_secure(task: dict[str, Any]) -> bool:
+def is_secure(task: TaskRecord) -> bool:
     """True if the task's rounds run SecAgg+ over the chain (older task records have no policy: plaintext)."""
     policy = task.get("aggregation") or DEFAULT_POLICY
     return policy.get("secure") is not None
 
 
-def is_screened(task: dict[str, Any]) -> bool:
+def is_screened(task: TaskRecord) -> bool:
     """True if the task screens every input by its claims (aggregation.screen): commits must carry them."""
     policy = task.get("aggregation") or DEFAULT_POLICY
     return policy.get("screen") is not None

@@ -6,8 +6,8 @@ from typing import Any
 
 from fedledger.abci_app.context import BlockContext, Event, Reader, Writer
 from fedledger.abci_app.errors import Code, TxError
+from fedledger.abci_app.events import fl_event
 from fedledger.abci_app.modules.base import Handler
-from fedledger.abci_app.modules.federation.events import fl_event
 from fedledger.abci_app.modules.governance import keys
 from fedledger.abci_app.modules.governance.actions import check_action
 from fedledger.abci_app.modules.governance.authz import require_governor

@@ -8,7 +8,7 @@ from typing import Any
 
 from fedledger.abci_app.context import Reader, Writer
 from fedledger.abci_app.modules.governance import keys
-from fedledger.abci_app.modules.identity import keys as id_keys
+from fedledger.abci_app.modules.identity.keeper import org_ids
 from fedledger.abci_app.records import load_record, store_record
 
 __all__ = ["DEFAULTS", "DEFAULT_WEIGHT", "MAX_PERIOD", "MAX_WEIGHT", "PPM", "effective_weights", "load_params",
@@ -77,9 +77,4 @@ def effective_weights(view: Reader, params: Mapping[str, Any]) -> list[tuple[str
     Weights of organizations that no longer exist are ignored; registered organizations without
     an explicit weight get DEFAULT_WEIGHT.
     """
-    prefix = id_keys.org_key("")
-    out = []
-    for key, _ in view.iter_prefix(prefix):
-        org = key[len(prefix):].decode("ascii")
-        out.append((org, params["weights"].get(org, DEFAULT_WEIGHT)))
-    return out
+    return [(org, params["weights"].get(org, DEFAULT_WEIGHT)) for org in org_ids(view)]

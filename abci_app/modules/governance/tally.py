@@ -8,7 +8,7 @@ from typing import Any
 
 from fedledger.abci_app.context import BlockContext, Event, Writer
 from fedledger.abci_app.errors import Code, TxError
-from fedledger.abci_app.modules.federation.events import EVENT_TYPE
+from fedledger.abci_app.events import EVENT_TYPE
 from fedledger.abci_app.modules.governance import keys
 from fedledger.abci_app.modules.governance.actions import run_action
 from fedledger.abci_app.modules.governance.params import PPM, effective_weights, load_params

@@ -10,9 +10,9 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from fedledger.abci_app.context import BlockContext, Event, Reader, Writer
 from fedledger.abci_app.did import credentials
 from fedledger.abci_app.errors import Code, TxError
+from fedledger.abci_app.events import fl_event
 from fedledger.abci_app.evm_engine.policy import consult_admission
 from fedledger.abci_app.modules.base import Handler
-from fedledger.abci_app.modules.federation.events import fl_event
 from fedledger.abci_app.modules.identity import keys
 from fedledger.abci_app.modules.identity.authz import require_member
 from fedledger.abci_app.modules.identity.msgs import Admit, RevokeCredential, RotateKey, rotation_message

@@ -2,16 +2,16 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
 from fedledger.abci_app.context import BlockContext, Event, Reader, Writer
 from fedledger.abci_app.errors import Code, TxError
+from fedledger.abci_app.events import fl_event
 from fedledger.abci_app.modules.base import Handler
-from fedledger.abci_app.modules.federation import keys as fl_keys
-from fedledger.abci_app.modules.federation.events import fl_event
-from fedledger.abci_app.modules.federation.handlers import load_round, load_task
-from fedledger.abci_app.modules.identity.authz import member_for_key, require_member
-from fedledger.abci_app.modules.reputation.hooks import on_contribution_rejected
+from fedledger.abci_app.modules.federation.keeper import find_contribution, load_round, load_task, store_round
+from fedledger.abci_app.modules.federation.records import TaskRecord
+from fedledger.abci_app.modules.identity.keeper import member_for_key, require_member
+from fedledger.abci_app.modules.reputation.keeper import on_contribution_rejected
 from fedledger.abci_app.modules.secagg import keys
 from fedledger.abci_app.modules.secagg.msgs import Advance, AdvertiseKeys, DeclareSurvivors, PostPayload
 from fedledger.abci_app.modules.secagg.screen import screen_reason
@@ -69,7 +69,8 @@ def advertise_keys(view: Reader, state: Writer | None, ctx: BlockContext, signer
 
 
 def _post_payload(view: Reader, state: Writer | None, ctx: BlockContext, signer: str, msg: PostPayload,
-                  kind: str, stage: str, allowed: str, action: str, refusal: str) -> list[Event]:
+                  kind: str, stage: str, allowed: Literal["roster", "survivors"], action: str, refusal: str
+                  ) -> list[Event]:
     """A trainer in the round's `allowed` list posts a payload reference of `kind`, once, in `stage`."""
     _trainer_of_task(view, signer, ctx, msg.task_id, f"{action} (secagg)")
     rnd = load_round(view, msg.task_id, msg.round)
@@ -97,9 +98,11 @@ def advance(view: Reader, state: Writer | None, ctx: BlockContext, signer: str, 
         raise TxError(Code.WRONG_STATE, f"round {msg.round} is {rnd['status']}, not open")
     sa = rnd.get("secagg")
     if sa is None or sa["stage"] not in ("keys", "shares"):
-        stage = None if sa is None else sa["stage"]
-        raise TxError(Code.WRONG_STATE, f"round {msg.round} has no secagg stage to advance (stage {stage!r})")
-    policy = task["aggregation"]["secure"]
+        current = None if sa is None else sa["stage"]
+        raise TxError(Code.WRONG_STATE, f"round {msg.round} has no secagg stage to advance (stage {current!r})")
+    policy = task["aggregation"]["secure"] if "aggregation" in task else None
+    if policy is None:
+        raise RuntimeError(f"state invariant violated: secure round {msg.round} of a task without a secure policy")
     expected = rnd["selected"] if sa["stage"] == "keys" else sa["roster"]
     posted = _posters(view, sa["stage"], msg.task_id, msg.round)
     timed_out = ctx.height > sa["since"] + policy["stage_blocks"]
@@ -115,21 +118,21 @@ def advance(view: Reader, state: Writer | None, ctx: BlockContext, signer: str, 
         elif sa["stage"] == "keys":
             roster, screened = _screen(view, task, msg.task_id, msg.round, posted)
             events += _penalize(state, view, ctx, screened)
-            sa.update(stage="shares", since=ctx.height, roster=roster)
+            sa["stage"], sa["since"], sa["roster"] = "shares", ctx.height, roster
             if screened:
                 sa["screened"] = screened
         else:
-            sa.update(stage="input", since=ctx.height, sharers=posted)
+            sa["stage"], sa["since"], sa["sharers"] = "input", ctx.height, posted
             rnd["deadline_height"] = ctx.height + task["deadline_blocks"]
-        store_record(state, fl_keys.round_key(msg.task_id, msg.round), rnd)
+        store_round(state, rnd)
     stage = "failed" if not enough else ("shares" if sa["stage"] == "keys" else "input")
     return [fl_event("secagg_advance", signer, task=msg.task_id, round=msg.round, stage=stage), *events]
 
 
-def _screen(view: Reader, task: dict[str, Any], task_id: str, rnd: int,
+def _screen(view: Reader, task: TaskRecord, task_id: str, rnd: int,
             posted: list[str]) -> tuple[list[str], dict[str, str]]:
     """The roster the screen lets through (sorted, as posted) and the screened posters with their reasons."""
-    policy = task["aggregation"].get("screen")
+    policy = task["aggregation"].get("screen") if "aggregation" in task else None
     if policy is None:
         return posted, {}
     roster: list[str] = []
@@ -164,14 +167,14 @@ def declare_survivors(view: Reader, state: Writer | None, ctx: BlockContext, sig
     rnd = load_round(view, msg.task_id, msg.round)
     sa = require_stage(rnd, "closed", "declare survivors")
     for who in msg.survivors:
-        if load_record(view, fl_keys.contribution_key(msg.task_id, msg.round, who)) is None:
+        if find_contribution(view, msg.task_id, msg.round, who) is None:
             raise TxError(Code.NOT_FOUND, f"{who[:16]}… committed no masked input to round {msg.round}")
     if len(msg.survivors) < task["min_contributions"]:
         raise TxError(Code.INVALID_BODY, f"{len(msg.survivors)} survivors is below the task's min_contributions "
                                          f"({task['min_contributions']}); fail the round instead")
     if state is not None:
-        sa.update(stage="unmask", since=ctx.height, survivors=list(msg.survivors))
-        store_record(state, fl_keys.round_key(msg.task_id, msg.round), rnd)
+        sa["stage"], sa["since"], sa["survivors"] = "unmask", ctx.height, list(msg.survivors)
+        store_round(state, rnd)
     return [fl_event("secagg_survivors", signer, task=msg.task_id, round=msg.round, survivors=len(msg.survivors))]
 
 

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from fedledger.abci_app.errors import Code, TxError
-from fedledger.abci_app.modules.federation.msgs import MAX_ROUND_SIZE, ModelRef
+from fedledger.abci_app.modules.federation.keeper import MAX_ROUND_SIZE, ModelRef
 from fedledger.abci_app.modules.fields import HEX64, ID_RE, int_field, require_fields, str_field
 from fedledger.abci_app.modules.secagg.screen import parse_claim
 
