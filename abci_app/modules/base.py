@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from fedledger.abci_app.context import BlockContext, Event, Reader, TxResult, Writer
+from fedledger.abci_app.listing import ListingRule
 
 __all__ = ["Handler", "Module", "QueryAnswer", "RawEnvelope", "Route", "lazy_exports"]
 
@@ -72,6 +73,8 @@ class Module:
     end_block: Callable[[Writer, BlockContext], list[Event]] = _no_end_block
     # A module may accept a tx kind of its own, outside the canonical JSON envelope (the EVM's txs).
     envelope: RawEnvelope | None = None
+    # How the prefixes its queries list are proven complete (see abci_app/listing.py, query_proofs.py).
+    listings: tuple[ListingRule, ...] = ()
 
 
 def lazy_exports(package: str, names: Mapping[str, str]) -> Callable[[str], Any]:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from fedledger.abci_app.modules.base import Module, Route
 from fedledger.abci_app.modules.federation.handlers import HANDLERS
 from fedledger.abci_app.modules.federation.msgs import PARSERS
-from fedledger.abci_app.modules.federation.queries import QUERIES
+from fedledger.abci_app.modules.federation.queries import LISTINGS, QUERIES
 
 __all__ = ["MODULE"]
 
@@ -13,4 +13,5 @@ MODULE = Module(
     name="federation",
     routes={name: Route(parse=PARSERS[name], handle=HANDLERS[name]) for name in sorted(HANDLERS)},
     queries=QUERIES,
+    listings=LISTINGS,
 )

@@ -7,11 +7,12 @@ from typing import Any
 
 from fedledger.abci_app.context import Reader
 from fedledger.abci_app.errors import Code, TxError
+from fedledger.abci_app.listing import ListingRule, counted_listing, numbered_listing
 from fedledger.abci_app.modules.base import QueryAnswer
 from fedledger.abci_app.modules.federation import keys
 from fedledger.abci_app.records import load_record
 
-__all__ = ["QUERIES"]
+__all__ = ["LISTINGS", "QUERIES"]
 
 
 def _num(text: str) -> int:
@@ -102,3 +103,16 @@ QUERIES: dict[str, Callable[[Reader, list[str]], QueryAnswer]] = {
     "versions": _q_versions,
     "lineage": _q_lineage,
 }
+
+_TASK = rb"([a-z0-9][a-z0-9_-]{0,63})"  # federation's task id syntax
+
+# The listings above are provable because these rules pin down what the prefixes hold:
+# commit_contribution counts a round's contributions in the round record (and nothing deletes
+# them); versions are written 0, 1, 2... by create_task and propose_version (and never deleted).
+LISTINGS: tuple[ListingRule, ...] = (
+    counted_listing("contributions of a round", rb"fl/contrib/" + _TASK + rb"/([0-9]{10,})/",
+                    lambda a: keys.contribution_prefix(a[0], int(a[1])),
+                    lambda a: keys.round_key(a[0], int(a[1])), "contributions"),
+    numbered_listing("versions of a task", rb"fl/version/" + _TASK + rb"/",
+                     lambda a: keys.version_prefix(a[0]), lambda a, i: keys.version_key(a[0], i), first=0),
+)
