@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from fedledger.abci_app.context import BlockContext, Event, Reader, Writer
 from fedledger.abci_app.errors import Code, TxError
 from fedledger.abci_app.events import fl_event
@@ -97,7 +95,7 @@ def open_round(view: Reader, state: Writer | None, ctx: BlockContext, signer: st
         selected = select_participants(view, msg.task_id, task["round_size"], ctx)
         task["current_round"] = msg.round
         store_record(state, keys.task_key(msg.task_id), task)
-        record: dict[str, Any] = {
+        record: RoundRecord = {
             "task_id": msg.task_id, "round": msg.round, "status": "open", "opened_height": ctx.height,
             "deadline_height": deadline, "base_version": base, "contributions": 0,
             "total_examples": 0, "closed_height": None, "version": None, "selected": selected,

@@ -15,9 +15,11 @@ from fedledger.abci_app.modules.federation.payload import (
     MAX_ROUND_SIZE,
     ModelRef,
 )
+from fedledger.abci_app.modules.federation.records import AggregationPolicy
 from fedledger.abci_app.modules.fields import HEX64, ID_RE, int_field, require_fields, str_field
 from fedledger.abci_app.modules.lifecycle.keeper import parse_params
 from fedledger.abci_app.modules.privacy.keeper import parse_policy
+from fedledger.abci_app.modules.privacy.records import PrivacyPolicy
 
 __all__ = [
     "MAX_DEADLINE_BLOCKS",
@@ -61,9 +63,9 @@ class CreateTask:
     deadline_blocks: int
     aggregator: str
     initial_model: ModelRef
-    privacy: dict[str, Any] | None  # validated policy record (privacy module); None: no privacy budget
+    privacy: PrivacyPolicy | None  # validated policy record (privacy module); None: no privacy budget
     lifecycle: dict[str, int] | None = None  # evaluation quorum and thresholds (lifecycle module); None: defaults
-    aggregation: dict[str, Any] | None = None  # robust rule and SecAgg settings (aggregation.py); None: FedAvg
+    aggregation: AggregationPolicy | None = None  # robust rule and SecAgg settings (aggregation.py); None: FedAvg
 
     @staticmethod
     def parse(body: dict[str, Any]) -> CreateTask:
@@ -137,7 +139,7 @@ class CommitContribution:
     base_version: int
     payload: ModelRef
     num_examples: int
-    dp: dict[str, Any] | None  # the declared DP mechanism, parsed by the accountant when debited
+    dp: dict[str, Any] | None  # the declared DP mechanism (free-form JSON), parsed by the accountant when debited
 
     @staticmethod
     def parse(body: dict[str, Any]) -> CommitContribution:

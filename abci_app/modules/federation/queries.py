@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
 
 from fedledger.abci_app.context import Reader
 from fedledger.abci_app.errors import Code, TxError
 from fedledger.abci_app.listing import ListingRule, counted_listing, numbered_listing
 from fedledger.abci_app.modules.base import QueryAnswer
 from fedledger.abci_app.modules.federation import keys
+from fedledger.abci_app.modules.federation.records import VersionRecord
 from fedledger.abci_app.records import load_record
 
 __all__ = ["LISTINGS", "QUERIES"]
@@ -31,7 +31,7 @@ def _need(view: Reader, key: bytes, what: str) -> QueryAnswer:
 def _lineage(view: Reader, task_id: str, version: int) -> QueryAnswer:
     """A version, the exact contributions it included, and its ancestry back to version 0."""
     head = _need(view, keys.version_key(task_id, version), f"version {version} of task {task_id!r}")
-    rec: dict[str, Any] = head.value
+    rec: VersionRecord = head.value
     contributions = []
     for who in rec["contributors"]:
         contrib = load_record(view, keys.contribution_key(task_id, rec["round"], who))

@@ -22,6 +22,7 @@ from fedledger.abci_app.modules.federation.keeper import MAX_DEADLINE_BLOCKS, MA
 from fedledger.abci_app.modules.federation.records import TaskRecord
 from fedledger.abci_app.modules.fields import int_value, require_fields
 from fedledger.abci_app.modules.governance.params import effective_weights, load_params, parse_params, store_params
+from fedledger.abci_app.modules.governance.records import GovParams
 from fedledger.abci_app.modules.identity.keeper import (
     delete_org,
     find_org,
@@ -324,7 +325,7 @@ def _parse_gov_params(body: Mapping[str, Any]) -> dict[str, Any]:
     return {"changes": {k: changes[k] for k in sorted(changes)}}
 
 
-def _new_gov_params(view: Reader, body: Mapping[str, Any]) -> dict[str, Any]:
+def _new_gov_params(view: Reader, body: Mapping[str, Any]) -> GovParams:
     params = parse_params(body["changes"], load_params(view))
     for org in sorted(body["changes"].get("weights", {})):
         _org(view, org)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Literal
 
 from fedledger.abci_app.context import BlockContext, Event, Reader, Writer
 from fedledger.abci_app.errors import Code, TxError
@@ -14,6 +14,7 @@ from fedledger.abci_app.modules.identity.keeper import member_for_key, require_m
 from fedledger.abci_app.modules.reputation.keeper import on_contribution_rejected
 from fedledger.abci_app.modules.secagg import keys
 from fedledger.abci_app.modules.secagg.msgs import Advance, AdvertiseKeys, DeclareSurvivors, PostPayload
+from fedledger.abci_app.modules.secagg.records import KeysPost, PayloadPost
 from fedledger.abci_app.modules.secagg.screen import screen_reason
 from fedledger.abci_app.modules.secagg.stages import require_stage
 from fedledger.abci_app.records import load_record, store_record
@@ -34,7 +35,7 @@ def _trainer_of_task(view: Reader, signer: str, ctx: BlockContext, task_id: str,
 
 
 def _post_once(view: Reader, state: Writer | None, kind: str, task_id: str, rnd_no: int, signer: str,
-               record: dict[str, Any]) -> None:
+               record: KeysPost | PayloadPost) -> None:
     key = keys.post_key(kind, task_id, rnd_no, signer)
     if view.get(key) is not None:
         raise TxError(Code.ALREADY_EXISTS, f"this participant already posted secagg {kind} for round {rnd_no}")
@@ -58,7 +59,7 @@ def advertise_keys(view: Reader, state: Writer | None, ctx: BlockContext, signer
     if screened_task and msg.screen is None:
         raise TxError(Code.INVALID_BODY, f"task {msg.task_id!r} screens its inputs: secagg_keys must carry the "
                                          "claims of the update (screen: projection_ppm, norm_ppm)")
-    record: dict[str, Any] = {"participant": signer, "c_pk": msg.c_pk, "s_pk": msg.s_pk, "height": ctx.height}
+    record: KeysPost = {"participant": signer, "c_pk": msg.c_pk, "s_pk": msg.s_pk, "height": ctx.height}
     if msg.screen is not None:
         record["screen"] = msg.screen
     _post_once(view, state, "keys", msg.task_id, msg.round, signer, record)
