@@ -38,8 +38,10 @@ state machine's rules anyway):
 Answers built only from point reads (task, round, contribution, version, lineage, budget, org,
 member, whois, nonce, key, and point-read answers of other modules) need no rule: every record
 they used is proven, present or absent. A module whose query lists a prefix makes that answer
-provable by adding a `counted_listing` or `numbered_listing` to LISTING_RULES (both the node and
-the client use this table, so both must run the same code).
+provable by declaring a `counted_listing` or `numbered_listing` (abci_app/listing.py) in its
+`Module.listings`, next to the query (federation/queries.py holds the two above); `listing_rules()`
+collects them in module order, and both the node and the client use that table, so both must run
+the same code.
 """
 
 from __future__ import annotations
@@ -53,14 +55,19 @@ from typing import Any
 from fedledger.abci_app.canonical import CanonicalError, canonical_bytes
 from fedledger.abci_app.context import Reader
 from fedledger.abci_app.errors import Code, TxError
+from fedledger.abci_app.listing import (
+    AnswerProofError,
+    Args,
+    ListingError,
+    ListingRule,
+    counted_listing,
+    numbered_listing,
+)
 from fedledger.abci_app.modules.auth.nonces import last_nonce
 from fedledger.abci_app.modules.base import Module, QueryAnswer
-from fedledger.abci_app.modules.federation import keys as fl_keys
-from fedledger.abci_app.records import load_record
 from fedledger.abci_app.store.proof import ProofError, RecordProof
 
 __all__ = [
-    "LISTING_RULES",
     "PROOF_OP_TYPE",
     "AnswerProofError",
     "ListingError",
@@ -73,6 +80,7 @@ __all__ = [
     "answer_query",
     "counted_listing",
     "find_listing_rule",
+    "listing_rules",
     "numbered_listing",
     "query_table",
     "verify_answer",
@@ -89,100 +97,39 @@ QueryFn = Callable[[Reader, list[str]], QueryAnswer]
 _SEG = re.compile(r"^[A-Za-z0-9_.:-]{1,128}$")
 
 
-class AnswerProofError(ProofError):
-    """A query answer is not proven by its record proofs (bad proof, missing or extra record, other answer)."""
-
-
 class UnprovenReadError(AnswerProofError):
     """Re-deriving an answer read a store key for which the answer carries no proof."""
 
 
-class ListingError(AnswerProofError):
-    """A prefix listing cannot be proven complete (no rule covers it, or its rule's check fails)."""
-
-
 # ----------------------------------------------------------------------------- listing rules
 
-Args = tuple[str, ...]
+def listing_rules() -> tuple[ListingRule, ...]:
+    """Every module's listing rules, in module order; a prefix is covered by the first rule that matches it.
 
-
-@dataclass(frozen=True)
-class ListingRule:
-    """How to prove that a listing of the keys under a prefix is complete.
-
-    `pattern` is matched against the whole prefix; its groups are the rule's arguments, and
-    `prefix(args)` must rebuild exactly that prefix (so only the key layout the module writes is
-    covered). `check(view, args, listed)` reads, through `view`, the records that pin down what
-    the prefix holds and raises ListingError unless `listed` (the keys returned, sorted) is all of
-    it. On the server its reads are recorded, so the client gets their proofs; on the client they
-    come from proven records only. Build rules with `counted_listing` or `numbered_listing`.
+    Each module declares the rules of the prefixes its queries list (`Module.listings`); both the
+    node and the client use this table, so both run the same code.
     """
+    global _RULES
+    if _RULES is None:
+        from fedledger.abci_app.modules.registry import DEFAULT_MODULES
 
-    name: str
-    pattern: re.Pattern[bytes]
-    prefix: Callable[[Args], bytes]
-    check: Callable[[Reader, Args, Sequence[bytes]], None]
-
-    def match(self, prefix: bytes) -> Args | None:
-        """The rule's arguments if it covers `prefix`, else None."""
-        m = self.pattern.fullmatch(prefix)
-        if m is None:
-            return None
-        args = tuple(g.decode("ascii") for g in m.groups())
-        return args if self.prefix(args) == prefix else None
+        _RULES = tuple(rule for module in DEFAULT_MODULES for rule in module.listings)
+    return _RULES
 
 
-def counted_listing(name: str, pattern: bytes, prefix: Callable[[Args], bytes],
-                    counter_key: Callable[[Args], bytes], counter_field: str) -> ListingRule:
-    """A prefix whose keys a record counts: complete when the listing holds exactly `counter_field` keys.
-
-    Sound only if every write of a new key under the prefix increments the counter in the same tx,
-    nothing deletes those keys, and no key exists there before its counter record does (an absent
-    counter record counts 0).
-    """
-    def check(view: Reader, args: Args, listed: Sequence[bytes]) -> None:
-        rec = load_record(view, counter_key(args))
-        expected = rec[counter_field] if rec is not None else 0
-        if len(listed) != expected:
-            raise ListingError(f"{counter_key(args)!r} counts {expected} ({counter_field}), "
-                               f"but the listing holds {len(listed)}")
-    return ListingRule(name, re.compile(pattern), prefix, check)
+_RULES: tuple[ListingRule, ...] | None = None
 
 
-def numbered_listing(name: str, pattern: bytes, prefix: Callable[[Args], bytes],
-                     key: Callable[[Args, int], bytes], first: int) -> ListingRule:
-    """A prefix holding keys numbered first, first+1, ... with no gap: complete when the next number is absent.
-
-    Sound only if new keys are only ever written with the next number, nothing deletes them, and
-    nothing else is written under the prefix.
-    """
-    def check(view: Reader, args: Args, listed: Sequence[bytes]) -> None:
-        for i, k in enumerate(listed):
-            if k != key(args, first + i):
-                raise ListingError(f"the keys must be numbered {first}..{first + len(listed) - 1} in order, "
-                                   f"but position {i} holds {k!r}")
-        nxt = key(args, first + len(listed))
-        if view.get(nxt) is not None:
-            raise ListingError(f"{nxt!r} exists, and the listing leaves it out")
-    return ListingRule(name, re.compile(pattern), prefix, check)
+def __getattr__(name: str) -> tuple[ListingRule, ...]:
+    # LISTING_RULES stays importable; it is built on first use (the modules import late, see listing_rules).
+    if name == "LISTING_RULES":
+        return listing_rules()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
-_TASK = rb"([a-z0-9][a-z0-9_-]{0,63})"  # federation's task id syntax
-
-#: Every listing rule, checked in order; a prefix is covered by the first rule that matches it.
-LISTING_RULES: tuple[ListingRule, ...] = (
-    counted_listing("contributions of a round", rb"fl/contrib/" + _TASK + rb"/([0-9]{10,})/",
-                    lambda a: fl_keys.contribution_prefix(a[0], int(a[1])),
-                    lambda a: fl_keys.round_key(a[0], int(a[1])), "contributions"),
-    numbered_listing("versions of a task", rb"fl/version/" + _TASK + rb"/",
-                     lambda a: fl_keys.version_prefix(a[0]), lambda a, i: fl_keys.version_key(a[0], i), first=0),
-)
-
-
-def find_listing_rule(prefix: bytes, rules: Sequence[ListingRule] = LISTING_RULES
-                      ) -> tuple[ListingRule, Args] | None:
-    """The first rule covering `prefix`, with its arguments; None if no rule does."""
-    for rule in rules:
+def find_listing_rule(prefix: bytes, rules: Sequence[ListingRule] | None = None) -> tuple[ListingRule, Args] | None:
+    """The first rule covering `prefix` (of `rules`, default: every module's), with its arguments; None if none does."""
+    for rule in listing_rules() if rules is None else rules:
         args = rule.match(prefix)
         if args is not None:
             return rule, args
@@ -199,9 +146,9 @@ class RecordingView:
     client will refuse it as not provably complete.
     """
 
-    def __init__(self, base: Reader, rules: Sequence[ListingRule] = LISTING_RULES) -> None:
+    def __init__(self, base: Reader, rules: Sequence[ListingRule] | None = None) -> None:
         self._base = base
-        self._rules = tuple(rules)
+        self._rules = listing_rules() if rules is None else tuple(rules)
         self._reads: dict[bytes, None] = {}  # an ordered set
 
     @property
@@ -244,12 +191,12 @@ class ProvenView:
     exceptions cannot turn a missing proof into an answer.
     """
 
-    def __init__(self, records: Mapping[bytes, bytes | None], rules: Sequence[ListingRule] = LISTING_RULES,
+    def __init__(self, records: Mapping[bytes, bytes | None], rules: Sequence[ListingRule] | None = None,
                  height: int | None = None) -> None:
         #: The committed height the records are proven at, as the node's view would report it.
         self.height = height
         self._records = dict(records)
-        self._rules = tuple(rules)
+        self._rules = listing_rules() if rules is None else tuple(rules)
         self._used: set[bytes] = set()
         self._listed: list[bytes] = []
         self.failure: AnswerProofError | None = None

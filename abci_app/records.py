@@ -3,15 +3,23 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from typing import Any
 
 from fedledger.abci_app.context import Reader, Writer
 
-__all__ = ["load_record", "store_record"]
+__all__ = ["JsonObject", "load_record", "store_record"]
+
+#: A JSON object whose shape this layer does not know: what `load_record` decodes before a module's
+#: typed loader (e.g. `federation.keeper.find_task`) names it with its TypedDict from `records.py`.
+JsonObject = dict[str, Any]
 
 
-def load_record(view: Reader, key: bytes) -> dict[str, Any] | None:
-    """The record at key, or None. A corrupt record is an invariant violation and raises."""
+def load_record(view: Reader, key: bytes) -> JsonObject | None:
+    """The record at key, or None. A corrupt record is an invariant violation and raises.
+
+    Modules read their records through typed loaders that cast this to the record's TypedDict.
+    """
     raw = view.get(key)
     if raw is None:
         return None
@@ -23,7 +31,7 @@ def load_record(view: Reader, key: bytes) -> dict[str, Any] | None:
     return value
 
 
-def store_record(state: Writer, key: bytes, record: dict[str, Any]) -> None:
+def store_record(state: Writer, key: bytes, record: Mapping[str, object]) -> None:
     """Write a record in canonical form.
 
     Records are built by handlers from validated messages (ints and strings only), so the

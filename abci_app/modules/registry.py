@@ -2,15 +2,15 @@
 
 from __future__ import annotations
 
-from fedledger.abci_app.modules.anchor import MODULE as ANCHOR
+from fedledger.abci_app.modules.anchor.module import MODULE as ANCHOR
 from fedledger.abci_app.modules.base import Module
-from fedledger.abci_app.modules.evm import MODULE as EVM
-from fedledger.abci_app.modules.federation import MODULE as FEDERATION
-from fedledger.abci_app.modules.governance import MODULE as GOVERNANCE
-from fedledger.abci_app.modules.identity import MODULE as IDENTITY
-from fedledger.abci_app.modules.lifecycle import MODULE as LIFECYCLE
-from fedledger.abci_app.modules.privacy import MODULE as PRIVACY
-from fedledger.abci_app.modules.reputation import MODULE as REPUTATION
+from fedledger.abci_app.modules.evm.module import MODULE as EVM
+from fedledger.abci_app.modules.federation.module import MODULE as FEDERATION
+from fedledger.abci_app.modules.governance.module import MODULE as GOVERNANCE
+from fedledger.abci_app.modules.identity.module import MODULE as IDENTITY
+from fedledger.abci_app.modules.lifecycle.module import MODULE as LIFECYCLE
+from fedledger.abci_app.modules.privacy.module import MODULE as PRIVACY
+from fedledger.abci_app.modules.reputation.module import MODULE as REPUTATION
 from fedledger.abci_app.modules.secagg.module import MODULE as SECAGG
 
 __all__ = ["DEFAULT_MODULES"]

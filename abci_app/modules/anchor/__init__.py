@@ -1,16 +1,27 @@
-"""Anchor module: records of confirmed anchors of this chain's checkpoints on a public chain (node/anchor)."""
+"""Anchor module: records of confirmed anchors of this chain's checkpoints on a public chain (node/anchor).
+
+The package imports nothing when it loads (see `base.lazy_exports`): other modules use
+`keeper.py` and `records.py`; the registry takes `module.py`'s MODULE.
+"""
 
 from __future__ import annotations
 
-from fedledger.abci_app.modules.anchor.handlers import HANDLERS, ROLES, meta
-from fedledger.abci_app.modules.anchor.msgs import PARSERS, SCHEMES, RecordAnchor
-from fedledger.abci_app.modules.anchor.queries import QUERIES, covering
-from fedledger.abci_app.modules.base import Module, Route
+from fedledger.abci_app.modules.base import lazy_exports
 
-__all__ = ["MODULE", "ROLES", "SCHEMES", "RecordAnchor", "covering", "meta"]
+__all__ = [
+    "MODULE",
+    "ROLES",
+    "RecordAnchor",
+    "SCHEMES",
+    "covering",
+    "meta",
+]
 
-MODULE = Module(
-    name="anchor",
-    routes={name: Route(parse=PARSERS[name], handle=HANDLERS[name]) for name in sorted(HANDLERS)},
-    queries=QUERIES,
-)
+__getattr__ = lazy_exports(__name__, {
+    "MODULE": "module",
+    "ROLES": "handlers",
+    "RecordAnchor": "msgs",
+    "SCHEMES": "msgs",
+    "covering": "queries",
+    "meta": "handlers",
+})

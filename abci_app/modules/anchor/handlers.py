@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from fedledger.abci_app.context import BlockContext, Event, Reader, Writer
 from fedledger.abci_app.errors import Code, TxError
+from fedledger.abci_app.events import fl_event
 from fedledger.abci_app.modules.anchor import keys
 from fedledger.abci_app.modules.anchor.msgs import RecordAnchor
+from fedledger.abci_app.modules.anchor.records import AnchorMeta
 from fedledger.abci_app.modules.base import Handler
-from fedledger.abci_app.modules.federation.events import fl_event
-from fedledger.abci_app.modules.identity.authz import require_member
+from fedledger.abci_app.modules.identity.keeper import require_member
 from fedledger.abci_app.records import load_record, store_record
 
 __all__ = ["HANDLERS", "ROLES", "meta", "record_anchor"]
@@ -22,7 +23,7 @@ __all__ = ["HANDLERS", "ROLES", "meta", "record_anchor"]
 ROLES = ("validator-admin",)
 
 
-def meta(view: Reader) -> dict[str, int]:
+def meta(view: Reader) -> AnchorMeta:
     """{count, to_height} of the anchors so far (zeros before the first)."""
     rec = load_record(view, keys.META_KEY)
     return {"count": int(rec["count"]), "to_height": int(rec["to_height"])} if rec else {"count": 0, "to_height": 0}

@@ -7,12 +7,13 @@ Every answer is built from point reads (the meta record, then records by sequenc
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import cast
 
 from fedledger.abci_app.context import Reader
 from fedledger.abci_app.errors import Code, TxError
 from fedledger.abci_app.modules.anchor import keys
 from fedledger.abci_app.modules.anchor.handlers import meta
+from fedledger.abci_app.modules.anchor.records import AnchorRecord
 from fedledger.abci_app.modules.base import QueryAnswer
 from fedledger.abci_app.records import load_record
 
@@ -27,14 +28,14 @@ def _num(text: str, what: str) -> int:
     return int(text)
 
 
-def _record(view: Reader, seq: int) -> dict[str, Any]:
+def _record(view: Reader, seq: int) -> AnchorRecord:
     rec = load_record(view, keys.anchor_key(seq))
     if rec is None:
         raise RuntimeError(f"state invariant violated: anchor {seq} below the count is missing")
-    return rec
+    return cast(AnchorRecord, rec)
 
 
-def covering(view: Reader, height: int) -> dict[str, Any] | None:
+def covering(view: Reader, height: int) -> AnchorRecord | None:
     """The anchor whose range holds `height`, or None. Ranges are contiguous from 1, so this is a binary search."""
     m = meta(view)
     if height < 1 or height > m["to_height"]:

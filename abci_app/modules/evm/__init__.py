@@ -1,20 +1,23 @@
-"""EVM module: EVM txs (their own envelope), DID↔address binding, EVM queries, genesis contracts, policy pointers."""
+"""EVM module: EVM txs (their own envelope), DID↔address binding, EVM queries, genesis contracts, policy pointers.
+
+The package imports nothing when it loads (see `base.lazy_exports`): other modules use
+`keeper.py` and `records.py`; the registry takes `module.py`'s MODULE.
+"""
 
 from __future__ import annotations
 
-from fedledger.abci_app.modules.base import Module, Route
-from fedledger.abci_app.modules.evm.binding import BindEvmAddress, bind_evm_address
-from fedledger.abci_app.modules.evm.envelope import ENVELOPE, end_block
-from fedledger.abci_app.modules.evm.genesis import init_genesis
-from fedledger.abci_app.modules.evm.queries import QUERIES
+from fedledger.abci_app.modules.base import lazy_exports
 
-__all__ = ["MODULE"]
+__all__ = [
+    "MODULE",
+    "check_set_policy",
+    "execute_set_policy",
+    "parse_set_policy",
+]
 
-MODULE = Module(
-    name="evm",
-    routes={"bind_evm_address": Route(parse=BindEvmAddress.parse, handle=bind_evm_address)},
-    queries=QUERIES,
-    init_genesis=init_genesis,
-    end_block=end_block,
-    envelope=ENVELOPE,
-)
+__getattr__ = lazy_exports(__name__, {
+    "MODULE": "module",
+    "check_set_policy": "keeper",
+    "execute_set_policy": "keeper",
+    "parse_set_policy": "keeper",
+})

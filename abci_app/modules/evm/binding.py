@@ -16,9 +16,8 @@ from fedledger.abci_app.evm_engine.binding import (
     recover_signer,
 )
 from fedledger.abci_app.modules.fields import require_fields
-from fedledger.abci_app.modules.identity import keys as id_keys
-from fedledger.abci_app.modules.identity.authz import require_member
-from fedledger.abci_app.records import load_record
+from fedledger.abci_app.modules.identity.keeper import find_member, require_member
+from fedledger.abci_app.modules.identity.records import MemberRecord
 
 __all__ = ["BindEvmAddress", "bind_evm_address", "bound_member", "require_bound_member"]
 
@@ -76,12 +75,12 @@ def bind_evm_address(view: Reader, state: Writer | None, ctx: BlockContext, sign
     return [Event(type="evm", attributes=attrs)]
 
 
-def bound_member(view: Reader, address: bytes, ctx: BlockContext) -> dict[str, Any] | None:
+def bound_member(view: Reader, address: bytes, ctx: BlockContext) -> MemberRecord | None:
     """The member an address is bound to, if the binding is current and the member active and valid at ctx."""
     did = view.get(keys.address_binding_key(address))
     if did is None:
         return None
-    member = load_record(view, id_keys.member_key(did.decode("ascii")))
+    member = find_member(view, did.decode("ascii"))
     if member is None or member["status"] != "active":
         return None
     if ctx.time_ns > 0 and ctx.time_ns // 1_000_000_000 >= member["valid_until"]:
@@ -89,7 +88,7 @@ def bound_member(view: Reader, address: bytes, ctx: BlockContext) -> dict[str, A
     return member
 
 
-def require_bound_member(view: Reader, address: bytes, ctx: BlockContext) -> dict[str, Any]:
+def require_bound_member(view: Reader, address: bytes, ctx: BlockContext) -> MemberRecord:
     """bound_member, or EVM_UNBOUND_SENDER saying what to do."""
     member = bound_member(view, address, ctx)
     if member is None:

@@ -22,7 +22,7 @@ from fedledger.abci_app.evm_engine.params import load_params
 from fedledger.abci_app.evm_engine.policy import KINDS
 from fedledger.abci_app.evm_engine.session import EvmSession
 from fedledger.abci_app.evm_engine.vm import EvmBlock
-from fedledger.abci_app.modules.federation import keys as fl_keys
+from fedledger.abci_app.modules.federation.keeper import task_exists
 from fedledger.abci_app.modules.fields import ID_RE, require_fields
 
 __all__ = ["check_set_policy", "execute_set_policy", "parse_set_policy"]
@@ -52,7 +52,7 @@ def check_set_policy(view: Reader, body: Mapping[str, Any]) -> None:
     params = load_params(view)
     if params is None:
         raise TxError(Code.ACTION_INVALID, "this chain's genesis did not set up the EVM")
-    if body["task_id"] is not None and view.get(fl_keys.task_key(body["task_id"])) is None:
+    if body["task_id"] is not None and not task_exists(view, body["task_id"]):
         raise TxError(Code.NOT_FOUND, f"task {body['task_id']!r} does not exist")
     if body["address"] is not None:
         block = EvmBlock(height=0, time_s=0, block_hash=b"", gas_limit=params.block_gas_limit,

@@ -1,16 +1,47 @@
-"""Federation module: tasks, participants, rounds, contributions and model versions."""
+"""Federation module: tasks, participants, rounds, contributions and model versions.
+
+The package imports nothing when it loads (see `base.lazy_exports`): other modules use
+`keeper.py` and `records.py`; the registry takes `module.py`'s MODULE.
+"""
 
 from __future__ import annotations
 
-from fedledger.abci_app.modules.base import Module, Route
-from fedledger.abci_app.modules.federation.handlers import HANDLERS
-from fedledger.abci_app.modules.federation.msgs import PARSERS
-from fedledger.abci_app.modules.federation.queries import QUERIES
+from fedledger.abci_app.modules.base import lazy_exports
 
-__all__ = ["MODULE"]
+__all__ = [
+    "MAX_DEADLINE_BLOCKS",
+    "MAX_ROUND_SIZE",
+    "MODULE",
+    "ModelRef",
+    "find_contribution",
+    "find_round",
+    "find_task",
+    "find_version",
+    "load_round",
+    "load_task",
+    "store_round",
+    "store_task",
+    "store_version",
+    "task_exists",
+    "version_numbers",
+    "versions",
+]
 
-MODULE = Module(
-    name="federation",
-    routes={name: Route(parse=PARSERS[name], handle=HANDLERS[name]) for name in sorted(HANDLERS)},
-    queries=QUERIES,
-)
+__getattr__ = lazy_exports(__name__, {
+    "MAX_DEADLINE_BLOCKS": "keeper",
+    "MAX_ROUND_SIZE": "keeper",
+    "MODULE": "module",
+    "ModelRef": "keeper",
+    "find_contribution": "keeper",
+    "find_round": "keeper",
+    "find_task": "keeper",
+    "find_version": "keeper",
+    "load_round": "keeper",
+    "load_task": "keeper",
+    "store_round": "keeper",
+    "store_task": "keeper",
+    "store_version": "keeper",
+    "task_exists": "keeper",
+    "version_numbers": "keeper",
+    "versions": "keeper",
+})

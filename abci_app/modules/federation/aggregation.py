@@ -14,17 +14,25 @@ import re
 from typing import Any
 
 from fedledger.abci_app.errors import Code, TxError
+from fedledger.abci_app.modules.federation.records import (
+    AggregationPolicy,
+    CentralNoise,
+    Compression,
+    ScreenPolicy,
+    SecurePolicy,
+    TaskRecord,
+)
 from fedledger.abci_app.modules.fields import int_field, require_fields
 
 __all__ = ["DEFAULT_POLICY", "ROBUST_RULES", "is_screened", "is_secure", "parse_aggregation", "positive_decimal"]
 
 # The on-chain names of the rules the aggregator implements (fedledger.node.robust + fedavg).
 ROBUST_RULES = ("fedavg", "median", "trimmed_mean", "krum", "multi_krum", "bulyan", "geomed", "centered_clipping")
-DEFAULT_POLICY: dict[str, Any] = {"rule": "fedavg", "byzantine": 0, "secure": None}
+DEFAULT_POLICY: AggregationPolicy = {"rule": "fedavg", "byzantine": 0, "secure": None}
 _DECIMAL_RE = re.compile(r"^(0|[1-9][0-9]{0,5})(\.[0-9]{1,6})?$")
 
 
-def _parse_secure(raw: Any, round_size: int) -> dict[str, Any]:
+def _parse_secure(raw: Any, round_size: int) -> SecurePolicy:
     if not isinstance(raw, dict):
         raise TxError(Code.INVALID_BODY, "aggregation.secure must be an object: group_size, clip, threshold_pct, "
                                          "stage_blocks")
@@ -54,7 +62,7 @@ def _parse_secure(raw: Any, round_size: int) -> dict[str, Any]:
     }
 
 
-def _parse_screen(raw: Any) -> dict[str, Any]:
+def _parse_screen(raw: Any) -> ScreenPolicy:
     """{min_cosine_ppm, max_norm}: the input screen every contribution's claims must pass (see node/screen)."""
     if not isinstance(raw, dict):
         raise TxError(Code.INVALID_BODY, "aggregation.screen must be an object: min_cosine_ppm, max_norm")
@@ -64,10 +72,10 @@ def _parse_screen(raw: Any) -> dict[str, Any]:
                                          " (the largest L2 norm a screened input may claim)")}
 
 
-def parse_aggregation(raw: Any, round_size: int) -> dict[str, Any]:
+def parse_aggregation(raw: Any, round_size: int) -> AggregationPolicy:
     """Validate a task's `aggregation` object; absent fields take the defaults (plain FedAvg, no SecAgg)."""
     if raw is None:
-        return dict(DEFAULT_POLICY)
+        return DEFAULT_POLICY.copy()
     if not isinstance(raw, dict):
         raise TxError(Code.INVALID_BODY, "aggregation must be an object: rule, byzantine, secure")
     require_fields(raw, {"rule"}, {"byzantine", "secure", "compression", "central_noise", "screen"},
@@ -85,7 +93,7 @@ def parse_aggregation(raw: Any, round_size: int) -> dict[str, Any]:
     if compression is not None and secure is not None:
         raise TxError(Code.INVALID_BODY, "aggregation.compression applies to plaintext rounds; secure rounds are "
                                          "already quantized into the SecAgg field")
-    out = {"rule": rule, "byzantine": byzantine, "secure": secure}
+    out: AggregationPolicy = {"rule": rule, "byzantine": byzantine, "secure": secure}
     if raw.get("screen") is not None:
         if secure is None:
             raise TxError(Code.INVALID_BODY, "aggregation.screen needs aggregation.secure: a plaintext round's "
@@ -101,12 +109,12 @@ def parse_aggregation(raw: Any, round_size: int) -> dict[str, Any]:
     return out
 
 
-def _parse_central(raw: Any) -> dict[str, str]:
+def _parse_central(raw: Any) -> CentralNoise:
     """{noise_multiplier, clip}: the aggregator clips each update to clip and adds N(0, (σ·clip)²) to the sum."""
     if not isinstance(raw, dict):
         raise TxError(Code.INVALID_BODY, "aggregation.central_noise must be {noise_multiplier, clip}")
     require_fields(raw, {"noise_multiplier", "clip"}, {"adaptive"}, what="aggregation.central_noise")
-    out: dict[str, Any] = {
+    out: CentralNoise = {
         "noise_multiplier": positive_decimal(raw["noise_multiplier"], "central_noise.noise_multiplier"),
         "clip": positive_decimal(raw["clip"], "central_noise.clip"),
     }
@@ -118,8 +126,10 @@ def _parse_central(raw: Any) -> dict[str, str]:
             raise TxError(Code.INVALID_BODY, "central_noise.adaptive must be {target_quantile, learning_rate, "
                                              "bit_noise}")
         require_fields(adaptive, {"target_quantile", "learning_rate", "bit_noise"}, what="central_noise.adaptive")
-        out["adaptive"] = {k: positive_decimal(adaptive[k], f"central_noise.adaptive.{k}")
-                           for k in ("target_quantile", "learning_rate", "bit_noise")}
+        values = {k: positive_decimal(adaptive[k], f"central_noise.adaptive.{k}")
+                  for k in ("target_quantile", "learning_rate", "bit_noise")}
+        out["adaptive"] = {"target_quantile": values["target_quantile"], "learning_rate": values["learning_rate"],
+                           "bit_noise": values["bit_noise"]}
         if not _micro(out["adaptive"]["target_quantile"]) < _MICRO:
             raise TxError(Code.INVALID_BODY, "central_noise.adaptive.target_quantile must lie strictly in (0, 1)")
         if not 2 * _micro(out["adaptive"]["bit_noise"]) > _micro(out["noise_multiplier"]):
@@ -145,7 +155,7 @@ def _micro(value: str) -> int:
     return int(whole) * _MICRO + int(frac.ljust(6, "0"))
 
 
-def _parse_compression(raw: Any) -> dict[str, Any] | None:
+def _parse_compression(raw: Any) -> Compression | None:
     """None, {"method": "quant8"} or {"method": "topk", "fraction_ppm": 1..1_000_000}."""
     if raw is None:
         return None
@@ -159,13 +169,13 @@ def _parse_compression(raw: Any) -> dict[str, Any] | None:
     return {"method": "topk", "fraction_ppm": int_field(raw, "fraction_ppm", 1, 1_000_000)}
 
 
-def is_secure(task: dict[str, Any]) -> bool:
+def is_secure(task: TaskRecord) -> bool:
     """True if the task's rounds run SecAgg+ over the chain (older task records have no policy: plaintext)."""
     policy = task.get("aggregation") or DEFAULT_POLICY
     return policy.get("secure") is not None
 
 
-def is_screened(task: dict[str, Any]) -> bool:
+def is_screened(task: TaskRecord) -> bool:
     """True if the task screens every input by its claims (aggregation.screen): commits must carry them."""
     policy = task.get("aggregation") or DEFAULT_POLICY
     return policy.get("screen") is not None

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from fedledger.abci_app.context import BlockContext, Event, Reader, Writer
 from fedledger.abci_app.errors import Code, TxError
+from fedledger.abci_app.events import fl_event
 from fedledger.abci_app.modules.base import Handler
 from fedledger.abci_app.modules.federation import keys
 from fedledger.abci_app.modules.federation.aggregation import DEFAULT_POLICY, is_screened, is_secure
-from fedledger.abci_app.modules.federation.events import fl_event
+from fedledger.abci_app.modules.federation.keeper import load_round, load_task
 from fedledger.abci_app.modules.federation.msgs import (
     ClosedRound,
     CommitContribution,
@@ -20,36 +19,20 @@ from fedledger.abci_app.modules.federation.msgs import (
     ProposeVersion,
     contribution_id,
 )
+from fedledger.abci_app.modules.federation.records import RoundRecord, RoundStatus, TaskRecord
 from fedledger.abci_app.modules.federation.selection import select_participants
-from fedledger.abci_app.modules.identity.authz import member_for_key, require_member
-from fedledger.abci_app.modules.lifecycle.decisions import set_task_params
-from fedledger.abci_app.modules.lifecycle.pointer import last_good
-from fedledger.abci_app.modules.privacy.budget import debit, has_policy, set_policy
-from fedledger.abci_app.modules.reputation.hooks import on_contribution_accepted, on_contribution_rejected
-from fedledger.abci_app.modules.secagg.stages import initial_state, require_stage, secure_full
+from fedledger.abci_app.modules.identity.keeper import member_for_key, require_member
+from fedledger.abci_app.modules.lifecycle.keeper import last_good, set_task_params
+from fedledger.abci_app.modules.privacy.keeper import debit, has_policy, set_policy
+from fedledger.abci_app.modules.reputation.keeper import on_contribution_accepted, on_contribution_rejected
+from fedledger.abci_app.modules.secagg.keeper import initial_state, require_stage, secure_full
 from fedledger.abci_app.records import load_record, store_record
 
 __all__ = ["HANDLERS", "load_round", "load_task"]
 
 
-def load_task(view: Reader, task_id: str) -> dict[str, Any]:
-    """The task record, or NOT_FOUND."""
-    rec = load_record(view, keys.task_key(task_id))
-    if rec is None:
-        raise TxError(Code.NOT_FOUND, f"task {task_id!r} does not exist")
-    return rec
-
-
-def load_round(view: Reader, task_id: str, rnd: int) -> dict[str, Any]:
-    """The round record, or NOT_FOUND."""
-    rec = load_record(view, keys.round_key(task_id, rnd))
-    if rec is None:
-        raise TxError(Code.NOT_FOUND, f"round {rnd} of task {task_id!r} does not exist")
-    return rec
-
-
 def _closed_round_of_aggregator(view: Reader, ctx: BlockContext, signer: str, task_id: str, rnd: int,
-                                action: str, done: str) -> tuple[dict[str, Any], dict[str, Any]]:
+                                action: str, done: str) -> tuple[TaskRecord, RoundRecord]:
     """The task and round for an aggregator-only action on a closed round (propose, fail)."""
     require_member(view, signer, ctx, ("aggregator",), action)
     task = load_task(view, task_id)
@@ -112,7 +95,7 @@ def open_round(view: Reader, state: Writer | None, ctx: BlockContext, signer: st
         selected = select_participants(view, msg.task_id, task["round_size"], ctx)
         task["current_round"] = msg.round
         store_record(state, keys.task_key(msg.task_id), task)
-        record: dict[str, Any] = {
+        record: RoundRecord = {
             "task_id": msg.task_id, "round": msg.round, "status": "open", "opened_height": ctx.height,
             "deadline_height": deadline, "base_version": base, "contributions": 0,
             "total_examples": 0, "closed_height": None, "version": None, "selected": selected,
@@ -195,12 +178,12 @@ def close_round(view: Reader, state: Writer | None, ctx: BlockContext, signer: s
     if not full and ctx.height <= rnd["deadline_height"]:
         raise TxError(Code.WRONG_STATE, f"round {msg.round} is open until height {rnd['deadline_height']} "
                                         f"or until it has {task['round_size']} contributions")
-    status = "closed" if rnd["contributions"] >= task["min_contributions"] else "failed"
+    status: RoundStatus = "closed" if rnd["contributions"] >= task["min_contributions"] else "failed"
     if state is not None:
         rnd["status"] = status
         rnd["closed_height"] = ctx.height
         if "secagg" in rnd:
-            rnd["secagg"].update(stage="closed", since=ctx.height)
+            rnd["secagg"]["stage"], rnd["secagg"]["since"] = "closed", ctx.height
         store_record(state, keys.round_key(msg.task_id, msg.round), rnd)
     return [fl_event("close_round", signer, task=msg.task_id, round=msg.round, status=status,
                      contributions=rnd["contributions"])]
@@ -230,7 +213,7 @@ def propose_version(view: Reader, state: Writer | None, ctx: BlockContext, signe
         if contrib is None:
             raise TxError(Code.NOT_FOUND, f"{who[:16]}… made no contribution to round {msg.round}")
         dropped.append((contrib["did"], reason))
-    central = (task.get("aggregation") or {}).get("central_noise")
+    central = task["aggregation"].get("central_noise") if task.get("aggregation") else None
     if msg.next_clip is not None and (central is None or "adaptive" not in central):
         raise TxError(Code.INVALID_BODY, "next_clip is only for tasks with adaptive clipping (central_noise.adaptive)")
     version = task["latest_version"] + 1

@@ -9,11 +9,20 @@ from typing import Any
 
 from fedledger.abci_app.errors import Code, TxError
 from fedledger.abci_app.modules.federation.aggregation import parse_aggregation, positive_decimal
+from fedledger.abci_app.modules.federation.payload import (
+    MAX_DEADLINE_BLOCKS,
+    MAX_PAYLOAD_BYTES,
+    MAX_ROUND_SIZE,
+    ModelRef,
+)
+from fedledger.abci_app.modules.federation.records import AggregationPolicy
 from fedledger.abci_app.modules.fields import HEX64, ID_RE, int_field, require_fields, str_field
-from fedledger.abci_app.modules.lifecycle.params import parse_params
-from fedledger.abci_app.modules.privacy.budget import parse_policy
+from fedledger.abci_app.modules.lifecycle.keeper import parse_params
+from fedledger.abci_app.modules.privacy.keeper import parse_policy
+from fedledger.abci_app.modules.privacy.records import PrivacyPolicy
 
 __all__ = [
+    "MAX_DEADLINE_BLOCKS",
     "MAX_PAYLOAD_BYTES",
     "MAX_ROUND_SIZE",
     "ClosedRound",
@@ -28,14 +37,7 @@ __all__ = [
     "contribution_id",
 ]
 
-MAX_ROUND_SIZE = 1000
-MAX_PAYLOAD_BYTES = 1 << 30
-MAX_DEADLINE_BLOCKS = 1_000_000
 _SPEC_RE = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,63}$")
-# A CIDv1 in base32 (multibase prefix 'b'); the chain checks the spelling only, the store the bytes.
-_CID_RE = re.compile(r"^b[a-z2-7]{20,120}$")
-
-
 _REASON_RE = re.compile(r"^[\x20-\x7e]{1,200}$")
 
 
@@ -50,37 +52,6 @@ def contribution_id(task_id: str, rnd: int, signer: str) -> str:
     return f"{task_id}/{rnd}/{signer}"
 
 
-
-
-
-
-
-
-
-
-
-@dataclass(frozen=True)
-class ModelRef:
-    """Where a model payload lives and how to check it: CID, sha256 and byte size."""
-
-    cid: str
-    sha256: str
-    size: int
-
-    @staticmethod
-    def parse(body: dict[str, Any]) -> ModelRef:
-        """Validate the cid/sha256/size fields of a body."""
-        return ModelRef(
-            cid=str_field(body, "cid", _CID_RE, "a CIDv1 in base32 (starting with 'b')"),
-            sha256=str_field(body, "sha256", HEX64, "64 lower-case hex digits"),
-            size=int_field(body, "size", 1, MAX_PAYLOAD_BYTES),
-        )
-
-    def to_json(self) -> dict[str, Any]:
-        """Record form."""
-        return {"cid": self.cid, "sha256": self.sha256, "size": self.size}
-
-
 @dataclass(frozen=True)
 class CreateTask:
     """Create a federated task with its model spec, round sizes, deadline and initial model."""
@@ -92,9 +63,9 @@ class CreateTask:
     deadline_blocks: int
     aggregator: str
     initial_model: ModelRef
-    privacy: dict[str, Any] | None  # validated policy record (privacy module); None: no privacy budget
+    privacy: PrivacyPolicy | None  # validated policy record (privacy module); None: no privacy budget
     lifecycle: dict[str, int] | None = None  # evaluation quorum and thresholds (lifecycle module); None: defaults
-    aggregation: dict[str, Any] | None = None  # robust rule and SecAgg settings (aggregation.py); None: FedAvg
+    aggregation: AggregationPolicy | None = None  # robust rule and SecAgg settings (aggregation.py); None: FedAvg
 
     @staticmethod
     def parse(body: dict[str, Any]) -> CreateTask:
@@ -168,7 +139,7 @@ class CommitContribution:
     base_version: int
     payload: ModelRef
     num_examples: int
-    dp: dict[str, Any] | None  # the declared DP mechanism, parsed by the accountant when debited
+    dp: dict[str, Any] | None  # the declared DP mechanism (free-form JSON), parsed by the accountant when debited
 
     @staticmethod
     def parse(body: dict[str, Any]) -> CommitContribution:

@@ -3,15 +3,16 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
 
 from fedledger.abci_app.context import Reader
 from fedledger.abci_app.errors import Code, TxError
+from fedledger.abci_app.listing import ListingRule, counted_listing, numbered_listing
 from fedledger.abci_app.modules.base import QueryAnswer
 from fedledger.abci_app.modules.federation import keys
+from fedledger.abci_app.modules.federation.records import VersionRecord
 from fedledger.abci_app.records import load_record
 
-__all__ = ["QUERIES"]
+__all__ = ["LISTINGS", "QUERIES"]
 
 
 def _num(text: str) -> int:
@@ -30,7 +31,7 @@ def _need(view: Reader, key: bytes, what: str) -> QueryAnswer:
 def _lineage(view: Reader, task_id: str, version: int) -> QueryAnswer:
     """A version, the exact contributions it included, and its ancestry back to version 0."""
     head = _need(view, keys.version_key(task_id, version), f"version {version} of task {task_id!r}")
-    rec: dict[str, Any] = head.value
+    rec: VersionRecord = head.value
     contributions = []
     for who in rec["contributors"]:
         contrib = load_record(view, keys.contribution_key(task_id, rec["round"], who))
@@ -102,3 +103,16 @@ QUERIES: dict[str, Callable[[Reader, list[str]], QueryAnswer]] = {
     "versions": _q_versions,
     "lineage": _q_lineage,
 }
+
+_TASK = rb"([a-z0-9][a-z0-9_-]{0,63})"  # federation's task id syntax
+
+# The listings above are provable because these rules pin down what the prefixes hold:
+# commit_contribution counts a round's contributions in the round record (and nothing deletes
+# them); versions are written 0, 1, 2... by create_task and propose_version (and never deleted).
+LISTINGS: tuple[ListingRule, ...] = (
+    counted_listing("contributions of a round", rb"fl/contrib/" + _TASK + rb"/([0-9]{10,})/",
+                    lambda a: keys.contribution_prefix(a[0], int(a[1])),
+                    lambda a: keys.round_key(a[0], int(a[1])), "contributions"),
+    numbered_listing("versions of a task", rb"fl/version/" + _TASK + rb"/",
+                     lambda a: keys.version_prefix(a[0]), lambda a, i: keys.version_key(a[0], i), first=0),
+)

@@ -12,12 +12,8 @@ from __future__ import annotations
 
 from fedledger.abci_app.context import BlockContext, Reader
 from fedledger.abci_app.modules.federation import keys
-from fedledger.abci_app.modules.identity.authz import member_for_key
-from fedledger.abci_app.modules.identity.keys import MEMBER_PREFIX
-from fedledger.abci_app.modules.reputation.genesis import params
-from fedledger.abci_app.modules.reputation.hooks import scores_at
-from fedledger.abci_app.modules.reputation.selection import select
-from fedledger.abci_app.records import load_record
+from fedledger.abci_app.modules.identity.keeper import member_for_key, members
+from fedledger.abci_app.modules.reputation.keeper import params, scores_at, select
 
 __all__ = ["eligible", "select_participants"]
 
@@ -25,9 +21,8 @@ __all__ = ["eligible", "select_participants"]
 def eligible(view: Reader, task_id: str, ctx: BlockContext) -> list[tuple[str, str, bool]]:
     """(did, signing key, available) of every active trainer allowed on the task at `ctx`, sorted by DID."""
     out = []
-    for key, _ in view.iter_prefix(MEMBER_PREFIX):
-        member = load_record(view, key)
-        if member is None or member["role"] != "trainer" or member_for_key(view, member["key"], ctx) is None:
+    for member in members(view):
+        if member["role"] != "trainer" or member_for_key(view, member["key"], ctx) is None:
             continue
         if member["tasks"] and task_id not in member["tasks"]:
             continue

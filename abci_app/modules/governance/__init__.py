@@ -1,22 +1,17 @@
-"""Governance module: organization administrators propose and vote on policy and membership changes."""
+"""Governance module: organization administrators propose and vote on policy and membership changes.
+
+The package imports nothing when it loads (see `base.lazy_exports`): other modules use
+`keeper.py` and `records.py`; the registry takes `module.py`'s MODULE.
+"""
 
 from __future__ import annotations
 
-from fedledger.abci_app.modules.base import Module, Route
-from fedledger.abci_app.modules.governance.genesis import init_genesis
-from fedledger.abci_app.modules.governance.handlers import HANDLERS
-from fedledger.abci_app.modules.governance.msgs import PARSERS
-from fedledger.abci_app.modules.governance.queries import QUERIES
-from fedledger.abci_app.modules.governance.tally import end_block
+from fedledger.abci_app.modules.base import lazy_exports
 
-__all__ = ["MODULE"]
+__all__ = [
+    "MODULE",
+]
 
-# Must come after the identity module in the module order: its genesis checks weights against the
-# organizations identity registers.
-MODULE = Module(
-    name="governance",
-    routes={name: Route(parse=PARSERS[name], handle=HANDLERS[name]) for name in sorted(HANDLERS)},
-    queries=QUERIES,
-    init_genesis=init_genesis,
-    end_block=end_block,
-)
+__getattr__ = lazy_exports(__name__, {
+    "MODULE": "module",
+})

@@ -12,26 +12,34 @@ import re
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from decimal import Decimal
-from typing import Any
+from typing import Any, Literal, cast
 
 from fedledger.abci_app.context import BlockContext, Event, Reader, Writer
 from fedledger.abci_app.did.credentials import key_of_did
 from fedledger.abci_app.errors import Code, TxError
-from fedledger.abci_app.modules.evm.gov import check_set_policy, execute_set_policy, parse_set_policy
-from fedledger.abci_app.modules.federation import keys as fl_keys
-from fedledger.abci_app.modules.federation.msgs import MAX_DEADLINE_BLOCKS, MAX_ROUND_SIZE
+from fedledger.abci_app.modules.evm.keeper import check_set_policy, execute_set_policy, parse_set_policy
+from fedledger.abci_app.modules.federation.keeper import MAX_DEADLINE_BLOCKS, MAX_ROUND_SIZE, find_task, store_task
+from fedledger.abci_app.modules.federation.records import TaskRecord
 from fedledger.abci_app.modules.fields import int_value, require_fields
 from fedledger.abci_app.modules.governance.params import effective_weights, load_params, parse_params, store_params
-from fedledger.abci_app.modules.identity import keys as id_keys
-from fedledger.abci_app.modules.identity.genesis import organization_record
-from fedledger.abci_app.modules.lifecycle import PARAM_NAMES as LIFECYCLE_CHANGES
-from fedledger.abci_app.modules.lifecycle import check_rollback, check_task_params, rollback, set_task_params
-from fedledger.abci_app.modules.lifecycle import parse_params as parse_lifecycle_params
-from fedledger.abci_app.modules.privacy.budget import MICRO, parse_policy, policy, set_policy
-from fedledger.abci_app.modules.reputation import params as reputation_params
-from fedledger.abci_app.modules.reputation import set_params as set_reputation_params
-from fedledger.abci_app.modules.reputation import validate_params as validate_reputation_params
-from fedledger.abci_app.records import load_record, store_record
+from fedledger.abci_app.modules.governance.records import GovParams
+from fedledger.abci_app.modules.identity.keeper import (
+    delete_org,
+    find_org,
+    members,
+    org_exists,
+    organization_record,
+    store_member,
+    store_org,
+)
+from fedledger.abci_app.modules.identity.records import OrganizationRecord
+from fedledger.abci_app.modules.lifecycle.keeper import PARAM_NAMES as LIFECYCLE_CHANGES
+from fedledger.abci_app.modules.lifecycle.keeper import check_rollback, check_task_params, rollback, set_task_params
+from fedledger.abci_app.modules.lifecycle.keeper import parse_params as parse_lifecycle_params
+from fedledger.abci_app.modules.privacy.keeper import MICRO, parse_policy, policy, set_policy
+from fedledger.abci_app.modules.reputation.keeper import params as reputation_params
+from fedledger.abci_app.modules.reputation.keeper import set_params as set_reputation_params
+from fedledger.abci_app.modules.reputation.keeper import validate_params as validate_reputation_params
 
 __all__ = ["ACTIONS", "UNAVAILABLE", "Action", "check_action", "parse_action", "run_action"]
 
@@ -79,15 +87,15 @@ def _did(value: Any, name: str) -> str:
     return value
 
 
-def _org(view: Reader, org: str) -> dict[str, Any]:
-    rec = load_record(view, id_keys.org_key(org))
+def _org(view: Reader, org: str) -> OrganizationRecord:
+    rec = find_org(view, org)
     if rec is None:
         raise TxError(Code.NOT_FOUND, f"organization {org!r} is not registered on this chain")
     return rec
 
 
-def _task(view: Reader, task_id: str) -> dict[str, Any]:
-    rec = load_record(view, fl_keys.task_key(task_id))
+def _task(view: Reader, task_id: str) -> TaskRecord:
+    rec = find_task(view, task_id)
     if rec is None:
         raise TxError(Code.NOT_FOUND, f"task {task_id!r} does not exist")
     return rec
@@ -162,8 +170,11 @@ def _execute_task_policy(state: Writer, body: Mapping[str, Any], ctx: BlockConte
         # Applies from now on, to the open round too: its fullness (commit, close) is judged by the new
         # round_size and its closing by the new min_contributions. Its deadline was fixed when it opened,
         # so deadline_blocks applies from the next round.
-        task.update(_new_round_params(task, changes))
-        store_record(state, fl_keys.task_key(task_id), task)
+        merged = _new_round_params(task, changes)
+        task["round_size"] = merged["round_size"]
+        task["min_contributions"] = merged["min_contributions"]
+        task["deadline_blocks"] = merged["deadline_blocks"]
+        store_task(state, task)
     if any(k in changes for k in PRIVACY_CHANGES):
         set_policy(state, task_id, parse_policy(_policy_body(policy(state, task_id), changes)))
     lifecycle = _lifecycle_changes(changes)
@@ -229,13 +240,13 @@ def _parse_add_org(body: Mapping[str, Any]) -> dict[str, Any]:
 
 def _check_add_org(view: Reader, body: Mapping[str, Any]) -> None:
     oid = body["organization"]["id"]
-    if view.get(id_keys.org_key(oid)) is not None:
+    if org_exists(view, oid):
         raise TxError(Code.ALREADY_EXISTS, f"organization {oid!r} is already registered")
 
 
 def _execute_add_org(state: Writer, body: Mapping[str, Any], ctx: BlockContext) -> list[Event]:
-    record = dict(body["organization"])
-    store_record(state, id_keys.org_key(record["id"]), record)
+    record = cast(OrganizationRecord, dict(body["organization"]))  # organization_record built it in parse
+    store_org(state, record)
     if "weight" in body:
         store_params(state, parse_params({"weights": {record["id"]: body["weight"]}}, load_params(state)))
     return []
@@ -253,21 +264,14 @@ def _check_remove_org(view: Reader, body: Mapping[str, Any]) -> None:
                                            "nobody to govern")
 
 
-def _member_records(view: Reader) -> Iterator[tuple[bytes, dict[str, Any]]]:
-    for key, _ in view.iter_prefix(id_keys.member_key("")):
-        rec = load_record(view, key)
-        if rec is not None:
-            yield key, rec
-
-
 def _execute_remove_org(state: Writer, body: Mapping[str, Any], ctx: BlockContext) -> list[Event]:
     oid = body["id"]
     # Members of a removed organization lose their rights with it (member_for_key needs status "active").
-    for key, member in list(_member_records(state)):
+    for member in list(members(state)):
         if member["organization"] == oid and member["status"] == "active":
             member["status"] = "organization_removed"
-            store_record(state, key, member)
-    state.delete(id_keys.org_key(oid))
+            store_member(state, member)
+    delete_org(state, oid)
     params = load_params(state)
     if oid in params["weights"]:
         params["weights"] = {org: w for org, w in params["weights"].items() if org != oid}
@@ -275,7 +279,7 @@ def _execute_remove_org(state: Writer, body: Mapping[str, Any], ctx: BlockContex
     return []
 
 
-def _list_member_action(field: str, adding: bool) -> Action:
+def _list_member_action(field: Literal["issuers", "admins"], adding: bool) -> Action:
     """add_issuer / remove_issuer / add_admin / remove_admin: one DID into or out of an organization's list."""
     what = field[:-1]
 
@@ -302,7 +306,7 @@ def _list_member_action(field: str, adding: bool) -> Action:
         else:
             dids.discard(body["did"])
         org[field] = sorted(dids)
-        store_record(state, id_keys.org_key(org["id"]), org)
+        store_org(state, org)
         return []
 
     return Action(parse=parse, check=check, execute=execute)
@@ -321,7 +325,7 @@ def _parse_gov_params(body: Mapping[str, Any]) -> dict[str, Any]:
     return {"changes": {k: changes[k] for k in sorted(changes)}}
 
 
-def _new_gov_params(view: Reader, body: Mapping[str, Any]) -> dict[str, Any]:
+def _new_gov_params(view: Reader, body: Mapping[str, Any]) -> GovParams:
     params = parse_params(body["changes"], load_params(view))
     for org in sorted(body["changes"].get("weights", {})):
         _org(view, org)

@@ -2,16 +2,12 @@
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
-from typing import Any
 
 from fedledger.abci_app.context import BlockContext, Reader
 from fedledger.abci_app.did.credentials import did_of_key
 from fedledger.abci_app.errors import Code, TxError
-from fedledger.abci_app.modules.identity import keys as id_keys
-from fedledger.abci_app.modules.identity.authz import member_for_key
-from fedledger.abci_app.records import load_record
+from fedledger.abci_app.modules.identity.keeper import find_org, member_exists, member_for_key, organizations
 
 __all__ = ["Governor", "admin_organizations", "require_governor"]
 
@@ -35,27 +31,14 @@ def admin_organizations(view: Reader, signer: str, ctx: BlockContext) -> tuple[s
     """
     member = member_for_key(view, signer, ctx)
     if member is not None:
-        org = load_record(view, id_keys.org_key(member["organization"]))
+        org = find_org(view, member["organization"])
         if org is not None and member["did"] in org["admins"]:
             return member["did"], [org["id"]]
         return member["did"], []
     did = did_of_key(signer)
-    if view.get(id_keys.member_key(did)) is not None:
+    if member_exists(view, did):
         return did, []
-    prefix = id_keys.org_key("")
-    orgs = []
-    for _, raw in view.iter_prefix(prefix):
-        org = _org_from_bytes(raw)
-        if did in org["admins"]:
-            orgs.append(org["id"])
-    return did, sorted(orgs)
-
-
-def _org_from_bytes(raw: bytes) -> dict[str, Any]:
-    value = json.loads(raw)
-    if not isinstance(value, dict):
-        raise RuntimeError("state invariant violated: an organization record is not an object")
-    return value
+    return did, sorted(org["id"] for org in organizations(view) if did in org["admins"])
 
 
 def require_governor(view: Reader, signer: str, ctx: BlockContext, organization: str | None, action: str

@@ -8,7 +8,7 @@ from typing import Any
 from fedledger.abci_app.context import Writer
 from fedledger.abci_app.modules.governance import keys
 from fedledger.abci_app.modules.governance.params import parse_params, store_params
-from fedledger.abci_app.modules.identity import keys as id_keys
+from fedledger.abci_app.modules.identity.keeper import org_exists
 
 __all__ = ["init_genesis"]
 
@@ -21,7 +21,7 @@ def init_genesis(state: Writer, section: Mapping[str, Any]) -> None:
     the default weight.
     """
     params = parse_params(section)
-    missing = [org for org in params["weights"] if state.get(id_keys.org_key(org)) is None]
+    missing = [org for org in params["weights"] if not org_exists(state, org)]
     if missing:
         raise ValueError(f"governance weights name organizations that the identity genesis does not register: "
                          f"{missing}")

@@ -2,17 +2,18 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import cast
 
 from fedledger.abci_app.context import BlockContext, Event, Reader, Writer
 from fedledger.abci_app.errors import Code, TxError
+from fedledger.abci_app.events import fl_event
 from fedledger.abci_app.modules.base import Handler
-from fedledger.abci_app.modules.federation.events import fl_event
 from fedledger.abci_app.modules.governance import keys
 from fedledger.abci_app.modules.governance.actions import check_action
 from fedledger.abci_app.modules.governance.authz import require_governor
 from fedledger.abci_app.modules.governance.msgs import MAX_PROPOSAL_ID, SubmitProposal, Vote
 from fedledger.abci_app.modules.governance.params import load_params
+from fedledger.abci_app.modules.governance.records import ProposalRecord
 from fedledger.abci_app.records import load_record, store_record
 
 __all__ = ["HANDLERS"]
@@ -55,7 +56,7 @@ def vote(view: Reader, state: Writer | None, ctx: BlockContext, signer: str, msg
     """Record (or replace) the vote of the signer's organization on a proposal still open for votes."""
     gov = require_governor(view, signer, ctx, msg.organization, "vote")
     key = keys.proposal_key(msg.proposal_id)
-    proposal: dict[str, Any] | None = load_record(view, key)
+    proposal = cast(ProposalRecord | None, load_record(view, key))
     if proposal is None:
         raise TxError(Code.NOT_FOUND, f"proposal {msg.proposal_id} does not exist")
     if proposal["status"] != "voting" or ctx.height > proposal["deadline_height"]:

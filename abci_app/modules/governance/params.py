@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, cast
 
 from fedledger.abci_app.context import Reader, Writer
 from fedledger.abci_app.modules.governance import keys
-from fedledger.abci_app.modules.identity import keys as id_keys
+from fedledger.abci_app.modules.governance.records import GovParams
+from fedledger.abci_app.modules.identity.keeper import org_ids
 from fedledger.abci_app.records import load_record, store_record
 
 __all__ = ["DEFAULTS", "DEFAULT_WEIGHT", "MAX_PERIOD", "MAX_WEIGHT", "PPM", "effective_weights", "load_params",
@@ -18,7 +19,7 @@ PPM = 1_000_000
 DEFAULT_WEIGHT = 1  # an organization absent from `weights` votes with this weight
 MAX_WEIGHT = 1_000_000
 MAX_PERIOD = 1_000_000
-DEFAULTS: dict[str, Any] = {
+DEFAULTS: GovParams = {
     "voting_period_blocks": 20,
     "quorum_ppm": 500_000,  # at least half of all weight must vote (yes, no or abstain)
     "threshold_ppm": 500_000,  # yes must be strictly more than half of the yes + no weight
@@ -34,7 +35,7 @@ def _int(value: Any, name: str, lo: int, hi: int) -> int:
     return value
 
 
-def parse_params(changes: Mapping[str, Any], base: Mapping[str, Any] = DEFAULTS) -> dict[str, Any]:
+def parse_params(changes: Mapping[str, Any], base: GovParams = DEFAULTS) -> GovParams:
     """`base` with `changes` applied and checked; ValueError says what is wrong.
 
     `weights` in `changes` is merged organization by organization into the base weights, so a
@@ -57,16 +58,16 @@ def parse_params(changes: Mapping[str, Any], base: Mapping[str, Any] = DEFAULTS)
             raise ValueError(f"governance weights: {org!r} is not an organization id")
         weights[org] = _int(new[org], f"weight of {org!r}", 0, MAX_WEIGHT)
     out["weights"] = {org: weights[org] for org in sorted(weights)}
-    return out
+    return cast(GovParams, out)
 
 
-def load_params(view: Reader) -> dict[str, Any]:
+def load_params(view: Reader) -> GovParams:
     """The chain's governance parameters (the defaults on a chain whose genesis predates governance)."""
     rec = load_record(view, keys.PARAMS_KEY)
-    return rec if rec is not None else parse_params({})
+    return cast(GovParams, rec) if rec is not None else parse_params({})
 
 
-def store_params(state: Writer, params: dict[str, Any]) -> None:
+def store_params(state: Writer, params: GovParams) -> None:
     """Write validated parameters."""
     store_record(state, keys.PARAMS_KEY, params)
 
@@ -77,9 +78,4 @@ def effective_weights(view: Reader, params: Mapping[str, Any]) -> list[tuple[str
     Weights of organizations that no longer exist are ignored; registered organizations without
     an explicit weight get DEFAULT_WEIGHT.
     """
-    prefix = id_keys.org_key("")
-    out = []
-    for key, _ in view.iter_prefix(prefix):
-        org = key[len(prefix):].decode("ascii")
-        out.append((org, params["weights"].get(org, DEFAULT_WEIGHT)))
-    return out
+    return [(org, params["weights"].get(org, DEFAULT_WEIGHT)) for org in org_ids(view)]

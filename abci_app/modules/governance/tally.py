@@ -4,14 +4,15 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import cast
 
 from fedledger.abci_app.context import BlockContext, Event, Writer
 from fedledger.abci_app.errors import Code, TxError
-from fedledger.abci_app.modules.federation.events import EVENT_TYPE
+from fedledger.abci_app.events import EVENT_TYPE
 from fedledger.abci_app.modules.governance import keys
 from fedledger.abci_app.modules.governance.actions import run_action
 from fedledger.abci_app.modules.governance.params import PPM, effective_weights, load_params
+from fedledger.abci_app.modules.governance.records import ProposalRecord, TallyRecord
 from fedledger.abci_app.records import load_record, store_record
 
 __all__ = ["Tally", "compute_tally", "end_block", "tally_event"]
@@ -28,7 +29,7 @@ class Tally:
     quorum_reached: bool
     passed: bool
 
-    def to_json(self) -> dict[str, Any]:
+    def to_json(self) -> TallyRecord:
         """Record form."""
         return {"yes": self.yes, "no": self.no, "abstain": self.abstain, "total": self.total,
                 "quorum_reached": self.quorum_reached, "passed": self.passed}
@@ -62,7 +63,7 @@ def tally_event(action: str, **attrs: str | int) -> Event:
 
 def _finish(state: Writer, ctx: BlockContext, proposal_id: int) -> list[Event]:
     key = keys.proposal_key(proposal_id)
-    proposal = load_record(state, key)
+    proposal = cast(ProposalRecord | None, load_record(state, key))
     if proposal is None or proposal["status"] != "voting":
         raise RuntimeError(f"state invariant violated: queued proposal {proposal_id} is missing or not voting")
     params = load_params(state)

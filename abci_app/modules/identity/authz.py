@@ -2,17 +2,18 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import cast
 
 from fedledger.abci_app.context import BlockContext, Reader
 from fedledger.abci_app.errors import Code, TxError
 from fedledger.abci_app.modules.identity import keys
+from fedledger.abci_app.modules.identity.records import MemberRecord
 from fedledger.abci_app.records import load_record
 
 __all__ = ["member_for_key", "require_member"]
 
 
-def member_for_key(view: Reader, signer: str, ctx: BlockContext) -> dict[str, Any] | None:
+def member_for_key(view: Reader, signer: str, ctx: BlockContext) -> MemberRecord | None:
     """The member whose current key is `signer`, if active and its credential is valid at the block's time.
 
     A member's rights end with its credential's validUntil (renewal is a new admission). The
@@ -22,7 +23,7 @@ def member_for_key(view: Reader, signer: str, ctx: BlockContext) -> dict[str, An
     binding = view.get(keys.key_binding_key(signer))
     if binding is None:
         return None
-    member = load_record(view, keys.member_key(binding.decode("ascii")))
+    member = cast("MemberRecord | None", load_record(view, keys.member_key(binding.decode("ascii"))))
     if member is None or member["status"] != "active" or member["key"] != signer:
         return None
     if ctx.time_ns > 0 and ctx.time_ns // 1_000_000_000 >= member["valid_until"]:
@@ -31,7 +32,7 @@ def member_for_key(view: Reader, signer: str, ctx: BlockContext) -> dict[str, An
 
 
 def require_member(view: Reader, signer: str, ctx: BlockContext, roles: tuple[str, ...] | None = None,
-                   action: str = "send this tx") -> dict[str, Any]:
+                   action: str = "send this tx") -> MemberRecord:
     """The signer's active member record; UNAUTHORIZED unless enrolled with one of `roles` (None: any)."""
     member = member_for_key(view, signer, ctx)
     if member is None:

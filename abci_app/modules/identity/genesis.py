@@ -9,6 +9,7 @@ from typing import Any
 from fedledger.abci_app.context import Writer
 from fedledger.abci_app.did.credentials import ROLES, key_of_did
 from fedledger.abci_app.modules.identity import keys
+from fedledger.abci_app.modules.identity.records import OrganizationRecord
 from fedledger.abci_app.records import store_record
 
 __all__ = ["init_genesis", "organization_record"]
@@ -16,7 +17,7 @@ __all__ = ["init_genesis", "organization_record"]
 _ORG_RE = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
 
 
-def organization_record(org: Mapping[str, Any]) -> dict[str, Any]:
+def organization_record(org: Mapping[str, Any]) -> OrganizationRecord:
     """Validate one organization entry and return its canonical record; ValueError says what is wrong."""
     unknown = set(org) - {"id", "name", "issuers", "enrollment_cap", "roles", "admins"}
     if unknown:
@@ -45,7 +46,7 @@ def organization_record(org: Mapping[str, Any]) -> dict[str, Any]:
             "roles": sorted(set(roles)), "admins": sorted(admins)}
 
 
-def init_genesis(state: Writer, section: Mapping[str, Any]) -> None:
+def init_genesis(state: Writer, section: Mapping[str, Any]) -> None:  # a genesis section: free-form JSON
     """Write the organizations of the genesis section (`{"organizations": [...]}`)."""
     unknown = set(section) - {"organizations"}
     if unknown:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import cast
 
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
@@ -10,19 +10,20 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from fedledger.abci_app.context import BlockContext, Event, Reader, Writer
 from fedledger.abci_app.did import credentials
 from fedledger.abci_app.errors import Code, TxError
+from fedledger.abci_app.events import fl_event
 from fedledger.abci_app.evm_engine.policy import consult_admission
 from fedledger.abci_app.modules.base import Handler
-from fedledger.abci_app.modules.federation.events import fl_event
 from fedledger.abci_app.modules.identity import keys
 from fedledger.abci_app.modules.identity.authz import require_member
 from fedledger.abci_app.modules.identity.msgs import Admit, RevokeCredential, RotateKey, rotation_message
+from fedledger.abci_app.modules.identity.records import MemberRecord, OrganizationRecord
 from fedledger.abci_app.records import load_record, store_record
 
 __all__ = ["HANDLERS"]
 
 
-def _org(view: Reader, org: str) -> dict[str, Any]:
-    rec = load_record(view, keys.org_key(org))
+def _org(view: Reader, org: str) -> OrganizationRecord:
+    rec = cast("OrganizationRecord | None", load_record(view, keys.org_key(org)))
     if rec is None:
         raise TxError(Code.NOT_FOUND, f"organization {org!r} is not registered on this chain")
     return rec
@@ -83,7 +84,7 @@ def revoke_credential(view: Reader, state: Writer | None, ctx: BlockContext, sig
     if state is not None:
         state.set(keys.revoked_key(issuer, msg.credential_id), str(ctx.height).encode("ascii"))
         if holder is not None:
-            member = load_record(state, keys.member_key(holder.decode("ascii")))
+            member = cast("MemberRecord | None", load_record(state, keys.member_key(holder.decode("ascii"))))
             if member is not None:
                 member["status"] = "revoked"
                 store_record(state, keys.member_key(member["did"]), member)

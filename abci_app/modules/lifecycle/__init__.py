@@ -1,27 +1,12 @@
-"""Lifecycle module: evaluator attestations, weighted-quorum promotion or quarantine, last good version, rollback."""
+"""Lifecycle module: evaluator attestations, weighted-quorum promotion or quarantine, last good version, rollback.
+
+The package imports nothing when it loads (see `base.lazy_exports`): other modules use
+`keeper.py` and `records.py`; the registry takes `module.py`'s MODULE.
+"""
 
 from __future__ import annotations
 
-from fedledger.abci_app.modules.base import Module, Route
-from fedledger.abci_app.modules.lifecycle.decisions import (
-    RollbackPlan,
-    check_rollback,
-    rollback,
-    set_task_params,
-    weighted_median,
-)
-from fedledger.abci_app.modules.lifecycle.handlers import HANDLERS
-from fedledger.abci_app.modules.lifecycle.msgs import PARSERS
-from fedledger.abci_app.modules.lifecycle.params import (
-    PARAM_NAMES,
-    check_task_params,
-    init_genesis,
-    parse_params,
-    task_params,
-)
-from fedledger.abci_app.modules.lifecycle.pointer import last_good
-from fedledger.abci_app.modules.lifecycle.queries import QUERIES
-from fedledger.abci_app.modules.lifecycle.weight import evaluator_weight
+from fedledger.abci_app.modules.base import lazy_exports
 
 __all__ = [
     "MODULE",
@@ -38,9 +23,17 @@ __all__ = [
     "weighted_median",
 ]
 
-MODULE = Module(
-    name="lifecycle",
-    routes={name: Route(parse=PARSERS[name], handle=HANDLERS[name]) for name in sorted(HANDLERS)},
-    queries=QUERIES,
-    init_genesis=init_genesis,
-)
+__getattr__ = lazy_exports(__name__, {
+    "MODULE": "module",
+    "PARAM_NAMES": "params",
+    "RollbackPlan": "decisions",
+    "check_rollback": "decisions",
+    "check_task_params": "params",
+    "evaluator_weight": "weight",
+    "last_good": "pointer",
+    "parse_params": "params",
+    "rollback": "decisions",
+    "set_task_params": "decisions",
+    "task_params": "params",
+    "weighted_median": "decisions",
+})

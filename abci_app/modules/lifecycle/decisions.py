@@ -8,18 +8,33 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal, cast
 
 from fedledger.abci_app.context import BlockContext, Event, Reader, Writer
 from fedledger.abci_app.errors import Code, TxError
+from fedledger.abci_app.events import fl_event
 from fedledger.abci_app.evm_engine.policy import PolicySession, consult_promotion
 from fedledger.abci_app.evm_engine.policy import summary as policy_summary
-from fedledger.abci_app.modules.federation import keys as fl_keys
-from fedledger.abci_app.modules.federation.events import fl_event
+from fedledger.abci_app.modules.federation.keeper import (
+    find_contribution,
+    find_version,
+    store_version,
+    task_exists,
+    version_numbers,
+    versions,
+)
+from fedledger.abci_app.modules.federation.records import VersionRecord
 from fedledger.abci_app.modules.lifecycle import keys
 from fedledger.abci_app.modules.lifecycle.params import check_task_params, store_task_params
 from fedledger.abci_app.modules.lifecycle.pointer import last_good, pointer
-from fedledger.abci_app.modules.reputation.hooks import check_did, on_version_outcome
+from fedledger.abci_app.modules.lifecycle.records import (
+    AttestationRecord,
+    DecisionSummary,
+    HistoryEntry,
+    PointerRecord,
+    PolicyVerdict,
+)
+from fedledger.abci_app.modules.reputation.keeper import check_did, on_version_outcome
 from fedledger.abci_app.records import load_record, store_record
 
 __all__ = [
@@ -44,14 +59,14 @@ _NATIVE_ONLY = frozenset({"canary_accuracy_regressed"})
 GOVERNANCE = "governance"  # the `signer` attribute of events emitted on governance's behalf
 
 
-def attestations(view: Reader, task_id: str, version: int) -> list[dict[str, Any]]:
+def attestations(view: Reader, task_id: str, version: int) -> list[AttestationRecord]:
     """Every attestation of a version, sorted by evaluator DID."""
     out = []
     for key, _ in view.iter_prefix(keys.attestation_prefix(task_id, version)):
         rec = load_record(view, key)
         if rec is None:  # iter_prefix only yields present keys
             raise RuntimeError(f"state invariant violated: attestation at {key!r} vanished")
-        out.append(rec)
+        out.append(cast(AttestationRecord, rec))
     return out
 
 
@@ -79,16 +94,16 @@ def weighted_median(points: Sequence[tuple[int, int]], *, upper: bool) -> int:
 class Decision:
     """The outcome of a version whose attestations reached quorum."""
 
-    status: str  # "promoted" or "quarantined"
-    summary: dict[str, Any]  # what is written into the version record as its `decision`
+    status: Literal["promoted", "quarantined"]
+    summary: DecisionSummary  # what is written into the version record as its `decision`
     contributor_dids: tuple[str, ...]  # DIDs behind the version's contributions (sorted, unique), for reputation
 
 
-def _contributor_dids(view: Reader, task_id: str, version_rec: Mapping[str, Any]) -> tuple[str, ...]:
+def _contributor_dids(view: Reader, task_id: str, version_rec: VersionRecord) -> tuple[str, ...]:
     """The DIDs that contributed to a version, checked usable by the reputation module (TxError if not)."""
     dids = set()
     for who in version_rec.get("contributors") or []:
-        contrib = load_record(view, fl_keys.contribution_key(task_id, version_rec["round"], who))
+        contrib = find_contribution(view, task_id, version_rec["round"], who)
         if contrib is not None and contrib.get("did") is not None:
             dids.add(check_did(contrib["did"]))
     return tuple(sorted(dids))
@@ -99,13 +114,13 @@ def _last_good_accuracy(view: Reader, task_id: str) -> int | None:
     good = last_good(view, task_id)
     if good == 0:
         return None
-    rec = load_record(view, fl_keys.version_key(task_id, good))
+    rec = find_version(view, task_id, good)
     if rec is None or not isinstance(rec.get("decision"), dict):
         return None
     return int(rec["decision"]["canary_accuracy_ppm"])
 
 
-def decide(view: Reader, task_id: str, version_rec: Mapping[str, Any], atts: Sequence[Mapping[str, Any]],
+def decide(view: Reader, task_id: str, version_rec: VersionRecord, atts: Sequence[AttestationRecord],
            params: Mapping[str, int]) -> Decision | None:
     """Decide a version from its attestations, or None while their weight is below the quorum.
 
@@ -129,10 +144,10 @@ def decide(view: Reader, task_id: str, version_rec: Mapping[str, Any], atts: Seq
         reasons.append("canary_accuracy_regressed")
     parent = version_rec.get("parent")
     if parent is not None:
-        parent_rec = load_record(view, fl_keys.version_key(task_id, parent))
+        parent_rec = find_version(view, task_id, parent)
         if parent_rec is not None and parent_rec["status"] in _BAD_STATUSES:
             reasons.append(f"parent_{parent_rec['status']}")
-    summary = {
+    summary: DecisionSummary = {
         "attestations": len(atts), "weight": weight, "quorum_weight": params["quorum_weight"],
         "evaluators": sorted(a["evaluator"] for a in atts),
         "canary_accuracy_ppm": accuracy, "backdoor_asr_ppm": asr,
@@ -143,7 +158,7 @@ def decide(view: Reader, task_id: str, version_rec: Mapping[str, Any], atts: Seq
                     contributor_dids=_contributor_dids(view, task_id, version_rec))
 
 
-def promotion_policy(view: Reader, ctx: BlockContext, task_id: str, version_rec: Mapping[str, Any],
+def promotion_policy(view: Reader, ctx: BlockContext, task_id: str, version_rec: VersionRecord,
                      decision: Decision) -> tuple[Decision, PolicySession | None]:
     """Let the task's promotion policy contract decide in place of the thresholds, when the chain has one.
 
@@ -152,7 +167,7 @@ def promotion_policy(view: Reader, ctx: BlockContext, task_id: str, version_rec:
     decision's reasons; a failed call (revert, out of gas, malformed answer) quarantines with
     its reason. Returns the decision and the policy session to record with it (None: no policy).
     """
-    asked = consult_promotion(view, ctx, task_id, int(version_rec["version"]), decision.summary)
+    asked = consult_promotion(view, ctx, task_id, int(version_rec["version"]), dict(decision.summary))
     if asked is None:
         return decision, None
     verdict, session = asked
@@ -163,12 +178,13 @@ def promotion_policy(view: Reader, ctx: BlockContext, task_id: str, version_rec:
     else:
         policy_reasons = [verdict.reason]
     reasons = policy_reasons + [r for r in decision.summary["reasons"] if r in _NATIVE_ONLY or r.startswith("parent_")]
-    summary = {**decision.summary, "reasons": reasons, "policy": policy_summary(verdict)}
+    summary: DecisionSummary = {**decision.summary, "reasons": reasons,
+                                "policy": cast(PolicyVerdict, policy_summary(verdict))}
     return Decision(status="quarantined" if reasons else "promoted", summary=summary,
                     contributor_dids=decision.contributor_dids), session
 
 
-def _append_history(state: Writer, ptr: dict[str, Any], entry: dict[str, Any]) -> None:
+def _append_history(state: Writer, ptr: PointerRecord, entry: HistoryEntry) -> None:
     """Store the pointer with one more decision and the decision's history entry (numbered from 1)."""
     ptr["decisions"] += 1
     entry["seq"] = ptr["decisions"]
@@ -176,7 +192,7 @@ def _append_history(state: Writer, ptr: dict[str, Any], entry: dict[str, Any]) -
     store_record(state, keys.pointer_key(ptr["task_id"]), ptr)
 
 
-def apply_decision(state: Writer, task_id: str, version_rec: dict[str, Any], decision: Decision, height: int,
+def apply_decision(state: Writer, task_id: str, version_rec: VersionRecord, decision: Decision, height: int,
                    signer: str) -> list[Event]:
     """Write a decision: the version's status, decided_height and summary; the pointer; the history.
 
@@ -190,7 +206,7 @@ def apply_decision(state: Writer, task_id: str, version_rec: dict[str, Any], dec
     version_rec["status"] = decision.status
     version_rec["decided_height"] = height
     version_rec["decision"] = decision.summary
-    store_record(state, fl_keys.version_key(task_id, version), version_rec)
+    store_version(state, version_rec)
     # The pointer only moves forward on promotion: an older version promoted late (decisions can
     # arrive out of order) never displaces a newer good one.
     if decision.status == "promoted" and version > before:
@@ -218,9 +234,8 @@ class RollbackPlan:
 def _promoted(view: Reader, task_id: str) -> list[int]:
     """The task's promoted versions, ascending (version keys are zero-padded, so key order is numeric)."""
     out = []
-    for key, _ in view.iter_prefix(fl_keys.version_prefix(task_id)):
-        rec = load_record(view, key)
-        if rec is not None and rec["status"] == "promoted":
+    for rec in versions(view, task_id):
+        if rec["status"] == "promoted":
             out.append(int(rec["version"]))
     return out
 
@@ -233,7 +248,7 @@ def check_rollback(view: Reader, task_id: str, to_version: int | None) -> Rollba
     promoted version below last_good: every promoted version above it is marked rolled_back and
     last_good becomes to_version. Version numbers never change.
     """
-    if view.get(fl_keys.task_key(task_id)) is None:
+    if not task_exists(view, task_id):
         raise TxError(Code.NOT_FOUND, f"task {task_id!r} does not exist")
     current = last_good(view, task_id)
     if current == 0:
@@ -250,7 +265,7 @@ def check_rollback(view: Reader, task_id: str, to_version: int | None) -> Rollba
             raise TxError(Code.ROLLBACK_REFUSED, f"rollback target {to_version} is not below the last good "
                                                  f"version {current} of {task_id!r}")
         if to_version != 0:
-            rec = load_record(view, fl_keys.version_key(task_id, to_version))
+            rec = find_version(view, task_id, to_version)
             if rec is None:
                 raise TxError(Code.NOT_FOUND, f"version {to_version} of {task_id!r} does not exist")
             if rec["status"] != "promoted":
@@ -269,12 +284,12 @@ def rollback(state: Writer, task_id: str, to_version: int | None, height: int) -
     """
     plan = check_rollback(state, task_id, to_version)
     for version in plan.rolled_back:
-        rec = load_record(state, fl_keys.version_key(task_id, version))
+        rec = find_version(state, task_id, version)
         if rec is None:
             raise RuntimeError(f"state invariant violated: promoted version {version} vanished")
         rec["status"] = "rolled_back"
         rec["rolled_back_height"] = height
-        store_record(state, fl_keys.version_key(task_id, version), rec)
+        store_version(state, rec)
     ptr = pointer(state, task_id)
     ptr["last_good"] = plan.to_version
     ptr["last_good_height"] = height
@@ -302,8 +317,8 @@ def set_task_params(state: Writer, task_id: str, params: Mapping[str, Any], heig
     if height is None:
         return events
     # Keys are collected before any write: deciding rewrites records under the prefix being read.
-    for key in [k for k, _ in state.iter_prefix(fl_keys.version_prefix(task_id))]:
-        rec = load_record(state, key)
+    for number in version_numbers(state, task_id):
+        rec = find_version(state, task_id, number)
         if rec is None or rec["status"] != "proposed":
             continue
         decision = decide(state, task_id, rec, attestations(state, task_id, rec["version"]), merged)

@@ -4,16 +4,17 @@ from __future__ import annotations
 
 from fedledger.abci_app.context import BlockContext, Event, Reader, Writer
 from fedledger.abci_app.errors import Code, TxError
+from fedledger.abci_app.events import fl_event
 from fedledger.abci_app.modules.base import Handler
-from fedledger.abci_app.modules.federation import keys as fl_keys
-from fedledger.abci_app.modules.federation.events import fl_event
-from fedledger.abci_app.modules.identity.authz import require_member
+from fedledger.abci_app.modules.federation.keeper import find_version, task_exists
+from fedledger.abci_app.modules.identity.keeper import require_member
 from fedledger.abci_app.modules.lifecycle import keys
 from fedledger.abci_app.modules.lifecycle.decisions import apply_decision, attestations, decide, promotion_policy
 from fedledger.abci_app.modules.lifecycle.msgs import AttestVersion
 from fedledger.abci_app.modules.lifecycle.params import task_params
+from fedledger.abci_app.modules.lifecycle.records import AttestationRecord
 from fedledger.abci_app.modules.lifecycle.weight import evaluator_weight
-from fedledger.abci_app.records import load_record, store_record
+from fedledger.abci_app.records import store_record
 
 __all__ = ["HANDLERS", "attest_version"]
 
@@ -25,9 +26,9 @@ def attest_version(view: Reader, state: Writer | None, ctx: BlockContext, signer
     if member["tasks"] and msg.task_id not in member["tasks"]:
         raise TxError(Code.UNAUTHORIZED, f"this evaluator's credential covers tasks {member['tasks']}, not "
                                          f"{msg.task_id!r}")
-    if view.get(fl_keys.task_key(msg.task_id)) is None:
+    if not task_exists(view, msg.task_id):
         raise TxError(Code.NOT_FOUND, f"task {msg.task_id!r} does not exist")
-    version_rec = load_record(view, fl_keys.version_key(msg.task_id, msg.version))
+    version_rec = find_version(view, msg.task_id, msg.version)
     if version_rec is None:
         raise TxError(Code.NOT_FOUND, f"version {msg.version} of task {msg.task_id!r} does not exist")
     if version_rec["status"] != "proposed":
@@ -38,7 +39,7 @@ def attest_version(view: Reader, state: Writer | None, ctx: BlockContext, signer
     if view.get(akey) is not None:
         raise TxError(Code.ALREADY_EXISTS, f"{did} already attested version {msg.version} of {msg.task_id!r}")
     weight = evaluator_weight(view, did, ctx.height)
-    record = {
+    record: AttestationRecord = {
         "task_id": msg.task_id, "version": msg.version, "evaluator": did, "signer": signer,
         "organization": member["organization"], "canary_accuracy_ppm": msg.canary_accuracy_ppm,
         "backdoor_asr_ppm": msg.backdoor_asr_ppm, "metrics_sha256": msg.metrics_sha256, "weight": weight,

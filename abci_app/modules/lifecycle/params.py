@@ -7,7 +7,7 @@ from typing import Any
 
 from fedledger.abci_app.context import Reader, Writer
 from fedledger.abci_app.errors import Code, TxError
-from fedledger.abci_app.modules.federation import keys as fl_keys
+from fedledger.abci_app.modules.federation.keeper import task_exists
 from fedledger.abci_app.modules.lifecycle import keys
 from fedledger.abci_app.records import load_record, store_record
 
@@ -100,7 +100,7 @@ def check_task_params(view: Reader, task_id: str, changes: Mapping[str, Any]) ->
 
     Raises TxError: NOT_FOUND for an unknown task, INVALID_BODY for bad params. Reads only.
     """
-    if view.get(fl_keys.task_key(task_id)) is None:
+    if not task_exists(view, task_id):
         raise TxError(Code.NOT_FOUND, f"task {task_id!r} does not exist")
     return {**task_params(view, task_id), **parse_params(changes)}
 

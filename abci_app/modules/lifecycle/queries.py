@@ -7,7 +7,7 @@ from collections.abc import Callable
 from fedledger.abci_app.context import Reader
 from fedledger.abci_app.errors import Code, TxError
 from fedledger.abci_app.modules.base import QueryAnswer
-from fedledger.abci_app.modules.federation import keys as fl_keys
+from fedledger.abci_app.modules.federation.keeper import task_exists, version_exists
 from fedledger.abci_app.modules.lifecycle import keys
 from fedledger.abci_app.modules.lifecycle.decisions import attestations
 from fedledger.abci_app.modules.lifecycle.params import task_params
@@ -28,7 +28,7 @@ def _q_attestations(view: Reader, args: list[str]) -> QueryAnswer:
     if len(args) != 2:
         raise TxError(Code.BAD_QUERY, "usage: /attestations/TASK/VERSION")
     task_id, version = args[0], _num(args[1])
-    if view.get(fl_keys.version_key(task_id, version)) is None:
+    if not version_exists(view, task_id, version):
         raise TxError(Code.QUERY_NOT_FOUND, f"version {version} of task {task_id!r} not found")
     return QueryAnswer(attestations(view, task_id, version), None)
 
@@ -38,7 +38,7 @@ def _q_lifecycle(view: Reader, args: list[str]) -> QueryAnswer:
     if len(args) != 1:
         raise TxError(Code.BAD_QUERY, "usage: /lifecycle/TASK")
     task_id = args[0]
-    if view.get(fl_keys.task_key(task_id)) is None:
+    if not task_exists(view, task_id):
         raise TxError(Code.QUERY_NOT_FOUND, f"task {task_id!r} not found")
     ptr = pointer(view, task_id)
     history = [load_record(view, k) for k, _ in view.iter_prefix(keys.history_prefix(task_id))]

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from fedledger.abci_app.context import Reader
-from fedledger.abci_app.modules.reputation.hooks import score_at
+from fedledger.abci_app.modules.reputation.keeper import score_at
 
 __all__ = ["evaluator_weight"]
 

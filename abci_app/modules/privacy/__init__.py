@@ -1,12 +1,31 @@
-"""Privacy module: per-task (ε, δ) budgets per participant and organization, debited by the RDP accountant."""
+"""Privacy module: per-task (ε, δ) budgets per participant and organization, debited by the RDP accountant.
+
+The package imports nothing when it loads (see `base.lazy_exports`): other modules use
+`keeper.py` and `records.py`; the registry takes `module.py`'s MODULE.
+"""
 
 from __future__ import annotations
 
-from fedledger.abci_app.modules.base import Module
-from fedledger.abci_app.modules.privacy.queries import QUERIES
+from fedledger.abci_app.modules.base import lazy_exports
 
-__all__ = ["MODULE"]
+__all__ = [
+    "Debit",
+    "MICRO",
+    "MODULE",
+    "debit",
+    "has_policy",
+    "parse_policy",
+    "policy",
+    "set_policy",
+]
 
-# Budgets change only through other modules' txs (task creation sets the policy, a contribution
-# debits it), so this module has no tx routes of its own.
-MODULE = Module(name="privacy", queries=QUERIES)
+__getattr__ = lazy_exports(__name__, {
+    "Debit": "keeper",
+    "MICRO": "keeper",
+    "MODULE": "module",
+    "debit": "keeper",
+    "has_policy": "keeper",
+    "parse_policy": "keeper",
+    "policy": "keeper",
+    "set_policy": "keeper",
+})

@@ -8,7 +8,7 @@ the same bytes and the chain never under-charges.
 from __future__ import annotations
 
 from decimal import ROUND_CEILING, Decimal, InvalidOperation
-from typing import Any
+from typing import Any, cast
 
 from fedledger.abci_app.accountant import (
     ZERO_RDP,
@@ -21,6 +21,7 @@ from fedledger.abci_app.accountant import (
 from fedledger.abci_app.context import Reader, Writer
 from fedledger.abci_app.errors import Code, TxError
 from fedledger.abci_app.modules.privacy import keys
+from fedledger.abci_app.modules.privacy.records import OrgSpendRecord, PrivacyPolicy, SpendRecord
 from fedledger.abci_app.records import load_record, store_record
 
 __all__ = ["MICRO", "Debit", "debit", "has_policy", "parse_mechanism", "parse_policy", "policy", "set_policy"]
@@ -45,7 +46,7 @@ def _micro(value: Decimal) -> int:
     return int((value * MICRO).to_integral_value(rounding=ROUND_CEILING))
 
 
-def parse_policy(body: Any) -> dict[str, Any]:
+def parse_policy(body: Any) -> PrivacyPolicy:
     """Validate a task's privacy policy: {"epsilon": "8", "delta": "1e-5", "org_epsilon": "20" | null}."""
     if not isinstance(body, dict) or set(body) != {"epsilon", "delta", "org_epsilon"}:
         raise TxError(Code.INVALID_BODY, "privacy must be an object with epsilon, delta and org_epsilon")
@@ -72,7 +73,7 @@ def parse_mechanism(body: Any) -> tuple[Mechanism, str]:
         raise TxError(Code.INVALID_BODY, f"dp mechanism: {exc}") from exc
 
 
-def set_policy(state: Writer, task_id: str, record: dict[str, Any]) -> None:
+def set_policy(state: Writer, task_id: str, record: PrivacyPolicy) -> None:
     """Store a task's validated policy."""
     store_record(state, keys.policy_key(task_id), record)
 
@@ -82,12 +83,12 @@ def has_policy(view: Reader, task_id: str) -> bool:
     return view.get(keys.policy_key(task_id)) is not None
 
 
-def policy(view: Reader, task_id: str) -> dict[str, Any]:
+def policy(view: Reader, task_id: str) -> PrivacyPolicy:
     """A task's policy (every task has one)."""
     rec = load_record(view, keys.policy_key(task_id))
     if rec is None:
         raise RuntimeError(f"state invariant violated: task {task_id!r} has no privacy policy")
-    return rec
+    return cast(PrivacyPolicy, rec)
 
 
 class Debit:
@@ -107,7 +108,7 @@ def debit(view: Reader, state: Writer | None, task_id: str, did: str, org: str, 
     """
     mech, clip = parse_mechanism(mech_body)
     pol = policy(view, task_id)
-    mine = load_record(view, keys.spend_key(task_id, did))
+    mine = cast(SpendRecord | None, load_record(view, keys.spend_key(task_id, did)))
     before = mine["spent_micro"] if mine is not None else 0
     mine_charge = charge(decode_rdp(mine["rdp"]) if mine is not None else ZERO_RDP, mech, pol["delta"])
     if mine_charge.epsilon_micro > pol["epsilon_micro"]:
@@ -117,7 +118,7 @@ def debit(view: Reader, state: Writer | None, task_id: str, did: str, org: str, 
                       f"δ={pol['delta']}; {max(0, pol['epsilon_micro'] - before) / MICRO:.6f} remains")
     if pol["org_epsilon_micro"] is None and state is None:
         return Debit(before, mine_charge.epsilon_micro, pol["epsilon_micro"])  # nothing more to check
-    org_rec = load_record(view, keys.org_spend_key(task_id, org))
+    org_rec = cast(OrgSpendRecord | None, load_record(view, keys.org_spend_key(task_id, org)))
     org_charge = charge(decode_rdp(org_rec["rdp"]) if org_rec is not None else ZERO_RDP, mech, pol["delta"])
     if pol["org_epsilon_micro"] is not None and org_charge.epsilon_micro > pol["org_epsilon_micro"]:
         raise TxError(Code.BUDGET_EXCEEDED,

@@ -1,37 +1,20 @@
-"""Reputation module: decaying fixed-point scores per DID, moved by other modules' hooks, and weighted selection."""
+"""Reputation module: decaying fixed-point scores per DID, moved by other modules' hooks, and weighted selection.
+
+The package imports nothing when it loads (see `base.lazy_exports`): other modules use
+`keeper.py` and `records.py`; the registry takes `module.py`'s MODULE.
+"""
 
 from __future__ import annotations
 
-from fedledger.abci_app.modules.base import Module
-from fedledger.abci_app.modules.reputation.genesis import (
-    DEFAULT_PARAMS,
-    PENALTY_REASONS,
-    WEIGHT_NAMES,
-    init_genesis,
-    params,
-    set_params,
-    validate_params,
-)
-from fedledger.abci_app.modules.reputation.hooks import (
-    check_did,
-    check_reason,
-    on_contribution_accepted,
-    on_contribution_rejected,
-    on_version_outcome,
-    score_at,
-    scores_at,
-)
-from fedledger.abci_app.modules.reputation.math import SCALE, decay
-from fedledger.abci_app.modules.reputation.queries import QUERIES
-from fedledger.abci_app.modules.reputation.selection import SelectionError, select
+from fedledger.abci_app.modules.base import lazy_exports
 
 __all__ = [
     "DEFAULT_PARAMS",
     "MODULE",
     "PENALTY_REASONS",
     "SCALE",
-    "WEIGHT_NAMES",
     "SelectionError",
+    "WEIGHT_NAMES",
     "check_did",
     "check_reason",
     "decay",
@@ -46,6 +29,23 @@ __all__ = [
     "validate_params",
 ]
 
-# Scores move only through other modules' txs (contributions judged, versions promoted or
-# quarantined), which call the hooks; so this module has no tx routes of its own.
-MODULE = Module(name="reputation", queries=QUERIES, init_genesis=init_genesis)
+__getattr__ = lazy_exports(__name__, {
+    "DEFAULT_PARAMS": "genesis",
+    "MODULE": "module",
+    "PENALTY_REASONS": "genesis",
+    "SCALE": "math",
+    "SelectionError": "selection",
+    "WEIGHT_NAMES": "genesis",
+    "check_did": "hooks",
+    "check_reason": "hooks",
+    "decay": "math",
+    "on_contribution_accepted": "hooks",
+    "on_contribution_rejected": "hooks",
+    "on_version_outcome": "hooks",
+    "params": "genesis",
+    "score_at": "hooks",
+    "scores_at": "hooks",
+    "select": "selection",
+    "set_params": "genesis",
+    "validate_params": "genesis",
+})

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import copy
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, cast
 
 from fedledger.abci_app.context import Reader, Writer
 from fedledger.abci_app.errors import Code, TxError
 from fedledger.abci_app.modules.reputation import keys
 from fedledger.abci_app.modules.reputation.math import MAX_HALF_LIFE, SCALE
+from fedledger.abci_app.modules.reputation.records import ReputationParams
 from fedledger.abci_app.records import load_record, store_record
 
 __all__ = [
@@ -31,7 +32,7 @@ PENALTY_REASONS: tuple[str, ...] = ("hash_mismatch", "probe_failed", "robust_fla
 WEIGHT_NAMES: tuple[str, ...] = ("contribution_accepted", *PENALTY_REASONS, "version_promoted",
                                  "version_quarantined")
 
-DEFAULT_PARAMS: dict[str, Any] = {
+DEFAULT_PARAMS: ReputationParams = {
     "floor": 0,
     "cap": 10 * SCALE,
     "initial": 1 * SCALE,
@@ -58,7 +59,7 @@ def _integer(value: Any, what: str, lo: int, hi: int) -> int:
     return value
 
 
-def validate_params(new: Mapping[str, Any], base: Mapping[str, Any] | None = None) -> dict[str, Any]:
+def validate_params(new: Mapping[str, Any], base: ReputationParams | None = None) -> ReputationParams:
     """Merge `new` (all fields optional, weights too) over `base` (default DEFAULT_PARAMS) and validate.
 
     Returns the complete params object. Raises TxError(REPUTATION_PARAMS_INVALID) saying what is
@@ -70,6 +71,7 @@ def validate_params(new: Mapping[str, Any], base: Mapping[str, Any] | None = Non
     unknown = sorted(set(new) - set(_FIELDS))
     if unknown:
         raise _bad(f"reputation params have unknown fields {unknown}; known: {list(_FIELDS)}")
+    # A copy to merge the unvalidated changes into: until checked below its values are anything.
     merged: dict[str, Any] = copy.deepcopy(dict(base if base is not None else DEFAULT_PARAMS))
     weights_in = new.get("weights", {})
     if not isinstance(weights_in, Mapping):
@@ -92,13 +94,13 @@ def validate_params(new: Mapping[str, Any], base: Mapping[str, Any] | None = Non
             "weights": {name: merged["weights"][name] for name in sorted(WEIGHT_NAMES)}}
 
 
-def params(view: Reader) -> dict[str, Any]:
+def params(view: Reader) -> ReputationParams:
     """The chain's reputation params (stored at genesis; the defaults if a store predates this module)."""
     stored = load_record(view, keys.PARAMS_KEY)
-    return stored if stored is not None else validate_params({})
+    return cast(ReputationParams, stored) if stored is not None else validate_params({})
 
 
-def set_params(state: Writer, new: Mapping[str, Any]) -> dict[str, Any]:
+def set_params(state: Writer, new: Mapping[str, Any]) -> ReputationParams:
     """Validate `new` merged over the current params and store the result; returns it.
 
     Validation comes before the write, so a refused change writes nothing. A governance handler

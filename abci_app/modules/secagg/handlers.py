@@ -2,18 +2,19 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Literal
 
 from fedledger.abci_app.context import BlockContext, Event, Reader, Writer
 from fedledger.abci_app.errors import Code, TxError
+from fedledger.abci_app.events import fl_event
 from fedledger.abci_app.modules.base import Handler
-from fedledger.abci_app.modules.federation import keys as fl_keys
-from fedledger.abci_app.modules.federation.events import fl_event
-from fedledger.abci_app.modules.federation.handlers import load_round, load_task
-from fedledger.abci_app.modules.identity.authz import member_for_key, require_member
-from fedledger.abci_app.modules.reputation.hooks import on_contribution_rejected
+from fedledger.abci_app.modules.federation.keeper import find_contribution, load_round, load_task, store_round
+from fedledger.abci_app.modules.federation.records import TaskRecord
+from fedledger.abci_app.modules.identity.keeper import member_for_key, require_member
+from fedledger.abci_app.modules.reputation.keeper import on_contribution_rejected
 from fedledger.abci_app.modules.secagg import keys
 from fedledger.abci_app.modules.secagg.msgs import Advance, AdvertiseKeys, DeclareSurvivors, PostPayload
+from fedledger.abci_app.modules.secagg.records import KeysPost, PayloadPost
 from fedledger.abci_app.modules.secagg.screen import screen_reason
 from fedledger.abci_app.modules.secagg.stages import require_stage
 from fedledger.abci_app.records import load_record, store_record
@@ -34,7 +35,7 @@ def _trainer_of_task(view: Reader, signer: str, ctx: BlockContext, task_id: str,
 
 
 def _post_once(view: Reader, state: Writer | None, kind: str, task_id: str, rnd_no: int, signer: str,
-               record: dict[str, Any]) -> None:
+               record: KeysPost | PayloadPost) -> None:
     key = keys.post_key(kind, task_id, rnd_no, signer)
     if view.get(key) is not None:
         raise TxError(Code.ALREADY_EXISTS, f"this participant already posted secagg {kind} for round {rnd_no}")
@@ -58,7 +59,7 @@ def advertise_keys(view: Reader, state: Writer | None, ctx: BlockContext, signer
     if screened_task and msg.screen is None:
         raise TxError(Code.INVALID_BODY, f"task {msg.task_id!r} screens its inputs: secagg_keys must carry the "
                                          "claims of the update (screen: projection_ppm, norm_ppm)")
-    record: dict[str, Any] = {"participant": signer, "c_pk": msg.c_pk, "s_pk": msg.s_pk, "height": ctx.height}
+    record: KeysPost = {"participant": signer, "c_pk": msg.c_pk, "s_pk": msg.s_pk, "height": ctx.height}
     if msg.screen is not None:
         record["screen"] = msg.screen
     _post_once(view, state, "keys", msg.task_id, msg.round, signer, record)
@@ -69,7 +70,8 @@ def advertise_keys(view: Reader, state: Writer | None, ctx: BlockContext, signer
 
 
 def _post_payload(view: Reader, state: Writer | None, ctx: BlockContext, signer: str, msg: PostPayload,
-                  kind: str, stage: str, allowed: str, action: str, refusal: str) -> list[Event]:
+                  kind: str, stage: str, allowed: Literal["roster", "survivors"], action: str, refusal: str
+                  ) -> list[Event]:
     """A trainer in the round's `allowed` list posts a payload reference of `kind`, once, in `stage`."""
     _trainer_of_task(view, signer, ctx, msg.task_id, f"{action} (secagg)")
     rnd = load_round(view, msg.task_id, msg.round)
@@ -97,9 +99,11 @@ def advance(view: Reader, state: Writer | None, ctx: BlockContext, signer: str, 
         raise TxError(Code.WRONG_STATE, f"round {msg.round} is {rnd['status']}, not open")
     sa = rnd.get("secagg")
     if sa is None or sa["stage"] not in ("keys", "shares"):
-        stage = None if sa is None else sa["stage"]
-        raise TxError(Code.WRONG_STATE, f"round {msg.round} has no secagg stage to advance (stage {stage!r})")
-    policy = task["aggregation"]["secure"]
+        current = None if sa is None else sa["stage"]
+        raise TxError(Code.WRONG_STATE, f"round {msg.round} has no secagg stage to advance (stage {current!r})")
+    policy = task["aggregation"]["secure"] if "aggregation" in task else None
+    if policy is None:
+        raise RuntimeError(f"state invariant violated: secure round {msg.round} of a task without a secure policy")
     expected = rnd["selected"] if sa["stage"] == "keys" else sa["roster"]
     posted = _posters(view, sa["stage"], msg.task_id, msg.round)
     timed_out = ctx.height > sa["since"] + policy["stage_blocks"]
@@ -115,21 +119,21 @@ def advance(view: Reader, state: Writer | None, ctx: BlockContext, signer: str, 
         elif sa["stage"] == "keys":
             roster, screened = _screen(view, task, msg.task_id, msg.round, posted)
             events += _penalize(state, view, ctx, screened)
-            sa.update(stage="shares", since=ctx.height, roster=roster)
+            sa["stage"], sa["since"], sa["roster"] = "shares", ctx.height, roster
             if screened:
                 sa["screened"] = screened
         else:
-            sa.update(stage="input", since=ctx.height, sharers=posted)
+            sa["stage"], sa["since"], sa["sharers"] = "input", ctx.height, posted
             rnd["deadline_height"] = ctx.height + task["deadline_blocks"]
-        store_record(state, fl_keys.round_key(msg.task_id, msg.round), rnd)
+        store_round(state, rnd)
     stage = "failed" if not enough else ("shares" if sa["stage"] == "keys" else "input")
     return [fl_event("secagg_advance", signer, task=msg.task_id, round=msg.round, stage=stage), *events]
 
 
-def _screen(view: Reader, task: dict[str, Any], task_id: str, rnd: int,
+def _screen(view: Reader, task: TaskRecord, task_id: str, rnd: int,
             posted: list[str]) -> tuple[list[str], dict[str, str]]:
     """The roster the screen lets through (sorted, as posted) and the screened posters with their reasons."""
-    policy = task["aggregation"].get("screen")
+    policy = task["aggregation"].get("screen") if "aggregation" in task else None
     if policy is None:
         return posted, {}
     roster: list[str] = []
@@ -164,14 +168,14 @@ def declare_survivors(view: Reader, state: Writer | None, ctx: BlockContext, sig
     rnd = load_round(view, msg.task_id, msg.round)
     sa = require_stage(rnd, "closed", "declare survivors")
     for who in msg.survivors:
-        if load_record(view, fl_keys.contribution_key(msg.task_id, msg.round, who)) is None:
+        if find_contribution(view, msg.task_id, msg.round, who) is None:
             raise TxError(Code.NOT_FOUND, f"{who[:16]}… committed no masked input to round {msg.round}")
     if len(msg.survivors) < task["min_contributions"]:
         raise TxError(Code.INVALID_BODY, f"{len(msg.survivors)} survivors is below the task's min_contributions "
                                          f"({task['min_contributions']}); fail the round instead")
     if state is not None:
-        sa.update(stage="unmask", since=ctx.height, survivors=list(msg.survivors))
-        store_record(state, fl_keys.round_key(msg.task_id, msg.round), rnd)
+        sa["stage"], sa["since"], sa["survivors"] = "unmask", ctx.height, list(msg.survivors)
+        store_round(state, rnd)
     return [fl_event("secagg_survivors", signer, task=msg.task_id, round=msg.round, survivors=len(msg.survivors))]
 
 

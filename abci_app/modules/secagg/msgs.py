@@ -7,8 +7,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from fedledger.abci_app.errors import Code, TxError
-from fedledger.abci_app.modules.federation.msgs import MAX_ROUND_SIZE, ModelRef
+from fedledger.abci_app.modules.federation.keeper import MAX_ROUND_SIZE, ModelRef
 from fedledger.abci_app.modules.fields import HEX64, ID_RE, int_field, require_fields, str_field
+from fedledger.abci_app.modules.secagg.records import ScreenClaims
 from fedledger.abci_app.modules.secagg.screen import parse_claim
 
 __all__ = ["Advance", "AdvertiseKeys", "DeclareSurvivors", "PARSERS", "PostPayload"]
@@ -26,7 +27,7 @@ class AdvertiseKeys:
     round: int
     c_pk: str
     s_pk: str
-    screen: dict[str, int] | None = None  # the input screen's claims (secagg/screen.py), on a screened task
+    screen: ScreenClaims | None = None  # the input screen's claims (secagg/screen.py), on a screened task
 
     @staticmethod
     def parse(body: dict[str, Any]) -> AdvertiseKeys:

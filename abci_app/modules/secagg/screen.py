@@ -20,6 +20,7 @@ from typing import Any
 
 from fedledger.abci_app.errors import Code, TxError
 from fedledger.abci_app.modules.fields import int_field, require_fields
+from fedledger.abci_app.modules.secagg.records import ScreenClaims
 
 __all__ = ["MAX_CLAIM_PPM", "PPM", "decimal_ppm", "parse_claim", "screen_reason"]
 
@@ -27,7 +28,7 @@ PPM = 1_000_000
 MAX_CLAIM_PPM = 10**12  # keeps records small; any real update (norm under a million) fits
 
 
-def parse_claim(raw: Any) -> dict[str, int]:
+def parse_claim(raw: Any) -> ScreenClaims:
     """Validate `screen` claims: {projection_ppm, norm_ppm}, integers, |projection| ≤ norm (+1 for rounding)."""
     if not isinstance(raw, dict):
         raise TxError(Code.INVALID_BODY, "screen must be an object: projection_ppm, norm_ppm")

@@ -15,16 +15,16 @@ every party sees the same key list and the same survivor set and the aggregator 
 
 from __future__ import annotations
 
-from typing import Any
-
 from fedledger.abci_app.errors import Code, TxError
+from fedledger.abci_app.modules.federation.records import RoundRecord
+from fedledger.abci_app.modules.secagg.records import SecaggState
 
 __all__ = ["STAGES", "initial_state", "require_stage", "secure_full"]
 
 STAGES = ("keys", "shares", "input", "closed", "unmask")
 
 
-def initial_state(height: int, block_hash: bytes) -> dict[str, Any]:
+def initial_state(height: int, block_hash: bytes) -> SecaggState:
     """The secagg part of a freshly opened secure round.
 
     The round seed (groups, neighbour graphs, PRG contexts) is the opening block's hash, the same
@@ -34,7 +34,7 @@ def initial_state(height: int, block_hash: bytes) -> dict[str, Any]:
             "survivors": []}
 
 
-def require_stage(rnd: dict[str, Any], stage: str, action: str) -> dict[str, Any]:
+def require_stage(rnd: RoundRecord, stage: str, action: str) -> SecaggState:
     """The round's secagg state, or WRONG_STATE unless the round is a secure one in `stage`."""
     sa = rnd.get("secagg")
     if sa is None:
@@ -45,10 +45,10 @@ def require_stage(rnd: dict[str, Any], stage: str, action: str) -> dict[str, Any
     if sa["stage"] != stage:
         raise TxError(Code.WRONG_STATE, f"round {rnd['round']} is in secagg stage {sa['stage']!r}, not "
                                         f"{stage!r}; cannot {action}")
-    return sa  # type: ignore[no-any-return]
+    return sa
 
 
-def secure_full(rnd: dict[str, Any]) -> bool:
+def secure_full(rnd: RoundRecord) -> bool:
     """A secure round is full once every sharer has committed its masked input."""
     sa = rnd["secagg"]
     return bool(rnd["contributions"] >= len(sa["sharers"]))

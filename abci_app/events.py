@@ -1,4 +1,9 @@
-"""The typed, indexed events of the federation module (subscribe with fl.task='…' and friends)."""
+"""The one indexed event type every FedLedger tx emits, `fl`: a neutral builder each module uses for its own events.
+
+Subscribers filter on `fl.action`, `fl.task`, ... whatever module emitted the event, so the type
+and the attribute order (action, signer, then the rest sorted) are shared; what each event says is
+built by the module that emits it.
+"""
 
 from __future__ import annotations
 

@@ -1,0 +1,22 @@
+"""The governance module object: its tx routes, queries, genesis and end-block hook, for the registry."""
+
+from __future__ import annotations
+
+from fedledger.abci_app.modules.base import Module, Route
+from fedledger.abci_app.modules.governance.genesis import init_genesis
+from fedledger.abci_app.modules.governance.handlers import HANDLERS
+from fedledger.abci_app.modules.governance.msgs import PARSERS
+from fedledger.abci_app.modules.governance.queries import QUERIES
+from fedledger.abci_app.modules.governance.tally import end_block
+
+__all__ = ["MODULE"]
+
+# Must come after the identity module in the module order: its genesis checks weights against the
+# organizations identity registers.
+MODULE = Module(
+    name="governance",
+    routes={name: Route(parse=PARSERS[name], handle=HANDLERS[name]) for name in sorted(HANDLERS)},
+    queries=QUERIES,
+    init_genesis=init_genesis,
+    end_block=end_block,
+)

@@ -1,0 +1,121 @@
+"""abci_app's import boundaries: modules reach each other only through keeper and records; nothing off-chain.
+
+Imports are read with `ast` from the source files, so the test sees every import, including
+ones inside functions, without importing anything.
+"""
+
+from __future__ import annotations
+
+import ast
+from collections.abc import Iterator
+from pathlib import Path
+
+ABCI = Path(__file__).resolve().parents[2] / "abci_app"
+MODULES = ABCI / "modules"
+PREFIX = "fedledger.abci_app.modules."
+#: What one module may import of another.
+PUBLIC = frozenset({"keeper", "records"})
+#: Files under modules/ that belong to no module (what a module is, shared field checks, the module order).
+NEUTRAL = frozenset({"base", "fields", "registry", "__init__"})
+#: Off-chain packages (first dotted parts) consensus code must never import.
+OFF_CHAIN = ("fedledger.client", "fedledger.node", "fedledger.ipfs", "fedledger.localnet", "fedledger.bench",
+             "torch", "httpx", "ipfshttpclient", "websockets", "web3")
+
+
+def imported_names(source: str) -> Iterator[tuple[int, str]]:
+    """(line, dotted name) for every import in `source`; `from a import b` gives a.b too (b may be a submodule)."""
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, ast.Import):
+            for alias in node.names:
+                yield node.lineno, alias.name
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            yield node.lineno, node.module
+            for alias in node.names:
+                yield node.lineno, f"{node.module}.{alias.name}"
+
+
+def _reaches_in(own: str, name: str) -> bool:
+    """True if dotted `name` is another module's internals as seen from module `own`."""
+    if not name.startswith(PREFIX):
+        return False
+    parts = name[len(PREFIX):].split(".")
+    if parts[0] == own or parts[0] in NEUTRAL:
+        return False
+    # The bare package counts too: its lazy exports lead to internals.
+    return len(parts) < 2 or parts[1] not in PUBLIC
+
+
+def boundary_violations(own: str, source: str) -> list[tuple[int, str]]:
+    """(line, name) of each import by module `own` of another module's internals (anything but keeper/records).
+
+    `from fedledger.abci_app.modules.x import keys` reaches into x as much as importing
+    `fedledger.abci_app.modules.x.keys` does, so both count; so does `from fedledger.abci_app.modules import x`.
+    """
+    out = []
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, ast.Import):
+            out += [(node.lineno, a.name) for a in node.names if _reaches_in(own, a.name)]
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            depth = len(node.module.split("."))
+            if node.module.startswith(PREFIX) and depth >= 5:  # fedledger.abci_app.modules.x.y[...]
+                if _reaches_in(own, node.module):
+                    out.append((node.lineno, node.module))
+            elif node.module + "." == PREFIX or (node.module.startswith(PREFIX) and depth == 4):
+                # from ...modules import x / from ...modules.x import y: the imported names go one level down
+                out += [(node.lineno, f"{node.module}.{a.name}") for a in node.names
+                        if _reaches_in(own, f"{node.module}.{a.name}")]
+    return sorted(out)
+
+
+def off_chain_imports(source: str) -> list[tuple[int, str]]:
+    """(line, name) of each import of an off-chain package."""
+    return [(line, name) for line, name in imported_names(source)
+            if any(name == p or name.startswith(p + ".") for p in OFF_CHAIN)]
+
+
+def _module_files() -> Iterator[tuple[str, Path]]:
+    for pkg in sorted(p for p in MODULES.iterdir() if p.is_dir() and (p / "__init__.py").exists()):
+        for path in sorted(pkg.rglob("*.py")):
+            yield pkg.name, path
+
+
+def test_the_checker_flags_reaching_into_internals() -> None:
+    # A self-check, so that a checker broken into accepting everything cannot pass the real test.
+    assert boundary_violations("lifecycle", "from fedledger.abci_app.modules.federation import keys\n") == [
+        (1, "fedledger.abci_app.modules.federation.keys")]
+    assert boundary_violations("secagg", "import fedledger.abci_app.modules.federation.handlers as h\n") == [
+        (1, "fedledger.abci_app.modules.federation.handlers")]
+    assert boundary_violations("secagg", "def f():\n    from fedledger.abci_app.modules.reputation.hooks "
+                                         "import score_at\n") == [(2, "fedledger.abci_app.modules.reputation.hooks")]
+    assert boundary_violations("anchor", "from fedledger.abci_app.modules import identity\n") == [
+        (1, "fedledger.abci_app.modules.identity")]
+    assert boundary_violations("secagg", "from fedledger.abci_app.modules.federation.keeper import load_task\n"
+                                         "from fedledger.abci_app.modules.federation.records import TaskRecord\n"
+                                         "from fedledger.abci_app.modules.secagg import keys\n"
+                                         "from fedledger.abci_app.modules.base import Module\n") == []
+    assert off_chain_imports("import torch\nfrom fedledger.node.robust import median\nimport json\n") == [
+        (1, "torch"), (2, "fedledger.node.robust"), (2, "fedledger.node.robust.median")]
+
+
+def test_modules_reach_each_other_only_through_keeper_and_records() -> None:
+    found = []
+    for own, path in _module_files():
+        for line, name in boundary_violations(own, path.read_text()):
+            found.append(f"{path.relative_to(ABCI.parent)}:{line}: module {own} imports {name}; "
+                         f"use {'.'.join(name.split('.')[:4])}.keeper (or .records) instead")
+    assert not found, "\n".join(found)
+
+
+def test_abci_app_imports_nothing_off_chain() -> None:
+    found = [f"{path.relative_to(ABCI.parent)}:{line}: imports {name}"
+             for path in sorted(ABCI.rglob("*.py")) for line, name in off_chain_imports(path.read_text())]
+    assert not found, "\n".join(found)
+
+
+def test_records_files_stay_light() -> None:
+    # Off-chain code imports the record types; they must not drag in handlers, the EVM or crypto.
+    for path in sorted(MODULES.glob("*/records.py")):
+        for line, name in imported_names(path.read_text()):
+            ok = name.split(".")[0] in ("__future__", "typing") or (
+                name.startswith(PREFIX) and name[len(PREFIX):].split(".")[1:2] == ["records"])
+            assert ok, f"{path.relative_to(ABCI.parent)}:{line}: a records file imports {name}"
