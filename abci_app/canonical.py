@@ -6,6 +6,8 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
+from fedledger.abci_app.errors import ProtocolError
+
 __all__ = ["CanonicalError", "JSONValue", "canonical_bytes", "parse_canonical"]
 
 JSONValue = None | bool | int | str | list["JSONValue"] | dict[str, "JSONValue"]
@@ -14,8 +16,10 @@ JSONValue = None | bool | int | str | list["JSONValue"] | dict[str, "JSONValue"]
 _INT_LIMIT = 2**63
 
 
-class CanonicalError(ValueError):
+class CanonicalError(ProtocolError):
     """Raised when a value cannot be, or bytes are not, canonically encoded."""
+
+    error_code = "CANONICAL_JSON"
 
 
 def _check(value: Any, depth: int = 0) -> None:

@@ -1,10 +1,96 @@
-"""Registered result codes for rejected transactions and queries, and the TxError carrying them."""
+"""FedLedger's error family (FedLedgerError and its families), the chain's registered result codes, and TxError.
+
+Every exception FedLedger raises on purpose derives from `FedLedgerError` and names a `family`
+(what kind of failure: a bad setting, a chain rejection, an unreachable service, ...) and a stable
+`error_code` (which failure exactly, e.g. `TX_REJECTED`). The CLI prints the message with its
+code and exits with the family's status (`EXIT_STATUS`); code that embeds FedLedger catches a
+family, or `FedLedgerError` for any of them. The error tree lives here, at the bottom layer,
+because abci_app imports nothing off-chain and every other layer may import abci_app.
+"""
 
 from __future__ import annotations
 
-from enum import IntEnum
+from enum import IntEnum, StrEnum
+from typing import ClassVar
 
-__all__ = ["Code", "TxError", "CODESPACE"]
+__all__ = [
+    "CODESPACE", "EXIT_STATUS", "ChainRejectedError", "Code", "ConfigError", "Family", "FedLedgerError",
+    "ProtocolError", "StorageError", "TxError", "UnavailableError", "VerificationError",
+]
+
+
+class Family(StrEnum):
+    """The few kinds of failure a user or an embedding program tells apart."""
+
+    GENERAL = "general"  # a failure of the client that fits no narrower family
+    CONFIG = "config"  # a setting, file, argument or input a person gave is wrong: fix it and rerun
+    CHAIN = "chain"  # the chain refused a tx or has no such record: the ledger's rules said no
+    NETWORK = "network"  # a node, store or public chain did not answer: retry, or check the service
+    STORE = "store"  # the content store or the chain's own state store failed or lacks data
+    CRYPTO = "crypto"  # a signature, proof, hash or credential does not verify: treat the data as forged
+    LOCALNET = "localnet"  # installing or supervising the local network's processes failed
+    PROTOCOL = "protocol"  # an update, share, payload or message breaks the protocol's rules
+
+
+# The CLI's exit status per family; 0 is success and click keeps 2 for usage errors, which are config.
+EXIT_STATUS: dict[Family, int] = {
+    Family.GENERAL: 1, Family.CONFIG: 2, Family.CHAIN: 3, Family.NETWORK: 4, Family.STORE: 5,
+    Family.CRYPTO: 6, Family.LOCALNET: 7, Family.PROTOCOL: 8,
+}
+
+
+class FedLedgerError(Exception):
+    """Base of every error FedLedger raises on purpose; its message says what went wrong and what to do."""
+
+    family: ClassVar[Family] = Family.GENERAL
+    error_code: ClassVar[str] = "FEDLEDGER"
+
+    @property
+    def exit_status(self) -> int:
+        """The CLI's exit status for this error's family."""
+        return EXIT_STATUS[self.family]
+
+
+class ConfigError(FedLedgerError, ValueError):
+    """A setting, file, argument or input is malformed or inconsistent."""
+
+    family = Family.CONFIG
+    error_code = "CONFIG"
+
+
+class ChainRejectedError(FedLedgerError):
+    """The chain refused a tx or query, or holds no such record."""
+
+    family = Family.CHAIN
+    error_code = "CHAIN_REJECTED"
+
+
+class UnavailableError(FedLedgerError):
+    """A service FedLedger needs (a node's RPC, a content store, a public chain) did not answer."""
+
+    family = Family.NETWORK
+    error_code = "UNAVAILABLE"
+
+
+class StorageError(FedLedgerError):
+    """Reading or writing stored data failed, or the data is missing."""
+
+    family = Family.STORE
+    error_code = "STORAGE"
+
+
+class VerificationError(FedLedgerError):
+    """A signature, proof, hash or credential does not verify."""
+
+    family = Family.CRYPTO
+    error_code = "VERIFICATION"
+
+
+class ProtocolError(FedLedgerError, ValueError):
+    """An update, share, payload or message breaks the protocol's rules (shape, range, encoding)."""
+
+    family = Family.PROTOCOL
+    error_code = "PROTOCOL"
 
 CODESPACE = "fedledger"
 
@@ -56,8 +142,10 @@ class Code(IntEnum):
     EVM_CALL_FAILED = 67  # eth_call / eth_estimateGas query: the call reverted or failed
 
 
-class TxError(Exception):
-    """A rejected tx or query: a registered code and a readable log for the user."""
+class TxError(ChainRejectedError):
+    """A rejected tx or query inside the app: a registered code and a readable log for the user."""
+
+    error_code = "TX_ERROR"
 
     def __init__(self, code: Code, log: str) -> None:
         super().__init__(f"{code.name}: {log}")

@@ -22,9 +22,13 @@ __all__ = ["AnswerProofError", "Args", "ListingError", "ListingRule", "counted_l
 class AnswerProofError(ProofError):
     """A query answer is not proven by its record proofs (bad proof, missing or extra record, other answer)."""
 
+    error_code = "ANSWER_PROOF"
+
 
 class ListingError(AnswerProofError):
     """A prefix listing cannot be proven complete (no rule covers it, or its rule's check fails)."""
+
+    error_code = "LISTING_UNPROVEN"
 
 
 Args = tuple[str, ...]

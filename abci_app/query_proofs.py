@@ -100,6 +100,8 @@ _SEG = re.compile(r"^[A-Za-z0-9_.:-]{1,128}$")
 class UnprovenReadError(AnswerProofError):
     """Re-deriving an answer read a store key for which the answer carries no proof."""
 
+    error_code = "UNPROVEN_READ"
+
 
 # ----------------------------------------------------------------------------- listing rules
 

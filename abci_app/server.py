@@ -15,6 +15,7 @@ from typing import Any
 from google.protobuf.message import DecodeError, Message
 
 from fedledger.abci_app.application import BaseApplication
+from fedledger.abci_app.errors import ConfigError, ProtocolError
 from fedledger.abci_app.proto import types as pb
 
 __all__ = [
@@ -63,12 +64,16 @@ _APP_CALLS: dict[str, type[Message]] = {
 }
 
 
-class FrameError(Exception):
+class FrameError(ProtocolError):
     """Raised for a malformed or oversized frame; the connection that sent it is closed."""
 
+    error_code = "ABCI_FRAME"
 
-class ABCIAddressError(ValueError):
+
+class ABCIAddressError(ConfigError):
     """Raised for a listen address that is not ``tcp://host:port`` or ``unix://path``."""
+
+    error_code = "ABCI_ADDRESS"
 
 
 def encode_uvarint(value: int) -> bytes:

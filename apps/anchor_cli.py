@@ -14,6 +14,8 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
+from fedledger.abci_app.errors import EXIT_STATUS, Family
+
 if TYPE_CHECKING:
     from fedledger.apps.context import Ctx
     from fedledger.node.anchor.config import AnchorConfig
@@ -175,7 +177,7 @@ def verify(c: Ctx, task_id: str | None, version: int | None, proof_file: Path | 
         else:
             click.secho(f"NOT VERIFIED: {bundle.task_id} v{bundle.version}", fg="red", err=True)
     if not verdict.ok:
-        sys.exit(1)
+        sys.exit(EXIT_STATUS[Family.CRYPTO])  # the anchored record does not verify: treat it as forged
 
 
 @anchor.command("list")

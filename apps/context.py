@@ -1,4 +1,9 @@
-"""The CLI's resolved global options (Ctx) and its error boundary (FriendlyGroup), shared by every command module."""
+"""The CLI's resolved global options (Ctx) and its error boundary (FriendlyGroup), shared by every command module.
+
+Every FedLedgerError becomes one red line, `error: <message> [<CODE>]`, and the exit status of its
+family (fedledger.abci_app.errors.EXIT_STATUS; docs/ERRORS.md lists them). Anything else is a bug
+and keeps its traceback.
+"""
 
 from __future__ import annotations
 
@@ -8,16 +13,23 @@ from typing import Any, NoReturn
 
 import click
 
-from fedledger.sdk.errors import ClientError
+from fedledger.abci_app.errors import FedLedgerError
 from fedledger.sdk.keys import KeyStore
 
-__all__ = ["Ctx", "FriendlyGroup", "fail", "pass_ctx"]
+__all__ = ["Ctx", "FriendlyGroup", "fail", "pass_ctx", "report"]
+
+INTERRUPTED = 130  # the shell's convention for a process stopped by Ctrl-C (128 + SIGINT)
 
 
-def fail(message: str) -> NoReturn:
-    """Report a user-facing error as one red line and exit with status 1, never a traceback."""
+def fail(message: str, status: int = 1) -> NoReturn:
+    """Report a user-facing error as one red line and exit with `status`, never a traceback."""
     click.secho(f"error: {message}", fg="red", err=True)
-    sys.exit(1)
+    sys.exit(status)
+
+
+def report(exc: FedLedgerError) -> NoReturn:
+    """Report a FedLedger error with its stable code, exiting with its family's status."""
+    fail(f"{exc} [{exc.error_code}]", exc.exit_status)
 
 
 class Ctx:
@@ -75,23 +87,13 @@ pass_ctx = click.make_pass_decorator(Ctx)
 
 
 class FriendlyGroup(click.Group):
-    """Turns every known user-facing error into one red line and exit code 1, never a traceback."""
+    """Turns every FedLedgerError into one red line and its family's exit status, never a traceback."""
 
     def invoke(self, ctx: click.Context) -> Any:
         """Run the command, reporting FedLedger errors plainly."""
-        from fedledger.ipfs import StoreError
-        from fedledger.localnet.errors import LocalnetError
-
         try:
             return super().invoke(ctx)
-        except (ClientError, LocalnetError, StoreError) as exc:
-            fail(str(exc))
-        except ValueError as exc:
-            # FedLedger's input errors (bad payload, data shard, model spec, ...) are ValueError
-            # subclasses defined in its own modules; checking the module keeps torch-importing
-            # modules out of every CLI start. Anything else is a bug and keeps its traceback.
-            if not type(exc).__module__.startswith("fedledger."):
-                raise
-            fail(str(exc))
+        except FedLedgerError as exc:
+            report(exc)
         except KeyboardInterrupt:
-            fail("interrupted")
+            fail("interrupted", INTERRUPTED)

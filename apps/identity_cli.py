@@ -23,7 +23,8 @@ from fedledger.abci_app.did.vc import (
     parse_time,
     verify_credential,
 )
-from fedledger.apps.context import fail
+from fedledger.abci_app.errors import ConfigError
+from fedledger.apps.context import fail, report
 from fedledger.sdk.errors import KeyStoreError
 from fedledger.sdk.keys import Key, KeyStore, default_home
 
@@ -58,7 +59,7 @@ def did_create(name: str) -> None:
     try:
         key: Key = store.load(name) if name in store.names() else store.create(name)
     except KeyStoreError as exc:
-        fail(str(exc))
+        report(exc)
     click.echo(did_from_private_key(key.private))
 
 
@@ -70,7 +71,7 @@ def did_show(name: str, document: bool) -> None:
     try:
         key = _store().load(name)
     except KeyStoreError as exc:
-        fail(str(exc))
+        report(exc)
     identifier = did_from_private_key(key.private)
     click.echo(json.dumps(did_document(identifier), indent=2) if document else identifier)
 
@@ -99,7 +100,7 @@ def vc_issue(issuer_name: str, subject: str, organization: str, role: str, tasks
     try:
         key = _store().load(issuer_name)
     except KeyStoreError as exc:
-        fail(str(exc))
+        report(exc)
     start = _now()
     try:
         credential = issue_admission_credential(
@@ -107,7 +108,7 @@ def vc_issue(issuer_name: str, subject: str, organization: str, role: str, tasks
             format_time(start), format_time(start + valid_days * _SECONDS_PER_DAY),
             credential_id or f"urn:uuid:{uuid.uuid4()}", credential_status=status_id)
     except (CredentialError, TimeFormatError) as exc:
-        fail(str(exc))
+        report(exc)
     text = json.dumps(credential, indent=2, ensure_ascii=False) + "\n"
     if out is None:
         click.echo(text, nl=False)
@@ -115,7 +116,7 @@ def vc_issue(issuer_name: str, subject: str, organization: str, role: str, tasks
     try:
         out.write_text(text, encoding="utf-8")
     except OSError as exc:
-        fail(f"cannot write {out}: {exc.strerror or exc}")
+        report(ConfigError(f"cannot write {out}: {exc.strerror or exc}"))
     click.echo(f"wrote {credential['id']} to {out}", err=True)
 
 
@@ -123,11 +124,11 @@ def _read_credential(path: str) -> Any:
     try:
         data = sys.stdin.buffer.read() if path == "-" else Path(path).read_bytes()
     except OSError as exc:
-        fail(f"cannot read {path}: {exc.strerror or exc}")
+        report(ConfigError(f"cannot read {path}: {exc.strerror or exc}"))
     try:
         return loads(data)
     except JCSError as exc:
-        fail(f"MALFORMED: {path} is not an acceptable credential: {exc}")
+        fail(f"MALFORMED: {path} is not an acceptable credential: {exc} [{exc.error_code}]", exc.exit_status)
 
 
 @vc.command("verify")
@@ -137,17 +138,17 @@ def _read_credential(path: str) -> Any:
               help="Trusted issuer DID (repeatable); without it any issuer whose proof verifies is accepted.")
 @click.option("--json", "as_json", is_flag=True, help="Print the claims as JSON.")
 def vc_verify(file: str, at: str | None, issuers: tuple[str, ...], as_json: bool) -> None:
-    """Verify the credential in FILE ('-' for stdin): exit 0 and print its claims, or 1 and the reason."""
+    """Verify the credential in FILE ('-' for stdin): exit 0 and print its claims, or the reason and its status."""
     try:
         now = format_time(parse_time(at)) if at is not None else format_time(_now())
     except TimeFormatError as exc:
-        fail(f"--at: {exc}")
+        fail(f"--at: {exc} [{exc.error_code}]", exc.exit_status)
     credential = _read_credential(file)
     trusted = {issuer: ANY_ORGANIZATION for issuer in issuers} if issuers else None
     try:
         verified = verify_credential(credential, now, trusted)
     except (CredentialError, DIDKeyError) as exc:
-        fail(str(exc))
+        report(exc)
     claims = verified.claims()
     if as_json:
         click.echo(json.dumps(claims, indent=2, sort_keys=True))

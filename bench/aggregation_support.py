@@ -21,6 +21,8 @@ from typing import Any, Generic, TypeVar
 import numpy as np
 import numpy.typing as npt
 
+from fedledger.abci_app.errors import ConfigError
+
 __all__ = [
     "BenchError",
     "Timing",
@@ -35,8 +37,10 @@ __all__ = [
 T = TypeVar("T")
 
 
-class BenchError(ValueError):
+class BenchError(ConfigError):
     """The benchmark was asked for something it cannot run (bad sizes, fractions or repeat counts)."""
+
+    error_code = "BENCH"
 
 
 @dataclass(frozen=True)

@@ -138,13 +138,13 @@ def _data(dataset: str, clients: int, alpha: float, seed: int, client_examples: 
 
 def _fedledger_side(raw: dict[str, Any], log: Callable[[str], None]) -> tuple[dict[str, Any], Any, Any]:
     """Time FedLedger's rounds; returns (figures or the error, the validated config or None, the data or None)."""
-    from fedledger.apps.experiment.config import ConfigError, parse_config
+    from fedledger.apps.experiment.config import ExperimentConfigError, parse_config
     from fedledger.apps.experiment.datasets import DatasetError
     from fedledger.apps.experiment.fast import run_one
 
     try:
         cfg = parse_config(raw)
-    except ConfigError as exc:
+    except ExperimentConfigError as exc:
         return {"error": f"parse_config refused FEDLEDGER_CONFIG: {exc}"}, None, None
     seed = cfg.seeds[0]
     try:

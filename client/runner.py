@@ -6,9 +6,9 @@ import hashlib
 import logging
 import time
 from collections.abc import Callable
-from typing import Any
 
 from fedledger.abci_app.did.credentials import did_of_key
+from fedledger.abci_app.modules.federation.records import RoundRecord, TaskRecord
 from fedledger.client.receipt import ContributionReceipt
 from fedledger.ipfs import ContentStore, StoreError
 from fedledger.sdk.chainview import ChainView
@@ -16,6 +16,7 @@ from fedledger.sdk.compression.payload import UpdateEncoder
 from fedledger.sdk.errors import ClientError
 from fedledger.sdk.ml.data import ClientData
 from fedledger.sdk.ml.dpsgd import DPConfig, fresh_seed
+from fedledger.sdk.policy import secure_of
 from fedledger.sdk.steps import Action, Step
 from fedledger.sdk.submit import Submitter
 from fedledger.sdk.tensors import Tensors, decode_tensors
@@ -137,11 +138,10 @@ def _run_secure(submitter: Submitter, store: ContentStore, task_id: str, data: C
     view = ChainView(submitter.rpc)
     did = did_of_key(submitter.key.public_hex)
 
-    def make_update(task: dict[str, Any], rnd: dict[str, Any], base: Tensors) -> Update:
+    def make_update(task: TaskRecord, rnd: RoundRecord, base: Tensors) -> Update:
         if on_event:
             on_event(f"training round {rnd['round']}", None)
-        secure = task["aggregation"]["secure"]
-        if secure.get("noise_multiplier") is not None:
+        if secure_of(task)["noise_multiplier"] is not None:
             return distributed_dp_update(task, rnd, submitter.key.public_hex, lambda: train_local(
                 str(task["model_spec"]), base, data, epochs=epochs, lr=lr, seed=fresh_seed(), batch_size=_BATCH,
                 progress=train_progress))

@@ -19,10 +19,12 @@ from typing import Any, Protocol
 
 import numpy as np
 
+from fedledger.abci_app.modules.federation.records import RoundRecord, TaskRecord
 from fedledger.client.receipt import ContributionReceipt
 from fedledger.ipfs import ContentStore, StoreError
 from fedledger.sdk.chainview import ChainView
 from fedledger.sdk.flat import flatten_model
+from fedledger.sdk.policy import NotSecureError, secure_of
 from fedledger.sdk.secagg import SecAggClient, SecAggError, ShareKeysMessage
 from fedledger.sdk.secure_plan import GroupPlan, RoundPlan, advertisements, plan_round
 from fedledger.sdk.steps import Action, Step
@@ -44,7 +46,7 @@ class Update:
 
 
 # (task record, round record, base model) -> the update to contribute
-UpdateFn = Callable[[dict[str, Any], dict[str, Any], Tensors], Update]
+UpdateFn = Callable[[TaskRecord, RoundRecord, Tensors], Update]
 
 
 class _Trained(Protocol):
@@ -55,7 +57,7 @@ class _Trained(Protocol):
     def num_examples(self) -> int: ...
 
 
-def distributed_dp_update(task: dict[str, Any], rnd: dict[str, Any], me: str,
+def distributed_dp_update(task: TaskRecord, rnd: RoundRecord, me: str,
                           train: Callable[[], _Trained]) -> Update:
     """Update-level distributed DP: train without per-example noise, clip the whole update to the task's
     clip in L2, add this client's 1/g share of N(0, (σ·clip)²) (g = its SecAgg group's size), and
@@ -65,7 +67,9 @@ def distributed_dp_update(task: dict[str, Any], rnd: dict[str, Any], me: str,
     from fedledger.sdk.dp import add_distributed_noise, clip_update, declared_dp
     from fedledger.sdk.flat import flatten_model, unflatten
 
-    secure = task["aggregation"]["secure"]
+    secure = secure_of(task)
+    if secure["noise_multiplier"] is None:
+        raise NotSecureError(f"task {task['task_id']!r} adds no distributed noise (its noise_multiplier is null)")
     sigma, clip = float(secure["noise_multiplier"]), float(secure["clip"])
     result = train()
     vector, layout = flatten_model(result.delta)
@@ -136,7 +140,7 @@ class SecureParticipant:
             return self._reveal(state, rnd)
         return Step(Action.WAITING, f"waiting in stage {stage}", round=number)
 
-    def _advertise(self, task: dict[str, Any], rnd: dict[str, Any], board: dict[str, Any]) -> Step:
+    def _advertise(self, task: TaskRecord, rnd: RoundRecord, board: dict[str, Any]) -> Step:
         number = rnd["round"]
         if self.me in board["keys"]:
             return Step(Action.WAITING, "keys already posted", round=number)
@@ -178,7 +182,7 @@ class SecureParticipant:
                 log.warning("round %s: shares of %s… unusable: %s", board, participant[:16], exc)
         return out
 
-    def _mask(self, state: _RoundSecrets, task: dict[str, Any], rnd: dict[str, Any], board: dict[str, Any]) -> Step:
+    def _mask(self, state: _RoundSecrets, task: TaskRecord, rnd: RoundRecord, board: dict[str, Any]) -> Step:
         number = rnd["round"]
         update = state.update
         assert update is not None
@@ -204,7 +208,7 @@ class SecureParticipant:
                                                  int(spent) / 1e6 if spent is not None else float("nan")))
         return Step(Action.COMMITTED_INPUT, f"committed masked input for round {number}", round=number)
 
-    def _reveal(self, state: _RoundSecrets, rnd: dict[str, Any]) -> Step:
+    def _reveal(self, state: _RoundSecrets, rnd: RoundRecord) -> Step:
         sa = rnd["secagg"]
         members = set(state.group.members)
         survivors = [i for i in state.plan.indices(sa["survivors"]) if i in members]

@@ -6,6 +6,8 @@ import hashlib
 import re
 from abc import ABC, abstractmethod
 
+from fedledger.abci_app.errors import Family, StorageError, UnavailableError
+
 __all__ = [
     "ContentStore",
     "IntegrityError",
@@ -20,20 +22,30 @@ __all__ = [
 _SHA256_HEX_RE = re.compile(r"[0-9a-f]{64}")
 
 
-class StoreError(Exception):
+class StoreError(StorageError):
     """Base class of every error a content store raises on purpose."""
+
+    error_code = "STORE"
 
 
 class IntegrityError(StoreError):
     """Fetched (or stored) bytes do not hash to what the CID or the commitment says."""
 
+    family = Family.CRYPTO
+    error_code = "CONTENT_INTEGRITY"
+
 
 class NotFoundError(StoreError):
     """The store does not hold (and could not fetch) the content behind a CID."""
 
+    error_code = "CONTENT_NOT_FOUND"
 
-class StoreUnavailableError(StoreError):
+
+class StoreUnavailableError(StoreError, UnavailableError):
     """The store's backend (e.g. the Kubo daemon) cannot be reached."""
+
+    family = Family.NETWORK
+    error_code = "STORE_UNAVAILABLE"
 
 
 def sha256_hex(data: bytes | bytearray | memoryview) -> str:

@@ -7,6 +7,7 @@ import binascii
 import hashlib
 from dataclasses import dataclass
 
+from fedledger.abci_app.errors import ConfigError, Family
 from fedledger.ipfs.base import StoreError
 
 __all__ = [
@@ -47,8 +48,11 @@ _OTHER_MULTIBASES = {
 _MAX_VARINT_BYTES = 9  # multiformats caps unsigned varints at 63 bits, i.e. 9 bytes
 
 
-class CIDError(StoreError, ValueError):
+class CIDError(StoreError, ConfigError):
     """A CID string is malformed or uses a format FedLedger does not accept."""
+
+    family = Family.CONFIG
+    error_code = "CID_INVALID"
 
 
 def encode_varint(value: int) -> bytes:

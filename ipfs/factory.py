@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from fedledger.abci_app.errors import ConfigError, Family
 from fedledger.ipfs.base import ContentStore, StoreError
 
 __all__ = ["SPEC_HELP", "StoreSpecError", "open_store"]
@@ -9,8 +10,11 @@ __all__ = ["SPEC_HELP", "StoreSpecError", "open_store"]
 SPEC_HELP = "expected 'embedded:/path/to/dir' or 'kubo:http://127.0.0.1:5001'"
 
 
-class StoreSpecError(StoreError, ValueError):
+class StoreSpecError(StoreError, ConfigError):
     """A content-store spec string is malformed or names an unknown backend."""
+
+    family = Family.CONFIG
+    error_code = "STORE_SPEC"
 
 
 def open_store(spec: str) -> ContentStore:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from fedledger.abci_app.errors import Family, FedLedgerError
+
 __all__ = [
     "AlreadyRunningError",
     "BinaryError",
@@ -11,12 +13,17 @@ __all__ = [
 ]
 
 
-class LocalnetError(Exception):
+class LocalnetError(FedLedgerError):
     """Base class of every error the localnet manager raises on purpose."""
+
+    family = Family.LOCALNET
+    error_code = "LOCALNET"
 
 
 class PortInUseError(LocalnetError):
     """A port the network needs is already taken on 127.0.0.1."""
+
+    error_code = "PORT_IN_USE"
 
     def __init__(self, port: int, owner: str) -> None:
         self.port = port
@@ -30,9 +37,13 @@ class PortInUseError(LocalnetError):
 class BinaryError(LocalnetError):
     """A required external binary (cometbft, ipfs, go) is missing, broken or has the wrong version."""
 
+    error_code = "BINARY"
+
 
 class AlreadyRunningError(LocalnetError):
     """A network is already running in the given home directory."""
+
+    error_code = "ALREADY_RUNNING"
 
     def __init__(self, home: str, pid: int | None) -> None:
         self.home = home
@@ -46,3 +57,5 @@ class AlreadyRunningError(LocalnetError):
 
 class NotRunningError(LocalnetError):
     """No network is running in the given home directory (or the asked-for node does not exist)."""
+
+    error_code = "NOT_RUNNING"

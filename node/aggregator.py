@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from fedledger.abci_app.errors import Code
+from fedledger.abci_app.modules.federation.records import ContributionRecord, RoundRecord, TaskRecord
 from fedledger.ipfs import ContentStore, IntegrityError, StoreError
 from fedledger.node.aggregation import AggregationError, WeightedUpdate, apply_delta
 from fedledger.node.aggregation.central import central_dp_mean, next_clip
@@ -25,6 +26,7 @@ from fedledger.sdk.compression import CompressionError
 from fedledger.sdk.compression.payload import decode_update
 from fedledger.sdk.dp import update_noise_multiplier
 from fedledger.sdk.errors import ClientError
+from fedledger.sdk.policy import aggregation_of, secure_of
 from fedledger.sdk.steps import Action, Step
 from fedledger.sdk.submit import Submitter
 from fedledger.sdk.tensors import PayloadError, decode_tensors, encode_tensors
@@ -109,13 +111,13 @@ class Aggregator:
             return Step(Action.FINISHED, "finished", round=current)
         return self._open(current + 1)
 
-    def _secure_step(self, task: dict[str, Any], rnd: dict[str, Any]) -> Step:
+    def _secure_step(self, task: TaskRecord, rnd: RoundRecord) -> Step:
         """One action in a secure round: advance a stage, close, fix the survivors, or unmask and propose."""
         from fedledger.node.secure_aggregate import check_masked_inputs, combine_groups
 
         number, sa = rnd["round"], rnd["secagg"]
         height = self.submitter.rpc.height()
-        policy = task["aggregation"]["secure"]
+        policy = secure_of(task)
         ids = {"task_id": self.task_id, "round": number}
         timed_out = height > sa["since"] + policy["stage_blocks"]
         if sa["stage"] in ("keys", "shares"):
@@ -157,7 +159,7 @@ class Aggregator:
                     if c["participant"] in self.mismatched and c["participant"] not in outcome.contributors}
         return self._publish(number, apply_delta(base, delta), outcome.contributors, dropped)
 
-    def _secure_plan(self, task: dict[str, Any], rnd: dict[str, Any]) -> tuple[Any, dict[str, Any]]:
+    def _secure_plan(self, task: TaskRecord, rnd: RoundRecord) -> tuple[Any, dict[str, Any]]:
         from fedledger.sdk.secure_plan import plan_round
 
         base_rec = self.view.version(self.task_id, rnd["base_version"])
@@ -183,7 +185,7 @@ class Aggregator:
         return Step(Action.PROPOSED_VERSION, f"proposed version {attr} from round {number}", round=number,
                     version=version)
 
-    def _undecided_version(self, rnd: dict[str, Any]) -> int | None:
+    def _undecided_version(self, rnd: RoundRecord) -> int | None:
         if rnd["status"] != "aggregated" or rnd["version"] is None:
             return None
         version = self.view.version(self.task_id, rnd["version"])
@@ -195,7 +197,7 @@ class Aggregator:
         self.submitter.send("open_round", {"task_id": self.task_id, "round": rnd})
         return Step(Action.OPENED_ROUND, f"opened round {rnd}", round=rnd)
 
-    def fetch_verified(self, contributions: list[dict[str, Any]],
+    def fetch_verified(self, contributions: list[ContributionRecord],
                        base: dict[str, Any]) -> tuple[list[WeightedUpdate], dict[str, str]]:
         """Fetch every committed payload, keep those whose bytes match their commitment and decode.
 
@@ -219,7 +221,7 @@ class Aggregator:
             updates.append(WeightedUpdate(contribution_id=c["id"], tensors=tensors, num_examples=c["num_examples"]))
         return updates, dropped
 
-    def aggregate_round(self, task: dict[str, Any], rnd: dict[str, Any]) -> RoundOutcome:
+    def aggregate_round(self, task: TaskRecord, rnd: RoundRecord) -> RoundOutcome:
         """Aggregate a closed round and propose the next version with exactly the included contributions."""
         number = rnd["round"]
         outcome = RoundOutcome(round=number)
@@ -235,7 +237,7 @@ class Aggregator:
         flagged: list[str] = []
         extra: dict[str, str] = {}
         try:
-            policy = task.get("aggregation") or {"rule": "fedavg", "byzantine": 0}
+            policy = aggregation_of(task)
             central = policy.get("central_noise")
             if central is not None:
                 sigma, clip = float(central["noise_multiplier"]), float(central["clip"])

@@ -58,6 +58,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from fedledger.abci_app.errors import ConfigError
 from fedledger.node.probes import PPM, to_ppm
 from fedledger.sdk.ml.data import ClientData
 
@@ -66,8 +67,10 @@ __all__ = ["MAD_CONSISTENCY", "LabelScan", "ScanConfig", "ScanError", "ScanResul
 MAD_CONSISTENCY = 1.4826
 
 
-class ScanError(ValueError):
+class ScanError(ConfigError):
     """The scan is misconfigured, or the canary set cannot run it (too few images of other labels)."""
+
+    error_code = "BACKDOOR_SCAN"
 
 
 @dataclass(frozen=True)

@@ -22,6 +22,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from fedledger.abci_app.errors import ConfigError
 from fedledger.sdk.ml.data import ClientData
 
 __all__ = [
@@ -40,8 +41,10 @@ PPM = 1_000_000
 CORNERS = ("top-left", "top-right", "bottom-left", "bottom-right")
 
 
-class ProbeError(ValueError):
+class ProbeError(ConfigError):
     """A probe is misconfigured, or the data cannot run it (no image of a non-target label, wrong size)."""
+
+    error_code = "PROBE"
 
 
 def to_ppm(count: int, total: int, *, round_up: bool) -> int:

@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from fedledger.abci_app.modules.federation.records import ContributionRecord, RoundRecord, TaskRecord
 from fedledger.ipfs import ContentStore, StoreError
 from fedledger.node.aggregation.combine import combine_rows
 from fedledger.sdk.secagg import (
@@ -39,7 +40,7 @@ def _fetch(store: ContentStore, ref: Mapping[str, Any]) -> bytes:
 
 
 def check_masked_inputs(store: ContentStore, plan: RoundPlan,
-                        contributions: list[dict[str, Any]]) -> tuple[list[str], dict[str, str]]:
+                        contributions: list[ContributionRecord]) -> tuple[list[str], dict[str, str]]:
     """Contributors whose masked input is fetchable, matches its commitment and fits its group's setup.
 
     Returns (survivors, unusable: participant -> why). A group left with fewer than two usable
@@ -98,8 +99,8 @@ def _group_sum(store: ContentStore, plan: RoundPlan, group: GroupPlan, board: Ma
     return result.total, result.count
 
 
-def combine_groups(store: ContentStore, plan: RoundPlan, task: Mapping[str, Any], rnd: Mapping[str, Any],
-                   board: Mapping[str, Any], contributions: list[dict[str, Any]],
+def combine_groups(store: ContentStore, plan: RoundPlan, task: TaskRecord, rnd: RoundRecord,
+                   board: Mapping[str, Any], contributions: list[ContributionRecord],
                    only_groups: set[int] | None = None) -> SecureOutcome:
     """Unmask every group with survivors, then combine the group means with the task's rule.
 

@@ -9,21 +9,25 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass
-from typing import Any
 
+from fedledger.abci_app.errors import VerificationError
+from fedledger.abci_app.modules.federation.records import PayloadRef
 from fedledger.ipfs import ContentStore
 from fedledger.node.aggregation import WeightedUpdate, apply_delta
 from fedledger.node.aggregation.robust_delta import plaintext_delta
 from fedledger.sdk.chainview import ChainView
 from fedledger.sdk.compression.payload import decode_update
 from fedledger.sdk.flat import layout_of, unflatten
+from fedledger.sdk.policy import aggregation_of
 from fedledger.sdk.tensors import Tensors, decode_tensors, encode_tensors
 
 __all__ = ["Verification", "VerifyError", "recompute_version", "verify_version"]
 
 
-class VerifyError(ValueError):
+class VerifyError(VerificationError, ValueError):
     """The version cannot be recomputed (initial model, missing inputs, shares that do not unmask)."""
+
+    error_code = "AGGREGATE_MISMATCH"
 
 
 @dataclass(frozen=True)
@@ -43,7 +47,7 @@ class Verification:
         return self.published_sha256 == self.recomputed_sha256
 
 
-def _load(store: ContentStore, ref: dict[str, Any]) -> Tensors:
+def _load(store: ContentStore, ref: PayloadRef) -> Tensors:
     return decode_tensors(store.get(ref["cid"], ref["sha256"]))
 
 
@@ -54,10 +58,12 @@ def recompute_version(view: ChainView, store: ContentStore, task_id: str, versio
         raise VerifyError(f"version {version} of {task_id!r} is the initial model; there is nothing to recompute")
     task = view.task(task_id)
     rnd = view.round(task_id, rec["round"])
-    base = _load(store, view.version(task_id, rec["parent"]))
+    parent = rec["parent"]
+    assert parent is not None  # only the initial version (round 0, refused above) has no parent
+    base = _load(store, view.version(task_id, parent))
     flagged = [d["participant"] for d in rec.get("dropped", []) if d["reason"] == "robust_flagged"]
     used = sorted([*rec["contributors"], *flagged])
-    policy = task.get("aggregation") or {"rule": "fedavg", "byzantine": 0}
+    policy = aggregation_of(task)
     if policy.get("central_noise") is not None:
         raise VerifyError(f"version {version} of {task_id!r} carries central DP noise drawn by the aggregator, so "
                           f"it cannot be recomputed bit for bit; tasks that need both use distributed noise "

@@ -3,17 +3,22 @@
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import Any, cast
 
-from fedledger.abci_app.errors import Code
+from fedledger.abci_app.errors import ChainRejectedError, Code, Family
+from fedledger.abci_app.modules.federation.records import ContributionRecord, RoundRecord, TaskRecord, VersionRecord
+from fedledger.abci_app.modules.identity.records import MemberRecord
 from fedledger.sdk.errors import ClientError, RPCError
 from fedledger.sdk.rpc import AbciQueryResult, CometRPC
 
 __all__ = ["ChainView", "NotFoundOnChain"]
 
 
-class NotFoundOnChain(ClientError):
+class NotFoundOnChain(ClientError, ChainRejectedError):
     """The queried object does not exist (yet) on chain."""
+
+    family = Family.CHAIN
+    error_code = "NOT_ON_CHAIN"
 
 
 class ChainView:
@@ -43,35 +48,32 @@ class ChainView:
             return False
         return True
 
-    def task(self, task_id: str) -> dict[str, Any]:
+    # The answers are the chain's own records, typed by the modules that own them; JSON carries
+    # no types, so each is cast once here, where it enters the off-chain code.
+    def task(self, task_id: str) -> TaskRecord:
         """Task record."""
-        result: dict[str, Any] = self.get(f"/task/{task_id}")
-        return result
+        return cast(TaskRecord, self.get(f"/task/{task_id}"))
 
-    def round(self, task_id: str, rnd: int) -> dict[str, Any]:
+    def round(self, task_id: str, number: int) -> RoundRecord:
         """Round record."""
-        result: dict[str, Any] = self.get(f"/round/{task_id}/{rnd}")
-        return result
+        return cast(RoundRecord, self.get(f"/round/{task_id}/{number}"))
 
-    def contributions(self, task_id: str, rnd: int) -> list[dict[str, Any]]:
+    def contributions(self, task_id: str, number: int) -> list[ContributionRecord]:
         """Every contribution of a round, sorted by participant key."""
-        result: list[dict[str, Any]] = self.get(f"/contributions/{task_id}/{rnd}")
-        return result
+        return cast(list[ContributionRecord], self.get(f"/contributions/{task_id}/{number}"))
 
-    def version(self, task_id: str, version: int | str) -> dict[str, Any]:
+    def version(self, task_id: str, version: int | str) -> VersionRecord:
         """A model version record (`latest` allowed)."""
-        result: dict[str, Any] = self.get(f"/version/{task_id}/{version}")
-        return result
+        return cast(VersionRecord, self.get(f"/version/{task_id}/{version}"))
 
     def lineage(self, task_id: str, version: int) -> dict[str, Any]:
         """A version with its exact contributions and ancestry."""
         result: dict[str, Any] = self.get(f"/lineage/{task_id}/{version}")
         return result
 
-    def participant(self, key_hex: str) -> dict[str, Any] | None:
+    def participant(self, key_hex: str) -> MemberRecord | None:
         """Participant record, or None if the key is not registered."""
         try:
-            result: dict[str, Any] = self.get(f"/participant/{key_hex}")
+            return cast(MemberRecord, self.get(f"/participant/{key_hex}"))
         except NotFoundOnChain:
             return None
-        return result

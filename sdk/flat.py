@@ -12,6 +12,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from fedledger.abci_app.errors import ProtocolError
 from fedledger.sdk.tensors import Tensors
 
 __all__ = ["AggregationError", "Layout", "flatten", "flatten_model", "layout_of", "stack", "unflatten"]
@@ -19,8 +20,10 @@ __all__ = ["AggregationError", "Layout", "flatten", "flatten_model", "layout_of"
 Layout = tuple[tuple[str, tuple[int, ...]], ...]
 
 
-class AggregationError(ValueError):
+class AggregationError(ProtocolError):
     """Updates cannot be combined (none given, mismatched tensors, bad weights, non-finite values)."""
+
+    error_code = "AGGREGATION"
 
 
 def layout_of(tensors: Mapping[str, npt.NDArray[Any]]) -> Layout:

@@ -34,6 +34,7 @@ from typing import Any
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
+from fedledger.abci_app.errors import Family, VerificationError
 from fedledger.abci_app.server import encode_uvarint
 from fedledger.sdk.errors import ClientError
 
@@ -81,16 +82,24 @@ _RFC3339_RE = re.compile(
     r"^(\d{4})-(\d{2})-(\d{2})T(\d{2}):(\d{2}):(\d{2})(?:\.(\d{1,9}))?(Z|[+-]\d{2}:\d{2})$")
 
 
-class LightClientError(ClientError):
+class LightClientError(ClientError, VerificationError):
     """Base of the light client's errors."""
+
+    family = Family.CRYPTO
+    error_code = "LIGHT_CLIENT"
 
 
 class TrustRootError(LightClientError):
     """A genesis or validator-set file cannot serve as a root of trust (unreadable, malformed, unsupported)."""
 
+    family = Family.CONFIG
+    error_code = "TRUST_ROOT"
+
 
 class HeaderVerificationError(LightClientError):
     """A signed header is malformed or is not proven by the trusted validator set's commit."""
+
+    error_code = "HEADER_UNVERIFIED"
 
 
 # ----------------------------------------------------------------------------- protobuf wire format

@@ -36,6 +36,8 @@ import numpy as np
 import numpy.typing as npt
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 
+from fedledger.abci_app.errors import ProtocolError
+
 __all__ = ["SEED_BYTES", "PRGError", "Stream", "derive_key", "fresh_seed"]
 
 #: Length of fresh seeds and of derived keys.
@@ -46,8 +48,10 @@ _ZERO_COUNTER = bytes(16)
 _MAX_WORDS = 1 << 32
 
 
-class PRGError(ValueError):
+class PRGError(ProtocolError):
     """A seed, domain or request the PRG refuses (wrong type, empty domain, absurd size)."""
+
+    error_code = "PRG"
 
 
 def fresh_seed() -> bytes:

@@ -19,6 +19,7 @@ from __future__ import annotations
 import time
 from typing import Any, Protocol
 
+from fedledger.abci_app.errors import Family, VerificationError
 from fedledger.abci_app.query_proofs import verify_answer
 from fedledger.abci_app.store import ProofError
 from fedledger.sdk.errors import ClientError
@@ -33,8 +34,11 @@ from fedledger.sdk.rpc import AbciQueryResult
 __all__ = ["CommitSource", "ProofFailedError", "check_query_proof"]
 
 
-class ProofFailedError(ClientError):
+class ProofFailedError(ClientError, VerificationError):
     """A query answer does not match the chain: the node lied or the data was tampered with in transit."""
+
+    family = Family.CRYPTO
+    error_code = "PROOF_FAILED"
 
 
 class CommitSource(Protocol):

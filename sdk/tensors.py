@@ -10,6 +10,8 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from fedledger.abci_app.errors import ProtocolError
+
 __all__ = [
     "FORMAT_VERSION",
     "MAGIC",
@@ -49,8 +51,10 @@ Tensors = dict[str, npt.NDArray[np.float32]]
 """Named float32 tensors, e.g. a model's weights or a weight delta."""
 
 
-class PayloadError(ValueError):
+class PayloadError(ProtocolError):
     """A tensor payload cannot be encoded or decoded (malformed, truncated, non-finite, too large)."""
+
+    error_code = "PAYLOAD"
 
 
 def _check_name(name: object) -> bytes:

@@ -9,6 +9,7 @@ from decimal import Decimal
 from fedledger.abci_app.accountant.decimals import AccountantError
 from fedledger.abci_app.accountant.mechanism import Mechanism
 from fedledger.abci_app.accountant.rdp import _compose, _epsilon, _quantize, _vector, quantize_epsilon, rdp
+from fedledger.abci_app.errors import Family
 
 __all__ = ["BudgetExceeded", "Charge", "charge", "debit"]
 
@@ -17,6 +18,9 @@ _MAX_MICRO = 2**63 - 1
 
 class BudgetExceeded(AccountantError):
     """A debit that would take spent ε past the budget; nothing was charged."""
+
+    family = Family.CHAIN
+    error_code = "BUDGET_EXCEEDED"
 
 
 @dataclass(frozen=True)

@@ -14,6 +14,8 @@ from decimal import (
 )
 from fractions import Fraction
 
+from fedledger.abci_app.errors import ConfigError
+
 __all__ = [
     "PRECISION",
     "AccountantError",
@@ -42,8 +44,10 @@ _LENIENT = re.compile(r"-?[0-9]+(\.[0-9]+)?([eE][+-]?[0-9]{1,3})?\Z")
 _MAX_TEXT = 64
 
 
-class AccountantError(ValueError):
+class AccountantError(ConfigError):
     """An input the accountant refuses (malformed, out of range, not canonical), with a message saying why."""
+
+    error_code = "ACCOUNTANT"
 
 
 def context(prec: int = PRECISION) -> Context:

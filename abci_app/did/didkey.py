@@ -9,6 +9,8 @@ import pydid
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 from cryptography.hazmat.primitives.serialization import Encoding, NoEncryption, PrivateFormat, PublicFormat
 
+from fedledger.abci_app.errors import ConfigError
+
 __all__ = [
     "ASSERTION_METHOD",
     "DIDKeyError",
@@ -46,8 +48,10 @@ _INDEX = {char: index for index, char in enumerate(_ALPHABET)}
 _DID_CONTEXTS = ["https://www.w3.org/ns/did/v1", "https://w3id.org/security/multikey/v1"]
 
 
-class DIDKeyError(ValueError):
+class DIDKeyError(ConfigError):
     """A DID, DID URL, multibase key or DID document that is not a valid Ed25519 did:key."""
+
+    error_code = "DID_INVALID"
 
 
 def b58encode(data: bytes) -> str:

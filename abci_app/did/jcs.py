@@ -6,6 +6,8 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
+from fedledger.abci_app.errors import ProtocolError
+
 __all__ = ["MAX_DEPTH", "MAX_SAFE_INTEGER", "JCSError", "canonicalize", "loads"]
 
 # JCS serializes numbers the way ECMAScript does, i.e. as IEEE-754 doubles. An integer is
@@ -24,8 +26,10 @@ _ESCAPES = {code: _SHORT_ESCAPES.get(code, f"\\u{code:04x}") for code in [*range
 _TRANSLATION = str.maketrans({chr(code): text for code, text in _ESCAPES.items()})
 
 
-class JCSError(ValueError):
+class JCSError(ProtocolError):
     """A value that JCS cannot (or FedLedger will not) canonicalize, or JSON text that is not acceptable."""
+
+    error_code = "JCS"
 
 
 def _string(value: str, where: str) -> str:

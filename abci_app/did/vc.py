@@ -25,6 +25,7 @@ from fedledger.abci_app.did.didkey import (
     verification_method_id,
 )
 from fedledger.abci_app.did.jcs import JCSError, canonicalize
+from fedledger.abci_app.errors import ConfigError, VerificationError
 
 __all__ = [
     "ADMISSION_CREDENTIAL_TYPE",
@@ -76,8 +77,10 @@ class Reason(StrEnum):
     WRONG_SUBJECT = "WRONG_SUBJECT"  # the subject is not the DID the caller expected
 
 
-class CredentialError(ValueError):
+class CredentialError(VerificationError, ValueError):
     """A credential that cannot be issued or is refused; `reason` is machine-readable, `message` is for people."""
+
+    error_code = "CREDENTIAL_INVALID"
 
     def __init__(self, reason: Reason, message: str) -> None:
         super().__init__(f"{reason.value}: {message}")
@@ -85,8 +88,10 @@ class CredentialError(ValueError):
         self.message = message
 
 
-class TimeFormatError(ValueError):
+class TimeFormatError(ConfigError):
     """A time that is not an ISO 8601 / RFC 3339 timestamp with a zone."""
+
+    error_code = "TIME_FORMAT"
 
 
 def parse_time(text: Any) -> int:

@@ -9,6 +9,8 @@ from eth_abi.abi import decode, encode
 from eth_abi.exceptions import DecodingError
 from eth_utils.crypto import keccak
 
+from fedledger.abci_app.errors import ProtocolError
+
 __all__ = ["AbiError", "decode_result", "encode_call", "revert_reason", "selector"]
 
 _ERROR_SELECTOR = bytes.fromhex("08c379a0")  # Error(string)
@@ -16,8 +18,10 @@ _PANIC_SELECTOR = bytes.fromhex("4e487b71")  # Panic(uint256)
 _MAX_REASON = 200
 
 
-class AbiError(ValueError):
+class AbiError(ProtocolError):
     """Bytes that do not decode as the expected ABI types."""
+
+    error_code = "EVM_ABI"
 
 
 def selector(signature: str) -> bytes:

@@ -15,14 +15,18 @@ from eth_keys.exceptions import BadSignature
 from eth_utils.crypto import keccak
 from eth_utils.exceptions import ValidationError
 
+from fedledger.abci_app.errors import VerificationError
+
 __all__ = ["ADDRESS_RE", "BindingSignatureError", "binding_message", "normalize_address", "recover_signer"]
 
 ADDRESS_RE = re.compile(r"^0x[0-9a-fA-F]{40}$")
 _SIGNATURE_BYTES = 65
 
 
-class BindingSignatureError(ValueError):
+class BindingSignatureError(VerificationError, ValueError):
     """A binding signature that is malformed or recovers no key."""
+
+    error_code = "BINDING_SIGNATURE"
 
 
 def normalize_address(address: str) -> str:

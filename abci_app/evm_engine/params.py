@@ -9,6 +9,7 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from fedledger.abci_app.context import Reader, Writer
+from fedledger.abci_app.errors import ConfigError
 from fedledger.abci_app.evm_engine.keys import PARAMS_KEY
 from fedledger.abci_app.records import store_record
 
@@ -33,8 +34,10 @@ DEFAULT_POLICY_GAS = 200_000
 _MAX_CHAIN_ID = 2**31 - 1  # EIP-155 ids beyond this confuse wallets that hold them in 32-bit signed ints
 
 
-class ParamsError(ValueError):
+class ParamsError(ConfigError):
     """EVM parameters in genesis are malformed or out of range."""
+
+    error_code = "EVM_PARAMS"
 
 
 @dataclass(frozen=True)

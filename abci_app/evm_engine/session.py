@@ -21,6 +21,7 @@ from eth_typing import Address, Hash32
 from eth_utils.exceptions import ValidationError
 
 from fedledger.abci_app.context import Reader, Writer
+from fedledger.abci_app.errors import ChainRejectedError
 from fedledger.abci_app.evm_engine.abi import revert_reason
 from fedledger.abci_app.evm_engine.depth import evm_recursion
 from fedledger.abci_app.evm_engine.ethtx import EthTx
@@ -31,8 +32,10 @@ from fedledger.abci_app.evm_engine.vm import STATE_CLASS, VM_CLASS, EvmBlock, ex
 __all__ = ["EvmSession", "LogEntry", "Outcome", "TxRejected", "state_root"]
 
 
-class TxRejected(ValueError):
+class TxRejected(ChainRejectedError, ValueError):
     """The EVM refused a tx before executing it (nonce, intrinsic gas, fees, balance): nothing changed."""
+
+    error_code = "EVM_TX_REJECTED"
 
 
 @dataclass(frozen=True)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -10,7 +9,7 @@ from typing import Any
 from fedledger.abci_app.context import BlockContext, Event, Reader, TxResult, Writer
 from fedledger.abci_app.listing import ListingRule
 
-__all__ = ["Handler", "Module", "QueryAnswer", "RawEnvelope", "Route", "lazy_exports"]
+__all__ = ["Handler", "Module", "QueryAnswer", "RawEnvelope", "Route"]
 
 # A handler checks against `view` and, when `state` is given, executes into it (check, then write).
 Handler = Callable[[Reader, Writer | None, BlockContext, str, Any], list[Event]]
@@ -75,19 +74,3 @@ class Module:
     envelope: RawEnvelope | None = None
     # How the prefixes its queries list are proven complete (see abci_app/listing.py, query_proofs.py).
     listings: tuple[ListingRule, ...] = ()
-
-
-def lazy_exports(package: str, names: Mapping[str, str]) -> Callable[[str], Any]:
-    """A module `__getattr__` for a module package: `names` maps an exported name to the submodule holding it.
-
-    Module packages import nothing when they load: a module's records and keeper are imported by
-    other modules' records and keepers, and an eager `__init__` (one that imported its handlers)
-    would pull every module into every import and close cycles. The names stay importable from
-    the package (`from fedledger.abci_app.modules.lifecycle import last_good`), resolved on first use.
-    """
-    def __getattr__(name: str) -> Any:
-        sub = names.get(name)
-        if sub is None:
-            raise AttributeError(f"module {package!r} has no attribute {name!r}")
-        return getattr(importlib.import_module(f"{package}.{sub}"), name)
-    return __getattr__

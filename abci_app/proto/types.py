@@ -5,6 +5,8 @@ from __future__ import annotations
 from google.protobuf.duration_pb2 import Duration
 from google.protobuf.timestamp_pb2 import Timestamp
 
+from fedledger.abci_app.errors import Family, FedLedgerError
+
 __all__ = [
     "ProtoNotBuiltError",
     "Duration",
@@ -75,8 +77,11 @@ __all__ = [
 ]
 
 
-class ProtoNotBuiltError(ImportError):
+class ProtoNotBuiltError(FedLedgerError, ImportError):
     """Raised when the generated ``*_pb2`` modules are missing or unusable."""
+
+    family = Family.CONFIG
+    error_code = "PROTO_NOT_BUILT"
 
 
 try:

@@ -1,6 +1,6 @@
 """Authenticated key/value state store: bucketed sparse Merkle tree over sqlite, with proofs."""
 
-from fedledger.abci_app.store.kvdb import StoreError
+from fedledger.abci_app.store.kvdb import StateStoreError
 from fedledger.abci_app.store.merkle import EMPTY_ROOT
 from fedledger.abci_app.store.proof import Proof, ProofError, verify_proof
 from fedledger.abci_app.store.state import (
@@ -21,7 +21,7 @@ __all__ = [
     "ProofError",
     "Snapshot",
     "StaleStateError",
-    "StoreError",
+    "StateStoreError",
     "WorkingState",
     "verify_proof",
 ]

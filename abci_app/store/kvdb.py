@@ -8,15 +8,19 @@ import threading
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 
-__all__ = ["SCHEMA_VERSION", "KVDB", "StoreError", "prefix_upper_bound"]
+from fedledger.abci_app.errors import StorageError
+
+__all__ = ["SCHEMA_VERSION", "KVDB", "StateStoreError", "prefix_upper_bound"]
 
 SCHEMA_VERSION = 1
 # Rows fetched per round trip by range scans; bounded so a huge prefix never sits in memory at once.
 _CHUNK = 512
 
 
-class StoreError(Exception):
+class StateStoreError(StorageError):
     """The state store was misused or its database is unusable."""
+
+    error_code = "STATE_STORE"
 
 
 def prefix_upper_bound(prefix: bytes) -> bytes | None:
@@ -29,11 +33,11 @@ def prefix_upper_bound(prefix: bytes) -> bytes | None:
 
 @contextmanager
 def _db_errors(doing: str) -> Iterator[None]:
-    """Turn sqlite3 errors into StoreError naming the operation."""
+    """Turn sqlite3 errors into StateStoreError naming the operation."""
     try:
         yield
     except sqlite3.Error as e:
-        raise StoreError(f"state database error while {doing}: {e}") from e
+        raise StateStoreError(f"state database error while {doing}: {e}") from e
 
 
 class KVDB:
@@ -66,7 +70,7 @@ class KVDB:
                 self._conn.execute("ROLLBACK")
                 raise
         except sqlite3.Error as e:
-            raise StoreError(f"cannot open state database {os.fspath(path)!r}: {e}") from e
+            raise StateStoreError(f"cannot open state database {os.fspath(path)!r}: {e}") from e
 
     def load_meta(self) -> tuple[int, int, bytes] | None:
         """Return (schema version, height, app hash) of the last commit, or None for a fresh database."""
@@ -145,7 +149,7 @@ class KVDB:
                     self._conn.execute("ROLLBACK")
                     raise
             except sqlite3.Error as e:
-                raise StoreError(f"writing block {height} to the state database failed: {e}") from e
+                raise StateStoreError(f"writing block {height} to the state database failed: {e}") from e
 
     def close(self) -> None:
         """Close the connection (idempotent)."""

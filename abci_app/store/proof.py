@@ -6,6 +6,7 @@ import hmac
 import struct
 from dataclasses import dataclass
 
+from fedledger.abci_app.errors import VerificationError
 from fedledger.abci_app.store.merkle import (
     BUCKET_BITS,
     HASH_SIZE,
@@ -28,8 +29,10 @@ _U32 = struct.Struct(">I")
 _MIN_ENTRY_SIZE = 4 + 1 + HASH_SIZE
 
 
-class ProofError(Exception):
+class ProofError(VerificationError):
     """A proof is malformed or does not prove the claimed key/value against the given root."""
+
+    error_code = "PROOF"
 
 
 def _check_bytes(what: str, v: object, size: int | None = None) -> None:

@@ -10,7 +10,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from types import TracebackType
 
-from fedledger.abci_app.store.kvdb import KVDB, SCHEMA_VERSION, StoreError, prefix_upper_bound
+from fedledger.abci_app.store.kvdb import KVDB, SCHEMA_VERSION, StateStoreError, prefix_upper_bound
 from fedledger.abci_app.store.merkle import EMPTY_ROOT, MAX_KEY_SIZE, MerkleTree, TreeOverlay, bucket_index
 from fedledger.abci_app.store.proof import Proof
 
@@ -20,40 +20,46 @@ __all__ = [
     "HeightError",
     "Snapshot",
     "StaleStateError",
-    "StoreError",
+    "StateStoreError",
     "WorkingState",
 ]
 
 
-class HeightError(StoreError):
+class HeightError(StateStoreError):
     """A commit was attempted at a height other than committed height + 1."""
 
+    error_code = "STATE_HEIGHT"
 
-class StaleStateError(StoreError):
+
+class StaleStateError(StateStoreError):
     """A working state was used after it was committed, or after another one was committed."""
 
+    error_code = "STATE_STALE"
 
-class CorruptStoreError(StoreError):
+
+class CorruptStoreError(StateStoreError):
     """The database contents do not match the app hash recorded with them."""
+
+    error_code = "STATE_CORRUPT"
 
 
 def _check_key(key: object) -> bytes:
     if not isinstance(key, bytes):
-        raise StoreError(f"store keys must be bytes, got {type(key).__name__}")
+        raise StateStoreError(f"store keys must be bytes, got {type(key).__name__}")
     if not 0 < len(key) <= MAX_KEY_SIZE:
-        raise StoreError(f"store key length {len(key)} outside 1..{MAX_KEY_SIZE}")
+        raise StateStoreError(f"store key length {len(key)} outside 1..{MAX_KEY_SIZE}")
     return key
 
 
 def _check_value(value: object) -> bytes:
     if not isinstance(value, bytes):
-        raise StoreError(f"store values must be bytes, got {type(value).__name__}")
+        raise StateStoreError(f"store values must be bytes, got {type(value).__name__}")
     return value
 
 
 def _check_prefix(prefix: object) -> bytes:
     if not isinstance(prefix, bytes):
-        raise StoreError(f"key prefixes must be bytes, got {type(prefix).__name__}")
+        raise StateStoreError(f"key prefixes must be bytes, got {type(prefix).__name__}")
     return prefix
 
 
@@ -92,7 +98,7 @@ class CommittedStore:
             else:
                 schema, self._height, self._app_hash = meta
                 if schema != SCHEMA_VERSION:
-                    raise StoreError(
+                    raise StateStoreError(
                         f"state database schema {schema} is not supported (want {SCHEMA_VERSION})"
                     )
             # The tree is not persisted: rebuild it and check it against the recorded app hash, which
@@ -128,7 +134,7 @@ class CommittedStore:
 
     def _check_open(self) -> None:
         if self._closed:
-            raise StoreError("state store is closed")
+            raise StateStoreError("state store is closed")
 
     def get(self, key: bytes) -> bytes | None:
         """Return the committed value of `key`, or None."""
@@ -175,7 +181,7 @@ class CommittedStore:
         with self._lock:
             self._check_open()
             if not isinstance(working, WorkingState) or working._store is not self:
-                raise StoreError("commit() needs a WorkingState created by this store")
+                raise StateStoreError("commit() needs a WorkingState created by this store")
             working._check()
             if isinstance(height, bool) or not isinstance(height, int):
                 raise HeightError(f"height must be an int, got {type(height).__name__}")
@@ -238,7 +244,7 @@ class WorkingState:
         if self._committed:
             raise StaleStateError("this working state was already committed; call store.working() again")
         if self._store._closed:
-            raise StoreError("state store is closed")
+            raise StateStoreError("state store is closed")
         if self._store._generation != self._generation:
             raise StaleStateError(
                 "this working state is stale: another working state was committed since it was created"
@@ -334,7 +340,7 @@ class WorkingState:
         for i in range(len(self._marks) - 1, -1, -1):
             if self._marks[i] is token:
                 return i
-        raise StoreError("unknown snapshot: not from this working state, or already reverted/released")
+        raise StateStoreError("unknown snapshot: not from this working state, or already reverted/released")
 
     def revert(self, token: Snapshot) -> None:
         """Undo every write made since `token` was taken; `token` and snapshots taken after it end."""

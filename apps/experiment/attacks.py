@@ -29,6 +29,7 @@ from statistics import NormalDist
 import numpy as np
 import numpy.typing as npt
 
+from fedledger.abci_app.errors import ConfigError
 from fedledger.apps.experiment.triggers import Trigger
 from fedledger.node.probes import TriggerProbe
 from fedledger.sdk.ml.data import ClientData
@@ -43,8 +44,10 @@ _FREE_RIDER_RATIO = 0.1  # the free rider's noise norm, as a share of the median
 Vector = npt.NDArray[np.float32]
 
 
-class AttackError(ValueError):
+class AttackError(ConfigError):
     """An unknown attack, or one that cannot run on the given data (a backdoor without a trigger)."""
+
+    error_code = "ATTACK"
 
 
 def attack_data(attack: str, data: ClientData, num_classes: int, probe: Trigger | TriggerProbe | None,

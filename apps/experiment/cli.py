@@ -53,13 +53,13 @@ def experiment() -> None:
 def run(config: Path, output: Path | None, as_json: bool, mode: str, home: Path | None, store: str, engine: str,
         ray_address: str | None) -> None:
     """Run every (seed, attack, method) of CONFIG, print mean ± sd over seeds, write CSV."""
-    from fedledger.apps.experiment.config import ConfigError, load_config
+    from fedledger.apps.experiment.config import ExperimentConfigError, load_config
     from fedledger.apps.experiment.fast import run_experiment
     from fedledger.apps.experiment.report import format_table, summarize, write_csv
 
     try:
         cfg = load_config(config)
-    except ConfigError as exc:
+    except ExperimentConfigError as exc:
         raise click.ClickException(str(exc)) from None
     if mode == "localnet" and (cfg.screen or cfg.dp_mode == "distributed" or "fedledger_nodp" in cfg.methods):
         raise click.ClickException("the localnet mode runs FedLedger with dp_mode = \"dpsgd\" and screen = false: the "

@@ -7,7 +7,9 @@ from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
 
-__all__ = ["ATTACKS", "DATASETS", "METHODS", "ConfigError", "ExperimentConfig", "load_config", "parse_config",
+from fedledger.abci_app.errors import ConfigError as FamilyConfigError
+
+__all__ = ["ATTACKS", "DATASETS", "METHODS", "ExperimentConfigError", "ExperimentConfig", "load_config", "parse_config",
            "training_lr"]
 
 DATASETS = ("digits", "breast_cancer", "mnist", "basic_motions")
@@ -20,8 +22,10 @@ LOCATIONS = ("top-left", "top-right", "bottom-left", "bottom-right", "center")
 DP_MODES = ("distributed", "dpsgd")
 
 
-class ConfigError(ValueError):
+class ExperimentConfigError(FamilyConfigError):
     """The experiment configuration is malformed: the message names the field and what it must be."""
+
+    error_code = "EXPERIMENT_CONFIG"
 
 
 @dataclass(frozen=True)
@@ -111,8 +115,8 @@ class ExperimentConfig:
 
 
 def _check(cfg: ExperimentConfig) -> ExperimentConfig:
-    def bad(field: str, what: str) -> ConfigError:
-        return ConfigError(f"config field {field!r} must be {what}, got {getattr(cfg, field)!r}")
+    def bad(field: str, what: str) -> ExperimentConfigError:
+        return ExperimentConfigError(f"config field {field!r} must be {what}, got {getattr(cfg, field)!r}")
 
     if cfg.dataset not in DATASETS:
         raise bad("dataset", f"one of {list(DATASETS)}")
@@ -178,16 +182,17 @@ def parse_config(raw: dict[str, Any]) -> ExperimentConfig:
     known = {f.name for f in fields(ExperimentConfig)}
     unknown = sorted(set(raw) - known)
     if unknown:
-        raise ConfigError(f"unknown config fields {unknown}; known: {sorted(known)}")
+        raise ExperimentConfigError(f"unknown config fields {unknown}; known: {sorted(known)}")
     values = dict(raw)
     for name in ("seeds", "methods", "attacks"):
         if name in values:
             if not isinstance(values[name], list):
-                raise ConfigError(f"config field {name!r} must be a list, got {values[name]!r}")
+                raise ExperimentConfigError(f"config field {name!r} must be a list, got {values[name]!r}")
             values[name] = tuple(values[name])
     for name in ("noise_multiplier", "sample_rate", "clip_norm", "epsilon_budget", "delta", "secagg_clip"):
         if name in values and not isinstance(values[name], str):
-            raise ConfigError(f"config field {name!r} must be a decimal string such as \"1.0\" (exact on chain)")
+            raise ExperimentConfigError(
+                f"config field {name!r} must be a decimal string such as \"1.0\" (exact on chain)")
     for name in ("alpha", "byzantine_fraction", "availability", "dropout", "lr", "dp_lr", "target_accuracy",
                  "attack_scale", "min_canary_accuracy", "max_backdoor_asr", "screen_min_cosine", "max_regression"):
         if isinstance(values.get(name), int) and not isinstance(values.get(name), bool):
@@ -195,18 +200,18 @@ def parse_config(raw: dict[str, Any]) -> ExperimentConfig:
     try:
         cfg = ExperimentConfig(**values)
     except TypeError as exc:
-        raise ConfigError(f"bad config: {exc}") from None
+        raise ExperimentConfigError(f"bad config: {exc}") from None
     return _check(cfg)
 
 
 def load_config(path: Path) -> ExperimentConfig:
-    """Read and validate a TOML config file; ConfigError names what is wrong."""
+    """Read and validate a TOML config file; ExperimentConfigError names what is wrong."""
     try:
         raw = tomllib.loads(Path(path).read_text(encoding="utf-8"))
     except OSError as exc:
-        raise ConfigError(f"cannot read config {path}: {exc}") from None
+        raise ExperimentConfigError(f"cannot read config {path}: {exc}") from None
     except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"config {path} is not valid TOML: {exc}") from None
+        raise ExperimentConfigError(f"config {path} is not valid TOML: {exc}") from None
     return parse_config(raw)
 
 

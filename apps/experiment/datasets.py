@@ -17,6 +17,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from fedledger.abci_app.errors import ConfigError
 from fedledger.sdk.ml.data import ClientData, dirichlet_split
 
 __all__ = ["DATASET_SPECS", "DatasetError", "FederatedData", "emulated_shards", "load_federated"]
@@ -36,8 +37,10 @@ _TEST_FRACTION = 0.2
 _CANARY_FRACTION = 0.1
 
 
-class DatasetError(ValueError):
+class DatasetError(ConfigError):
     """An unknown data set, or a split that cannot be made (too many clients for the examples)."""
+
+    error_code = "DATASET"
 
 
 @dataclass(frozen=True, eq=False)

@@ -29,10 +29,11 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 from types import TracebackType
-from typing import Any
 
 import numpy as np
 
+from fedledger.abci_app.errors import FedLedgerError
+from fedledger.abci_app.modules.federation.records import RoundRecord, TaskRecord
 from fedledger.apps.experiment.common import (
     ClientUpdate,
     RunContext,
@@ -65,8 +66,10 @@ _ROUND_TIMEOUT_S = 300.0
 _PORT_BLOCK = 40  # base + 10·i + k for 4 validators
 
 
-class FullStackError(RuntimeError):
+class FullStackError(FedLedgerError, RuntimeError):
     """The localnet could not run a round (it stalled, or a service refused to go on); the message says where."""
+
+    error_code = "FULL_STACK"
 
 
 class _CountingStore(ContentStore):
@@ -267,13 +270,14 @@ class _FullRun:
         self.figures.bytes.extend(self.stores[i].uploaded - before[i] for pos, i in enumerate(clients)
                                   if pos not in dropped)
         accepted: set[int] = set()
-        if rnd["status"] == "aggregated":
+        if rnd["status"] == "aggregated" and rnd["version"] is not None:
             accepted = {self.by_hex[w] for w in self.view.version(self.task_id, rnd["version"])["contributors"]}
         self.figures.count(self.ctx.byzantine, clients, accepted)
         return bool(rnd["status"] == "aggregated")
 
-    def _decided(self, rnd: dict[str, Any]) -> bool:
-        return bool(self.view.version(self.task_id, rnd["version"])["status"] != "proposed")
+    def _decided(self, rnd: RoundRecord) -> bool:
+        version = rnd["version"]
+        return version is not None and self.view.version(self.task_id, version)["status"] != "proposed"
 
     def _receipt(self, client: int, receipt: ContributionReceipt) -> None:
         self.receipts[self.subs[client].key.public_hex] = receipt
@@ -296,11 +300,11 @@ class _FullRun:
         return float("nan"), float("nan")
 
 
-def _fixed_update(update: ClientUpdate, layout: Layout) -> Callable[[dict[str, Any], dict[str, Any], Tensors], Update]:
+def _fixed_update(update: ClientUpdate, layout: Layout) -> Callable[[TaskRecord, RoundRecord, Tensors], Update]:
     """The SecureParticipant callback handing over a client's update, trained when the round opened."""
     delta = unflatten(update.vector, layout)
 
-    def make(_task: dict[str, Any], _rnd: dict[str, Any], _base: Tensors) -> Update:
+    def make(_task: TaskRecord, _rnd: RoundRecord, _base: Tensors) -> Update:
         return Update(delta, update.num_examples, dict(update.mechanism or {}))
 
     return make

@@ -30,7 +30,7 @@ from fedledger.abci_app.canonical import canonical_bytes
 from fedledger.abci_app.context import BlockContext, TxResult
 from fedledger.abci_app.did.didkey import did_from_private_key
 from fedledger.abci_app.did.vc import issue_admission_credential
-from fedledger.abci_app.errors import Code
+from fedledger.abci_app.errors import ChainRejectedError, Code
 from fedledger.abci_app.state_machine import StateMachine
 from fedledger.abci_app.store import CommittedStore
 from fedledger.abci_app.tx import sign_tx
@@ -42,8 +42,10 @@ ORG = "experiment-org"
 ATTACKER_ORG = "attacker-org"
 
 
-class LedgerError(RuntimeError):
+class LedgerError(ChainRejectedError, RuntimeError):
     """The chain refused a tx the experiment expected to pass (a harness bug, never an attack outcome)."""
+
+    error_code = "EXPERIMENT_LEDGER"
 
 
 def content_ref(data: bytes) -> dict[str, Any]:

@@ -22,6 +22,7 @@ import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
+from fedledger.abci_app.errors import ConfigError
 from fedledger.apps.experiment.common import RunResult
 from fedledger.apps.experiment.config import ExperimentConfig
 from fedledger.apps.experiment.fast import Progress, run_experiment
@@ -139,8 +140,10 @@ def run_paper(plan: PaperPlan, progress: Progress | None = None, pool: TrainPool
     return out
 
 
-class PaperError(ValueError):
+class PaperError(ConfigError):
     """A saved paper run cannot be read back."""
+
+    error_code = "PAPER"
 
 
 def save_paper(path: Path, plan: PaperPlan, results: PaperResults, command: str) -> Path:

@@ -21,6 +21,7 @@ from typing import Any
 
 import numpy as np
 
+from fedledger.abci_app.errors import FedLedgerError
 from fedledger.apps.experiment.pool import TrainJob, run_job
 from fedledger.sdk.ml.train import TrainResult
 from fedledger.sdk.tensors import Tensors
@@ -37,8 +38,10 @@ _CONNECT_TIMEOUT_S = 3.0
 _INSTALL_HINT = "install it with `pip install 'ray==2.55.1'` (or `make install`, which installs the train extra)"
 
 
-class PoolError(RuntimeError):
+class PoolError(FedLedgerError, RuntimeError):
     """The training engine cannot start or has failed; the message says what to do."""
+
+    error_code = "RAY_POOL"
 
 
 def batch_bounds(jobs: int, cpus: int) -> list[tuple[int, int]]:

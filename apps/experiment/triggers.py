@@ -27,6 +27,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from fedledger.abci_app.errors import ConfigError
 from fedledger.sdk.ml.data import ClientData
 
 __all__ = ["KINDS", "LOCATIONS", "Trigger", "TriggerError", "trigger_for"]
@@ -40,8 +41,10 @@ _BLEND_SEED = 20170516  # a constant, so every attacker of a run, and every run,
 _DEFAULT_ALPHA = 0.2  # the blend ratio Chen et al. report as both hard to see and learnable
 
 
-class TriggerError(ValueError):
+class TriggerError(ConfigError):
     """A trigger is misconfigured (the message names the field), or data does not fit it."""
+
+    error_code = "TRIGGER"
 
 
 def _default_size(kind: str, side: int) -> int:

@@ -12,6 +12,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from fedledger.abci_app.modules.federation.records import AdaptiveClip
 from fedledger.node.aggregation.fedavg import WeightedUpdate, validate_updates
 from fedledger.sdk.flat import layout_of, stack, unflatten
 from fedledger.sdk.tensors import Tensors
@@ -40,7 +41,7 @@ def central_dp_mean(updates: Sequence[WeightedUpdate], noise_multiplier: float, 
     return unflatten((noised.astype(np.float64) / len(ordered)).astype(np.float32), layout)
 
 
-def next_clip(updates: Sequence[WeightedUpdate], clip: float, adaptive: dict[str, str], expected: int,
+def next_clip(updates: Sequence[WeightedUpdate], clip: float, adaptive: AdaptiveClip, expected: int,
               seed: bytes | None = None) -> str:
     """Andrew et al. 2021's next clip norm, as the chain's decimal string (6 places, at least 1e-6).
 

@@ -39,6 +39,8 @@ _HEADERS_PER_CALL = 20  # CometBFT's /blockchain returns at most 20 block metas 
 class CheckpointError(AnchorError):
     """Checkpoints cannot be read (height not committed yet) or a checkpoint is malformed."""
 
+    error_code = "CHECKPOINT"
+
 
 @dataclass(frozen=True)
 class CheckpointVersion:

@@ -26,6 +26,8 @@ T = TypeVar("T")
 class EthRPCError(PublicChainError):
     """The Ethereum node answered a call with a JSON-RPC error."""
 
+    error_code = "ETH_RPC"
+
     def __init__(self, what: str, message: str) -> None:
         super().__init__(f"{what}: {message}")
         self.message = message

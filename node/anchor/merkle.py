@@ -31,6 +31,8 @@ from dataclasses import dataclass
 
 from eth_hash.auto import keccak
 
+from fedledger.abci_app.errors import ProtocolError
+
 __all__ = ["LEAF_PREFIX", "NODE_PREFIX", "MerkleError", "MerkleProof", "MerkleTree", "leaf_hash", "node_hash",
            "root_from_proof", "verify_proof"]
 
@@ -38,8 +40,10 @@ LEAF_PREFIX = b"\x00"
 NODE_PREFIX = b"\x01"
 
 
-class MerkleError(ValueError):
+class MerkleError(ProtocolError):
     """A tree or proof was asked for with impossible inputs (no leaves, index out of range, bad hash sizes)."""
+
+    error_code = "MERKLE"
 
 
 def leaf_hash(leaf: bytes) -> bytes:

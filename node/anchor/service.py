@@ -68,7 +68,7 @@ class ChainRecorder:
 
     def check_signer(self) -> None:
         """AnchorError unless the signing key is an active validator admin (before any public tx is paid for)."""
-        from fedledger.abci_app.modules.anchor import ROLES
+        from fedledger.abci_app.modules.anchor.handlers import ROLES
         from fedledger.node.anchor.errors import AnchorError
         from fedledger.sdk.chainview import ChainView, NotFoundOnChain
 

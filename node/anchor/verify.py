@@ -21,6 +21,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from fedledger.abci_app.modules.federation.records import VersionRecord
 from fedledger.node.anchor.checkpoints import Checkpoint, RPCCheckpoints, leaves
 from fedledger.node.anchor.contract import chain_tag, decode_anchored
 from fedledger.node.anchor.errors import AnchorError
@@ -93,7 +94,7 @@ class Verdict:
         return {"verified": self.ok, "checks": [{"name": c.name, "ok": c.ok, "detail": c.detail} for c in self.checks]}
 
 
-def trusted_height(record: dict[str, Any]) -> int:
+def trusted_height(record: VersionRecord) -> int:
     """The height at which a version record became trusted; AnchorError for versions never trusted."""
     status, version = record.get("status"), int(record["version"])
     if version == 0:

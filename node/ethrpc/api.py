@@ -20,6 +20,7 @@ from typing import Any
 
 from eth_bloom.bloom import BloomFilter
 
+from fedledger.abci_app.errors import ProtocolError
 from fedledger.abci_app.evm_engine.ethtx import wrap
 from fedledger.abci_app.modules.evm.queries import payload_segments
 from fedledger.node.ethrpc.backend import Backend, BackendError, BlockInfo, QueryFailed
@@ -36,8 +37,10 @@ _QUANTITY = re.compile(r"^0x(0|[1-9a-fA-F][0-9a-fA-F]*)$")
 _LATEST_TAGS = ("latest", "pending", "safe", "finalized")
 
 
-class RpcError(Exception):
+class RpcError(ProtocolError):
     """A JSON-RPC error: code, message and optional data."""
+
+    error_code = "ETH_JSONRPC"
 
     def __init__(self, code: int, message: str, data: Any = None) -> None:
         super().__init__(message)

@@ -14,15 +14,21 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol
 
+from fedledger.abci_app.errors import ChainRejectedError, UnavailableError
+
 __all__ = ["Backend", "BackendError", "BlockInfo", "Broadcast", "CometBackend", "QueryFailed"]
 
 
-class BackendError(RuntimeError):
+class BackendError(UnavailableError, RuntimeError):
     """The node cannot be reached or answered something unusable."""
 
+    error_code = "ETH_BACKEND"
 
-class QueryFailed(Exception):
+
+class QueryFailed(ChainRejectedError):
     """An abci_query answered with a non-zero code."""
+
+    error_code = "ETH_QUERY_FAILED"
 
     def __init__(self, code: int, log: str) -> None:
         super().__init__(f"query failed with code {code}: {log}")

@@ -9,11 +9,15 @@ from typing import Final
 import numpy as np
 import numpy.typing as npt
 
+from fedledger.abci_app.errors import ProtocolError
+
 __all__ = ["RobustError", "RobustParams", "RobustResult", "Verdict"]
 
 
-class RobustError(ValueError):
+class RobustError(ProtocolError):
     """A robust rule cannot run on this input: bad matrix, bad parameters, or too few clients for f."""
+
+    error_code = "ROBUST"
 
 
 class Verdict:

@@ -11,6 +11,8 @@ from pathlib import Path
 import numpy as np
 import numpy.typing as npt
 
+from fedledger.abci_app.errors import ConfigError
+
 __all__ = [
     "ClientData",
     "DataError",
@@ -25,8 +27,10 @@ _TEST_FRACTION = 0.2
 _MAX_DRAWS = 50
 
 
-class DataError(ValueError):
+class DataError(ConfigError):
     """Client data is missing, malformed, or cannot be split as requested."""
+
+    error_code = "DATA"
 
 
 # eq=False: field-wise == on numpy arrays is ambiguous, so identity equality is the honest choice.

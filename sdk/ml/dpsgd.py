@@ -23,6 +23,7 @@ from fedledger.abci_app.accountant import (
     canonical_str,
 )
 from fedledger.abci_app.accountant.decimals import ceil_scaled, to_decimal
+from fedledger.abci_app.errors import ConfigError
 
 __all__ = [
     "DEFAULT_RATE_DECIMALS",
@@ -44,8 +45,10 @@ _CLIP_PLACES = MAX_RATE_PLACES
 Grads = dict[str, torch.Tensor]
 
 
-class DPError(ValueError):
+class DPError(ConfigError):
     """A DP-SGD configuration is invalid or cannot be resolved for the given data."""
+
+    error_code = "DP_SETTINGS"
 
 
 def _decimal(value: object, what: str, places: int) -> Decimal:

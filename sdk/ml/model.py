@@ -12,6 +12,7 @@ import numpy.typing as npt
 import torch
 from torch import nn
 
+from fedledger.abci_app.errors import ConfigError
 from fedledger.sdk.tensors import Tensors
 
 __all__ = [
@@ -26,8 +27,10 @@ __all__ = [
 ]
 
 
-class ModelError(ValueError):
+class ModelError(ConfigError):
     """Unknown model spec, or weights that do not fit the model."""
+
+    error_code = "MODEL_SPEC"
 
 
 @dataclass(frozen=True)

@@ -12,6 +12,7 @@ import numpy.typing as npt
 import torch
 from torch import nn
 
+from fedledger.abci_app.errors import ConfigError
 from fedledger.sdk.ml.data import ClientData
 from fedledger.sdk.ml.dpsgd import DPConfig, DPError, run_dp_sgd
 from fedledger.sdk.ml.model import build_model, get_spec, get_weights, set_weights
@@ -20,8 +21,10 @@ from fedledger.sdk.tensors import Tensors
 __all__ = ["EvalResult", "TrainResult", "TrainingError", "evaluate", "train_local"]
 
 
-class TrainingError(ValueError):
+class TrainingError(ConfigError):
     """Training or evaluation cannot run (bad hyper-parameters, data that does not fit, divergence)."""
+
+    error_code = "TRAINING"
 
 
 # eq=False: field-wise == on numpy arrays is ambiguous, so identity equality is the honest choice.

@@ -4,11 +4,15 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
+from fedledger.abci_app.errors import ProtocolError
+
 __all__ = ["RecoveryError", "SecAggError"]
 
 
-class SecAggError(ValueError):
+class SecAggError(ProtocolError):
     """A SecAgg+ operation cannot go on: bad input, a failed check, or a protocol rule that would be broken."""
+
+    error_code = "SECAGG"
 
 
 class RecoveryError(SecAggError):
@@ -17,6 +21,8 @@ class RecoveryError(SecAggError):
     `missing` maps each client that cannot be recovered to the number of shares that were
     available for it, so a driver can report or retry without parsing the message.
     """
+
+    error_code = "SECAGG_RECOVERY"
 
     def __init__(self, threshold: int, missing: Mapping[int, int]) -> None:
         self.threshold = threshold

@@ -46,6 +46,8 @@ _DRAW_MASK = (1 << 521) - 1
 class ShamirError(SecAggError):
     """Shares cannot be made or combined: bad threshold or points, too few or inconsistent shares."""
 
+    error_code = "SHAMIR"
+
 
 @dataclass(frozen=True)
 class Share:

@@ -10,6 +10,7 @@ The geth miner demands a 2 gwei tip, so a tx offering 1 gwei stays pending until
 from __future__ import annotations
 
 import json
+import re
 import threading
 import time
 from collections.abc import Iterator
@@ -20,6 +21,7 @@ from typing import Any
 import pytest
 from eth_account import Account
 
+from fedledger.abci_app.errors import EXIT_STATUS, Family
 from fedledger.localnet import manager
 from fedledger.localnet.binaries import find_pinned
 from fedledger.localnet.cometbft import default_bin_dir
@@ -36,6 +38,7 @@ from fedledger.sdk.chainview import ChainView
 from fedledger.sdk.keys import KeyStore
 from fedledger.sdk.rpc import CometRPC
 from fedledger.sdk.submit import Submitter
+from tests.errorcodes import exit_status_of
 from tests.support import payload_ref, use_pinned_cometbft
 
 pytestmark = pytest.mark.integration
@@ -149,7 +152,7 @@ def test_deploy_anchor_verify_and_reject_tampered_proofs(env: Env, kit: Any, tmp
     proof.write_text(json.dumps(tampered))
     res = _cli(kit, env, "anchor", "verify", "--proof", str(proof), "--json", extra_env=extra)
     verdict = json.loads(res.stdout)
-    assert res.rc == 1 and not verdict["verified"], res.describe()
+    assert res.rc == EXIT_STATUS[Family.CRYPTO] and not verdict["verified"], res.describe()
     assert [c["name"] for c in verdict["checks"] if not c["ok"]] == ["inclusion proof"]
 
     # The same checks in process, against the live geth: the genuine bundle passes, forgeries fail.
@@ -191,8 +194,9 @@ def test_bad_configuration_anchors_nothing(env: Env, kit: Any) -> None:
     for extra, args, message in cases:
         res = _cli(kit, env, "anchor", *args, extra_env=extra)
         lines = [line for line in res.stderr.splitlines() if line.strip()]
-        assert res.rc == 1 and len(lines) == 1 and message in lines[0] and "Traceback" not in res.stderr, \
-            res.describe()
+        assert len(lines) == 1 and message in lines[0] and "Traceback" not in res.stderr, res.describe()
+        printed = re.search(r" \[([A-Z0-9_]+)\]$", lines[0])
+        assert printed is not None and res.rc == exit_status_of(printed.group(1)), res.describe()
     assert env.anchored() == before
 
 

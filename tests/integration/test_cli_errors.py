@@ -1,9 +1,10 @@
-"""What a user sees when something goes wrong: one red `error: …` line, exit status 1, never a traceback."""
+"""What a user sees when something goes wrong: one red `error: … [CODE]` line, its family's exit status, no trace."""
 
 from __future__ import annotations
 
 import os
 import pty
+import re
 import shutil
 import socket
 import subprocess
@@ -21,15 +22,18 @@ from fedledger.localnet import manager
 from fedledger.localnet.cometbft import COMETBFT_VERSION
 from fedledger.localnet.ports import find_free_base_port
 from fedledger.sdk.tensors import encode_tensors
+from tests.errorcodes import exit_status_of
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(300)]
 
 TASK = "errs"
 
 
-def assert_one_error_line(res: Any, *needles: str) -> str:
-    """Exit status 1, no traceback, and the error is the last thing printed: one `error: …` line with every needle."""
-    assert res.rc == 1, res.describe()
+def assert_one_error_line(res: Any, *needles: str, code: str | None = None) -> str:
+    """No traceback, and the error is the last thing printed: one `error: … [CODE]` line with every needle.
+
+    The exit status is the one of the printed code's family; `code`, when given, is the code expected.
+    """
     assert "Traceback" not in res.stderr, res.describe()
     lines = [line for line in res.stderr.splitlines() if line.strip()]
     errors = [line for line in lines if line.startswith("error: ")]
@@ -38,6 +42,10 @@ def assert_one_error_line(res: Any, *needles: str) -> str:
     assert lines[-1] == errors[0], f"the error is not a single line\n{res.describe()}"
     for needle in needles:
         assert needle in errors[0], f"{needle!r} missing from the error line\n{res.describe()}"
+    printed = re.search(r" \[([A-Z0-9_]+)\]$", errors[0])
+    assert printed is not None, f"the error line carries no [CODE]\n{res.describe()}"
+    assert code is None or printed.group(1) == code, res.describe()
+    assert res.rc == exit_status_of(printed.group(1)), res.describe()
     return errors[0]
 
 
@@ -77,7 +85,7 @@ def env(kit: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Env]:
 def test_dead_rpc_names_the_url(kit: Any, tmp_path: Path) -> None:
     url = f"http://127.0.0.1:{_closed_port()}"
     res = kit.run(["--home", str(tmp_path), "--node", url, "query", "task", "x"])
-    assert_one_error_line(res, url)
+    assert_one_error_line(res, url, code="RPC_UNAVAILABLE")
 
 
 def test_error_line_is_red_on_a_terminal(kit: Any, tmp_path: Path) -> None:
@@ -103,19 +111,19 @@ def test_error_line_is_red_on_a_terminal(kit: Any, tmp_path: Path) -> None:
         if slave >= 0:
             os.close(slave)
     text = b"".join(chunks).decode(errors="replace")
-    assert rc == 1, text
+    assert rc == exit_status_of("RPC_UNAVAILABLE"), text
     assert "\x1b[31merror: " in text, repr(text)  # ANSI red
     assert url in text and "Traceback" not in text, text
 
 
 def test_missing_key(env: Env) -> None:
     res = env.cli.run("admit", "--key", "nosuch")
-    assert_one_error_line(res, "nosuch", "keys create")
+    assert_one_error_line(res, "nosuch", "keys create", code="KEYSTORE")
 
 
 def test_rejected_tx_shows_code_and_log(env: Env) -> None:
     res = env.cli.run("admit", "--key", "alice")
-    assert_one_error_line(res, f"code {int(Code.ALREADY_EXISTS)}", "already enrolled")
+    assert_one_error_line(res, f"code {int(Code.ALREADY_EXISTS)}", "already enrolled", code="TX_REJECTED")
 
 
 def test_missing_task_is_not_found(env: Env) -> None:
@@ -125,7 +133,7 @@ def test_missing_task_is_not_found(env: Env) -> None:
 
 def test_up_on_a_running_net(kit: Any, env: Env) -> None:
     res = kit.run(["localnet", "up", "--home", str(env.net.home), "--base-port", str(env.net.base_port)])
-    assert_one_error_line(res, "already running", str(env.net.home))
+    assert_one_error_line(res, "already running", str(env.net.home), code="ALREADY_RUNNING")
     assert manager.is_running(env.net.home) is not None, "the running net was disturbed"
     assert all(n.alive for n in manager.status(env.net.home))
 
@@ -140,7 +148,7 @@ def test_up_with_a_taken_port(kit: Any, tmp_path: Path) -> None:
         started = time.monotonic()
         res = kit.run(["localnet", "up", "--home", str(home), "--base-port", str(base)], timeout=60)
         elapsed = time.monotonic() - started
-    assert_one_error_line(res, str(rpc_port_node1), "node1 rpc")
+    assert_one_error_line(res, str(rpc_port_node1), "node1 rpc", code="PORT_IN_USE")
     assert elapsed < 20, f"took {elapsed:.1f}s to report a taken port"
     assert manager.is_running(home) is None and not (home / "run.json").exists(), "something was started"
 
@@ -178,7 +186,7 @@ def missing_cometbft_with_go(kit: Any, tmp_path_factory: pytest.TempPathFactory)
 
 def test_missing_cometbft_names_the_version_quickly(missing_cometbft_with_go: tuple[Any, float]) -> None:
     res, elapsed = missing_cometbft_with_go
-    assert res.rc == 1, res.describe()
+    assert res.rc == exit_status_of("BINARY"), res.describe()
     assert "Traceback" not in res.stderr, res.describe()
     errors = [line for line in res.stderr.splitlines() if line.startswith("error: ")]
     assert len(errors) == 1 and COMETBFT_VERSION in errors[0], res.describe()
@@ -214,7 +222,7 @@ def test_wrong_cometbft_version_is_refused(kit: Any, tmp_path: Path) -> None:
 def test_status_without_a_net(kit: Any, tmp_path: Path) -> None:
     home = tmp_path / "nothing-here"
     res = kit.run(["localnet", "status", "--home", str(home)])
-    assert_one_error_line(res, "localnet up")
+    assert_one_error_line(res, "localnet up", code="NOT_RUNNING")
 
 
 DP_ARGS = ("--noise-multiplier", "1.0", "--sample-rate", "0.1", "--steps", "10", "--clip-norm", "1.0")
@@ -235,14 +243,14 @@ def test_contribute_rejects_an_invalid_update(env: Env) -> None:
     bad.write_bytes(b"this is not a fedledger tensor payload")
     res = env.cli.run("contribute", "--key", "alice", "--task", TASK, "--round", "1", "--update", str(bad), *DP_ARGS,
                       "--examples", "5")
-    assert_one_error_line(res, "payload")
+    assert_one_error_line(res, "payload", code="PAYLOAD")
 
 
 def test_client_run_rejects_an_invalid_data_file(env: Env) -> None:
     bad = env.work / "bad.npz"
     bad.write_bytes(b"this is not an npz archive")
     res = env.cli.run("client", "run", "--key", "alice", "--task", TASK, "--data", str(bad), "--rounds", "1")
-    assert_one_error_line(res, str(bad))
+    assert_one_error_line(res, str(bad), code="DATA")
 
 
 def test_aggregator_with_the_wrong_key_stops(env: Env) -> None:

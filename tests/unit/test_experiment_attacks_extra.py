@@ -10,7 +10,7 @@ import pytest
 from fedledger.abci_app.errors import Code
 from fedledger.apps.experiment.attacks import attack_updates
 from fedledger.apps.experiment.common import ClientUpdate, RunContext, local_updates
-from fedledger.apps.experiment.config import ConfigError, ExperimentConfig, parse_config
+from fedledger.apps.experiment.config import ExperimentConfig, ExperimentConfigError, parse_config
 from fedledger.apps.experiment.datasets import FederatedData, load_federated
 from fedledger.apps.experiment.fast import run_one
 from fedledger.apps.experiment.ledger import ATTACKER_ORG, ORG, Ledger, LedgerError
@@ -119,7 +119,7 @@ def test_fedledger_run_refuses_every_sybil_before_the_rounds(digits: FederatedDa
 
 def test_sybils_config_field() -> None:
     assert parse_config({"sybils": 0}).sybils == 0
-    with pytest.raises(ConfigError, match="'sybils'"):
+    with pytest.raises(ExperimentConfigError, match="'sybils'"):
         parse_config({"sybils": -1})
     assert "free_rider" in parse_config({"attacks": ["free_rider", "sybil"]}).attacks
 

@@ -11,7 +11,7 @@ import pytest
 
 from fedledger.apps.experiment.attacks import alie_z, attack_updates
 from fedledger.apps.experiment.common import RunResult
-from fedledger.apps.experiment.config import ConfigError, load_config, parse_config
+from fedledger.apps.experiment.config import ExperimentConfigError, load_config, parse_config
 from fedledger.apps.experiment.datasets import load_federated
 from fedledger.apps.experiment.fast import run_experiment, run_one
 from fedledger.apps.experiment.metrics import auc, macro_f1, rounds_to_target
@@ -103,11 +103,11 @@ def test_update_attacks_match_their_definitions() -> None:
 
 
 def test_config_errors_name_the_field() -> None:
-    with pytest.raises(ConfigError, match="unknown config fields \\['round'\\]"):
+    with pytest.raises(ExperimentConfigError, match="unknown config fields \\['round'\\]"):
         parse_config({"round": 3})
-    with pytest.raises(ConfigError, match="'methods'"):
+    with pytest.raises(ExperimentConfigError, match="'methods'"):
         parse_config({"methods": ["fedprox"]})
-    with pytest.raises(ConfigError, match="'round_size'"):
+    with pytest.raises(ExperimentConfigError, match="'round_size'"):
         parse_config({"clients": 4, "round_size": 5})
-    with pytest.raises(ConfigError, match="decimal string"):
+    with pytest.raises(ExperimentConfigError, match="decimal string"):
         parse_config({"noise_multiplier": 1.0})

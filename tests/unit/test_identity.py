@@ -5,6 +5,7 @@ from __future__ import annotations
 import copy
 import hashlib
 import json
+import re
 from collections.abc import Iterator
 from pathlib import Path
 from types import SimpleNamespace
@@ -24,6 +25,7 @@ from fedledger.abci_app.did.vc import CredentialError, Reason, TimeFormatError
 from fedledger.apps.identity_cli import did as did_group
 from fedledger.apps.identity_cli import vc as vc_group
 from fedledger.sdk.keys import KeyStore
+from tests.errorcodes import exit_status_of
 
 # --------------------------------------------------------------------------------------------------
 # W3C "Data Integrity EdDSA Cryptosuites v1.0" (Recommendation, 2025), Appendix B.3
@@ -547,10 +549,11 @@ def run(tmp_path: Path) -> Any:
 
 
 def _one_error_line(result: Any) -> str:
-    assert result.exit_code == 1
     assert result.stdout == ""
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("error: "), result.stderr
+    printed = re.search(r" \[([A-Z0-9_]+)\]$", lines[0])
+    assert printed is not None and result.exit_code == exit_status_of(printed.group(1)), (result.exit_code, lines)
     return str(lines[0])
 
 

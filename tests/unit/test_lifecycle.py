@@ -14,17 +14,11 @@ from fedledger.abci_app.context import BlockContext, Event, Reader, Writer
 from fedledger.abci_app.did.didkey import did_from_private_key
 from fedledger.abci_app.errors import Code, TxError
 from fedledger.abci_app.modules.base import Module, Route
-from fedledger.abci_app.modules.lifecycle import (
-    check_rollback,
-    check_task_params,
-    last_good,
-    parse_params,
-    rollback,
-    set_task_params,
-    weighted_median,
-)
+from fedledger.abci_app.modules.lifecycle.decisions import check_rollback, rollback, set_task_params, weighted_median
+from fedledger.abci_app.modules.lifecycle.params import check_task_params, parse_params
+from fedledger.abci_app.modules.lifecycle.pointer import last_good
 from fedledger.abci_app.modules.registry import DEFAULT_MODULES
-from fedledger.abci_app.modules.reputation import score_at
+from fedledger.abci_app.modules.reputation.hooks import score_at
 from fedledger.abci_app.state_machine import StateMachine
 from fedledger.abci_app.store import CommittedStore
 from tests.support import CHAIN, DP, ORG, POLICY, Chain, Signer, genesis, model_ref

@@ -18,29 +18,25 @@ from fedledger.abci_app.context import BlockContext, Event, Writer
 from fedledger.abci_app.errors import Code, TxError
 from fedledger.abci_app.modules.base import Module
 from fedledger.abci_app.modules.registry import DEFAULT_MODULES
-from fedledger.abci_app.modules.reputation import (
-    DEFAULT_PARAMS,
-    SCALE,
+from fedledger.abci_app.modules.reputation import keys as rkeys
+from fedledger.abci_app.modules.reputation.genesis import DEFAULT_PARAMS, params, set_params, validate_params
+from fedledger.abci_app.modules.reputation.hooks import (
     on_contribution_accepted,
     on_contribution_rejected,
     on_version_outcome,
-    params,
     score_at,
     scores_at,
-    select,
-    set_params,
-    validate_params,
 )
-from fedledger.abci_app.modules.reputation import keys as rkeys
 from fedledger.abci_app.modules.reputation.math import (
     PRECISION_BITS,
+    SCALE,
     WORK_BITS,
     DecayError,
     decay,
     decay_factor,
     ln2_fixed,
 )
-from fedledger.abci_app.modules.reputation.selection import DOMAIN, SelectionError
+from fedledger.abci_app.modules.reputation.selection import DOMAIN, SelectionError, select
 from fedledger.abci_app.records import load_record
 from fedledger.abci_app.state_machine import StateMachine, parse_query_value
 from fedledger.abci_app.store import CommittedStore, Proof, WorkingState, verify_proof

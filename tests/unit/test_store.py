@@ -19,7 +19,7 @@ from fedledger.abci_app.store import (
     Proof,
     ProofError,
     StaleStateError,
-    StoreError,
+    StateStoreError,
     WorkingState,
     verify_proof,
 )
@@ -313,7 +313,7 @@ def test_reopen_gives_same_state(tmp_path: Path) -> None:
         s.commit(ws, h)
     height, app_hash, contents = s.height, s.app_hash, list(s.iter_prefix(b""))
     s.close()
-    with pytest.raises(StoreError, match="closed"):
+    with pytest.raises(StateStoreError, match="closed"):
         s.get(b"acct/001")
     s2 = CommittedStore(path)
     assert (s2.height, s2.app_hash) == (3, app_hash) and height == 3
@@ -359,7 +359,7 @@ def test_failed_db_write_changes_nothing(tmp_path: Path) -> None:
     other.execute("BEGIN IMMEDIATE")
     s._db._conn.execute("PRAGMA busy_timeout=0")
     try:
-        with pytest.raises(StoreError, match="block 2"):
+        with pytest.raises(StateStoreError, match="block 2"):
             s.commit(ws, 2)
         assert s.height == 1 and s.get(b"a") == b"1"
         assert s.working().root() == s.app_hash
@@ -405,7 +405,7 @@ def test_commit_height_and_staleness_rules() -> None:
         other.get(b"b")
     with pytest.raises(StaleStateError):
         s.commit(other, 2)
-    with pytest.raises(StoreError, match="this store"):
+    with pytest.raises(StateStoreError, match="this store"):
         s.commit(CommittedStore(":memory:").working(), 2)
     assert s.height == 1
 
@@ -433,17 +433,17 @@ def test_committed_view_stable_while_working_pending() -> None:
 def test_bad_input_raises_store_error() -> None:
     s = CommittedStore(":memory:")
     ws = s.working()
-    with pytest.raises(StoreError, match="bytes"):
+    with pytest.raises(StateStoreError, match="bytes"):
         ws.set("a", b"1")  # type: ignore[arg-type]
-    with pytest.raises(StoreError, match="bytes"):
+    with pytest.raises(StateStoreError, match="bytes"):
         ws.set(b"a", "1")  # type: ignore[arg-type]
-    with pytest.raises(StoreError, match="length"):
+    with pytest.raises(StateStoreError, match="length"):
         ws.set(b"", b"1")
-    with pytest.raises(StoreError, match="length"):
+    with pytest.raises(StateStoreError, match="length"):
         s.get(b"k" * 5000)
-    with pytest.raises(StoreError, match="prefix"):
+    with pytest.raises(StateStoreError, match="prefix"):
         list(s.iter_prefix("a"))  # type: ignore[arg-type]
-    with pytest.raises(StoreError):
+    with pytest.raises(StateStoreError):
         CommittedStore("/nonexistent-dir/x/state.db")
 
 
@@ -516,7 +516,7 @@ def test_nested_snapshot_revert_discards_only_inner_writes() -> None:
     assert (ws.get(b"a"), ws.get(b"b"), ws.get(b"c")) == (b"1", b"1", None)
     assert ws.root() == root_outer
     assert list(ws.iter_prefix(b"")) == [(b"a", b"1"), (b"b", b"1")]
-    with pytest.raises(StoreError, match="unknown snapshot"):
+    with pytest.raises(StateStoreError, match="unknown snapshot"):
         ws.revert(inner)
     ws.revert(outer)
     assert (ws.get(b"a"), ws.get(b"b")) == (b"1", b"0")
@@ -526,7 +526,7 @@ def test_nested_snapshot_revert_discards_only_inner_writes() -> None:
     ws.set(b"d", b"4")
     ws.release(t)
     assert ws.get(b"d") == b"4"
-    with pytest.raises(StoreError):
+    with pytest.raises(StateStoreError):
         ws.revert(t)
     # atomic(): reverted on exception, kept otherwise
     with pytest.raises(RuntimeError):

@@ -27,6 +27,8 @@ from __future__ import annotations
 
 from functools import lru_cache
 
+from fedledger.abci_app.errors import ConfigError
+
 __all__ = [
     "GUARD_BITS",
     "MAX_HALF_LIFE",
@@ -47,8 +49,10 @@ WORK_BITS = PRECISION_BITS + GUARD_BITS
 MAX_HALF_LIFE = 10**12  # keeps consecutive g(r) far apart compared with the series' rounding error
 
 
-class DecayError(ValueError):
+class DecayError(ConfigError):
     """A decay was asked with arguments outside its domain (negative span, bad half-life)."""
+
+    error_code = "REPUTATION_DECAY"
 
 
 def ln2_fixed(bits: int) -> int:

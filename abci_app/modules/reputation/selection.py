@@ -24,13 +24,17 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Sequence
 
+from fedledger.abci_app.errors import ConfigError
+
 __all__ = ["DOMAIN", "SelectionError", "select"]
 
 DOMAIN = b"fedledger/reputation/select/v1\n"
 
 
-class SelectionError(ValueError):
+class SelectionError(ConfigError):
     """The candidates, seed or k given to select() are malformed."""
+
+    error_code = "SELECTION"
 
 
 def _checked(candidates: Sequence[tuple[str, int, bool]]) -> list[tuple[str, int]]:
