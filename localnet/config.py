@@ -12,7 +12,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal, cast
 
-from fedledger.localnet.errors import BinaryError, LocalnetError
+from fedledger.localnet.errors import BinaryError, LocalnetError, NotGeneratedError
 from fedledger.localnet.ports import check_ports_free
 
 __all__ = [
@@ -387,13 +387,13 @@ class NetSpec:
 
 
 def load_spec(home: Path) -> NetSpec:
-    """Read ``<home>/localnet.json``; LocalnetError if the home holds no generated net."""
+    """Read ``<home>/localnet.json``; NotGeneratedError if the home holds no generated net."""
     home = home.expanduser().resolve()
     path = home / NETSPEC_FILE
     try:
         data = json.loads(path.read_text())
     except FileNotFoundError:
-        raise LocalnetError(
+        raise NotGeneratedError(
             f"{home} holds no generated localnet (no {NETSPEC_FILE}); run `fedledger localnet up` first"
         ) from None
     except (OSError, ValueError) as exc:

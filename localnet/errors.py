@@ -8,6 +8,7 @@ __all__ = [
     "AlreadyRunningError",
     "BinaryError",
     "LocalnetError",
+    "NotGeneratedError",
     "NotRunningError",
     "PortInUseError",
 ]
@@ -53,6 +54,12 @@ class AlreadyRunningError(LocalnetError):
             f"a localnet is already running in {home} ({who}); "
             f"run `fedledger localnet down --home {home}` first"
         )
+
+
+class NotGeneratedError(LocalnetError):
+    """The given home directory holds no generated network (no localnet.json): run `localnet up` first."""
+
+    error_code = "NOT_GENERATED"
 
 
 class NotRunningError(LocalnetError):

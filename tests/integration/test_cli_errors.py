@@ -222,7 +222,7 @@ def test_wrong_cometbft_version_is_refused(kit: Any, tmp_path: Path) -> None:
 def test_status_without_a_net(kit: Any, tmp_path: Path) -> None:
     home = tmp_path / "nothing-here"
     res = kit.run(["localnet", "status", "--home", str(home)])
-    assert_one_error_line(res, "localnet up", code="NOT_RUNNING")
+    assert_one_error_line(res, "localnet up", code="NOT_GENERATED")
 
 
 DP_ARGS = ("--noise-multiplier", "1.0", "--sample-rate", "0.1", "--steps", "10", "--clip-norm", "1.0")
