@@ -1,14 +1,15 @@
 """abci_app's import boundaries: modules reach each other only through keeper and records; nothing off-chain.
 
-Imports are read with `ast` from the source files, so the test sees every import, including
-ones inside functions, without importing anything.
+Imports are read with `ast` from the source files (tests/imports.py), so the test sees every
+import, including relative ones and ones inside functions, without importing anything.
 """
 
 from __future__ import annotations
 
-import ast
 from collections.abc import Iterator
 from pathlib import Path
+
+from tests.imports import imports_of
 
 ABCI = Path(__file__).resolve().parents[2] / "abci_app"
 MODULES = ABCI / "modules"
@@ -19,19 +20,12 @@ PUBLIC = frozenset({"keeper", "records"})
 NEUTRAL = frozenset({"base", "fields", "registry", "__init__"})
 #: Off-chain packages (first dotted parts) consensus code must never import.
 OFF_CHAIN = ("fedledger.client", "fedledger.node", "fedledger.ipfs", "fedledger.localnet", "fedledger.bench",
-             "torch", "httpx", "ipfshttpclient", "websockets", "web3")
+             "fedledger.sdk", "fedledger.apps", "torch", "httpx", "ipfshttpclient", "websockets", "web3", "ray")
 
 
-def imported_names(source: str) -> Iterator[tuple[int, str]]:
-    """(line, dotted name) for every import in `source`; `from a import b` gives a.b too (b may be a submodule)."""
-    for node in ast.walk(ast.parse(source)):
-        if isinstance(node, ast.Import):
-            for alias in node.names:
-                yield node.lineno, alias.name
-        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
-            yield node.lineno, node.module
-            for alias in node.names:
-                yield node.lineno, f"{node.module}.{alias.name}"
+def imported_names(source: str, own: str = "x") -> list[tuple[int, str]]:
+    """(line, dotted name) for every import in `source` (a file of module `own`), as tests/imports.py reads them."""
+    return [(imp.line, imp.name) for imp in imports_of(source, f"{PREFIX}{own}.file")]
 
 
 def _reaches_in(own: str, name: str) -> bool:
@@ -41,7 +35,7 @@ def _reaches_in(own: str, name: str) -> bool:
     parts = name[len(PREFIX):].split(".")
     if parts[0] == own or parts[0] in NEUTRAL:
         return False
-    # The bare package counts too: its lazy exports lead to internals.
+    # The bare package counts too (`from ...modules import x`): what it leads to is x's internals.
     return len(parts) < 2 or parts[1] not in PUBLIC
 
 
@@ -51,19 +45,18 @@ def boundary_violations(own: str, source: str) -> list[tuple[int, str]]:
     `from fedledger.abci_app.modules.x import keys` reaches into x as much as importing
     `fedledger.abci_app.modules.x.keys` does, so both count; so does `from fedledger.abci_app.modules import x`.
     """
-    out = []
-    for node in ast.walk(ast.parse(source)):
-        if isinstance(node, ast.Import):
-            out += [(node.lineno, a.name) for a in node.names if _reaches_in(own, a.name)]
-        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
-            depth = len(node.module.split("."))
-            if node.module.startswith(PREFIX) and depth >= 5:  # fedledger.abci_app.modules.x.y[...]
-                if _reaches_in(own, node.module):
-                    out.append((node.lineno, node.module))
-            elif node.module + "." == PREFIX or (node.module.startswith(PREFIX) and depth == 4):
-                # from ...modules import x / from ...modules.x import y: the imported names go one level down
-                out += [(node.lineno, f"{node.module}.{a.name}") for a in node.names
-                        if _reaches_in(own, f"{node.module}.{a.name}")]
+    flagged = {(line, name) for line, name in imported_names(source, own) if _reaches_in(own, name)}
+    # `from a import b` is read as both a and a.b. Where a is a module's package, the import is of b
+    # (say its keys); where a is already a file inside the module (its hooks), the import is of a.
+    out = set()
+    for line, name in flagged:
+        parent = name.rpartition(".")[0]
+        is_package = len(name[len(PREFIX):].split(".")) == 1
+        if (line, parent) in flagged and len(parent[len(PREFIX):].split(".")) != 1:
+            continue  # a.b where a, a file of the module, is reported
+        if is_package and any(other.startswith(name + ".") for ln, other in flagged if ln == line):
+            continue  # the package of `from package import file`: the file is reported
+        out.add((line, name))
     return sorted(out)
 
 

@@ -7,10 +7,11 @@ and ``from package import module`` forms, and it catches imports nested in funct
 
 from __future__ import annotations
 
-import ast
 from pathlib import Path
 
 import pytest
+
+from tests.imports import imports_of, module_name
 
 ROOT = Path(__file__).resolve().parents[2]
 FORBIDDEN = ("fedledger.apps.experiment.triggers", "fedledger.apps.experiment.attacks")
@@ -19,38 +20,10 @@ FORBIDDEN = ("fedledger.apps.experiment.triggers", "fedledger.apps.experiment.at
 DEFENSE_FILES = ("apps/experiment/onchain.py", "apps/cli.py", "apps/demo.py")
 
 
-def _module_name(path: Path) -> str:
-    rel = path.relative_to(ROOT).with_suffix("")
-    parts = list(rel.parts)
-    parts[0] = f"fedledger.{parts[0]}"  # fedledger/<folder> links to the repository folder <folder>
-    if parts[-1] == "__init__":
-        parts.pop()
-    return ".".join(parts)
-
-
 def _imported(path: Path) -> set[str]:
     """Every module name the file imports (for `from a import b`, both a and a.b)."""
-    tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
-    package = _module_name(path) if path.name == "__init__.py" else _module_name(path).rpartition(".")[0]
-    names: set[str] = set()
-    for node in ast.walk(tree):
-        if isinstance(node, ast.Import):
-            names.update(alias.name for alias in node.names)
-        elif isinstance(node, ast.ImportFrom):
-            if node.level:
-                base = package.split(".")
-                base = base[: len(base) - (node.level - 1)]
-                module = ".".join([*base, node.module] if node.module else base)
-            else:
-                module = node.module or ""
-            names.add(module)
-            names.update(f"{module}.{alias.name}" for alias in node.names)
-        elif isinstance(node, ast.Call) and node.args and isinstance(node.args[0], ast.Constant):
-            func = node.func
-            called = func.attr if isinstance(func, ast.Attribute) else func.id if isinstance(func, ast.Name) else ""
-            if called in ("import_module", "__import__") and isinstance(node.args[0].value, str):
-                names.add(node.args[0].value)
-    return names
+    return {imp.name for imp in imports_of(path.read_text(encoding="utf-8"), module_name(path, ROOT),
+                                           path.name == "__init__.py")}
 
 
 def _defense_files() -> list[Path]:
