@@ -112,7 +112,10 @@ def _lifecycle_params(quorum: int | None, min_accuracy: float | None, max_asr: f
 def _aggregation_policy(rule: str, byzantine: int, group: int | None, clip: str,
                         stage_blocks: int | None, compression: str = "none",
                         central_noise: str | None = None, adaptive_clip: str | None = None) -> dict[str, Any]:
-    """The task's `aggregation` object from the CLI options (the chain validates it)."""
+    """The task's `aggregation` object from the CLI options (the chain validates it).
+
+    A create_task body, not a record: partial (the chain fills defaults), hence free-form JSON.
+    """
     secure: dict[str, Any] | None = None
     if group is not None:
         secure = {"group_size": group, "clip": clip, **({"stage_blocks": stage_blocks} if stage_blocks else {})}
@@ -223,12 +226,12 @@ def task_open_round(c: Ctx, key_name: str, task_id: str) -> None:
 @task.command("close-round")
 @click.option("--key", "key_name", required=True)
 @click.option("--task", "task_id", required=True)
-@click.option("--round", "rnd", type=int, required=True)
+@click.option("--round", "number", type=int, required=True)
 @pass_ctx
-def task_close_round(c: Ctx, key_name: str, task_id: str, rnd: int) -> None:
+def task_close_round(c: Ctx, key_name: str, task_id: str, number: int) -> None:
     """Close a round that is full or past its deadline."""
-    out = c.submitter(key_name).send("close_round", {"task_id": task_id, "round": rnd})
-    click.echo(f"closed round {rnd}: {out.attr('fl', 'status')} at height {out.height}")
+    out = c.submitter(key_name).send("close_round", {"task_id": task_id, "round": number})
+    click.echo(f"closed round {number}: {out.attr('fl', 'status')} at height {out.height}")
 
 
 def _plain_decimal(text: str, option: str) -> str:
@@ -247,7 +250,7 @@ def _plain_decimal(text: str, option: str) -> str:
 @cli.command()
 @click.option("--key", "key_name", required=True, help="Trainer key.")
 @click.option("--task", "task_id", required=True)
-@click.option("--round", "rnd", type=int, required=True)
+@click.option("--round", "number", type=int, required=True)
 @click.option("--update", "update", type=click.Path(exists=True, dir_okay=False, path_type=Path), required=True,
               help="Encoded update payload (fedledger tensor format).")
 @click.option("--examples", type=int, required=True, help="Number of local training examples behind it.")
@@ -256,7 +259,7 @@ def _plain_decimal(text: str, option: str) -> str:
 @click.option("--steps", type=int, required=True, help="DP-SGD steps T.")
 @click.option("--clip-norm", required=True, help="DP-SGD per-example clipping norm C.")
 @pass_ctx
-def contribute(c: Ctx, key_name: str, task_id: str, rnd: int, update: Path, examples: int, noise_multiplier: str,
+def contribute(c: Ctx, key_name: str, task_id: str, number: int, update: Path, examples: int, noise_multiplier: str,
                sample_rate: str, steps: int, clip_norm: str) -> None:
     """Upload an update to the content store and commit it on chain, declaring its DP mechanism."""
     from rich.progress import Progress
@@ -268,14 +271,14 @@ def contribute(c: Ctx, key_name: str, task_id: str, rnd: int, update: Path, exam
     payload = update.read_bytes()
     decode_tensors(payload)  # refuse to publish something no aggregator could read
     sub = c.submitter(key_name)
-    base = ChainView(sub.rpc).round(task_id, rnd)["base_version"]
+    base = ChainView(sub.rpc).round(task_id, number)["base_version"]
     with Progress(transient=True) as progress:
         progress.add_task(f"uploading {len(payload)} bytes and committing", total=None)
         mechanism = {"noise_multiplier": _plain_decimal(noise_multiplier, "--noise-multiplier"),
                      "sample_rate": _plain_decimal(sample_rate, "--sample-rate"), "steps": steps,
                      "clip_norm": _plain_decimal(clip_norm, "--clip-norm")}
-        receipt = contribute_update(sub, c.open_store(), task_id, rnd, base, payload, examples, mechanism)
-    click.echo(f"committed {receipt.cid} (sha256 {receipt.sha256[:16]}…) to round {rnd} at height {receipt.height}")
+        receipt = contribute_update(sub, c.open_store(), task_id, number, base, payload, examples, mechanism)
+    click.echo(f"committed {receipt.cid} (sha256 {receipt.sha256[:16]}…) to round {number} at height {receipt.height}")
 
 
 @cli.group()

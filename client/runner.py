@@ -27,7 +27,7 @@ log = logging.getLogger("fedledger.client")
 _BATCH = 32
 
 
-def contribute_update(submitter: Submitter, store: ContentStore, task_id: str, rnd: int, base_version: int,
+def contribute_update(submitter: Submitter, store: ContentStore, task_id: str, number: int, base_version: int,
                       payload: bytes, num_examples: int, mechanism: dict[str, object]) -> ContributionReceipt:
     """Upload a payload to the content store, then commit its CID, sha256 and declared DP mechanism on chain."""
     cid = store.put(payload)
@@ -35,11 +35,11 @@ def contribute_update(submitter: Submitter, store: ContentStore, task_id: str, r
     digest = hashlib.sha256(payload).hexdigest()
     started = time.monotonic()
     outcome = submitter.send("commit_contribution", {
-        "task_id": task_id, "round": rnd, "base_version": base_version, "cid": cid, "sha256": digest,
+        "task_id": task_id, "round": number, "base_version": base_version, "cid": cid, "sha256": digest,
         "size": len(payload), "num_examples": num_examples, "dp": mechanism,
     })
     spent = outcome.attr("fl", "epsilon_micro")
-    return ContributionReceipt(task_id, rnd, cid, digest, len(payload), outcome.height, time.monotonic() - started,
+    return ContributionReceipt(task_id, number, cid, digest, len(payload), outcome.height, time.monotonic() - started,
                                int(spent) / 1e6 if spent is not None else float("nan"))
 
 

@@ -19,7 +19,8 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from fedledger.abci_app.modules.federation.records import RoundRecord, TaskRecord
+from fedledger.abci_app.modules.federation.records import PayloadRef, RoundRecord, TaskRecord
+from fedledger.abci_app.modules.secagg.records import Board, PayloadPost
 from fedledger.client.receipt import ContributionReceipt
 from fedledger.ipfs import ContentStore, StoreError
 from fedledger.sdk.chainview import ChainView
@@ -107,12 +108,12 @@ class SecureParticipant:
         self._residual: np.ndarray[Any, np.dtype[np.float32]] | None = None
         self.receipts: list[ContributionReceipt] = []
 
-    def _put(self, data: bytes) -> dict[str, Any]:
+    def _put(self, data: bytes) -> PayloadRef:
         cid = self.store.put(data)
         self.store.pin(cid)
         return {"cid": cid, "sha256": hashlib.sha256(data).hexdigest(), "size": len(data)}
 
-    def _payload(self, ref: dict[str, Any]) -> bytes:
+    def _payload(self, ref: PayloadRef | PayloadPost) -> bytes:
         return self.store.get(ref["cid"], ref["sha256"])
 
     def step(self) -> Step:
@@ -125,7 +126,7 @@ class SecureParticipant:
         sa = rnd.get("secagg")
         if sa is None or rnd["status"] == "failed" or self.me not in rnd["selected"]:
             return Step(Action.NOT_SELECTED, "not in this round", round=number)
-        board = self.view.get(f"/secagg/{self.task_id}/{number}")
+        board = self.view.board(self.task_id, number)
         stage = sa["stage"]
         if stage == "keys":
             return self._advertise(task, rnd, board)
@@ -140,7 +141,7 @@ class SecureParticipant:
             return self._reveal(state, rnd)
         return Step(Action.WAITING, f"waiting in stage {stage}", round=number)
 
-    def _advertise(self, task: TaskRecord, rnd: RoundRecord, board: dict[str, Any]) -> Step:
+    def _advertise(self, task: TaskRecord, rnd: RoundRecord, board: Board) -> Step:
         number = rnd["round"]
         if self.me in board["keys"]:
             return Step(Action.WAITING, "keys already posted", round=number)
@@ -160,7 +161,7 @@ class SecureParticipant:
         state.update = self.make_update(task, rnd, base)
         return Step(Action.POSTED_KEYS, f"posted keys for round {number}", round=number)
 
-    def _share(self, state: _RoundSecrets, number: int, board: dict[str, Any]) -> Step:
+    def _share(self, state: _RoundSecrets, number: int, board: Board) -> Step:
         roster = advertisements(state.plan, state.group, board["keys"])
         msg = state.client.share_keys(roster)
         ref = self._put(msg.to_bytes())
@@ -168,7 +169,7 @@ class SecureParticipant:
         state.posted.add("shares")
         return Step(Action.POSTED_SHARES, f"posted shares for round {number}", round=number)
 
-    def _group_shares(self, state: _RoundSecrets, board: dict[str, Any], sharers: list[str]) -> list[ShareKeysMessage]:
+    def _group_shares(self, state: _RoundSecrets, board: Board, sharers: list[str]) -> list[ShareKeysMessage]:
         out = []
         neighbours = set(state.group.setup.neighbours(state.index))
         for participant in sharers:
@@ -182,7 +183,7 @@ class SecureParticipant:
                 log.warning("round %s: shares of %s… unusable: %s", board, participant[:16], exc)
         return out
 
-    def _mask(self, state: _RoundSecrets, task: TaskRecord, rnd: RoundRecord, board: dict[str, Any]) -> Step:
+    def _mask(self, state: _RoundSecrets, task: TaskRecord, rnd: RoundRecord, board: Board) -> Step:
         number = rnd["round"]
         update = state.update
         assert update is not None

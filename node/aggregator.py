@@ -27,9 +27,10 @@ from fedledger.sdk.compression.payload import decode_update
 from fedledger.sdk.dp import update_noise_multiplier
 from fedledger.sdk.errors import ClientError
 from fedledger.sdk.policy import aggregation_of, secure_of
+from fedledger.sdk.secure_plan import RoundPlan
 from fedledger.sdk.steps import Action, Step
 from fedledger.sdk.submit import Submitter
-from fedledger.sdk.tensors import PayloadError, decode_tensors, encode_tensors
+from fedledger.sdk.tensors import PayloadError, Tensors, decode_tensors, encode_tensors
 
 __all__ = ["Aggregator", "RoundOutcome"]
 
@@ -121,7 +122,7 @@ class Aggregator:
         ids = {"task_id": self.task_id, "round": number}
         timed_out = height > sa["since"] + policy["stage_blocks"]
         if sa["stage"] in ("keys", "shares"):
-            board = self.view.get(f"/secagg/{self.task_id}/{number}")
+            board = self.view.board(self.task_id, number)
             expected = rnd["selected"] if sa["stage"] == "keys" else sa["roster"]
             if len(board[sa["stage"]]) >= len(expected) or timed_out:
                 self.submitter.send("secagg_advance", ids)
@@ -143,7 +144,7 @@ class Aggregator:
                 return Step(Action.FAILED_ROUND, f"failed round {number}", round=number)
             self.submitter.send("secagg_survivors", {**ids, "survivors": survivors})
             return Step(Action.FIXED_SURVIVORS, f"fixed {len(survivors)} survivors of round {number}", round=number)
-        board = self.view.get(f"/secagg/{self.task_id}/{number}")
+        board = self.view.board(self.task_id, number)
         if len(board["unmask"]) < len(sa["survivors"]) and not timed_out:
             return Step(Action.WAITING, f"waiting for revealed shares ({len(board['unmask'])}/{len(sa['survivors'])})",
                         round=number)
@@ -159,7 +160,7 @@ class Aggregator:
                     if c["participant"] in self.mismatched and c["participant"] not in outcome.contributors}
         return self._publish(number, apply_delta(base, delta), outcome.contributors, dropped)
 
-    def _secure_plan(self, task: TaskRecord, rnd: RoundRecord) -> tuple[Any, dict[str, Any]]:
+    def _secure_plan(self, task: TaskRecord, rnd: RoundRecord) -> tuple[RoundPlan, Tensors]:
         from fedledger.sdk.secure_plan import plan_round
 
         base_rec = self.view.version(self.task_id, rnd["base_version"])
@@ -167,7 +168,7 @@ class Aggregator:
         dim = int(sum(v.size for v in base.values()))
         return plan_round(task, rnd, dim), base
 
-    def _publish(self, number: int, model: dict[str, Any], included: list[str], dropped: dict[str, str],
+    def _publish(self, number: int, model: Tensors, included: list[str], dropped: dict[str, str],
                  extra: dict[str, str] | None = None) -> Step:
         """Store the model and propose it as the round's version with its contributors and penalized drops."""
         payload = encode_tensors(model)
@@ -191,14 +192,14 @@ class Aggregator:
         version = self.view.version(self.task_id, rnd["version"])
         return int(version["version"]) if version["status"] == "proposed" else None
 
-    def _open(self, rnd: int) -> Step:
+    def _open(self, number: int) -> Step:
         if not self.auto_open:
-            return Step(Action.WAITING, "waiting for the owner to open a round", round=rnd)
-        self.submitter.send("open_round", {"task_id": self.task_id, "round": rnd})
-        return Step(Action.OPENED_ROUND, f"opened round {rnd}", round=rnd)
+            return Step(Action.WAITING, "waiting for the owner to open a round", round=number)
+        self.submitter.send("open_round", {"task_id": self.task_id, "round": number})
+        return Step(Action.OPENED_ROUND, f"opened round {number}", round=number)
 
     def fetch_verified(self, contributions: list[ContributionRecord],
-                       base: dict[str, Any]) -> tuple[list[WeightedUpdate], dict[str, str]]:
+                       base: Tensors) -> tuple[list[WeightedUpdate], dict[str, str]]:
         """Fetch every committed payload, keep those whose bytes match their commitment and decode.
 
         Compressed payloads (the task's compression policy) decode in the base model's layout.

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from fedledger.abci_app.errors import Code
+from fedledger.abci_app.modules.federation.records import VersionRecord
 from fedledger.ipfs import ContentStore, StoreError
 from fedledger.node.follow import follow_task
 from fedledger.node.probes import PPM, ProbeError, TriggerProbe, attack_success_rate, canary_accuracy
@@ -109,10 +110,10 @@ class Evaluator:
         self.view.task(self.task_id)
 
     # ----- what to do -----
-    def pending(self) -> list[dict[str, Any]]:
+    def pending(self) -> list[VersionRecord]:
         """Version records of the task that are "proposed" and not yet attested by this evaluator, ascending."""
         did = self.did()
-        versions: list[dict[str, Any]] = self.view.get(f"/versions/{self.task_id}")
+        versions = self.view.versions(self.task_id)
         todo = []
         for rec in sorted(versions, key=lambda r: int(r["version"])):
             if rec["status"] != "proposed":
@@ -122,7 +123,7 @@ class Evaluator:
                 todo.append(rec)
         return todo
 
-    def evaluate(self, spec: str, version: dict[str, Any]) -> Evaluation:
+    def evaluate(self, spec: str, version: VersionRecord) -> Evaluation:
         """Fetch a version's model (hash-checked), measure it, and store the metrics JSON.
 
         A payload that is not a model of `spec` gets the worst measurements (0 accuracy, ASR 1) with

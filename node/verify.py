@@ -74,7 +74,7 @@ def recompute_version(view: ChainView, store: ContentStore, task_id: str, versio
 
         plan = plan_round(task, rnd, int(sum(v.size for v in base.values())))
         groups = {plan.group_of(plan.index_of(w)).number for w in used}
-        board = view.get(f"/secagg/{task_id}/{rec['round']}")
+        board = view.board(task_id, rec["round"])
         outcome = combine_groups(store, plan, task, rnd, board, view.contributions(task_id, rec["round"]),
                                  only_groups=groups)
         if outcome.vector is None:

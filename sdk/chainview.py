@@ -6,8 +6,15 @@ import json
 from typing import Any, cast
 
 from fedledger.abci_app.errors import ChainRejectedError, Code, Family
-from fedledger.abci_app.modules.federation.records import ContributionRecord, RoundRecord, TaskRecord, VersionRecord
+from fedledger.abci_app.modules.federation.records import (
+    ContributionRecord,
+    Lineage,
+    RoundRecord,
+    TaskRecord,
+    VersionRecord,
+)
 from fedledger.abci_app.modules.identity.records import MemberRecord
+from fedledger.abci_app.modules.secagg.records import Board
 from fedledger.sdk.errors import ClientError, RPCError
 from fedledger.sdk.rpc import AbciQueryResult, CometRPC
 
@@ -66,10 +73,17 @@ class ChainView:
         """A model version record (`latest` allowed)."""
         return cast(VersionRecord, self.get(f"/version/{task_id}/{version}"))
 
-    def lineage(self, task_id: str, version: int) -> dict[str, Any]:
+    def lineage(self, task_id: str, version: int) -> Lineage:
         """A version with its exact contributions and ancestry."""
-        result: dict[str, Any] = self.get(f"/lineage/{task_id}/{version}")
-        return result
+        return cast(Lineage, self.get(f"/lineage/{task_id}/{version}"))
+
+    def versions(self, task_id: str) -> list[VersionRecord]:
+        """Every version of a task, oldest first."""
+        return cast(list[VersionRecord], self.get(f"/versions/{task_id}"))
+
+    def board(self, task_id: str, number: int) -> Board:
+        """A secure round's SecAgg+ posts (keys, shares, unmask), keyed by participant."""
+        return cast(Board, self.get(f"/secagg/{task_id}/{number}"))
 
     def participant(self, key_hex: str) -> MemberRecord | None:
         """Participant record, or None if the key is not registered."""

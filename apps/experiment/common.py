@@ -78,26 +78,26 @@ class RunContext:
         return RunContext(cfg, method, attack, seed, data, shards, byz, probe, dp, pool or InlinePool())
 
 
-def online_clients(ctx: RunContext, rnd: int) -> list[int]:
-    """The clients online at the start of round rnd: each with probability cfg.availability, drawn per (seed, round).
+def online_clients(ctx: RunContext, number: int) -> list[int]:
+    """The clients online at the start of round number: each with probability cfg.availability, drawn per (seed, round).
 
     Every method of a run sees the same draw, so churn compares them on equal terms.
     """
-    draw = np.random.default_rng([ctx.seed, rnd, 9]).random(ctx.cfg.clients)
+    draw = np.random.default_rng([ctx.seed, number, 9]).random(ctx.cfg.clients)
     return [i for i in range(ctx.cfg.clients) if draw[i] < ctx.cfg.availability]
 
 
-def baseline_selection(ctx: RunContext, rnd: int, candidates: list[int]) -> list[int]:
+def baseline_selection(ctx: RunContext, number: int, candidates: list[int]) -> list[int]:
     """round_size of the candidates, drawn uniformly per (seed, round) and returned sorted (all if fewer)."""
     if len(candidates) <= ctx.cfg.round_size:
         return sorted(candidates)
-    pick = np.random.default_rng([ctx.seed, rnd, 12]).permutation(len(candidates))[:ctx.cfg.round_size]
+    pick = np.random.default_rng([ctx.seed, number, 12]).permutation(len(candidates))[:ctx.cfg.round_size]
     return sorted(candidates[int(i)] for i in pick)
 
 
-def dropped_positions(ctx: RunContext, clients: list[int], rnd: int) -> set[int]:
+def dropped_positions(ctx: RunContext, clients: list[int], number: int) -> set[int]:
     """Positions in `clients` of those that drop out mid-round (keys shared, no masked input), with cfg.dropout."""
-    draw = np.random.default_rng([ctx.seed, rnd, 10]).random(ctx.cfg.clients)
+    draw = np.random.default_rng([ctx.seed, number, 10]).random(ctx.cfg.clients)
     return {pos for pos, i in enumerate(clients) if draw[i] < ctx.cfg.dropout}
 
 
@@ -111,7 +111,7 @@ class ClientUpdate:
     mechanism: dict[str, object] | None
 
 
-def local_updates(ctx: RunContext, base: Tensors, clients: list[int], rnd: int) -> tuple[list[ClientUpdate], Layout]:
+def local_updates(ctx: RunContext, base: Tensors, clients: list[int], number: int) -> tuple[list[ClientUpdate], Layout]:
     """Train every listed client from base (honestly), then let the attackers among them rewrite their rows.
 
     Training seeds depend on (seed, round, client) only, so all methods see the same randomness.
@@ -121,7 +121,7 @@ def local_updates(ctx: RunContext, base: Tensors, clients: list[int], rnd: int) 
     layout = layout_of(base)
     trained = {}
     jobs = [TrainJob(ctx.data.spec, base, ctx.shards[i], ctx.cfg.local_epochs, training_lr(ctx.cfg, ctx.dp is not None),
-                     ctx.cfg.batch_size, derive_int(ctx.seed, "train", rnd, i), ctx.dp) for i in clients]
+                     ctx.cfg.batch_size, derive_int(ctx.seed, "train", number, i), ctx.dp) for i in clients]
     for i, res in zip(clients, ctx.pool.run(jobs), strict=True):
         declared = None if res.mechanism is None else {**res.mechanism, "clip_norm": res.clip_norm}
         trained[i] = (flatten(res.delta, layout), res.num_examples, declared)
@@ -129,7 +129,7 @@ def local_updates(ctx: RunContext, base: Tensors, clients: list[int], rnd: int) 
     rows = {i: v for i, (v, _, _) in trained.items()}
     if bad:
         benign = [rows[i] for i in clients if i not in ctx.byzantine]
-        rng = np.random.default_rng([ctx.seed, rnd, 5])
+        rng = np.random.default_rng([ctx.seed, number, 5])
         forged = attack_updates(ctx.attack, [rows[i] for i in bad], benign, ctx.cfg.attack_scale, rng, len(clients))
         rows.update(zip(bad, forged, strict=True))
     updates = [ClientUpdate(i, rows[i], trained[i][1], trained[i][2]) for i in clients]
@@ -142,14 +142,14 @@ def local_updates(ctx: RunContext, base: Tensors, clients: list[int], rnd: int) 
 
 
 
-def round_updates(ctx: RunContext, base: Tensors, clients: list[int], rnd: int) -> tuple[list[ClientUpdate], Layout]:
+def round_updates(ctx: RunContext, base: Tensors, clients: list[int], number: int) -> tuple[list[ClientUpdate], Layout]:
     """local_updates for the round's selected clients, returned in `clients`' order.
 
     The chain lists the selected in an order drawn from the block hash, which differs between the
     in-process and the full-stack chain; training in client order keeps the attacks' statistics
     (ALIE, IPM) and their random draws the same in both modes.
     """
-    updates, layout = local_updates(ctx, base, sorted(clients), rnd)
+    updates, layout = local_updates(ctx, base, sorted(clients), number)
     by_client = {u.client: u for u in updates}
     return [by_client[i] for i in clients], layout
 

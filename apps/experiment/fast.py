@@ -83,9 +83,10 @@ def _baseline(ctx: RunContext, init: Tensors, result: RunResult, evaluate_round:
     agg_s: list[float] = []
     times: list[float] = []
     ok = 0
-    for rnd in range(1, cfg.rounds + 1):
+    for number in range(1, cfg.rounds + 1):
         started = time.perf_counter()
-        clients = baseline_selection(ctx, rnd, [i for i in online_clients(ctx, rnd) if planner.affords(i, declared)])
+        affordable = [i for i in online_clients(ctx, number) if planner.affords(i, declared)]
+        clients = baseline_selection(ctx, number, affordable)
         if not clients:
             times.append(time.perf_counter() - started)
             if declared is not None:
@@ -93,7 +94,7 @@ def _baseline(ctx: RunContext, init: Tensors, result: RunResult, evaluate_round:
             evaluate_round(model)
             continue
         try:
-            updates, layout = local_updates(ctx, model, clients, rnd)
+            updates, layout = local_updates(ctx, model, clients, number)
         except TrainingError:
             # The attack drove the model to non-finite weights (no defense stopped it): nobody can
             # train from it any more, so this and every later round fails and the model stays broken.
@@ -102,15 +103,15 @@ def _baseline(ctx: RunContext, init: Tensors, result: RunResult, evaluate_round:
                 result.epsilon_curve.append(planner.max_epsilon())
             evaluate_round(model)
             continue
-        gone = dropped_positions(ctx, clients, rnd)
+        gone = dropped_positions(ctx, clients, number)
         t0 = time.perf_counter()
         vector = None
         accepted: set[int] = set()
         if secure:
-            subs = submissions(ctx, updates, rnd, None, {u.client: len(updates) for u in updates},
+            subs = submissions(ctx, updates, number, None, {u.client: len(updates) for u in updates},
                                clip=ctx.distributed_dp, noise=ctx.distributed_dp)
             sec = secure_round(np.stack([s.row for s in subs]), float(cfg.secagg_clip),
-                               derive_seed(ctx.seed, "secagg", rnd), len(subs), gone,
+                               derive_seed(ctx.seed, "secagg", number), len(subs), gone,
                                cfg.noise_quorum_pct if ctx.distributed_dp else 0)
             if sec.means:
                 vector = combine_rows(np.stack(sec.means), np.asarray(sec.counts, dtype=np.int64), "fedavg", 0)[0]
@@ -166,11 +167,11 @@ def _centralized(ctx: RunContext, init: Tensors, result: RunResult,
     """The model trained on the pooled clean data, local_epochs epochs per round (the upper bound)."""
     model = init
     times = []
-    for rnd in range(1, ctx.cfg.rounds + 1):
+    for number in range(1, ctx.cfg.rounds + 1):
         started = time.perf_counter()
+        seed = int.from_bytes(derive_seed(ctx.seed, "central", number)[:4], "big") & 0x7FFFFFFF
         res = train_local(ctx.data.spec, model, ctx.data.pooled, epochs=ctx.cfg.local_epochs, lr=ctx.cfg.lr,
-                          batch_size=ctx.cfg.batch_size, seed=int.from_bytes(derive_seed(ctx.seed, "central", rnd)[:4],
-                                                                               "big") & 0x7FFFFFFF)
+                          batch_size=ctx.cfg.batch_size, seed=seed)
         model = apply_delta(model, res.delta)
         times.append(time.perf_counter() - started)
         evaluate_round(model)

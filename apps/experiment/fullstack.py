@@ -33,7 +33,7 @@ from types import TracebackType
 import numpy as np
 
 from fedledger.abci_app.errors import FedLedgerError
-from fedledger.abci_app.modules.federation.records import RoundRecord, TaskRecord
+from fedledger.abci_app.modules.federation.records import PayloadRef, RoundRecord, TaskRecord
 from fedledger.apps.experiment.common import (
     ClientUpdate,
     RunContext,
@@ -183,7 +183,7 @@ class _FullRun:
         initial = encode_tensors(init)
         cid = self.store.put(initial)
         self.store.pin(cid)
-        ref = {"cid": cid, "sha256": hashlib.sha256(initial).hexdigest(), "size": len(initial)}
+        ref: PayloadRef = {"cid": cid, "sha256": hashlib.sha256(initial).hexdigest(), "size": len(initial)}
         agg.send("create_task", task_body(ctx, agg_key.public_hex, ref, deadline_blocks=_DEADLINE_BLOCKS,
                                           stage_blocks=_STAGE_BLOCKS, task_id=self.task_id))
         self.aggregator = Aggregator(agg, self.store, self.task_id, auto_open=False)

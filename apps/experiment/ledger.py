@@ -31,6 +31,7 @@ from fedledger.abci_app.context import BlockContext, TxResult
 from fedledger.abci_app.did.didkey import did_from_private_key
 from fedledger.abci_app.did.vc import issue_admission_credential
 from fedledger.abci_app.errors import ChainRejectedError, Code
+from fedledger.abci_app.modules.federation.records import PayloadRef
 from fedledger.abci_app.state_machine import StateMachine
 from fedledger.abci_app.store import CommittedStore
 from fedledger.abci_app.tx import sign_tx
@@ -48,7 +49,7 @@ class LedgerError(ChainRejectedError, RuntimeError):
     error_code = "EXPERIMENT_LEDGER"
 
 
-def content_ref(data: bytes) -> dict[str, Any]:
+def content_ref(data: bytes) -> PayloadRef:
     """A payload reference for bytes: a CIDv1-shaped name (base32 of its sha256), the sha256 and the size."""
     digest = hashlib.sha256(data).digest()
     cid = "b" + base64.b32encode(digest).decode().lower().rstrip("=")

@@ -27,6 +27,7 @@ import numpy as np
 import numpy.typing as npt
 
 from fedledger.abci_app.errors import Code
+from fedledger.abci_app.modules.federation.records import PayloadRef
 from fedledger.abci_app.modules.reputation.hooks import scores_at
 from fedledger.apps.experiment.budget import BudgetPlanner, planned_dp
 from fedledger.apps.experiment.common import (
@@ -64,7 +65,7 @@ _STAGE_BLOCKS = 2
 _MIN_CONTRIBUTIONS = 2
 
 
-def _ref(tag: bytes, size: int) -> dict[str, Any]:
+def _ref(tag: bytes, size: int) -> PayloadRef:
     ref = content_ref(tag)
     return {**ref, "size": max(1, size)}
 
@@ -84,6 +85,7 @@ def task_policy(cfg: ExperimentConfig, stage_blocks: int,
     lifecycle = {"quorum_weight": 1, "min_canary_accuracy_ppm": int(cfg.min_canary_accuracy * 1_000_000),
                  "max_backdoor_asr_ppm": int(cfg.max_backdoor_asr * 1_000_000),
                  "max_regression_ppm": int(round(cfg.max_regression * 1_000_000))}
+    # create_task bodies, not records: the chain fills the defaults and validates them (free-form until then).
     aggregation: dict[str, Any] = {"rule": cfg.rule, "byzantine": cfg.byzantine}
     if cfg.group_size > 1:
         secure: dict[str, Any] = {"group_size": min(cfg.group_size, cfg.round_size), "clip": cfg.secagg_clip,
@@ -98,7 +100,7 @@ def task_policy(cfg: ExperimentConfig, stage_blocks: int,
     return lifecycle, aggregation
 
 
-def task_body(ctx: RunContext, aggregator: str, initial_model: dict[str, Any], *, deadline_blocks: int,
+def task_body(ctx: RunContext, aggregator: str, initial_model: PayloadRef, *, deadline_blocks: int,
               stage_blocks: int, task_id: str = TASK) -> dict[str, Any]:
     """The create_task body of a run: the same task (model, policies, budget) in both execution modes."""
     cfg = ctx.cfg
@@ -349,7 +351,7 @@ class _Run:
         return bad
 
     def _commit(self, ids: dict[str, Any], rnd: dict[str, Any], selected: list[str], online: list[int],
-                subs: list[Submission] | list[ClientUpdate], refs: list[dict[str, Any]]) -> None:
+                subs: list[Submission] | list[ClientUpdate], refs: list[PayloadRef]) -> None:
         """The online trainers' commit_contribution txs in one block; records the ε the chain debited."""
         bodies = []
         for pos, ref in zip(online, refs, strict=True):

@@ -39,7 +39,7 @@ class Submission:
     dp: dict[str, object] | None
 
 
-def submissions(ctx: RunContext, updates: Sequence[ClientUpdate], rnd: int, unit_ref: npt.NDArray[np.float64] | None,
+def submissions(ctx: RunContext, updates: Sequence[ClientUpdate], number: int, unit_ref: npt.NDArray[np.float64] | None,
                 group_sizes: Mapping[int, int], *, clip: bool, noise: bool) -> list[Submission]:
     """The round's inputs, in the order of `updates`.
 
@@ -61,7 +61,7 @@ def submissions(ctx: RunContext, updates: Sequence[ClientUpdate], rnd: int, unit
         if honest_code and noise:
             size = group_sizes[u.client]
             row = add_distributed_noise(row, sigma, c, size, noise_quorum(cfg.noise_quorum_pct, size),
-                                        seed=derive_seed(ctx.seed, "noise", rnd, u.client))
+                                        seed=derive_seed(ctx.seed, "noise", number, u.client))
         out.append(Submission(u.client, np.asarray(row, dtype=np.float32), claim, u.num_examples,
                               declared if noise else u.mechanism))
     return out

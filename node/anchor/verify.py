@@ -43,7 +43,9 @@ class ProofBundle:
     version: int
     checkpoint: Checkpoint
     proof: MerkleProof
-    anchor: dict[str, Any]  # the permissioned chain's anchor record (the _ANCHOR_FIELDS)
+    # The permissioned chain's anchor record (the _ANCHOR_FIELDS), as read from an untrusted bundle
+    # file: free-form JSON until verify_bundle has checked every field against the public chain.
+    anchor: dict[str, Any]
 
     def to_json(self) -> dict[str, Any]:
         """A JSON-ready form (`fedledger anchor proof --out FILE`)."""

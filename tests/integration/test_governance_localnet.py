@@ -146,23 +146,23 @@ class Net:
             "initial_model": initial or payload_ref(f"{task_id}-v0"),
             "privacy": {"epsilon": epsilon, "delta": DELTA, "org_epsilon": None}})
 
-    def open_round(self, task_id: str, rnd: int) -> dict[str, Any]:
+    def open_round(self, task_id: str, number: int) -> dict[str, Any]:
         """Open a round; return its record."""
-        self.sub(self.agg).send("open_round", {"task_id": task_id, "round": rnd})
-        record: dict[str, Any] = self.get(f"/round/{task_id}/{rnd}")
+        self.sub(self.agg).send("open_round", {"task_id": task_id, "round": number})
+        record: dict[str, Any] = self.get(f"/round/{task_id}/{number}")
         return record
 
-    def commit(self, trainer: Key, task_id: str, rnd: int, base: int, dp: dict[str, Any]) -> TxOutcome:
+    def commit(self, trainer: Key, task_id: str, number: int, base: int, dp: dict[str, Any]) -> TxOutcome:
         """A trainer's commit_contribution (raises TxRejectedError when refused)."""
         return self.sub(trainer).send("commit_contribution", {
-            "task_id": task_id, "round": rnd, "base_version": base, "num_examples": 100, "dp": dp,
-            **payload_ref(f"{task_id}/{rnd}/{trainer.name}")})
+            "task_id": task_id, "round": number, "base_version": base, "num_examples": 100, "dp": dp,
+            **payload_ref(f"{task_id}/{number}/{trainer.name}")})
 
-    def close_and_propose(self, task_id: str, rnd: int, contributors: list[Key], ref: dict[str, Any]) -> int:
+    def close_and_propose(self, task_id: str, number: int, contributors: list[Key], ref: dict[str, Any]) -> int:
         """Close a full round and propose its version; return the version number."""
-        self.sub(self.agg).send("close_round", {"task_id": task_id, "round": rnd})
+        self.sub(self.agg).send("close_round", {"task_id": task_id, "round": number})
         out = self.sub(self.agg).send("propose_version", {
-            "task_id": task_id, "round": rnd, **ref, "contributors": sorted(k.public_hex for k in contributors)})
+            "task_id": task_id, "round": number, **ref, "contributors": sorted(k.public_hex for k in contributors)})
         version = out.attr("fl", "version")
         assert version is not None, out.events
         return int(version)
@@ -519,10 +519,10 @@ def test_backdoored_version_is_quarantined_and_a_promoted_one_rolled_back(net: N
     evaluators = [Evaluator(net.sub(k), net.store, task, c, probe) for k, c in zip((ev1, ev2), canaries,
                                                                                    strict=True)]
 
-    def run_round(rnd: int, base: int, weights: dict[str, Any]) -> int:
-        assert net.open_round(task, rnd)["base_version"] == base
-        net.commit(trainer, task, rnd, base, SMALL_DP)
-        version = net.close_and_propose(task, rnd, [trainer], _upload(net.store, weights))
+    def run_round(number: int, base: int, weights: dict[str, Any]) -> int:
+        assert net.open_round(task, number)["base_version"] == base
+        net.commit(trainer, task, number, base, SMALL_DP)
+        version = net.close_and_propose(task, number, [trainer], _upload(net.store, weights))
         assert evaluators[0].step() == Step(Action.ATTESTED, ANY, version=version)
         # one evaluator's weight (1.0) is below the quorum (2.0): still undecided
         assert net.get(f"/version/{task}/{version}")["status"] == "proposed"

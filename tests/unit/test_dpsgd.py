@@ -313,14 +313,14 @@ def test_five_round_fedavg_with_dp_sgd(federated: Fed, capsys: pytest.CaptureFix
     history = []
     local_times = []
     mechanisms = []
-    for rnd in range(5):
+    for number in range(5):
         updates = []
         for i, shard in enumerate(clients):
             t0 = time.perf_counter()
-            result = train_local(SPEC, weights, shard, epochs=DP_EPOCHS, lr=0.7, seed=1000 * rnd + i, dp=DP_CFG)
+            result = train_local(SPEC, weights, shard, epochs=DP_EPOCHS, lr=0.7, seed=1000 * number + i, dp=DP_CFG)
             local_times.append(time.perf_counter() - t0)
             mechanisms.append(result.mechanism)
-            updates.append(WeightedUpdate(f"r{rnd}-c{i}", decode_tensors(encode_tensors(result.delta)),
+            updates.append(WeightedUpdate(f"r{number}-c{i}", decode_tensors(encode_tensors(result.delta)),
                                           result.num_examples))
         weights = apply_delta(weights, aggregate(updates))
         history.append(evaluate(SPEC, weights, test).accuracy)

@@ -209,12 +209,12 @@ def test_churn_follows_the_availability_draw() -> None:
     cfg = replace(paper_plan(quick=True).churn, clients=50, round_size=10)
     data = load_federated(cfg.dataset, cfg.clients, cfg.alpha, 2, cfg.client_examples)
     ctx = RunContext.build(cfg, "fedavg", "none", 2, data)
-    for rnd in (1, 2):
-        draw = np.random.default_rng([2, rnd, 9]).random(cfg.clients)
+    for number in (1, 2):
+        draw = np.random.default_rng([2, number, 9]).random(cfg.clients)
         online = [i for i in range(cfg.clients) if draw[i] < cfg.availability]
-        assert online_clients(ctx, rnd) == online
-        drop = np.random.default_rng([2, rnd, 10]).random(cfg.clients)
-        assert dropped_positions(ctx, online, rnd) == {p for p, i in enumerate(online) if drop[i] < cfg.dropout}
+        assert online_clients(ctx, number) == online
+        drop = np.random.default_rng([2, number, 10]).random(cfg.clients)
+        assert dropped_positions(ctx, online, number) == {p for p, i in enumerate(online) if drop[i] < cfg.dropout}
 
 
 def test_accuracy_drop_pairs_by_seed() -> None:

@@ -269,9 +269,9 @@ def setup_task(chain: Chain, epsilon: str = "8") -> tuple[Signer, list[Signer]]:
     return agg, trainers
 
 
-def commit(t: Signer, rnd: int = 1) -> bytes:
-    return t.tx("commit_contribution", {"task_id": TASK, "round": rnd, "base_version": 0, "num_examples": 5,
-                                        "dp": MECH, **model_ref(f"{t.hex}{rnd}")})
+def commit(t: Signer, number: int = 1) -> bytes:
+    return t.tx("commit_contribution", {"task_id": TASK, "round": number, "base_version": 0, "num_examples": 5,
+                                        "dp": MECH, **model_ref(f"{t.hex}{number}")})
 
 
 def test_passed_task_policy_judges_the_next_contribution_by_the_new_rule() -> None:

@@ -85,15 +85,15 @@ class World:
 
     def propose(self) -> int:
         """Run one round (open, two commits, close) and propose its version; returns the version number."""
-        rnd = query(self.chain, f"/task/{TASK}")["current_round"] + 1
-        self.chain.ok(self.agg.tx("open_round", {"task_id": TASK, "round": rnd}))
-        base = query(self.chain, f"/round/{TASK}/{rnd}")["base_version"]
+        number = query(self.chain, f"/task/{TASK}")["current_round"] + 1
+        self.chain.ok(self.agg.tx("open_round", {"task_id": TASK, "round": number}))
+        base = query(self.chain, f"/round/{TASK}/{number}")["base_version"]
         self.chain.ok(*[t.tx("commit_contribution", {
-            "task_id": TASK, "round": rnd, "base_version": base, "num_examples": 10, "dp": DP,
-            **model_ref(f"u{rnd}-{i}")}) for i, t in enumerate(self.trainers)])
-        self.chain.ok(self.agg.tx("close_round", {"task_id": TASK, "round": rnd}))
+            "task_id": TASK, "round": number, "base_version": base, "num_examples": 10, "dp": DP,
+            **model_ref(f"u{number}-{i}")}) for i, t in enumerate(self.trainers)])
+        self.chain.ok(self.agg.tx("close_round", {"task_id": TASK, "round": number}))
         results = self.chain.ok(self.agg.tx("propose_version", {
-            "task_id": TASK, "round": rnd, **model_ref(f"v{rnd}"),
+            "task_id": TASK, "round": number, **model_ref(f"v{number}"),
             "contributors": sorted(t.hex for t in self.trainers)}))
         return int(dict(results[0].events[0].attributes)["version"])
 

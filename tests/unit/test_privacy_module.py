@@ -30,9 +30,9 @@ def setup(chain: Chain, epsilon: str, org_epsilon: str | None = None, round_size
     return agg, trainers
 
 
-def commit(t: Signer, rnd: int, mech: dict[str, Any] = MECH) -> bytes:
-    return t.tx("commit_contribution", {"task_id": TASK, "round": rnd, "base_version": 0, "num_examples": 5,
-                                        "dp": mech, **model_ref(f"{t.hex}{rnd}")})
+def commit(t: Signer, number: int, mech: dict[str, Any] = MECH) -> bytes:
+    return t.tx("commit_contribution", {"task_id": TASK, "round": number, "base_version": 0, "num_examples": 5,
+                                        "dp": mech, **model_ref(f"{t.hex}{number}")})
 
 
 def budget(chain: Chain, t: Signer) -> Any:

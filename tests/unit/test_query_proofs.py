@@ -35,8 +35,8 @@ TASK = "digits"
 Op = tuple[str, bytes, bytes]
 
 
-def _commit(rnd: int, base: int, tag: str) -> dict[str, Any]:
-    return {"task_id": TASK, "round": rnd, "base_version": base, "num_examples": 10, "dp": DP, **model_ref(tag)}
+def _commit(number: int, base: int, tag: str) -> dict[str, Any]:
+    return {"task_id": TASK, "round": number, "base_version": base, "num_examples": 10, "dp": DP, **model_ref(tag)}
 
 
 @pytest.fixture(scope="module")
@@ -50,13 +50,14 @@ def chain() -> Iterator[Chain]:
     c.ok(owner.tx("create_task", {
         "task_id": TASK, "model_spec": "mlp-digits", "round_size": 3, "min_contributions": 1,
         "deadline_blocks": 50, "aggregator": agg.hex, "initial_model": model_ref("v0"), "privacy": POLICY}))
-    for rnd in (1, 2):
-        c.ok(agg.tx("open_round", {"task_id": TASK, "round": rnd}))
+    for number in (1, 2):
+        c.ok(agg.tx("open_round", {"task_id": TASK, "round": number}))
         # the chain names the base version (the last promoted one), whatever the lifecycle rules are
-        base = json.loads(c.sm.query(f"/round/{TASK}/{rnd}", b"", False).value)["base_version"]
-        c.ok(*[t.tx("commit_contribution", _commit(rnd, base, f"r{rnd}u{i}")) for i, t in enumerate(trainers[:3])])
-        c.ok(agg.tx("close_round", {"task_id": TASK, "round": rnd}))
-        c.ok(agg.tx("propose_version", {"task_id": TASK, "round": rnd, **model_ref(f"v{rnd}"),
+        base = json.loads(c.sm.query(f"/round/{TASK}/{number}", b"", False).value)["base_version"]
+        c.ok(*[t.tx("commit_contribution", _commit(number, base, f"r{number}u{i}"))
+               for i, t in enumerate(trainers[:3])])
+        c.ok(agg.tx("close_round", {"task_id": TASK, "round": number}))
+        c.ok(agg.tx("propose_version", {"task_id": TASK, "round": number, **model_ref(f"v{number}"),
                                         "contributors": sorted(t.hex for t in trainers[:2])}))
     c.trainers = trainers  # type: ignore[attr-defined]
     try:

@@ -27,8 +27,8 @@ def setup_task(chain: Chain, round_size: int = 3, min_contributions: int = 2, de
     return owner, agg, trainers
 
 
-def commit_body(rnd: int, tag: str, base: int = 0, examples: int = 10) -> dict[str, Any]:
-    return {"task_id": TASK, "round": rnd, "base_version": base, "num_examples": examples, "dp": DP,
+def commit_body(number: int, tag: str, base: int = 0, examples: int = 10) -> dict[str, Any]:
+    return {"task_id": TASK, "round": number, "base_version": base, "num_examples": examples, "dp": DP,
             **model_ref(tag)}
 
 
@@ -62,9 +62,9 @@ def codes(results: list[Any]) -> list[int]:
     return [r.code for r in results]
 
 
-def selected_first(chain: Chain, trainers: list[Signer], rnd: int = 1) -> list[Signer]:
+def selected_first(chain: Chain, trainers: list[Signer], number: int = 1) -> list[Signer]:
     """The trainers, selected ones first (in key order), then the others."""
-    chosen = query(chain, f"/round/{TASK}/{rnd}")["selected"]
+    chosen = query(chain, f"/round/{TASK}/{number}")["selected"]
     return sorted(trainers, key=lambda t: (t.hex not in chosen, t.hex))
 
 

@@ -287,12 +287,12 @@ def test_five_round_fedavg_reaches_85_percent(federated: Fed, capsys: pytest.Cap
     weights = initial_weights(SPEC, 0)
     initial = evaluate(SPEC, weights, test).accuracy
     history = []
-    for rnd in range(5):
+    for number in range(5):
         updates = []
         for i, shard in enumerate(clients):
-            result = train_local(SPEC, weights, shard, epochs=5, lr=0.5, batch_size=32, seed=1000 * rnd + i)
+            result = train_local(SPEC, weights, shard, epochs=5, lr=0.5, batch_size=32, seed=1000 * number + i)
             payload = encode_tensors(result.delta)  # what a client would upload
-            updates.append(WeightedUpdate(f"r{rnd}-c{i}", decode_tensors(payload), result.num_examples))
+            updates.append(WeightedUpdate(f"r{number}-c{i}", decode_tensors(payload), result.num_examples))
         weights = apply_delta(weights, aggregate(updates))
         history.append(evaluate(SPEC, weights, test).accuracy)
     elapsed = time.perf_counter() - start

@@ -31,16 +31,16 @@ from fedledger.abci_app.records import load_record, store_record
 __all__ = ["HANDLERS", "load_round", "load_task"]
 
 
-def _closed_round_of_aggregator(view: Reader, ctx: BlockContext, signer: str, task_id: str, rnd: int,
+def _closed_round_of_aggregator(view: Reader, ctx: BlockContext, signer: str, task_id: str, number: int,
                                 action: str, done: str) -> tuple[TaskRecord, RoundRecord]:
     """The task and round for an aggregator-only action on a closed round (propose, fail)."""
     require_member(view, signer, ctx, ("aggregator",), action)
     task = load_task(view, task_id)
     if signer != task["aggregator"]:
         raise TxError(Code.UNAUTHORIZED, f"only the task's aggregator may {action}")
-    record = load_round(view, task_id, rnd)
+    record = load_round(view, task_id, number)
     if record["status"] != "closed":
-        raise TxError(Code.WRONG_STATE, f"round {rnd} is {record['status']}; only a closed round can be {done}")
+        raise TxError(Code.WRONG_STATE, f"round {number} is {record['status']}; only a closed round can be {done}")
     return task, record
 
 

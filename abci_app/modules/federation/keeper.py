@@ -60,16 +60,16 @@ def store_task(state: Writer, task: TaskRecord) -> None:
     store_record(state, keys.task_key(task["task_id"]), task)
 
 
-def find_round(view: Reader, task_id: str, rnd: int) -> RoundRecord | None:
+def find_round(view: Reader, task_id: str, number: int) -> RoundRecord | None:
     """The round record, or None."""
-    return cast("RoundRecord | None", load_record(view, keys.round_key(task_id, rnd)))
+    return cast("RoundRecord | None", load_record(view, keys.round_key(task_id, number)))
 
 
-def load_round(view: Reader, task_id: str, rnd: int) -> RoundRecord:
+def load_round(view: Reader, task_id: str, number: int) -> RoundRecord:
     """The round record, or NOT_FOUND."""
-    rec = find_round(view, task_id, rnd)
+    rec = find_round(view, task_id, number)
     if rec is None:
-        raise TxError(Code.NOT_FOUND, f"round {rnd} of task {task_id!r} does not exist")
+        raise TxError(Code.NOT_FOUND, f"round {number} of task {task_id!r} does not exist")
     return rec
 
 
@@ -78,9 +78,9 @@ def store_round(state: Writer, rnd: RoundRecord) -> None:
     store_record(state, keys.round_key(rnd["task_id"], rnd["round"]), rnd)
 
 
-def find_contribution(view: Reader, task_id: str, rnd: int, participant: str) -> ContributionRecord | None:
+def find_contribution(view: Reader, task_id: str, number: int, participant: str) -> ContributionRecord | None:
     """A participant's contribution to a round, or None."""
-    return cast("ContributionRecord | None", load_record(view, keys.contribution_key(task_id, rnd, participant)))
+    return cast("ContributionRecord | None", load_record(view, keys.contribution_key(task_id, number, participant)))
 
 
 def find_version(view: Reader, task_id: str, version: int) -> VersionRecord | None:

@@ -18,19 +18,19 @@ def task_key(task_id: str) -> bytes:
     return b"fl/task/" + task_id.encode("ascii")
 
 
-def round_key(task_id: str, rnd: int) -> bytes:
+def round_key(task_id: str, number: int) -> bytes:
     """Round record; the round number is zero-padded so rounds sort numerically."""
-    return b"fl/round/%s/%010d" % (task_id.encode("ascii"), rnd)
+    return b"fl/round/%s/%010d" % (task_id.encode("ascii"), number)
 
 
-def contribution_prefix(task_id: str, rnd: int) -> bytes:
+def contribution_prefix(task_id: str, number: int) -> bytes:
     """Prefix of every contribution of one round (sorted by signer)."""
-    return b"fl/contrib/%s/%010d/" % (task_id.encode("ascii"), rnd)
+    return b"fl/contrib/%s/%010d/" % (task_id.encode("ascii"), number)
 
 
-def contribution_key(task_id: str, rnd: int, signer: str) -> bytes:
+def contribution_key(task_id: str, number: int, signer: str) -> bytes:
     """One participant's contribution to one round."""
-    return contribution_prefix(task_id, rnd) + signer.encode("ascii")
+    return contribution_prefix(task_id, number) + signer.encode("ascii")
 
 
 def version_prefix(task_id: str) -> bytes:

@@ -47,9 +47,9 @@ def _task_round(body: dict[str, Any], extra: tuple[str, ...] = ()) -> tuple[str,
     return str_field(body, "task_id", ID_RE, "a task id"), int_field(body, "round", 1, 2**40)
 
 
-def contribution_id(task_id: str, rnd: int, signer: str) -> str:
+def contribution_id(task_id: str, number: int, signer: str) -> str:
     """The public identifier of a contribution: task/round/signer."""
-    return f"{task_id}/{rnd}/{signer}"
+    return f"{task_id}/{number}/{signer}"
 
 
 @dataclass(frozen=True)

@@ -24,6 +24,8 @@ __all__ = [
     "ScreenPolicy",
     "SecurePolicy",
     "TaskRecord",
+    "AncestorEntry",
+    "Lineage",
     "VersionRecord",
     "VersionStatus",
 ]
@@ -177,3 +179,22 @@ class VersionRecord(TypedDict):
     decided_height: NotRequired[int]
     decision: NotRequired[DecisionSummary]
     rolled_back_height: NotRequired[int]
+
+
+class AncestorEntry(TypedDict):
+    """One ancestor of a version in a lineage answer."""
+
+    version: int
+    round: int
+    cid: str
+    sha256: str
+    height: int
+    status: VersionStatus
+
+
+class Lineage(TypedDict):
+    """The `/lineage/TASK/VERSION` answer: the version, the exact contributions it included, its ancestry."""
+
+    version: VersionRecord
+    contributions: list[ContributionRecord]
+    ancestors: list[AncestorEntry]

@@ -22,9 +22,9 @@ from fedledger.abci_app.records import load_record, store_record
 __all__ = ["HANDLERS"]
 
 
-def _posters(view: Reader, kind: str, task_id: str, rnd: int) -> list[str]:
+def _posters(view: Reader, kind: str, task_id: str, number: int) -> list[str]:
     """Signers who posted `kind` in a round, sorted (store order is byte order of the signer key)."""
-    prefix = keys.post_prefix(kind, task_id, rnd)
+    prefix = keys.post_prefix(kind, task_id, number)
     return [k[len(prefix):].decode("ascii") for k, _ in view.iter_prefix(prefix)]
 
 
@@ -130,7 +130,7 @@ def advance(view: Reader, state: Writer | None, ctx: BlockContext, signer: str, 
     return [fl_event("secagg_advance", signer, task=msg.task_id, round=msg.round, stage=stage), *events]
 
 
-def _screen(view: Reader, task: TaskRecord, task_id: str, rnd: int,
+def _screen(view: Reader, task: TaskRecord, task_id: str, number: int,
             posted: list[str]) -> tuple[list[str], dict[str, str]]:
     """The roster the screen lets through (sorted, as posted) and the screened posters with their reasons."""
     policy = task["aggregation"].get("screen") if "aggregation" in task else None
@@ -139,7 +139,7 @@ def _screen(view: Reader, task: TaskRecord, task_id: str, rnd: int,
     roster: list[str] = []
     screened: dict[str, str] = {}
     for who in posted:
-        rec = load_record(view, keys.post_key("keys", task_id, rnd, who))
+        rec = load_record(view, keys.post_key("keys", task_id, number, who))
         reason = "no_claims" if rec is None or "screen" not in rec else screen_reason(rec["screen"], policy)
         if reason is None:
             roster.append(who)

@@ -9,16 +9,16 @@ __all__ = ["KINDS", "post_key", "post_prefix", "public_key_key"]
 KINDS = ("keys", "shares", "unmask")
 
 
-def post_prefix(kind: str, task_id: str, rnd: int) -> bytes:
+def post_prefix(kind: str, task_id: str, number: int) -> bytes:
     """Prefix of every post of one kind in one round."""
-    return b"sa/%s/%s/%010d/" % (kind.encode("ascii"), task_id.encode("ascii"), rnd)
+    return b"sa/%s/%s/%010d/" % (kind.encode("ascii"), task_id.encode("ascii"), number)
 
 
-def post_key(kind: str, task_id: str, rnd: int, signer: str) -> bytes:
+def post_key(kind: str, task_id: str, number: int, signer: str) -> bytes:
     """One participant's post of one kind in one round."""
-    return post_prefix(kind, task_id, rnd) + signer.encode("ascii")
+    return post_prefix(kind, task_id, number) + signer.encode("ascii")
 
 
-def public_key_key(task_id: str, rnd: int, public_hex: str) -> bytes:
+def public_key_key(task_id: str, number: int, public_hex: str) -> bytes:
     """Marks a public key as advertised in a round, so a copied key is refused in O(1)."""
-    return b"sa/pk/%s/%010d/%s" % (task_id.encode("ascii"), rnd, public_hex.encode("ascii"))
+    return b"sa/pk/%s/%010d/%s" % (task_id.encode("ascii"), number, public_hex.encode("ascii"))

@@ -17,10 +17,10 @@ def _q_board(view: Reader, args: list[str]) -> QueryAnswer:
     """`/secagg/TASK/ROUND`: every keys, shares and unmask post of the round, keyed by participant."""
     if len(args) != 2 or not args[1].isdigit() or len(args[1]) > 12:
         raise TxError(Code.BAD_QUERY, "usage: /secagg/TASK/ROUND")
-    task_id, rnd = args[0], int(args[1])
+    task_id, number = args[0], int(args[1])
     board: dict[str, dict[str, object]] = {}
     for kind in keys.KINDS:
-        prefix = keys.post_prefix(kind, task_id, rnd)
+        prefix = keys.post_prefix(kind, task_id, number)
         board[kind] = {k[len(prefix):].decode("ascii"): load_record(view, k) for k, _ in view.iter_prefix(prefix)}
     return QueryAnswer(board, None)
 

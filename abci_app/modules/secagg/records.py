@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import Literal, NotRequired, TypedDict
 
-__all__ = ["KeysPost", "PayloadPost", "ScreenClaims", "SecaggStage", "SecaggState"]
+__all__ = ["Board", "KeysPost", "PayloadPost", "ScreenClaims", "SecaggStage", "SecaggState"]
 
 SecaggStage = Literal["keys", "shares", "input", "closed", "unmask"]
 
@@ -49,3 +49,11 @@ class PayloadPost(TypedDict):
     sha256: str
     size: int
     height: int
+
+
+class Board(TypedDict):
+    """The `/secagg/TASK/ROUND` answer: a secure round's posts, by kind, keyed by participant."""
+
+    keys: dict[str, KeysPost]
+    shares: dict[str, PayloadPost]
+    unmask: dict[str, PayloadPost]
