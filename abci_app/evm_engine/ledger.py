@@ -9,11 +9,12 @@ scans. Each log also becomes an indexed CometBFT event `evm_log`, so it can be s
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import cast
 
 from fedledger.abci_app.context import BlockContext, Event, Reader, Writer
 from fedledger.abci_app.evm_engine import keys
 from fedledger.abci_app.evm_engine.session import LogEntry, Outcome
+from fedledger.abci_app.modules.evm.records import EvmBlockRecord, EvmLogRecord, EvmReceipt
 from fedledger.abci_app.records import load_record, store_record
 
 __all__ = ["block_record", "hex0x", "log_events", "record_execution"]
@@ -24,16 +25,16 @@ def hex0x(data: bytes) -> str:
     return "0x" + data.hex()
 
 
-def block_record(view: Reader, ctx: BlockContext) -> dict[str, Any]:
+def block_record(view: Reader, ctx: BlockContext) -> EvmBlockRecord:
     """This block's EVM record so far (a fresh one if the EVM has not run in it yet)."""
     rec = load_record(view, keys.block_key(ctx.height))
     if rec is None:
-        rec = {"height": ctx.height, "hash": hex0x(ctx.block_hash), "time": ctx.time_ns // 1_000_000_000,
-               "gas_used": 0, "txs": [], "logs": 0}
-    return rec
+        return {"height": ctx.height, "hash": hex0x(ctx.block_hash), "time": ctx.time_ns // 1_000_000_000,
+                "gas_used": 0, "txs": [], "logs": 0}
+    return cast(EvmBlockRecord, rec)
 
 
-def log_events(logs: Sequence[dict[str, Any]]) -> list[Event]:
+def log_events(logs: Sequence[EvmLogRecord]) -> list[Event]:
     """One `evm_log` event per recorded log: address, topics, data, tx hash and log index."""
     out = []
     for log in logs:
@@ -45,7 +46,7 @@ def log_events(logs: Sequence[dict[str, Any]]) -> list[Event]:
 
 
 def record_execution(state: Writer, ctx: BlockContext, tx_hash: bytes, outcome: Outcome, *, sender: bytes,
-                     to: bytes | None, kind: str, tx_type: int, gas_counts: bool) -> tuple[dict[str, Any], list[Event]]:
+                     to: bytes | None, kind: str, tx_type: int, gas_counts: bool) -> tuple[EvmReceipt, list[Event]]:
     """Write the receipt, the logs and the block record of one execution; return the receipt and its events.
 
     `gas_counts` says whether the gas used counts against the block's EVM gas (txs) or not
@@ -64,7 +65,7 @@ def record_execution(state: Writer, ctx: BlockContext, tx_hash: bytes, outcome: 
     block["txs"].append(hex0x(tx_hash))
     block["logs"] = first_log + len(logs)
     store_record(state, keys.block_key(ctx.height), block)
-    receipt = {
+    receipt: EvmReceipt = {
         "tx_hash": hex0x(tx_hash), "kind": kind, "type": tx_type, "height": ctx.height, "block_hash": block["hash"],
         "index": index, "from": hex0x(sender), "to": hex0x(to) if to else None,
         "contract_address": hex0x(outcome.contract_address) if outcome.contract_address else None,
@@ -80,7 +81,7 @@ def record_execution(state: Writer, ctx: BlockContext, tx_hash: bytes, outcome: 
 
 
 def _log_record(entry: LogEntry, tx_hash: bytes, tx_index: int, log_index: int, ctx: BlockContext,
-                block_hash: str) -> dict[str, Any]:
+                block_hash: str) -> EvmLogRecord:
     return {"address": hex0x(entry.address), "topics": [hex0x(t) for t in entry.topics], "data": hex0x(entry.data),
             "tx_hash": hex0x(tx_hash), "tx_index": tx_index, "log_index": log_index, "height": ctx.height,
             "block_hash": block_hash}

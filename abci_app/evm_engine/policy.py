@@ -29,6 +29,7 @@ from fedledger.abci_app.evm_engine.ledger import block_record, hex0x, record_exe
 from fedledger.abci_app.evm_engine.params import load_params
 from fedledger.abci_app.evm_engine.session import EvmSession, LogEntry, Outcome, TxRejected
 from fedledger.abci_app.evm_engine.vm import EvmBlock
+from fedledger.abci_app.modules.lifecycle.records import PolicyVerdict
 
 __all__ = [
     "ADMISSION",
@@ -193,7 +194,7 @@ def _record_one(state: Writer, ctx: BlockContext, d: PolicyDecision) -> list[Eve
     return [Event(type="evm_policy", attributes=tuple(attrs)), *events]
 
 
-def summary(decision: PolicyDecision) -> dict[str, Any]:
+def summary(decision: PolicyDecision) -> PolicyVerdict:
     """A decision as a JSON record (for the version record's `decision`)."""
     return {"kind": decision.kind, "contract": hex0x(decision.contract), "allow": decision.allow,
             "reason": decision.reason, "gas_used": decision.outcome.gas_used}

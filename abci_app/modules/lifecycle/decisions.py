@@ -32,7 +32,6 @@ from fedledger.abci_app.modules.lifecycle.records import (
     DecisionSummary,
     HistoryEntry,
     PointerRecord,
-    PolicyVerdict,
 )
 from fedledger.abci_app.modules.reputation.keeper import check_did, on_version_outcome
 from fedledger.abci_app.records import load_record, store_record
@@ -179,7 +178,7 @@ def promotion_policy(view: Reader, ctx: BlockContext, task_id: str, version_rec:
         policy_reasons = [verdict.reason]
     reasons = policy_reasons + [r for r in decision.summary["reasons"] if r in _NATIVE_ONLY or r.startswith("parent_")]
     summary: DecisionSummary = {**decision.summary, "reasons": reasons,
-                                "policy": cast(PolicyVerdict, policy_summary(verdict))}
+                                "policy": policy_summary(verdict)}
     return Decision(status="quarantined" if reasons else "promoted", summary=summary,
                     contributor_dids=decision.contributor_dids), session
 
