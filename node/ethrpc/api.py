@@ -16,13 +16,14 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
-from typing import Any
+from typing import Any, cast
 
 from eth_bloom.bloom import BloomFilter
 
 from fedledger.abci_app.errors import ProtocolError
 from fedledger.abci_app.evm_engine.ethtx import wrap
 from fedledger.abci_app.modules.evm.queries import payload_segments
+from fedledger.abci_app.modules.evm.records import EvmLogRecord, EvmReceipt
 from fedledger.node.ethrpc.backend import Backend, BackendError, BlockInfo, QueryFailed
 
 __all__ = ["CLIENT_VERSION", "EthApi", "RpcError"]
@@ -257,7 +258,7 @@ class EthApi:
             if exc.code == _QUERY_NOT_FOUND:
                 return None
             raise RpcError(-32000, exc.log) from exc
-        return _receipt(rec)
+        return _receipt(cast(EvmReceipt, rec))
 
     def get_logs(self, params: list[Any]) -> list[dict[str, Any]]:
         """eth_getLogs(filter): logs of a block range (or one block hash) by address and topics."""
@@ -281,7 +282,7 @@ class EthApi:
         if flt.get("topics") is not None:
             payload["topics"] = flt["topics"]
         logs = self._query(f"/evm/logs/{lo}/{hi}/{payload_segments(payload)}")["logs"]
-        return [_log(log) for log in logs]
+        return [_log(cast(EvmLogRecord, log)) for log in logs]
 
     # ----- blocks -----
     def get_block_by_number(self, params: list[Any]) -> dict[str, Any] | None:
@@ -308,13 +309,14 @@ class EthApi:
         }
 
 
-def _log(log: dict[str, Any]) -> dict[str, Any]:
+# The return values below are Ethereum JSON-RPC objects (web3's shapes), not FedLedger records.
+def _log(log: EvmLogRecord) -> dict[str, Any]:
     return {"address": log["address"], "topics": log["topics"], "data": log["data"],
             "blockNumber": _q(int(log["height"])), "blockHash": log["block_hash"], "transactionHash": log["tx_hash"],
             "transactionIndex": _q(int(log["tx_index"])), "logIndex": _q(int(log["log_index"])), "removed": False}
 
 
-def _receipt(rec: dict[str, Any]) -> dict[str, Any]:
+def _receipt(rec: EvmReceipt) -> dict[str, Any]:
     bloom = BloomFilter()
     for log in rec["logs"]:
         bloom.add(bytes.fromhex(log["address"][2:]))
