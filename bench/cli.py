@@ -6,6 +6,9 @@ import json
 
 import click
 
+from fedledger.abci_app.errors import ConfigError, FedLedgerError
+from fedledger.apps.context import report
+
 __all__ = ["bench"]
 
 
@@ -151,8 +154,10 @@ def bench_aggregation_cmd(quick: bool, robust_sizes: tuple[str, ...], secagg_n: 
                                    flower=flower, flower_bulyan=flower_bulyan, flower_budget_s=flower_budget,
                                    flower_clients=flower_clients, secagg_threshold=secagg_threshold,
                                    log=lambda m: click.echo(m, err=True))
-    except ValueError as exc:  # BenchError, RobustError, SecAggError, bad hex: all ValueErrors with a message
-        raise click.ClickException(str(exc)) from None
+    except FedLedgerError as exc:  # BenchError, RobustError, SecAggError: one line, the family's status
+        report(exc)
+    except ValueError as exc:  # bad hex in an option: the user's input
+        report(ConfigError(str(exc)))
     click.echo(json.dumps(result, indent=2) if as_json else format_text(result))
 
 

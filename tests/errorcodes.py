@@ -74,9 +74,8 @@ the family, lacks its own code, repeats a code, or if this file is not what
 """
 
 _MIDDLE = """
-Click's own usage errors (an unknown option, a missing argument) exit with 2, like the config
-family. `fedledger experiment …` and `fedledger bench …` still report their config errors through
-click (`Error: …`, exit 1).
+Click's own usage errors (an unknown option, a missing argument) print click's `Error: …` and
+exit with 2, like the config family.
 
 ## Codes
 

@@ -8,6 +8,10 @@ from typing import TYPE_CHECKING
 
 import click
 
+from fedledger.abci_app.errors import FedLedgerError
+from fedledger.apps.context import fail
+from fedledger.apps.context import report as report_error
+
 if TYPE_CHECKING:
     from fedledger.apps.experiment.paper import PaperPlan, PaperResults
     from fedledger.apps.experiment.pool import TrainPool
@@ -26,7 +30,7 @@ def make_pool(engine: str, ray_address: str | None) -> TrainPool:
     try:
         return RayPool(ray_address)
     except PoolError as exc:
-        raise click.ClickException(str(exc)) from None
+        report_error(exc)
 
 
 @click.group()
@@ -60,14 +64,16 @@ def run(config: Path, output: Path | None, as_json: bool, mode: str, home: Path 
     try:
         cfg = load_config(config)
     except ExperimentConfigError as exc:
-        raise click.ClickException(str(exc)) from None
+        report_error(exc)
     if mode == "localnet" and (cfg.screen or cfg.dp_mode == "distributed" or "fedledger_nodp" in cfg.methods):
-        raise click.ClickException("the localnet mode runs FedLedger with dp_mode = \"dpsgd\" and screen = false: the "
-                                   "real SecureParticipant and aggregator do not post or check the input screen's "
-                                   "claims yet (docs/DEFENSE.md); run this config in the fast mode")
+        report_error(ExperimentConfigError(
+            "the localnet mode runs FedLedger with dp_mode = \"dpsgd\" and screen = false: the real "
+            "SecureParticipant and aggregator do not post or check the input screen's claims yet "
+            "(docs/DEFENSE.md); run this config in the fast mode"))
     if mode == "localnet" and "sybil" in cfg.attacks and "fedledger" in cfg.methods:
-        raise click.ClickException("the sybil attack runs in the fast mode only: it needs an attackers' organization "
-                                   "with its own enrollment cap, which the localnet's development genesis lacks")
+        report_error(ExperimentConfigError(
+            "the sybil attack runs in the fast mode only: it needs an attackers' organization with its own "
+            "enrollment cap, which the localnet's development genesis lacks"))
     say = (lambda line: click.echo(line, err=True)) if as_json else click.echo
     pool = make_pool(engine, ray_address)
     say(f"experiment {cfg.name}: {cfg.dataset}, {cfg.clients} clients, {cfg.rounds} rounds, seeds {list(cfg.seeds)}, "
@@ -83,11 +89,11 @@ def run(config: Path, output: Path | None, as_json: bool, mode: str, home: Path 
                 with Localnet(home, store, log=say) as net:
                     results = run_experiment(cfg, say, net, pool)
             except (FullStackError, ClientError, LocalnetError, StoreError) as exc:
-                raise click.ClickException(f"localnet mode: {exc}") from None
+                fail(f"localnet mode: {exc} [{exc.error_code}]", exc.exit_status)
         else:
             results = run_experiment(cfg, say, pool=pool)
-    except ValueError as exc:
-        raise click.ClickException(str(exc)) from None
+    except FedLedgerError as exc:
+        report_error(exc)
     finally:
         pool.close()
     rows = summarize(results)
@@ -117,7 +123,10 @@ def paper(quick: bool, output: Path, engine: str, ray_address: str | None, seeds
     names = tuple(d.strip() for d in datasets.split(",") if d.strip())
     unknown = sorted(set(names) - {"digits", "mnist"})
     if unknown:
-        raise click.ClickException(f"--datasets: unknown data sets {unknown}; the paper's main sets are digits, mnist")
+        from fedledger.apps.experiment.config import ExperimentConfigError
+
+        report_error(ExperimentConfigError(f"--datasets: unknown data sets {unknown}; the paper's main sets are "
+                                           "digits, mnist"))
     plan = paper_plan(quick, seeds, names)
     # The exact command goes into the report, so a reader can rerun it.
     command = "fedledger experiment paper" + (" --quick" if quick else "") + (
@@ -130,8 +139,8 @@ def paper(quick: bool, output: Path, engine: str, ray_address: str | None, seeds
     pool = make_pool(engine, ray_address)
     try:
         results = run_paper(plan, click.echo, pool)
-    except ValueError as exc:
-        raise click.ClickException(str(exc)) from None
+    except FedLedgerError as exc:
+        report_error(exc)
     finally:
         pool.close()
     results_dir = output.parent / "results"
@@ -161,5 +170,5 @@ def report(saved: Path, output: Path) -> None:
     try:
         plan, results, command = load_paper(saved)
     except PaperError as exc:
-        raise click.ClickException(str(exc)) from None
+        report_error(exc)
     _write_report(plan, results, output, command)

@@ -6,6 +6,7 @@ from pathlib import Path
 
 from click.testing import CliRunner
 
+from fedledger.abci_app.errors import EXIT_STATUS, Family
 from fedledger.apps.experiment.cli import experiment
 
 
@@ -20,7 +21,7 @@ def test_sybil_on_the_localnet_is_refused_before_any_net_starts(tmp_path: Path) 
                             'methods = ["fedledger"]\nattacks = ["sybil"]\ngroup_size = 1\n')
     home = tmp_path / "net"
     res = CliRunner().invoke(experiment, ["run", str(cfg), "--mode", "localnet", "--home", str(home)])
-    assert res.exit_code == 1
+    assert res.exit_code == EXIT_STATUS[Family.CONFIG]
     assert "sybil attack runs in the fast mode only" in res.output
     assert not home.exists()  # refused before a localnet was generated
 
@@ -31,7 +32,7 @@ def test_a_screened_config_on_the_localnet_is_refused_before_any_net_starts(tmp_
                             'screen = true\n')
     home = tmp_path / "net"
     res = CliRunner().invoke(experiment, ["run", str(cfg), "--mode", "localnet", "--home", str(home)])
-    assert res.exit_code == 1
+    assert res.exit_code == EXIT_STATUS[Family.CONFIG]
     assert "do not post or check the input screen" in res.output
     assert not home.exists()
 
@@ -49,7 +50,7 @@ def test_the_new_defense_and_attack_fields_are_checked(tmp_path: Path) -> None:
     }
     for body, words in cases.items():
         res = CliRunner().invoke(experiment, ["run", str(_config(tmp_path, body)), "--engine", "inline"])
-        assert res.exit_code == 1 and words in res.output, (body, res.output)
+        assert res.exit_code == EXIT_STATUS[Family.CONFIG] and words in res.output, (body, res.output)
 
 
 def test_bad_configs_name_the_problem(tmp_path: Path) -> None:
@@ -68,4 +69,4 @@ def test_bad_configs_name_the_problem(tmp_path: Path) -> None:
         if message is None:
             assert res.exit_code == 0, res.output
         else:
-            assert res.exit_code == 1 and message in res.output, (body, res.output)
+            assert res.exit_code == EXIT_STATUS[Family.CONFIG] and message in res.output, (body, res.output)
