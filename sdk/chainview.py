@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from typing import Any, cast
+from typing import Any, Protocol, cast
 
 from fedledger.abci_app.errors import ChainRejectedError, Code, Family
 from fedledger.abci_app.modules.federation.records import (
@@ -16,9 +16,9 @@ from fedledger.abci_app.modules.federation.records import (
 from fedledger.abci_app.modules.identity.records import MemberRecord
 from fedledger.abci_app.modules.secagg.records import Board
 from fedledger.sdk.errors import ClientError, RPCError
-from fedledger.sdk.rpc import AbciQueryResult, CometRPC
+from fedledger.sdk.rpc import AbciQueryResult
 
-__all__ = ["ChainView", "NotFoundOnChain"]
+__all__ = ["ChainView", "NotFoundOnChain", "QuerySource"]
 
 
 class NotFoundOnChain(ClientError, ChainRejectedError):
@@ -28,10 +28,18 @@ class NotFoundOnChain(ClientError, ChainRejectedError):
     error_code = "NOT_ON_CHAIN"
 
 
-class ChainView:
-    """Queries the application through a node's RPC and decodes the JSON answers."""
+class QuerySource(Protocol):
+    """What the view needs: abci_query. A node's CometRPC provides it, and so does the harness's in-process chain."""
 
-    def __init__(self, rpc: CometRPC) -> None:
+    def abci_query(self, path: str, data: bytes = b"", prove: bool = False, height: int = 0) -> AbciQueryResult:
+        """The answer to a query of committed state."""
+        ...
+
+
+class ChainView:
+    """Queries the application (through a node's RPC, or in process) and decodes the JSON answers."""
+
+    def __init__(self, rpc: QuerySource) -> None:
         self.rpc = rpc
 
     def raw(self, path: str, prove: bool = False) -> AbciQueryResult:
@@ -80,6 +88,10 @@ class ChainView:
     def versions(self, task_id: str) -> list[VersionRecord]:
         """Every version of a task, oldest first."""
         return cast(list[VersionRecord], self.get(f"/versions/{task_id}"))
+
+    def last_good(self, task_id: str) -> int:
+        """The task's last promoted version (the lifecycle module's pointer)."""
+        return int(self.get(f"/lifecycle/{task_id}")["last_good"])
 
     def board(self, task_id: str, number: int) -> Board:
         """A secure round's SecAgg+ posts (keys, shares, unmask), keyed by participant."""

@@ -35,6 +35,8 @@ from fedledger.abci_app.modules.federation.records import PayloadRef
 from fedledger.abci_app.state_machine import StateMachine
 from fedledger.abci_app.store import CommittedStore
 from fedledger.abci_app.tx import sign_tx
+from fedledger.sdk.chainview import ChainView
+from fedledger.sdk.rpc import AbciQueryResult
 
 __all__ = ["ATTACKER_ORG", "CHAIN_ID", "ORG", "Ledger", "LedgerError", "Member", "content_ref"]
 
@@ -98,6 +100,7 @@ class Ledger:
         self.attacker_issuer = _key(seed, "attacker-issuer")
         self.store = CommittedStore(":memory:")
         self.sm = StateMachine(self.store, CHAIN_ID)
+        self.view = ChainView(self)  # typed records, read in process through abci_query below
         organizations: list[dict[str, Any]] = [{
             "id": ORG, "name": "Experiment consortium", "enrollment_cap": trainers + evaluators + 2,
             "issuers": [did_from_private_key(self.issuer)]}]
@@ -176,8 +179,14 @@ class Ledger:
                 raise LedgerError(f"tx refused at height {self.height} (code {r.code}): {r.log}")
         return results
 
+    def abci_query(self, path: str, data: bytes = b"", prove: bool = False, height: int = 0) -> AbciQueryResult:
+        """The state machine's answer, shaped as a node's /abci_query answer (so ChainView reads it)."""
+        res = self.sm.query(path, data, prove)
+        return AbciQueryResult(code=res.code, log=res.log, key=res.key, value=res.value, proof=res.proof,
+                               height=res.height, path=path, data=data)
+
     def query(self, path: str) -> Any:
-        """A committed-state query, decoded from JSON."""
+        """A committed-state query, decoded from JSON (for answers no typed ChainView accessor covers)."""
         res = self.sm.query(path, b"", False)
         if res.code != 0:
             raise LedgerError(f"query {path} failed (code {res.code}): {res.log}")

@@ -27,7 +27,7 @@ import numpy as np
 import numpy.typing as npt
 
 from fedledger.abci_app.errors import Code
-from fedledger.abci_app.modules.federation.records import PayloadRef
+from fedledger.abci_app.modules.federation.records import PayloadRef, RoundRecord
 from fedledger.abci_app.modules.reputation.hooks import scores_at
 from fedledger.apps.experiment.budget import BudgetPlanner, planned_dp
 from fedledger.apps.experiment.common import (
@@ -234,7 +234,7 @@ class _Run:
             self.unit_ref = None
             return {}
         cfg = self.ctx.cfg
-        base = self.models[int(self.ledger.query(f"/lifecycle/{TASK}")["last_good"])]
+        base = self.models[self.ledger.view.last_good(TASK)]
         root = root_update(self.ctx.data.spec, base, self.ctx.data.canary, lr=cfg.lr, batch_size=cfg.batch_size,
                            seed=derive_int(self.ctx.seed, "root", self.ledger.height))
         self.unit_ref = unit_reference(root)
@@ -246,11 +246,11 @@ class _Run:
         A secure round still collecting keys is failed by the chain itself once its stage times out
         with too few posts (secagg_advance), as the aggregator service lets it.
         """
-        rnd = self.ledger.query(f"/round/{TASK}/{ids['round']}")
+        rnd = self.ledger.view.round(TASK, ids["round"])
         if "secagg" in rnd:
             for _ in range(_STAGE_BLOCKS + 3):
                 self.ledger.block(self.ledger.aggregator.tx("secagg_advance", ids))
-                if self.ledger.query(f"/round/{TASK}/{ids['round']}")["status"] == "failed":
+                if self.ledger.view.round(TASK, ids["round"])["status"] == "failed":
                     return
         self._close(ids)
         self.ledger.ok(self.ledger.aggregator.tx("fail_round", {**ids, "reason": reason}))
@@ -260,7 +260,7 @@ class _Run:
         ledger, agg, ids = self.ledger, self.ledger.aggregator, {"task_id": TASK, "round": number}
         self.declare_availability(number)
         ledger.ok(agg.tx("open_round", {**ids, **self._reference()}))
-        rnd = ledger.query(f"/round/{TASK}/{number}")
+        rnd = ledger.view.round(TASK, number)
         selected: list[str] = rnd["selected"]
         if len(selected) < 2:  # nobody (or one trainer) online: SecAgg cannot hide a single input
             self.close_and_fail(ids, f"{len(selected)} trainer(s) available")
@@ -283,7 +283,7 @@ class _Run:
 
         ledger.ok(*[self.trainer(k).tx("secagg_keys", keys_body(pos, k)) for pos, k in enumerate(selected)])
         ledger.ok(agg.tx("secagg_advance", ids))
-        roster_keys = set(ledger.query(f"/round/{TASK}/{number}")["secagg"]["roster"])
+        roster_keys = set(ledger.view.round(TASK, number)["secagg"]["roster"])
         # SecAgg runs over the roster only: groups, neighbour graphs and noise shares are the roster's.
         roster = [pos for pos, k in enumerate(selected) if k in roster_keys]
         self.screened_count += len(selected) - len(roster)
@@ -350,7 +350,7 @@ class _Run:
                 bad.add(g)
         return bad
 
-    def _commit(self, ids: dict[str, Any], rnd: dict[str, Any], selected: list[str], online: list[int],
+    def _commit(self, ids: dict[str, Any], rnd: RoundRecord, selected: list[str], online: list[int],
                 subs: list[Submission] | list[ClientUpdate], refs: list[PayloadRef]) -> None:
         """The online trainers' commit_contribution txs in one block; records the ε the chain debited."""
         bodies = []
@@ -375,7 +375,7 @@ class _Run:
             if self.ledger.block(self.ledger.aggregator.tx("close_round", ids))[0].code == 0:
                 break
 
-    def _plaintext(self, number: int, rnd: dict[str, Any], base: Tensors, updates: list[ClientUpdate]) -> bool:
+    def _plaintext(self, number: int, rnd: RoundRecord, base: Tensors, updates: list[ClientUpdate]) -> bool:
         """A round without SecAgg: payloads in the clear, the aggregator's own plaintext rule over each update."""
         ids = {"task_id": TASK, "round": number}
         selected: list[str] = rnd["selected"]
@@ -386,7 +386,7 @@ class _Run:
         self.figures.bytes.extend(len(payloads[selected[pos]]) for pos in online)
         self._commit(ids, rnd, selected, online, updates, [content_ref(payloads[selected[pos]]) for pos in online])
         self._close(ids)
-        contributions = self.ledger.query(f"/contributions/{TASK}/{number}")
+        contributions = self.ledger.view.contributions(TASK, number)
         started = time.perf_counter()
         try:
             delta, flagged_ids = plaintext_delta(
@@ -447,7 +447,7 @@ class _Run:
             "canary_accuracy_ppm": acc.accuracy_ppm, "backdoor_asr_ppm": asr}))
         if res[0].code not in (0, Code.VERSION_DECIDED):
             raise RuntimeError(f"attestation refused: {res[0].log}")
-        if self.ledger.query(f"/version/{TASK}/{version}")["status"] == "promoted":
+        if self.ledger.view.version(TASK, version)["status"] == "promoted":
             self.promoted += 1
 
     def reputation(self) -> tuple[float, float]:
@@ -464,13 +464,13 @@ class _Run:
         return self.promoted
 
     def trusted(self) -> Tensors:
-        return self.models[int(self.ledger.query(f"/lifecycle/{TASK}")["last_good"])]
+        return self.models[self.ledger.view.last_good(TASK)]
 
     def epsilon(self) -> float:
         return max(self.epsilon_micro.values(), default=0) / 1e6
 
     def quarantined(self) -> int:
-        versions = self.ledger.query(f"/versions/{TASK}")
+        versions = self.ledger.view.versions(TASK)
         return sum(1 for v in versions if v.get("status") == "quarantined")
 
 
