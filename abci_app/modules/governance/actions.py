@@ -18,8 +18,7 @@ from fedledger.abci_app.context import BlockContext, Event, Reader, Writer
 from fedledger.abci_app.did.credentials import key_of_did
 from fedledger.abci_app.errors import Code, TxError
 from fedledger.abci_app.modules.evm.keeper import check_set_policy, execute_set_policy, parse_set_policy
-from fedledger.abci_app.modules.federation.keeper import MAX_DEADLINE_BLOCKS, MAX_ROUND_SIZE, find_task, store_task
-from fedledger.abci_app.modules.federation.records import TaskRecord
+from fedledger.abci_app.modules.federation.keeper import MAX_DEADLINE_BLOCKS, MAX_ROUND_SIZE, load_task, store_task
 from fedledger.abci_app.modules.fields import int_value, require_fields
 from fedledger.abci_app.modules.governance.params import effective_weights, load_params, parse_params, store_params
 from fedledger.abci_app.modules.governance.records import GovParams
@@ -94,13 +93,6 @@ def _org(view: Reader, org: str) -> OrganizationRecord:
     return rec
 
 
-def _task(view: Reader, task_id: str) -> TaskRecord:
-    rec = find_task(view, task_id)
-    if rec is None:
-        raise TxError(Code.NOT_FOUND, f"task {task_id!r} does not exist")
-    return rec
-
-
 # ----- set_task_policy -----
 def _micro_str(micro: int) -> str:
     """A micro-ε integer back as the exact decimal string parse_policy reads (ceil of it is micro again)."""
@@ -155,7 +147,7 @@ def _new_round_params(task: Mapping[str, Any], changes: Mapping[str, Any]) -> di
 
 
 def _check_task_policy(view: Reader, body: Mapping[str, Any]) -> None:
-    task = _task(view, body["task_id"])
+    task = load_task(view, body["task_id"])
     _new_round_params(task, body["changes"])
     lifecycle = _lifecycle_changes(body["changes"])
     if lifecycle:
@@ -164,7 +156,7 @@ def _check_task_policy(view: Reader, body: Mapping[str, Any]) -> None:
 
 def _execute_task_policy(state: Writer, body: Mapping[str, Any], ctx: BlockContext) -> list[Event]:
     task_id, changes = body["task_id"], body["changes"]
-    task = _task(state, task_id)
+    task = load_task(state, task_id)
     events: list[Event] = []
     if any(k in changes for k in ROUND_CHANGES):
         # Applies from now on, to the open round too: its fullness (commit, close) is judged by the new
