@@ -8,7 +8,7 @@ from typing import Any
 
 from fedledger.abci_app.context import Reader, Writer
 
-__all__ = ["JsonObject", "load_record", "store_record"]
+__all__ = ["JsonObject", "decode_record", "load_record", "store_record"]
 
 #: A JSON object whose shape this layer does not know: what `load_record` decodes before a module's
 #: typed loader (e.g. `federation.keeper.find_task`) names it with its TypedDict from `records.py`.
@@ -21,8 +21,11 @@ def load_record(view: Reader, key: bytes) -> JsonObject | None:
     Modules read their records through typed loaders that cast this to the record's TypedDict.
     """
     raw = view.get(key)
-    if raw is None:
-        return None
+    return None if raw is None else decode_record(key, raw)
+
+
+def decode_record(key: bytes, raw: bytes) -> JsonObject:
+    """A stored record's bytes as its JSON object (e.g. from a listing's values); a corrupt one raises."""
     # Records were written canonically by store_record; re-checking canonical form on every read
     # was the largest single cost of a tx, and the Merkle root already pins these bytes.
     value = json.loads(raw)

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from fedledger.abci_app.errors import Code
+from fedledger.abci_app.modules.federation.aggregation import aggregation_of
 from fedledger.abci_app.modules.federation.records import ContributionRecord, RoundRecord, TaskRecord
 from fedledger.ipfs import ContentStore, IntegrityError, StoreError
 from fedledger.node.aggregation import AggregationError, WeightedUpdate, apply_delta
@@ -26,7 +27,7 @@ from fedledger.sdk.compression import CompressionError
 from fedledger.sdk.compression.payload import decode_update
 from fedledger.sdk.dp import update_noise_multiplier
 from fedledger.sdk.errors import ClientError
-from fedledger.sdk.policy import aggregation_of, secure_of
+from fedledger.sdk.policy import secure_of
 from fedledger.sdk.secure_plan import RoundPlan
 from fedledger.sdk.steps import Action, Step
 from fedledger.sdk.submit import Submitter

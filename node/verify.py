@@ -11,6 +11,7 @@ import hashlib
 from dataclasses import dataclass
 
 from fedledger.abci_app.errors import VerificationError
+from fedledger.abci_app.modules.federation.aggregation import aggregation_of
 from fedledger.abci_app.modules.federation.records import PayloadRef
 from fedledger.ipfs import ContentStore
 from fedledger.node.aggregation import WeightedUpdate, apply_delta
@@ -18,7 +19,6 @@ from fedledger.node.aggregation.robust_delta import plaintext_delta
 from fedledger.sdk.chainview import ChainView
 from fedledger.sdk.compression.payload import decode_update
 from fedledger.sdk.flat import layout_of, unflatten
-from fedledger.sdk.policy import aggregation_of
 from fedledger.sdk.tensors import Tensors, decode_tensors, encode_tensors
 
 __all__ = ["Verification", "VerifyError", "recompute_version", "verify_version"]

@@ -1,28 +1,23 @@
-"""A task's aggregation policy as off-chain services read it: the chain's default filled in, SecAgg required where used.
+"""A task's SecAgg+ settings as off-chain services need them: present, or a clear error.
 
-Tasks created before aggregation policies existed carry none: they aggregate with plain FedAvg,
-the chain's DEFAULT_POLICY. Services that run a SecAgg+ stage ask for the secure policy and get a
-clear error, not a KeyError, when the task has none.
+The policy itself, with the chain's default for older tasks, is the federation module's
+`aggregation_of`; services that run a SecAgg+ stage ask here and get NotSecureError, not a
+KeyError or a None, when the task has no secure aggregation.
 """
 
 from __future__ import annotations
 
 from fedledger.abci_app.errors import ProtocolError
-from fedledger.abci_app.modules.federation.aggregation import DEFAULT_POLICY
-from fedledger.abci_app.modules.federation.records import AggregationPolicy, SecurePolicy, TaskRecord
+from fedledger.abci_app.modules.federation.aggregation import aggregation_of
+from fedledger.abci_app.modules.federation.records import SecurePolicy, TaskRecord
 
-__all__ = ["NotSecureError", "aggregation_of", "secure_of"]
+__all__ = ["NotSecureError", "secure_of"]
 
 
 class NotSecureError(ProtocolError):
     """A SecAgg+ step was asked of a task whose policy has no secure aggregation."""
 
     error_code = "NOT_SECURE"
-
-
-def aggregation_of(task: TaskRecord) -> AggregationPolicy:
-    """The task's aggregation policy, or the chain's default (plain FedAvg) for tasks that carry none."""
-    return task.get("aggregation") or DEFAULT_POLICY
 
 
 def secure_of(task: TaskRecord) -> SecurePolicy:

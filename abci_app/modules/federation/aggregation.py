@@ -24,7 +24,10 @@ from fedledger.abci_app.modules.federation.records import (
 )
 from fedledger.abci_app.modules.fields import int_field, require_fields
 
-__all__ = ["DEFAULT_POLICY", "ROBUST_RULES", "is_screened", "is_secure", "parse_aggregation", "positive_decimal"]
+__all__ = [
+    "DEFAULT_POLICY", "ROBUST_RULES", "aggregation_of", "is_screened", "is_secure", "parse_aggregation",
+    "positive_decimal",
+]
 
 # The on-chain names of the rules the aggregator implements (fedledger.node.robust + fedavg).
 ROBUST_RULES = ("fedavg", "median", "trimmed_mean", "krum", "multi_krum", "bulyan", "geomed", "centered_clipping")
@@ -169,13 +172,16 @@ def _parse_compression(raw: Any) -> Compression | None:
     return {"method": "topk", "fraction_ppm": int_field(raw, "fraction_ppm", 1, 1_000_000)}
 
 
+def aggregation_of(task: TaskRecord) -> AggregationPolicy:
+    """The task's aggregation policy; older task records carry none and aggregate with DEFAULT_POLICY."""
+    return task.get("aggregation") or DEFAULT_POLICY
+
+
 def is_secure(task: TaskRecord) -> bool:
     """True if the task's rounds run SecAgg+ over the chain (older task records have no policy: plaintext)."""
-    policy = task.get("aggregation") or DEFAULT_POLICY
-    return policy.get("secure") is not None
+    return aggregation_of(task).get("secure") is not None
 
 
 def is_screened(task: TaskRecord) -> bool:
     """True if the task screens every input by its claims (aggregation.screen): commits must carry them."""
-    policy = task.get("aggregation") or DEFAULT_POLICY
-    return policy.get("screen") is not None
+    return aggregation_of(task).get("screen") is not None

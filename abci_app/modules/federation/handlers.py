@@ -7,7 +7,7 @@ from fedledger.abci_app.errors import Code, TxError
 from fedledger.abci_app.events import fl_event
 from fedledger.abci_app.modules.base import Handler
 from fedledger.abci_app.modules.federation import keys
-from fedledger.abci_app.modules.federation.aggregation import DEFAULT_POLICY, is_screened, is_secure
+from fedledger.abci_app.modules.federation.aggregation import DEFAULT_POLICY, aggregation_of, is_screened, is_secure
 from fedledger.abci_app.modules.federation.keeper import load_round, load_task
 from fedledger.abci_app.modules.federation.msgs import (
     ClosedRound,
@@ -213,7 +213,7 @@ def propose_version(view: Reader, state: Writer | None, ctx: BlockContext, signe
         if contrib is None:
             raise TxError(Code.NOT_FOUND, f"{who[:16]}… made no contribution to round {msg.round}")
         dropped.append((contrib["did"], reason))
-    central = task["aggregation"].get("central_noise") if task.get("aggregation") else None
+    central = aggregation_of(task).get("central_noise")
     if msg.next_clip is not None and (central is None or "adaptive" not in central):
         raise TxError(Code.INVALID_BODY, "next_clip is only for tasks with adaptive clipping (central_noise.adaptive)")
     version = task["latest_version"] + 1

@@ -6,7 +6,6 @@ query proofs and app hashes do not move.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator
 from typing import cast
 
@@ -15,7 +14,7 @@ from fedledger.abci_app.modules.identity import keys
 from fedledger.abci_app.modules.identity.authz import member_for_key, require_member
 from fedledger.abci_app.modules.identity.genesis import organization_record
 from fedledger.abci_app.modules.identity.records import MemberRecord, OrganizationRecord
-from fedledger.abci_app.records import load_record, store_record
+from fedledger.abci_app.records import decode_record, load_record, store_record
 
 __all__ = [
     "delete_org",
@@ -86,10 +85,4 @@ def org_ids(view: Reader) -> list[str]:
 
 def organizations(view: Reader) -> list[OrganizationRecord]:
     """Every organization record, sorted by id, decoded from the listing itself (no further reads)."""
-    out = []
-    for _, raw in view.iter_prefix(_ORG_PREFIX):
-        value = json.loads(raw)
-        if not isinstance(value, dict):
-            raise RuntimeError("state invariant violated: an organization record is not an object")
-        out.append(cast(OrganizationRecord, value))
-    return out
+    return [cast(OrganizationRecord, decode_record(key, raw)) for key, raw in view.iter_prefix(_ORG_PREFIX)]
