@@ -140,6 +140,10 @@ class Code(IntEnum):
     EVM_BINDING = 65  # address binding refused (bad signature, address or DID already bound)
     POLICY_DENIED = 66  # a policy contract denied, reverted or ran out of gas (a deterministic deny)
     EVM_CALL_FAILED = 67  # eth_call / eth_estimateGas query: the call reverted or failed
+    INFERENCE_TIER = 70  # the task's inference policy requires another tier (critical refuses general-tier receipts)
+    INFERENCE_NODE = 71  # a receipt's node is not a registered inference node, or it is suspended
+    INFERENCE_REPLAY = 72  # these receipts (or this fraud proof) were already reported
+    INFERENCE_NO_FRAUD = 73  # the two receipts agree: they prove no equivocation
 
 
 class TxError(ChainRejectedError):

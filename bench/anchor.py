@@ -67,7 +67,7 @@ def bench_anchor(samples: int = 5, confirmations: int = 1, base_port: int | None
     from fedledger.node.anchor.checkpoints import Checkpoint, RPCCheckpoints, leaves
     from fedledger.node.anchor.config import load_config
     from fedledger.node.anchor.contract import anchor_calldata
-    from fedledger.node.anchor.merkle import MerkleTree
+    from fedledger.abci_app.binary_merkle import MerkleTree
     from fedledger.node.anchor.public import PublicChain
     from fedledger.node.anchor.service import AnchorService, ChainRecorder
     from fedledger.sdk.keys import Key

@@ -14,6 +14,7 @@ from typing import Any
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.serialization import Encoding, NoEncryption, PrivateFormat
 
+from fedledger.abci_app.did.credentials import ROLES
 from fedledger.abci_app.did.didkey import did_from_private_key
 from fedledger.localnet.errors import LocalnetError
 from fedledger.localnet.evm_genesis import default_evm_section
@@ -55,5 +56,5 @@ def dev_app_state(home: Path) -> dict[str, Any]:
     # The issuer key is also the organization's admin, so `fedledger gov` works on a localnet.
     return {"identity": {"organizations": [{
         "id": DEV_ORG, "name": "Local development consortium", "issuers": [did], "admins": [did],
-        "enrollment_cap": DEV_ENROLLMENT_CAP,
+        "enrollment_cap": DEV_ENROLLMENT_CAP, "roles": list(ROLES),  # inference included: the demo serves
     }]}, "evm": default_evm_section()}  # the default policy contracts, deployed at genesis

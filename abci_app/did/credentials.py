@@ -17,9 +17,10 @@ from fedledger.abci_app.did import didkey
 from fedledger.abci_app.did import vc as vclib
 from fedledger.abci_app.errors import Code, TxError
 
-__all__ = ["ROLES", "block_time_iso", "did_of_key", "key_of_did", "verify"]
+__all__ = ["DEFAULT_ORG_ROLES", "ROLES", "block_time_iso", "did_of_key", "key_of_did", "verify"]
 
 ROLES: tuple[str, ...] = tuple(vclib.ROLES)
+DEFAULT_ORG_ROLES: tuple[str, ...] = tuple(vclib.DEFAULT_ORG_ROLES)
 
 
 def key_of_did(did: str) -> str:

@@ -32,6 +32,7 @@ __all__ = [
     "ANY_ORGANIZATION",
     "CRYPTOSUITE",
     "PROOF_TYPE",
+    "DEFAULT_ORG_ROLES",
     "ROLES",
     "STATUS_ENTRY_TYPE",
     "VC_CONTEXT_V2",
@@ -58,7 +59,11 @@ STATUS_ENTRY_TYPE = "FedLedgerRevocationEntry"
 # trusted_issuers value meaning "this issuer may admit members of any organization".
 ANY_ORGANIZATION = "*"
 
-ROLES: tuple[str, ...] = ("issuer", "trainer", "aggregator", "evaluator", "validator-admin", "auditor")
+ROLES: tuple[str, ...] = ("issuer", "trainer", "aggregator", "evaluator", "validator-admin", "auditor", "inference")
+# What an organization may grant when its genesis entry lists no roles: every role but `inference`,
+# which came later; an organization that runs inference nodes lists it (so older genesis files
+# keep exactly the state they always had).
+DEFAULT_ORG_ROLES: tuple[str, ...] = ROLES[:-1]
 
 _SIGNATURE_BYTES = 64
 _TIME = re.compile(r"(\d{4})-(\d{2})-(\d{2})T(\d{2}):(\d{2}):(\d{2})(?:\.(\d{1,9}))?(Z|[+-]\d{2}:\d{2})", re.ASCII)

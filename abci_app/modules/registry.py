@@ -8,6 +8,7 @@ from fedledger.abci_app.modules.evm.module import MODULE as EVM
 from fedledger.abci_app.modules.federation.module import MODULE as FEDERATION
 from fedledger.abci_app.modules.governance.module import MODULE as GOVERNANCE
 from fedledger.abci_app.modules.identity.module import MODULE as IDENTITY
+from fedledger.abci_app.modules.inference.module import MODULE as INFERENCE
 from fedledger.abci_app.modules.lifecycle.module import MODULE as LIFECYCLE
 from fedledger.abci_app.modules.privacy.module import MODULE as PRIVACY
 from fedledger.abci_app.modules.reputation.module import MODULE as REPUTATION
@@ -16,4 +17,4 @@ from fedledger.abci_app.modules.secagg.module import MODULE as SECAGG
 __all__ = ["DEFAULT_MODULES"]
 
 DEFAULT_MODULES: tuple[Module, ...] = (IDENTITY, PRIVACY, REPUTATION, FEDERATION, SECAGG, LIFECYCLE, GOVERNANCE, EVM,
-                                       ANCHOR)
+                                       ANCHOR, INFERENCE)

@@ -18,7 +18,7 @@ from fedledger.node.anchor.errors import (
     PublicChainUnavailable,
     TxDroppedError,
 )
-from fedledger.node.anchor.merkle import MerkleProof, MerkleTree, verify_proof
+from fedledger.abci_app.binary_merkle import MerkleProof, MerkleTree, verify_proof
 from fedledger.node.anchor.public import Deployed, PublicChain
 from fedledger.node.anchor.service import AnchorResult, AnchorService, ChainRecorder
 from fedledger.node.anchor.verify import ProofBundle, Verdict, build_bundle, verify_bundle

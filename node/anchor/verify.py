@@ -26,7 +26,7 @@ from fedledger.node.anchor.checkpoints import Checkpoint, RPCCheckpoints, leaves
 from fedledger.node.anchor.contract import chain_tag, decode_anchored
 from fedledger.node.anchor.errors import AnchorError
 from fedledger.node.anchor.eth import EthClient
-from fedledger.node.anchor.merkle import MerkleError, MerkleProof, MerkleTree, root_from_proof
+from fedledger.abci_app.binary_merkle import MerkleError, MerkleProof, MerkleTree, root_from_proof
 
 __all__ = ["BUNDLE_FORMAT", "Check", "ProofBundle", "Verdict", "build_bundle", "trusted_height", "verify_bundle"]
 

@@ -9,7 +9,7 @@ from eth_hash.auto import keccak
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from fedledger.node.anchor.merkle import (
+from fedledger.abci_app.binary_merkle import (
     MerkleError,
     MerkleProof,
     MerkleTree,

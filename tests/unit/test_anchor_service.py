@@ -8,7 +8,7 @@ import pytest
 
 from fedledger.node.anchor.contract import chain_tag, decode_anchored
 from fedledger.node.anchor.errors import AnchorError, TxDroppedError
-from fedledger.node.anchor.merkle import MerkleProof, MerkleTree
+from fedledger.abci_app.binary_merkle import MerkleProof, MerkleTree
 from fedledger.node.anchor.public import PublicChain
 from fedledger.node.anchor.sender import SendPolicy, TxSender
 from fedledger.node.anchor.service import AnchorService

@@ -462,7 +462,9 @@ def test_trusted_issuers() -> None:
 
 
 def test_roles_and_subject() -> None:
-    assert set(vc.ROLES) == {"issuer", "trainer", "aggregator", "evaluator", "validator-admin", "auditor"}
+    assert set(vc.ROLES) == {"issuer", "trainer", "aggregator", "evaluator", "validator-admin", "auditor",
+                              "inference"}
+    assert "inference" not in vc.DEFAULT_ORG_ROLES  # genesis files written before inference keep their state
     assert reason_of(issue(role="auditor"), roles={"trainer", "aggregator"}) is Reason.WRONG_ROLE
     unknown_role = vc.add_proof(_with(_without(issue(), ("proof",)), ("credentialSubject", "role"), "admin"),
                                 ISSUER_KEY, didkey.verification_method_id(ISSUER), created=FROM)

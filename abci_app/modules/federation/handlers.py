@@ -228,6 +228,7 @@ def propose_version(view: Reader, state: Writer | None, ctx: BlockContext, signe
             **msg.payload.to_json(), "contributors": list(msg.contributors), "proposer": signer,
             "dropped": [{"participant": who, "reason": reason} for who, reason in msg.dropped],
             "height": ctx.height, "total_examples": total, "status": "proposed",
+            **({"artifact": {"format": "onnx", **msg.artifact.to_json()}} if msg.artifact is not None else {}),
         })
         rnd["status"] = "aggregated"
         rnd["version"] = version

@@ -168,12 +168,15 @@ class ProposeVersion:
     contributors: tuple[str, ...]
     dropped: tuple[tuple[str, str], ...] = ()  # (participant, reason) the aggregator excluded, for reputation
     next_clip: str | None = None  # adaptive clipping: the clip norm of the task's next round
+    # The version's portable artifact (ONNX built from the weights, sdk/inference/onnx_export.py),
+    # signed with the proposal so inference nodes can check what they load against the chain.
+    artifact: ModelRef | None = None
 
     @staticmethod
     def parse(body: dict[str, Any]) -> ProposeVersion:
         """Validate a propose_version body; contributors sorted and unique; optional `dropped` with reasons."""
         dropped_raw = body.get("dropped", [])
-        require_fields({k: v for k, v in body.items() if k not in ("dropped", "next_clip")},
+        require_fields({k: v for k, v in body.items() if k not in ("dropped", "next_clip", "artifact")},
                 {"task_id", "round", "cid", "sha256", "size", "contributors"})
         contributors = body["contributors"]
         if (not isinstance(contributors, list) or not 1 <= len(contributors) <= MAX_ROUND_SIZE
@@ -190,7 +193,20 @@ class ProposeVersion:
             contributors=tuple(contributors),
             dropped=dropped,
             next_clip=positive_decimal(body["next_clip"], "next_clip") if body.get("next_clip") is not None else None,
+            artifact=_parse_artifact(body["artifact"]) if "artifact" in body else None,
         )
+
+
+ARTIFACT_FORMATS = ("onnx",)
+
+
+def _parse_artifact(raw: Any) -> ModelRef:
+    """{format: "onnx", cid, sha256, size}: the version's exported model in the content store."""
+    if not isinstance(raw, dict) or set(raw) != {"format", "cid", "sha256", "size"}:
+        raise TxError(Code.INVALID_BODY, "artifact must be {format, cid, sha256, size}")
+    if raw["format"] not in ARTIFACT_FORMATS:
+        raise TxError(Code.INVALID_BODY, f"artifact format must be one of {list(ARTIFACT_FORMATS)}")
+    return ModelRef.parse(raw)
 
 
 DROP_REASONS = ("hash_mismatch", "robust_flagged")

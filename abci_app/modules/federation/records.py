@@ -13,6 +13,7 @@ from fedledger.abci_app.modules.secagg.records import SecaggState
 
 __all__ = [
     "AdaptiveClip",
+    "ArtifactRef",
     "AggregationPolicy",
     "CentralNoise",
     "Compression",
@@ -160,6 +161,15 @@ class DroppedEntry(TypedDict):
 VersionStatus = Literal["initial", "proposed", "promoted", "quarantined", "rolled_back"]
 
 
+class ArtifactRef(TypedDict):
+    """A version's portable artifact in the content store: its format, CID, sha256 and size."""
+
+    format: str
+    cid: str
+    sha256: str
+    size: int
+
+
 class VersionRecord(TypedDict):
     """`fl/version/<task>/<version>`; the lifecycle module decides its status."""
 
@@ -179,6 +189,7 @@ class VersionRecord(TypedDict):
     decided_height: NotRequired[int]
     decision: NotRequired[DecisionSummary]
     rolled_back_height: NotRequired[int]
+    artifact: NotRequired[ArtifactRef]  # the portable ONNX export, when the proposer made one
 
 
 class AncestorEntry(TypedDict):

@@ -32,6 +32,8 @@ from fedledger.abci_app.modules.identity.keeper import (
     store_org,
 )
 from fedledger.abci_app.modules.identity.records import OrganizationRecord
+from fedledger.abci_app.modules.inference.keeper import parse_params as parse_inference_params
+from fedledger.abci_app.modules.inference.keeper import store_params as store_inference_params
 from fedledger.abci_app.modules.lifecycle.keeper import PARAM_NAMES as LIFECYCLE_CHANGES
 from fedledger.abci_app.modules.lifecycle.keeper import check_rollback, check_task_params, rollback, set_task_params
 from fedledger.abci_app.modules.lifecycle.keeper import parse_params as parse_lifecycle_params
@@ -336,6 +338,20 @@ def _execute_gov_params(state: Writer, body: Mapping[str, Any], ctx: BlockContex
 
 
 # ----- the registry -----
+def _parse_inference_params(body: Mapping[str, Any]) -> dict[str, Any]:
+    require_fields(body, {"params"}, what="action")
+    return {"type": "set_inference_params", "params": parse_inference_params(body["params"])}
+
+
+def _check_inference_params(view: Reader, body: Mapping[str, Any]) -> None:
+    return None  # any in-range params are a valid state; parse checked the ranges
+
+
+def _execute_inference_params(state: Writer, body: Mapping[str, Any], ctx: BlockContext) -> list[Event]:
+    store_inference_params(state, body["params"])
+    return []
+
+
 ACTIONS: dict[str, Action] = {
     "set_task_policy": Action(_parse_task_policy, _check_task_policy, _execute_task_policy),
     "add_organization": Action(_parse_add_org, _check_add_org, _execute_add_org),
@@ -348,6 +364,8 @@ ACTIONS: dict[str, Action] = {
     "rollback": Action(_parse_rollback, _check_rollback, _execute_rollback),
     "set_reputation_params": Action(_parse_reputation, _check_reputation, _execute_reputation),
     "set_policy_contract": Action(parse_set_policy, check_set_policy, execute_set_policy),
+    "set_inference_params": Action(_parse_inference_params, _check_inference_params,
+                                   _execute_inference_params),
 }
 # Actions this chain knows of but cannot run, with the reason given to whoever proposes one. A new
 # action is one (parse, check, execute) entry in ACTIONS; an action that needs a module the chain

@@ -7,7 +7,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from fedledger.abci_app.context import Writer
-from fedledger.abci_app.did.credentials import ROLES, key_of_did
+from fedledger.abci_app.did.credentials import DEFAULT_ORG_ROLES, ROLES, key_of_did
 from fedledger.abci_app.modules.identity import keys
 from fedledger.abci_app.modules.identity.records import OrganizationRecord
 from fedledger.abci_app.records import store_record
@@ -33,7 +33,7 @@ def organization_record(org: Mapping[str, Any]) -> OrganizationRecord:
     cap = org.get("enrollment_cap")
     if not isinstance(cap, int) or isinstance(cap, bool) or not 1 <= cap <= 1_000_000:
         raise ValueError(f"organization {oid!r}: enrollment_cap must be an integer in [1, 1000000]")
-    roles = org.get("roles", list(ROLES))
+    roles = org.get("roles", list(DEFAULT_ORG_ROLES))
     if not isinstance(roles, list) or not set(roles) <= set(ROLES):
         raise ValueError(f"organization {oid!r}: roles must be a subset of {list(ROLES)}")
     admins = org.get("admins", [])

@@ -31,6 +31,7 @@ __all__ = [
     "check_reason",
     "on_contribution_accepted",
     "on_contribution_rejected",
+    "on_inference_penalty",
     "on_version_outcome",
     "score_at",
     "scores_at",
@@ -149,3 +150,20 @@ def on_version_outcome(state: Writer, dids_included: Sequence[str], promoted: bo
     reason = "version_promoted" if promoted else "version_quarantined"
     delta = par["weights"][reason] if promoted else -par["weights"][reason]
     return [_move(state, par, did, height, reason, delta) for did in ordered]
+
+
+INFERENCE_REASONS: tuple[str, ...] = ("inference_dissent", "inference_fraud")
+
+
+def on_inference_penalty(state: Writer, did: str, height: int, reason: str, penalty: int) -> list[Event]:
+    """Debit an inference node `penalty` micro-units: outvoted (inference_dissent) or caught equivocating.
+
+    The amount comes from the inference module's params rather than the reputation weights, so a
+    chain that serves no inference keeps its reputation params (and state) exactly as they were.
+    """
+    if reason not in INFERENCE_REASONS:
+        raise TxError(Code.REPUTATION_REASON_UNKNOWN, f"unknown inference penalty {reason!r}; "
+                                                      f"reasons: {list(INFERENCE_REASONS)}")
+    if not isinstance(penalty, int) or isinstance(penalty, bool) or penalty < 0:
+        raise ValueError(f"penalty must be a non-negative integer, got {penalty!r}")
+    return [_move(state, params(state), check_did(did), _check_height(height), reason, -penalty)]

@@ -1,4 +1,6 @@
-"""The checkpoint Merkle tree: keccak-256 with domain-separated leaves and nodes, and its inclusion proofs.
+"""A binary Merkle tree (keccak-256, domain-separated leaves and nodes) with inclusion proofs.
+
+Used for anchor checkpoints (node/anchor) and for inference receipt batches (modules/inference).
 
 The tree
 --------

@@ -1,0 +1,1 @@
+"""The inference module: admitted inference nodes, task tiers, signed receipts, agreement tallies and slashing."""

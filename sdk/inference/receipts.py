@@ -1,0 +1,44 @@
+"""Signing inference receipts (the node side) and checking a set of them (the client side)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import numpy.typing as npt
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+from fedledger.abci_app.did.didkey import did_from_private_key
+from fedledger.abci_app.modules.inference.receipts import Receipt, parse_receipt, signing_bytes
+from fedledger.sdk.inference.canonical import canonical_output, input_hash
+
+__all__ = ["ReceiptSigner", "sign_receipt"]
+
+
+def sign_receipt(key: Ed25519PrivateKey, *, task_id: str, version: int, request_id: str,
+                 inputs: Mapping[str, npt.NDArray[Any]], outputs: Mapping[str, npt.NDArray[Any]], height: int,
+                 segment: str = "full", prev: str = "") -> Receipt:
+    """A node's signed receipt for running `inputs` to `outputs` (checked by parse_receipt before it is returned)."""
+    out = canonical_output(outputs)
+    unsigned: dict[str, Any] = {
+        "task_id": task_id, "version": version, "segment": segment, "request_id": request_id,
+        "input_hash": input_hash(inputs), "output_hash": out.output_hash,
+        "q": list(out.q) if out.q is not None else None, "node": did_from_private_key(key), "height": height,
+        "prev": prev,
+    }
+    sig = key.sign(signing_bytes(unsigned)).hex()
+    return parse_receipt({**unsigned, "sig": sig})
+
+
+class ReceiptSigner:
+    """A node's signer: its key, and what it serves (task, segment), filled in per request with the height."""
+
+    def __init__(self, key: Ed25519PrivateKey, task_id: str, segment: str = "full") -> None:
+        self.key, self.task_id, self.segment = key, task_id, segment
+        self.did = did_from_private_key(key)
+
+    def sign(self, *, version: int, request_id: str, inputs: Mapping[str, npt.NDArray[Any]],
+             outputs: Mapping[str, npt.NDArray[Any]], height: int, prev: str = "") -> Receipt:
+        """Sign one answer."""
+        return sign_receipt(self.key, task_id=self.task_id, version=version, request_id=request_id, inputs=inputs,
+                            outputs=outputs, height=height, segment=self.segment, prev=prev)
