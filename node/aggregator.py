@@ -178,7 +178,8 @@ class Aggregator:
         result = self.submitter.send("propose_version", {
             "task_id": self.task_id, "round": number, "cid": cid, "sha256": hashlib.sha256(payload).hexdigest(),
             "size": len(payload), "contributors": sorted(included),
-            "dropped": [{"participant": w, "reason": r} for w, r in sorted(dropped.items())], **(extra or {}),
+            "dropped": [{"participant": w, "reason": r} for w, r in sorted(dropped.items())],
+            **self._artifact(model), **(extra or {}),
         })
         attr = result.attr("fl", "version")
         version = int(attr) if attr is not None else None
@@ -186,6 +187,23 @@ class Aggregator:
                                           dropped=dict(dropped)))
         return Step(Action.PROPOSED_VERSION, f"proposed version {attr} from round {number}", round=number,
                     version=version)
+
+    def _artifact(self, model: Tensors) -> dict[str, Any]:
+        """The version's ONNX export, stored and pinned, as the proposal's `artifact` field.
+
+        The export is deterministic (sdk/inference/onnx_export.py), so anyone can rebuild it from
+        the weights and check the sha256 the proposal signs. Without the inference extra (no onnx
+        installed) the version is proposed without one, and inference nodes will not serve it.
+        """
+        try:
+            from fedledger.sdk.inference.onnx_export import export_onnx
+        except ImportError:
+            return {}
+        data = export_onnx(self.view.task(self.task_id)["model_spec"], model)
+        cid = self.store.put(data)
+        self.store.pin(cid)
+        return {"artifact": {"format": "onnx", "cid": cid, "sha256": hashlib.sha256(data).hexdigest(),
+                             "size": len(data)}}
 
     def _undecided_version(self, rnd: RoundRecord) -> int | None:
         if rnd["status"] != "aggregated" or rnd["version"] is None:
