@@ -410,7 +410,7 @@ def budget_show(c: Ctx, did: str, task_id: str, as_json: bool) -> None:
                                            "versions", "lineage", "org", "member", "whois", "budget",
                                            "reputation", "reputation-history", "attestations", "lifecycle",
                                            "proposal", "proposals", "governance", "nonce", "secagg",
-                                           "anchor", "anchors", "anchor-at"]))
+                                           "anchor", "anchors", "anchor-at", "inference"]))
 @click.argument("args", nargs=-1)
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 @click.option("--prove", "--verify", "prove", is_flag=True,
@@ -421,10 +421,16 @@ def budget_show(c: Ctx, did: str, task_id: str, as_json: bool) -> None:
 @pass_ctx
 def query(c: Ctx, kind: str, args: tuple[str, ...], as_json: bool, prove: bool, trust_genesis: Path | None) -> None:
     """Query chain state over RPC: task T | round T R | contribution T R KEY | version T V | lineage T V |
-    org ORG | member DID | whois KEY | budget T DID …"""
+    org ORG | member DID | whois KEY | budget T DID | inference nodes|node|policy|params|batch|request|slashes …"""
     from fedledger.sdk.chainview import ChainView
 
     view = ChainView(c.rpc())
+    if kind == "inference":
+        kinds = ("nodes", "node", "policy", "params", "batch", "request", "slashes")
+        if not args or args[0] not in kinds:
+            raise click.UsageError(f"query inference takes one of {', '.join(kinds)}, e.g. "
+                                   "`fedledger query inference request HASH`")
+        kind, args = f"inference-{args[0]}", args[1:]
     path = "/" + "/".join((kind, *args))
     res = view.raw(path, prove=prove)
     value = json.loads(res.value)
@@ -633,6 +639,11 @@ def _register_late_commands() -> None:
     from fedledger.apps.experiment.cli import experiment
 
     cli.add_command(experiment)
+    from fedledger.apps.inference_cli import infer, inference, model
+
+    cli.add_command(model)
+    cli.add_command(inference)
+    cli.add_command(infer)
 
 
 def main() -> None:

@@ -113,10 +113,12 @@ def run_demo(cfg: DemoConfig, console: Console | None = None) -> int:
         trainers = [keystore.create(f"client{i}") for i in range(cfg.clients)]
         evaluators = [keystore.create(f"evaluator{i}") for i in range(cfg.evaluators)]
         anchorer = keystore.create("anchorer")  # a validator admin: it records the anchors
+        servers = [keystore.create(f"inference{i}") for i in range(3)]
         shards, test = load_digits_federated(cfg.clients, alpha=cfg.alpha, seed=0)
         with console.status("admitting participants with W3C credentials and creating the task…"):
             _admit_all(cfg.home, rpcs, [(owner, "aggregator")] + [(t, "trainer") for t in trainers]
-                       + [(e, "evaluator") for e in evaluators] + [(anchorer, "validator-admin")])
+                       + [(e, "evaluator") for e in evaluators] + [(anchorer, "validator-admin")]
+                       + [(k, "inference") for k in servers])
             payload = encode_tensors(initial_weights("mlp-digits", 0))
             cid = store.put(payload)
             Submitter(rpcs[0], owner).send("create_task", {
@@ -221,6 +223,9 @@ def run_demo(cfg: DemoConfig, console: Console | None = None) -> int:
                           state.accuracy.get(latest))
         if cfg.anchor:
             _anchor_and_verify(console, cfg.home, rpcs[0], anchorer)
+        from fedledger.apps.demo_inference import serve_and_infer
+
+        serve_and_infer(console, cfg.home, rpcs, store, servers, anchorer, TASK, test.X[:8], test.y[:8])
         return latest
     finally:
         with console.status("stopping the network…"):

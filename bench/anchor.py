@@ -60,6 +60,7 @@ def bench_anchor(samples: int = 5, confirmations: int = 1, base_port: int | None
 
     from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
+    from fedledger.abci_app.binary_merkle import MerkleTree
     from fedledger.localnet import manager
     from fedledger.localnet.dev import dev_credential
     from fedledger.localnet.geth import DEV_CHAIN_FILE, GETH_VERSION
@@ -67,7 +68,6 @@ def bench_anchor(samples: int = 5, confirmations: int = 1, base_port: int | None
     from fedledger.node.anchor.checkpoints import Checkpoint, RPCCheckpoints, leaves
     from fedledger.node.anchor.config import load_config
     from fedledger.node.anchor.contract import anchor_calldata
-    from fedledger.abci_app.binary_merkle import MerkleTree
     from fedledger.node.anchor.public import PublicChain
     from fedledger.node.anchor.service import AnchorService, ChainRecorder
     from fedledger.sdk.keys import Key

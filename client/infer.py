@@ -28,7 +28,7 @@ import numpy as np
 import numpy.typing as npt
 
 from fedledger.abci_app.errors import ChainRejectedError, UnavailableError, VerificationError
-from fedledger.abci_app.modules.inference.receipts import Receipt, parse_receipt
+from fedledger.abci_app.modules.inference.receipts import Receipt, parse_receipt, request_hash
 from fedledger.abci_app.modules.inference.records import NodeRecord, PolicyRecord
 from fedledger.abci_app.modules.inference.tally import Tally, tally
 from fedledger.abci_app.modules.reputation.selection import select
@@ -91,6 +91,11 @@ class VerifiedAnswer:
     receipts: tuple[Receipt, ...] = field(default=())
 
     @property
+    def request_hash(self) -> str:
+        """The request's identity on chain (what `fedledger query inference request` takes)."""
+        return request_hash(self.receipts)
+
+    @property
     def dissenters(self) -> tuple[str, ...]:
         """DIDs of the nodes the majority outvoted."""
         return self.tally.dissenters
@@ -137,6 +142,34 @@ class VerifiedInference:
         if not self.selected:
             raise NoNodesError(f"no active inference node is registered on this chain for task {self.task_id!r}; "
                                "start one with `fedledger inference serve`")
+
+    def metadata(self) -> dict[str, Any]:
+        """The served model's OIP metadata (inputs, outputs), from the first selected node that answers."""
+        for node in self.selected:
+            try:
+                resp = self.http.get(f"{node['endpoint']}/v2/models/{self.task_id}")
+                if resp.status_code == 200:
+                    meta: dict[str, Any] = resp.json()
+                    return meta
+            except (httpx.HTTPError, ValueError):
+                continue
+        raise NoNodesError(f"none of the selected nodes answered a metadata request for {self.task_id!r}")
+
+    def input_name(self) -> str:
+        """The model's only input's name; a model with several inputs needs them named."""
+        inputs = self.metadata()["inputs"]
+        if len(inputs) != 1:
+            raise ValueError(f"the model has inputs {[i['name'] for i in inputs]}; name the one to feed")
+        return str(inputs[0]["name"])
+
+    def input_dtype(self, name: str) -> np.dtype[Any]:
+        """The numpy dtype the model declares for input `name`."""
+        from fedledger.sdk.inference.oip_json import dtype_of
+
+        for item in self.metadata()["inputs"]:
+            if item["name"] == name:
+                return dtype_of(item["datatype"])
+        raise ValueError(f"the model has no input {name!r}")
 
     def close(self) -> None:
         """Stop the fan-out threads and the HTTP client."""

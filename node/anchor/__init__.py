@@ -8,6 +8,7 @@ deployment), service.py (`fedledger anchor run`), verify.py (`fedledger anchor v
 
 from __future__ import annotations
 
+from fedledger.abci_app.binary_merkle import MerkleProof, MerkleTree, verify_proof
 from fedledger.node.anchor.checkpoints import SCHEME, Checkpoint, CheckpointVersion, RPCCheckpoints
 from fedledger.node.anchor.config import AnchorConfig, load_config
 from fedledger.node.anchor.errors import (
@@ -18,7 +19,6 @@ from fedledger.node.anchor.errors import (
     PublicChainUnavailable,
     TxDroppedError,
 )
-from fedledger.abci_app.binary_merkle import MerkleProof, MerkleTree, verify_proof
 from fedledger.node.anchor.public import Deployed, PublicChain
 from fedledger.node.anchor.service import AnchorResult, AnchorService, ChainRecorder
 from fedledger.node.anchor.verify import ProofBundle, Verdict, build_bundle, verify_bundle

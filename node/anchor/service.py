@@ -21,11 +21,11 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+from fedledger.abci_app.binary_merkle import MerkleTree
 from fedledger.node.anchor.checkpoints import SCHEME, CheckpointSource, leaves
 from fedledger.node.anchor.contract import anchor_calldata, anchored_topic, chain_tag, decode_anchored
 from fedledger.node.anchor.errors import AnchorTimeoutError, AnchorTxError, PublicChainUnavailable, TxDroppedError
 from fedledger.node.anchor.eth import EthRPCError
-from fedledger.abci_app.binary_merkle import MerkleTree
 from fedledger.node.anchor.public import PublicChain
 from fedledger.node.anchor.sender import Confirmed
 

@@ -21,12 +21,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from fedledger.abci_app.binary_merkle import MerkleError, MerkleProof, MerkleTree, root_from_proof
 from fedledger.abci_app.modules.federation.records import VersionRecord
 from fedledger.node.anchor.checkpoints import Checkpoint, RPCCheckpoints, leaves
 from fedledger.node.anchor.contract import chain_tag, decode_anchored
 from fedledger.node.anchor.errors import AnchorError
 from fedledger.node.anchor.eth import EthClient
-from fedledger.abci_app.binary_merkle import MerkleError, MerkleProof, MerkleTree, root_from_proof
 
 __all__ = ["BUNDLE_FORMAT", "Check", "ProofBundle", "Verdict", "build_bundle", "trusted_height", "verify_bundle"]
 

@@ -6,9 +6,9 @@ import dataclasses
 
 import pytest
 
+from fedledger.abci_app.binary_merkle import MerkleProof, MerkleTree
 from fedledger.node.anchor.contract import chain_tag, decode_anchored
 from fedledger.node.anchor.errors import AnchorError, TxDroppedError
-from fedledger.abci_app.binary_merkle import MerkleProof, MerkleTree
 from fedledger.node.anchor.public import PublicChain
 from fedledger.node.anchor.sender import SendPolicy, TxSender
 from fedledger.node.anchor.service import AnchorService

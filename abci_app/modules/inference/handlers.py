@@ -26,18 +26,13 @@ from fedledger.abci_app.modules.inference.keeper import (
 )
 from fedledger.abci_app.modules.inference.msgs import RegisterNode, ReportFraud, ReportReceipts, SetInferencePolicy
 from fedledger.abci_app.modules.inference.params import params
-from fedledger.abci_app.modules.inference.receipts import Receipt, agree
+from fedledger.abci_app.modules.inference.receipts import agree, request_hash
 from fedledger.abci_app.modules.inference.records import BatchRequest, NodeRecord, SlashRecord
 from fedledger.abci_app.modules.inference.tally import tally
 from fedledger.abci_app.modules.reputation.keeper import on_inference_penalty
 from fedledger.abci_app.records import store_record
 
-__all__ = ["HANDLERS", "request_hash"]
-
-
-def request_hash(receipts: tuple[Receipt, ...] | list[Receipt]) -> str:
-    """sha256 hex over a request's receipt hashes, sorted: the request's identity on chain."""
-    return hashlib.sha256(b"".join(bytes.fromhex(h) for h in sorted(r.hash for r in receipts))).hexdigest()
+__all__ = ["HANDLERS"]
 
 
 def register_node(view: Reader, state: Writer | None, ctx: BlockContext, signer: str,

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import hashlib
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -32,7 +32,7 @@ from fedledger.abci_app.errors import Code, TxError
 from fedledger.abci_app.modules.fields import HEX64, ID_RE
 
 __all__ = ["MAX_Q", "QUANT_BITS", "RECEIPT_DOMAIN", "RECEIPT_FIELDS", "TOLERANCE", "Receipt", "agree",
-           "parse_receipt", "receipt_hash", "signing_bytes"]
+           "parse_receipt", "receipt_hash", "request_hash", "signing_bytes"]
 
 RECEIPT_DOMAIN = b"fedledger-inference-receipt-v1\n"
 QUANT_BITS = 8
@@ -158,3 +158,8 @@ def agree(a: Receipt, b: Receipt) -> bool:
     if a.q is None or b.q is None or len(a.q) != len(b.q):
         return False
     return all(abs(x - y) <= TOLERANCE for x, y in zip(a.q, b.q, strict=True))
+
+
+def request_hash(receipts: Sequence[Receipt]) -> str:
+    """sha256 hex over a request's receipt hashes, sorted: the request's identity on chain."""
+    return hashlib.sha256(b"".join(bytes.fromhex(h) for h in sorted(r.hash for r in receipts))).hexdigest()

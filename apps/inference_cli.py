@@ -1,0 +1,182 @@
+"""CLI for decentralized inference: export a version's ONNX artifact, run an inference node, ask for answers."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import signal
+import threading
+from pathlib import Path
+from typing import Any
+
+import click
+import numpy as np
+
+from fedledger.apps.context import Ctx, fail, pass_ctx
+from fedledger.sdk.errors import ClientError
+
+__all__ = ["infer", "inference", "model"]
+
+
+class InputFileError(ClientError):
+    """The --input file is not a readable .npy array."""
+
+    error_code = "INFERENCE_INPUT"
+
+
+@click.group()
+def model() -> None:
+    """Model artifacts: the portable ONNX export of a version, checked against the chain."""
+
+
+@model.command("export")
+@click.argument("task_id")
+@click.argument("version", type=int)
+@click.option("--out", "out", type=click.Path(dir_okay=False, path_type=Path), required=True, help="Where to write.")
+@click.option("--no-rebuild-check", is_flag=True,
+              help="Skip rebuilding the ONNX file from the version's weights (the sha256 is still checked).")
+@pass_ctx
+def model_export(c: Ctx, task_id: str, version: int, out: Path, no_rebuild_check: bool) -> None:
+    """Write VERSION's ONNX artifact after checking its sha256 against the chain (and that the weights rebuild it)."""
+    from fedledger.sdk.chainview import ChainView
+    from fedledger.sdk.inference.onnx_export import export_onnx
+    from fedledger.sdk.tensors import decode_tensors
+
+    view = ChainView(c.rpc())
+    rec = view.version(task_id, version)
+    artifact = rec.get("artifact")
+    if artifact is None:
+        fail(f"version {version} of {task_id!r} was proposed without an ONNX artifact (by an aggregator without "
+             "the inference extra); nothing to export", 3)
+    store = c.open_store()
+    data = store.get(artifact["cid"], artifact["sha256"])
+    if hashlib.sha256(data).hexdigest() != artifact["sha256"]:
+        fail(f"the store returned bytes whose sha256 is not the one on chain for version {version}", 6)
+    rebuilt = "skipped"
+    if not no_rebuild_check:
+        weights = decode_tensors(store.get(rec["cid"], rec["sha256"]))
+        again = export_onnx(view.task(task_id)["model_spec"], weights)
+        if hashlib.sha256(again).hexdigest() != artifact["sha256"]:
+            fail(f"version {version}'s artifact is not the export of its recorded weights", 6)
+        rebuilt = "the version's weights rebuild it byte for byte"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_bytes(data)
+    click.echo(f"wrote {out} ({len(data)} bytes): version {version} of {task_id}, sha256 {artifact['sha256'][:16]}… "
+               f"matches the chain; {rebuilt}")
+
+
+@click.group()
+def inference() -> None:
+    """Inference nodes and task tiers."""
+
+
+@inference.command("serve")
+@click.option("--key", "key_name", required=True, help="The node's key (admitted with role inference).")
+@click.option("--task", "task_id", required=True)
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", default=8100, show_default=True, help="0: any free port.")
+@click.option("--advertise", default=None, help="The URL registered on chain (default: http://HOST:PORT).")
+@click.option("--cache", "cache_dir", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="Where verified artifacts are kept for partitions (default: HOME/inference-cache).")
+@click.option("--poll", default=0.5, show_default=True, help="Seconds between chain polls.")
+@click.option("--max-batch", default=64, show_default=True, help="Rows per dynamic batch (1: no batching).")
+@pass_ctx
+def inference_serve(c: Ctx, key_name: str, task_id: str, host: str, port: int, advertise: str | None,
+                    cache_dir: Path | None, poll: float, max_batch: int) -> None:
+    """Serve TASK's last good version over the Open Inference Protocol v2, signing a receipt for every answer."""
+    from fedledger.node.inference.service import InferenceNode
+    from fedledger.sdk.chainview import ChainView
+
+    rpc = c.rpc()
+    key = c.keys.load(key_name)
+    node = InferenceNode(key=key, task_id=task_id, view=ChainView(rpc), status=rpc.status, store=c.open_store(),
+                         cache_dir=cache_dir or c.home / "inference-cache", submitter=c.submitter(key_name),
+                         host=host, port=port, poll=poll, advertise=advertise, max_batch=max_batch)
+    url = node.start()
+    click.echo(f"serving {task_id} version {node.version} on {url} (OIP v2: {url}/v2/models/{task_id}); Ctrl-C stops")
+    done = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: done.set())
+    try:
+        while not done.wait(1.0):
+            pass
+    except KeyboardInterrupt:
+        pass
+    finally:
+        node.stop()
+
+
+@inference.command("policy")
+@click.option("--key", "key_name", required=True, help="The task owner's key.")
+@click.option("--task", "task_id", required=True)
+@click.option("--tier", type=click.Choice(["general", "critical"]), required=True)
+@click.option("--k", "k", type=click.IntRange(1, 9), default=3, show_default=True, help="Nodes per request.")
+@pass_ctx
+def inference_policy(c: Ctx, key_name: str, task_id: str, tier: str, k: int) -> None:
+    """Set which inference tier TASK requires and how many nodes answer each request."""
+    result = c.submitter(key_name).send("set_inference_policy", {"task_id": task_id, "tier": tier, "k": k})
+    click.echo(f"task {task_id}: tier {tier}, k = {k} (height {result.height})")
+
+
+def _load_input(path: Path) -> np.ndarray:
+    try:
+        arr = np.load(path, allow_pickle=False)
+    except (OSError, ValueError) as exc:
+        raise InputFileError(f"{path} is not a readable .npy array: {exc}") from exc
+    if not isinstance(arr, np.ndarray):
+        raise InputFileError(f"{path} holds several arrays; give one .npy array")
+    return arr
+
+
+@click.command()
+@click.option("--task", "task_id", required=True)
+@click.option("--input", "input_path", type=click.Path(exists=True, dir_okay=False, path_type=Path), required=True,
+              help="A .npy array (float32 rows for the task models).")
+@click.option("--input-name", default=None, help="The model input it feeds (default: the model's only input).")
+@click.option("--k", "k", type=click.IntRange(1, 9), default=None, help="Nodes to ask (default: the task policy's).")
+@click.option("--key", "key_name", default=None, help="A member key: post the receipts to the chain with it.")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@pass_ctx
+def infer(c: Ctx, task_id: str, input_path: Path, input_name: str | None, k: int | None, key_name: str | None,
+          as_json: bool) -> None:
+    """Ask k chain-selected inference nodes, verify their signed receipts, and print the majority's answer."""
+    from fedledger.client.infer import VerifiedInference
+    from fedledger.client.receipt_reporter import ReceiptReporter
+    from fedledger.sdk.chainview import ChainView
+
+    arr = _load_input(input_path)
+    rpc = c.rpc()
+    reporter = ReceiptReporter(c.submitter(key_name), task_id, store=c.open_store()) if key_name else None
+    client = VerifiedInference(ChainView(rpc), rpc.status, task_id, k=k, sink=reporter)
+    try:
+        name = input_name or client.input_name()
+        answer = client.infer({name: arr.astype(client.input_dtype(name), copy=False)})
+    finally:
+        client.close()
+    posted: Any = None
+    if reporter is not None:
+        reporter.close()
+        posted = [p.__dict__ for p in reporter.posted]
+    summary = {
+        "task": task_id, "version": answer.version, "request_id": answer.request_id,
+        "outputs": {n: v.tolist() for n, v in answer.outputs.items()},
+        "argmax": {n: np.asarray(v).argmax(axis=-1).tolist() for n, v in answer.outputs.items() if v.ndim >= 1},
+        "outcome": answer.tally.outcome, "majority": list(answer.tally.majority),
+        "dissenters": list(answer.dissenters), "failed": [list(f) for f in answer.failed],
+        "selected_at_height": answer.selection_height, "receipts": [r.hash for r in answer.receipts],
+        "request_hash": answer.request_hash, "posted": posted,
+    }
+    if as_json:
+        click.echo(json.dumps(summary, indent=2))
+        return
+    click.echo(f"{task_id} v{answer.version}: {answer.tally.outcome} of {len(answer.answers)} nodes "
+               f"(selected at height {answer.selection_height})")
+    for n, v in summary["argmax"].items():
+        click.echo(f"  {n} argmax: {v}")
+    for a in answer.answers:
+        mark = "dissent" if a.did in answer.dissenters else ("failed: " + a.error if a.error else "agreed")
+        click.echo(f"  {a.did[-12:]} {a.endpoint}  {mark}{'  (stale)' if a.stale else ''}")
+    if posted:
+        for p in posted:
+            click.echo(f"  receipts: batch {p['batch']} at height {p['height']}" if p["error"] is None
+                       else f"  receipts NOT posted: {p['error']}")
+    click.echo(f"  request hash {answer.request_hash} (fedledger query inference request {answer.request_hash[:12]}…)")

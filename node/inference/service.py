@@ -1,0 +1,188 @@
+"""An inference node: it serves a task's last good version, verified against the chain, and signs every answer.
+
+What it does, in order:
+1. On start it loads the newest artifact in its cache whose bytes match the sha256 recorded with
+   it (so a restart during a partition still serves), and starts the OIP v2 server.
+2. It registers its endpoint on chain (`register_inference_node`); only an admitted member with
+   the `inference` role may.
+3. Its follower polls the chain each `poll` seconds: on a new height it reads the task's last good
+   version. When that changes (a promotion, or a rollback) it fetches the version's ONNX artifact
+   from the content store, checks its sha256 against the version record the proposer signed,
+   loads it and swaps it in; the old model finishes its in-flight batch. A last good version
+   without an artifact (version 0, or one proposed without the inference extra) is not served:
+   the node unloads rather than keep serving a version the chain no longer calls good.
+4. While the chain cannot be reached, the node keeps serving the last version it verified and
+   marks every response stale, with the reason (seed 1: "continue inference on cached, signed
+   checkpoints during network partitions").
+
+Each answer carries a receipt the node signs with its key: task, version, request id, input hash,
+output hash and the last height it saw.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import threading
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from fedledger.abci_app.errors import FedLedgerError, UnavailableError, VerificationError
+from fedledger.node.inference.faults import ModelTransform
+from fedledger.node.inference.holder import ModelHolder, ServedModel
+from fedledger.node.inference.runtime import LoadedModel
+from fedledger.node.inference.server import create_app
+from fedledger.node.inference.serving import ServerThread, serve_in_thread
+from fedledger.sdk.chainview import ChainView
+from fedledger.sdk.inference.receipts import ReceiptSigner
+from fedledger.sdk.keys import Key
+
+__all__ = ["ArtifactMismatchError", "InferenceNode"]
+
+log = logging.getLogger(__name__)
+
+class ArtifactMismatchError(VerificationError):
+    """The artifact the content store returned is not the one the chain records for the version."""
+
+    error_code = "ARTIFACT_MISMATCH"
+
+
+class InferenceNode:
+    """One node serving one task (see the module docstring)."""
+
+    def __init__(self, *, key: Key, task_id: str, view: ChainView, status: Callable[[], dict[str, Any]],
+                 store: Any, cache_dir: Path, submitter: Any | None = None, host: str = "127.0.0.1",
+                 port: int = 0, poll: float = 0.5, advertise: str | None = None,
+                 transform: ModelTransform | None = None, max_batch: int = 64, max_delay_ms: float = 2.0) -> None:
+        self.key, self.task_id, self.view, self._status, self.store = key, task_id, view, status, store
+        self.cache = cache_dir / task_id
+        self.submitter, self.host, self.port, self.poll, self.advertise = submitter, host, port, poll, advertise
+        self.transform = transform
+        self.holder = ModelHolder()
+        self.signer = ReceiptSigner(key.private, task_id)
+        self.height = 0
+        self.version: int | None = None
+        self.swaps: list[int] = []
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._server: ServerThread | None = None
+        self._app = create_app(self.holder, model_name=task_id, sign=self._sign, max_batch=max_batch,
+                               max_delay_ms=max_delay_ms)
+
+    @property
+    def url(self) -> str:
+        """Where the server listens (after start)."""
+        if self._server is None:
+            raise RuntimeError("the node is not started")
+        return self._server.url
+
+    def _sign(self, label: str, request_id: str, inputs: dict[str, np.ndarray],
+              outputs: dict[str, np.ndarray]) -> dict[str, Any]:
+        return self.signer.sign(version=int(label), request_id=request_id, inputs=inputs, outputs=outputs,
+                                height=self.height).to_json()
+
+    # ------------------------------------------------------------------ lifecycle
+    def start(self, *, register: bool = True) -> str:
+        """Load the cache, serve, register the endpoint (when the chain answers) and start following."""
+        self._load_cached()
+        self._server = serve_in_thread(self._app, self.host, self.port)
+        if register and self.submitter is not None:
+            self.register()
+        self.sync()
+        self._thread = threading.Thread(target=self._follow, name=f"inference-follow-{self.task_id}", daemon=True)
+        self._thread.start()
+        return self.url
+
+    def register(self) -> None:
+        """Announce the endpoint on chain (a node that moved re-registers; the chain keeps one record per key)."""
+        endpoint = self.advertise or self.url
+        mine = self.view.get(f"/inference-node/{self.key.public_hex}") if self.view.exists(
+            f"/inference-node/{self.key.public_hex}") else None
+        if mine is None or mine["endpoint"] != endpoint.rstrip("/"):
+            assert self.submitter is not None
+            self.submitter.send("register_inference_node", {"endpoint": endpoint})
+
+    def stop(self) -> None:
+        """Stop following and serving."""
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(5)
+        if self._server is not None:
+            self._server.stop()
+
+    # ------------------------------------------------------------------ following the chain
+    def _follow(self) -> None:
+        while not self._stop.wait(self.poll):
+            self.sync()
+
+    def sync(self) -> None:
+        """One follower step: read the chain, swap versions if needed; mark stale if the chain is unreachable."""
+        try:
+            height = int(self._status()["sync_info"]["latest_block_height"])
+            if height != self.height or self.version is None:
+                target = self.view.last_good(self.task_id)
+                self.height = height
+                if target != self.version:
+                    self._serve_version(target)
+            self.holder.mark_fresh()
+        except UnavailableError as exc:
+            reason = f"the chain is unreachable ({str(exc)[:120]}); serving the last verified version {self.version}"
+            if not self.holder.stale:
+                log.warning("%s", reason)
+            self.holder.mark_stale(reason)
+        except FedLedgerError as exc:
+            log.warning("inference node %s: could not follow the chain: %s", self.task_id, exc)
+
+    def _serve_version(self, version: int) -> None:
+        rec = self.view.version(self.task_id, version) if version > 0 else None
+        artifact = rec.get("artifact") if rec is not None else None
+        if rec is None or artifact is None:
+            log.warning("task %s: last good version %d has no ONNX artifact; not serving", self.task_id, version)
+            self.holder.unload()
+            self.version = version
+            return
+        data = self.store.get(artifact["cid"], artifact["sha256"])
+        if hashlib.sha256(data).hexdigest() != artifact["sha256"]:
+            raise ArtifactMismatchError(f"the artifact of version {version} does not match its recorded sha256")
+        self._swap(version, data, dict(rec))
+        self._write_cache(version, data, dict(rec))
+
+    def _swap(self, version: int, data: bytes, record: dict[str, Any]) -> None:
+        model = LoadedModel.from_bytes(data, name=self.task_id, version=str(version))
+        if self.transform is not None:  # a lying node (faults.py): experiments and tests only
+            current = self.holder.current
+            model = self.transform(version, model, current.model if current is not None else None)
+        self.holder.swap(ServedModel(model, str(version), {"artifact": record.get("artifact"),
+                                                            "proposer": record.get("proposer")}))
+        self.version = version
+        self.swaps.append(version)
+        log.info("task %s: now serving version %d", self.task_id, version)
+
+    # ------------------------------------------------------------------ the partition cache
+    def _write_cache(self, version: int, data: bytes, record: dict[str, Any]) -> None:
+        self.cache.mkdir(parents=True, exist_ok=True)
+        (self.cache / f"v{version:08d}.onnx").write_bytes(data)
+        (self.cache / f"v{version:08d}.json").write_text(json.dumps(record, sort_keys=True))
+        (self.cache / "current").write_text(str(version))
+
+    def _load_cached(self) -> None:
+        current = self.cache / "current"
+        if not current.exists():
+            return
+        version = int(current.read_text().strip() or 0)
+        onnx_path, rec_path = self.cache / f"v{version:08d}.onnx", self.cache / f"v{version:08d}.json"
+        try:
+            record = json.loads(rec_path.read_text())
+            data = onnx_path.read_bytes()
+        except (OSError, ValueError) as exc:
+            log.warning("ignoring the inference cache in %s: %s", self.cache, exc)
+            return
+        if hashlib.sha256(data).hexdigest() != (record.get("artifact") or {}).get("sha256"):
+            log.warning("ignoring cached version %d: its bytes do not match the recorded sha256", version)
+            return
+        self._swap(version, data, record)
+        self.holder.mark_stale(f"serving cached version {version}; not yet confirmed against the chain")

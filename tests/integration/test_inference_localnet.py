@@ -1,0 +1,233 @@
+"""Decentralized inference on a real 4-validator localnet: real inference nodes (uvicorn + onnxruntime) started here.
+
+One chain for the module: a task whose version 1 is promoted with its ONNX artifact, three nodes
+(one of them lying), then a hot swap to version 2, a quarantined version 3 nobody serves, a stale
+node, a partitioned node, malformed requests, and the CLI (`infer`, `query inference`,
+`model export`).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+import numpy as np
+import pytest
+
+from fedledger.client.infer import VerifiedInference
+from fedledger.client.receipt_reporter import ReceiptReporter
+from fedledger.ipfs import open_store
+from fedledger.localnet import manager
+from fedledger.localnet.dev import dev_credential
+from fedledger.node.inference.faults import make_fault
+from fedledger.node.inference.service import InferenceNode
+from fedledger.sdk.chainview import ChainView
+from fedledger.sdk.inference.onnx_export import export_onnx
+from fedledger.sdk.keys import Key, KeyStore
+from fedledger.sdk.ml.model import initial_weights
+from fedledger.sdk.rpc import CometRPC
+from fedledger.sdk.submit import Submitter
+from fedledger.sdk.tensors import encode_tensors
+
+pytestmark = [pytest.mark.integration, pytest.mark.timeout(600)]
+
+TASK = "digits"
+SPEC = "mlp-digits"
+GOOD = {"canary_accuracy_ppm": 900_000, "backdoor_asr_ppm": 10_000, "metrics_sha256": "ab" * 32}
+BAD = {"canary_accuracy_ppm": 100_000, "backdoor_asr_ppm": 10_000, "metrics_sha256": "cd" * 32}
+
+
+@dataclass
+class World:
+    net: Any
+    cli: Any
+    rpc: CometRPC
+    view: ChainView
+    store: Any
+    keys: dict[str, Key]
+    subs: dict[str, Submitter]
+    nodes: dict[str, InferenceNode]
+    rounds: int = 0
+
+    def ref(self, data: bytes) -> dict[str, Any]:
+        cid = self.store.put(data)
+        return {"cid": cid, "sha256": hashlib.sha256(data).hexdigest(), "size": len(data)}
+
+    def promote(self, seed: int, metrics: dict[str, Any] = GOOD) -> int:
+        """Run a round with one (unchecked) contribution and propose weights `seed` with their artifact."""
+        self.rounds += 1
+        number = self.rounds
+        owner = self.subs["owner"]
+        owner.send("open_round", {"task_id": TASK, "round": number})
+        base = self.view.round(TASK, number)["base_version"]
+        self.subs["trainer"].send("commit_contribution", {
+            "task_id": TASK, "round": number, "base_version": base, "num_examples": 10,
+            "dp": {"noise_multiplier": "1", "sample_rate": "0.1", "steps": 10, "clip_norm": "1"},
+            **self.ref(b"update %d" % number)})
+        owner.send("close_round", {"task_id": TASK, "round": number})
+        weights = initial_weights(SPEC, seed)
+        res = owner.send("propose_version", {
+            "task_id": TASK, "round": number, **self.ref(encode_tensors(weights)),
+            "contributors": [self.keys["trainer"].public_hex],
+            "artifact": {"format": "onnx", **self.ref(export_onnx(SPEC, weights))}})
+        version = int(res.attr("fl", "version") or 0)
+        for ev in ("ev0", "ev1"):
+            self.subs[ev].send("attest_version", {"task_id": TASK, "version": version, **metrics})
+        return version
+
+    def node(self, name: str, **kw: Any) -> InferenceNode:
+        rpc = kw.pop("rpc", self.rpc)
+        node = InferenceNode(key=self.keys[name], task_id=TASK, view=ChainView(rpc), status=rpc.status,
+                             store=self.store, cache_dir=self.cli.home / "cache" / name,
+                             submitter=Submitter(rpc, self.keys[name]), poll=kw.pop("poll", 0.3), **kw)
+        node.start()
+        self.nodes[name] = node
+        return node
+
+
+def wait_for(cond: Any, what: str, timeout: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not cond():
+        if time.monotonic() > deadline:
+            pytest.fail(f"timed out waiting for {what}")
+        time.sleep(0.2)
+
+
+@pytest.fixture(scope="module")
+def world(kit: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
+    root = tmp_path_factory.mktemp("inference")
+    with kit.running_localnet(root / "net") as net:
+        cli = kit.Cli(root / "home", net.home, root / "logs")
+        rpc = CometRPC(manager.rpc_url(net.home, 0))
+        store = open_store(manager.store_spec(net.home) or f"embedded:{root / 'store'}")
+        ks = KeyStore(cli.home)
+        roles = {"owner": "aggregator", "trainer": "trainer", "ev0": "evaluator", "ev1": "evaluator",
+                 "client": "auditor", "n0": "inference", "n1": "inference", "liar": "inference",
+                 "old": "inference", "cut": "inference"}
+        keys = {name: ks.create(name) for name in roles}
+        subs = {name: Submitter(rpc, key) for name, key in keys.items()}
+        hashes = [(subs[n], subs[n].broadcast("admit", {"credential": dev_credential(net.home, keys[n], r)}))
+                  for n, r in roles.items()]
+        for sub, h in hashes:
+            sub.wait(h)
+        w = World(net, cli, rpc, ChainView(rpc), store, keys, subs, {})
+        init = encode_tensors(initial_weights(SPEC, 0))
+        subs["owner"].send("create_task", {
+            "task_id": TASK, "model_spec": SPEC, "round_size": 1, "min_contributions": 1, "deadline_blocks": 50,
+            "aggregator": keys["owner"].public_hex, "initial_model": w.ref(init),
+            "privacy": {"epsilon": "100", "delta": "1e-5", "org_epsilon": None}})
+        try:
+            yield w
+        finally:
+            for node in w.nodes.values():
+                node.stop()
+            cli.close()
+
+
+def rows(n: int = 4, seed: int = 0) -> np.ndarray:
+    return np.random.default_rng(seed).normal(size=(n, 64)).astype(np.float32)
+
+
+def test_cbv_outvotes_and_slashes_a_lying_node(world: World) -> None:
+    assert world.promote(1) == 1
+    assert world.view.version(TASK, 1)["status"] == "promoted"
+    for name in ("n0", "n1"):
+        world.node(name)
+    world.node("liar", transform=make_fault("perturb"))
+    wait_for(lambda: all(n.version == 1 for n in world.nodes.values()), "three nodes serving version 1")
+    reporter = ReceiptReporter(world.subs["client"], TASK, store=world.store, interval=0.3)
+    client = VerifiedInference(world.view, world.rpc.status, TASK, sink=reporter)
+    assert {n["did"] for n in client.selected} == {n.signer.did for n in world.nodes.values()}
+    liar = world.nodes["liar"].signer.did
+    answers = [client.infer({"input": rows(seed=i)}) for i in range(5)]
+    client.close()
+    assert reporter.flush(60)
+    reporter.close()
+    expected = world.nodes["n0"].holder.current.model.run({"input": rows(seed=0)})  # type: ignore[union-attr]
+    np.testing.assert_allclose(answers[0].outputs["logits"], expected["logits"], atol=1e-6)
+    assert all(a.dissenters == (liar,) and len(a.tally.majority) == 2 for a in answers)  # 100% outvoted
+    assert all(p.error is None for p in reporter.posted), reporter.posted
+    slashes = world.view.get("/inference-slashes")["slashes"]
+    assert {s["node"] for s in slashes} == {liar}  # nothing honest slashed
+    batches = {p.batch: p.height for p in reporter.posted}
+    assert all(s["height"] == batches[s["batch"]] for s in slashes)  # slashed in the batch's own block
+    node = world.view.get(f"/inference-node/{liar}")
+    assert node["status"] == "suspended" and node["dissented"] >= 3
+    req = world.view.get(f"/inference-request/{answers[0].request_hash}")
+    assert req["version"] == 1 and req["dissenters"] == [liar] and req["outcome"] == "majority"
+
+
+def test_malformed_requests_get_oip_errors(world: World) -> None:
+    url = world.nodes["n0"].url
+    for body, status, words in (
+        (b"{not json", 400, "json"),
+        (json.dumps({"inputs": [{"name": "input", "shape": [1, 3], "datatype": "FP32",
+                                 "data": [1, 2, 3]}]}).encode(), 400, "shape"),
+        (json.dumps({"inputs": [{"name": "input", "shape": [1, 64], "datatype": "INT64",
+                                 "data": [1] * 64}]}).encode(), 400, "fp32"),
+    ):
+        resp = httpx.post(f"{url}/v2/models/{TASK}/infer", content=body)
+        assert resp.status_code == status and words in resp.json()["error"].lower(), resp.text
+    resp = httpx.post(f"{url}/v2/models/nope/infer", content=b"{}")
+    assert resp.status_code == 404 and "error" in resp.json()
+    assert httpx.get(f"{url}/v2/health/ready").status_code == 200
+
+
+def test_hot_swap_on_promotion_and_never_a_quarantined_version(world: World) -> None:
+    old = world.node("old", poll=3600.0)  # follows once at start, then never: a stale node
+    assert old.version == 1
+    assert world.promote(2) == 2
+    wait_for(lambda: world.nodes["n0"].version == 2 and world.nodes["n1"].version == 2, "the swap to version 2")
+    assert world.promote(3, BAD) == 3
+    assert world.view.version(TASK, 3)["status"] == "quarantined"
+    time.sleep(2)
+    assert world.nodes["n0"].version == 2 and 3 not in world.nodes["n0"].swaps
+    client = VerifiedInference(world.view, world.rpc.status, TASK)
+    try:
+        answer = client.infer({"input": rows(seed=9)})
+    finally:
+        client.close()
+    assert answer.version == 2 and answer.tally.outcome == "unanimous"
+    failed = dict(answer.failed)
+    if old.signer.did in {a.did for a in answer.answers}:  # drawn: it answered for the wrong version
+        assert "404" in failed[old.signer.did]
+
+
+def test_partitioned_node_serves_its_cached_version_marked_stale(world: World) -> None:
+    dead = CometRPC("http://127.0.0.1:9")  # nothing listens: the chain is unreachable
+    cut = world.node("cut")
+    wait_for(lambda: cut.version == 2, "the cut node serving version 2")
+    cut.stop()
+    again = InferenceNode(key=world.keys["cut"], task_id=TASK, view=ChainView(dead), status=dead.status,
+                          store=world.store, cache_dir=world.cli.home / "cache" / "cut", submitter=None, poll=0.2)
+    again.start(register=False)
+    world.nodes["cut-again"] = again
+    body = {"id": "p1", "inputs": [{"name": "input", "shape": [1, 64], "datatype": "FP32",
+                                     "data": rows(1).reshape(-1).tolist()}]}
+    resp = httpx.post(f"{again.url}/v2/models/{TASK}/infer", json=body).json()
+    assert resp["parameters"]["fedledger_version"] == "2" and resp["parameters"]["fedledger_stale"] is True
+    assert "unreachable" in resp["parameters"]["fedledger_stale_reason"] or \
+        "cached" in resp["parameters"]["fedledger_stale_reason"]
+
+
+def test_cli_infer_query_and_export(world: World, tmp_path: Path) -> None:
+    x = tmp_path / "x.npy"
+    np.save(x, rows(2, seed=3))
+    out = world.cli.json("infer", "--task", TASK, "--input", str(x), "--key", "client")
+    assert out["version"] == 2 and out["outcome"] in ("unanimous", "majority") and out["posted"][0]["error"] is None
+    req = world.cli.json("query", "inference", "request", out["request_hash"], "--verify")
+    assert req["answer"]["version"] == 2 and req["proof"]
+    f = tmp_path / "v2.onnx"
+    res = world.cli.ok("model", "export", TASK, "2", "--out", str(f))
+    assert "rebuild it byte for byte" in res.stdout
+    assert hashlib.sha256(f.read_bytes()).hexdigest() == world.view.version(TASK, 2)["artifact"]["sha256"]
+    bad = world.cli.run("infer", "--task", TASK, "--input", str(tmp_path))
+    assert bad.rc != 0
+    missing = world.cli.run("model", "export", TASK, "99", "--out", str(f))
+    assert missing.rc == 3 and "error:" in missing.stderr
