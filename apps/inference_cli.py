@@ -134,10 +134,13 @@ def _load_input(path: Path) -> np.ndarray:
 @click.option("--input-name", default=None, help="The model input it feeds (default: the model's only input).")
 @click.option("--k", "k", type=click.IntRange(1, 9), default=None, help="Nodes to ask (default: the task policy's).")
 @click.option("--key", "key_name", default=None, help="A member key: post the receipts to the chain with it.")
+@click.option("--split", "parts", type=click.IntRange(2, 8), default=None,
+              help="Split inference in PARTS parts: run the first here, the rest on nodes (each stage on k nodes, "
+                   "default 1).")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 @pass_ctx
 def infer(c: Ctx, task_id: str, input_path: Path, input_name: str | None, k: int | None, key_name: str | None,
-          as_json: bool) -> None:
+          parts: int | None, as_json: bool) -> None:
     """Ask k chain-selected inference nodes, verify their signed receipts, and print the majority's answer."""
     from fedledger.client.infer import VerifiedInference
     from fedledger.client.receipt_reporter import ReceiptReporter
@@ -146,6 +149,9 @@ def infer(c: Ctx, task_id: str, input_path: Path, input_name: str | None, k: int
     arr = _load_input(input_path)
     rpc = c.rpc()
     reporter = ReceiptReporter(c.submitter(key_name), task_id, store=c.open_store()) if key_name else None
+    if parts is not None:
+        _split(c, rpc, task_id, arr, input_name, parts, k or 1, reporter, as_json)
+        return
     client = VerifiedInference(ChainView(rpc), rpc.status, task_id, k=k, sink=reporter)
     try:
         name = input_name or client.input_name()
@@ -156,10 +162,10 @@ def infer(c: Ctx, task_id: str, input_path: Path, input_name: str | None, k: int
     if reporter is not None:
         reporter.close()
         posted = [p.__dict__ for p in reporter.posted]
+    argmax = {n: np.asarray(v).argmax(axis=-1).tolist() for n, v in answer.outputs.items() if v.ndim >= 1}
     summary = {
         "task": task_id, "version": answer.version, "request_id": answer.request_id,
-        "outputs": {n: v.tolist() for n, v in answer.outputs.items()},
-        "argmax": {n: np.asarray(v).argmax(axis=-1).tolist() for n, v in answer.outputs.items() if v.ndim >= 1},
+        "outputs": {n: v.tolist() for n, v in answer.outputs.items()}, "argmax": argmax,
         "outcome": answer.tally.outcome, "majority": list(answer.tally.majority),
         "dissenters": list(answer.dissenters), "failed": [list(f) for f in answer.failed],
         "selected_at_height": answer.selection_height, "receipts": [r.hash for r in answer.receipts],
@@ -170,7 +176,7 @@ def infer(c: Ctx, task_id: str, input_path: Path, input_name: str | None, k: int
         return
     click.echo(f"{task_id} v{answer.version}: {answer.tally.outcome} of {len(answer.answers)} nodes "
                f"(selected at height {answer.selection_height})")
-    for n, v in summary["argmax"].items():
+    for n, v in argmax.items():
         click.echo(f"  {n} argmax: {v}")
     for a in answer.answers:
         mark = "dissent" if a.did in answer.dissenters else ("failed: " + a.error if a.error else "agreed")
@@ -180,3 +186,37 @@ def infer(c: Ctx, task_id: str, input_path: Path, input_name: str | None, k: int
             click.echo(f"  receipts: batch {p['batch']} at height {p['height']}" if p["error"] is None
                        else f"  receipts NOT posted: {p['error']}")
     click.echo(f"  request hash {answer.request_hash} (fedledger query inference request {answer.request_hash[:12]}…)")
+
+
+def _split(c: Ctx, rpc: Any, task_id: str, arr: np.ndarray, input_name: str | None, parts: int, k: int,
+           reporter: Any, as_json: bool) -> None:
+    from fedledger.client.split_infer import SplitInference
+    from fedledger.sdk.chainview import ChainView
+
+    client = SplitInference(ChainView(rpc), rpc.status, c.open_store(), task_id, parts=parts, k=k, sink=reporter)
+    try:
+        name = input_name or client.input_names[0]
+        answer = client.infer({name: arr.astype(np.float32, copy=False)})
+    finally:
+        client.close()
+    posted = None
+    if reporter is not None:
+        reporter.close()
+        posted = [p.__dict__ for p in reporter.posted]
+    hops = [{"segment": h.segment, "nodes": list(h.nodes), "outcome": h.tally.outcome,
+             "dissenters": list(h.tally.dissenters), "failed": [list(f) for f in h.failed],
+             "stage_saw_shape": list(h.sent_shape), "receipts": [r.hash for r in h.receipts],
+             "prev": h.receipts[0].prev if h.receipts else ""} for h in answer.hops]
+    argmax = {n: np.asarray(v).argmax(axis=-1).tolist() for n, v in answer.outputs.items()}
+    summary = {"task": task_id, "version": answer.version, "request_id": answer.request_id, "cuts": list(client.cuts),
+               "outputs": {n: v.tolist() for n, v in answer.outputs.items()}, "argmax": argmax,
+               "hops": hops, "posted": posted}
+    if as_json:
+        click.echo(json.dumps(summary, indent=2))
+        return
+    click.echo(f"{task_id} v{answer.version} split in {parts} parts at {', '.join(client.cuts)}; the head ran here")
+    for h in hops:
+        click.echo(f"  stage {h['segment']}: {h['outcome']} of {len(h['nodes'])} nodes; it saw a tensor of shape "
+                   f"{h['stage_saw_shape']}, never the input")
+    for n, v in argmax.items():
+        click.echo(f"  {n} argmax: {v}")

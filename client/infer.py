@@ -18,7 +18,7 @@ The flow of one request:
 from __future__ import annotations
 
 import secrets
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -36,8 +36,8 @@ from fedledger.sdk.chainview import ChainView
 from fedledger.sdk.inference.canonical import canonical_output, input_hash
 from fedledger.sdk.inference.oip_json import decode_outputs, encode_request
 
-__all__ = ["NodeAnswer", "NoConsensusError", "ReceiptSink", "TierError", "VerifiedAnswer", "VerifiedInference",
-           "select_nodes"]
+__all__ = ["NoConsensusError", "NoNodesError", "NodeAnswer", "ReceiptSink", "TierError", "VerifiedAnswer",
+           "VerifiedInference", "decide", "gather", "select_nodes"]
 
 
 class TierError(ChainRejectedError):
@@ -106,6 +106,40 @@ class VerifiedAnswer:
         return tuple((a.did, a.error or "") for a in self.answers if a.error is not None)
 
 
+def gather(pool: ThreadPoolExecutor, ranking: Sequence[NodeRecord], k: int,
+           ask: Callable[[NodeRecord], NodeAnswer]) -> list[NodeAnswer]:
+    """Ask the draw's first k nodes in parallel; for each that fails, the next ones, until k answered or none is left.
+
+    Falling back in draw order keeps the choice verifiable (a node cannot get picked by making
+    others fail, only by being next in the draw anyone can recompute) and keeps a dead node from
+    costing the request its quorum.
+    """
+    answers: list[NodeAnswer] = []
+    nxt = 0
+    while nxt < len(ranking):
+        missing = k - sum(1 for a in answers if a.receipt is not None)
+        if missing <= 0:
+            break
+        wave = ranking[nxt:nxt + missing]
+        nxt += len(wave)
+        answers += list(pool.map(ask, wave))
+    return answers
+
+
+def decide(answers: Sequence[NodeAnswer], k: int, what: str) -> tuple[Tally, NodeAnswer]:
+    """The tally of the valid answers and a majority answer; the majority must be over half of k, not of the valid."""
+    valid = [a for a in answers if a.receipt is not None]
+    if not valid:
+        reasons = "; ".join(f"{a.did[-8:]}: {a.error}" for a in answers)
+        raise NoNodesError(f"{what}: none of the {len(answers)} nodes asked gave a valid answer ({reasons})")
+    result = tally([a.receipt for a in valid if a.receipt is not None])
+    if not result.decided or 2 * len(result.majority) <= k:
+        raise NoConsensusError(f"{what}: {len(valid)} valid answers of the {k} needed, and no more than half of k "
+                               f"agree ({len(result.majority)}); nobody can tell which is right")
+    winner = min((a for a in valid if a.did in result.majority), key=lambda a: a.did.encode("ascii"))
+    return result, winner
+
+
 def select_nodes(nodes: Sequence[NodeRecord], scores: Mapping[str, int], seed: bytes, k: int) -> list[NodeRecord]:
     """The k active nodes drawn from `seed`, weighted by reputation (reputation/selection.py's rule), in draw order."""
     active = [n for n in nodes if n["status"] == "active"]
@@ -138,7 +172,9 @@ class VerifiedInference:
         self.version = self.view.last_good(self.task_id)
         nodes: list[NodeRecord] = self.view.get("/inference-nodes")["nodes"]
         scores = {n["did"]: int(self.view.get(f"/reputation/{n['did']}")["score"]) for n in nodes}
-        self.selected = select_nodes(nodes, scores, seed, self.k)
+        # The whole draw order: the first k are asked, the rest stand in, in order, for nodes that fail.
+        self.ranking = select_nodes(nodes, scores, seed, len(nodes))
+        self.selected = self.ranking[:self.k]
         if not self.selected:
             raise NoNodesError(f"no active inference node is registered on this chain for task {self.task_id!r}; "
                                "start one with `fedledger inference serve`")
@@ -218,16 +254,9 @@ class VerifiedInference:
         arrays = {name: np.ascontiguousarray(a) for name, a in inputs.items()}
         body = encode_request(arrays, request_id=rid)
         digest = input_hash(arrays)
-        answers = list(self._pool.map(lambda n: self._ask(n, body, rid, digest), self.selected))
+        answers = gather(self._pool, self.ranking, self.k, lambda n: self._ask(n, body, rid, digest))
+        result, winner = decide(answers, self.k, f"request {rid}")
         valid = [a for a in answers if a.receipt is not None]
-        if not valid:
-            reasons = "; ".join(f"{a.did[-8:]}: {a.error}" for a in answers)
-            raise NoNodesError(f"none of the {len(answers)} selected nodes gave a valid answer ({reasons})")
-        result = tally([a.receipt for a in valid if a.receipt is not None])
-        if not result.decided:
-            raise NoConsensusError(f"the {len(valid)} valid answers to request {rid} have no strict majority; "
-                                   "nobody can tell which is right")
-        winner = next(a for a in valid if a.did in result.majority)
         receipts = tuple(a.receipt for a in valid if a.receipt is not None)
         if self.sink is not None:
             self.sink.add(receipts, winner.outputs or {})

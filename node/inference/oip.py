@@ -18,9 +18,9 @@ from typing import Any
 
 import numpy as np
 
-from fedledger.node.inference.datatypes import BYTES, NUMPY_OF, oip_of_numpy
 from fedledger.node.inference.errors import OIPError
 from fedledger.node.inference.runtime import LoadedModel, TensorSpec
+from fedledger.sdk.inference.datatypes import BYTES, NUMPY_OF, oip_of_numpy
 
 __all__ = ["EncodedResponse", "InferRequest", "encode_error", "encode_infer_response", "parse_infer_request"]
 

@@ -9,8 +9,8 @@ from dataclasses import dataclass
 import numpy as np
 import onnxruntime as ort
 
-from fedledger.node.inference.datatypes import BYTES, NUMPY_OF, OIP_OF_ONNX
 from fedledger.node.inference.errors import InferenceRunError, ModelLoadError
+from fedledger.sdk.inference.datatypes import BYTES, NUMPY_OF, OIP_OF_ONNX
 
 __all__ = ["DEFAULT_INTRA_OP_THREADS", "LoadedModel", "TensorSpec"]
 

@@ -11,8 +11,9 @@ from __future__ import annotations
 import json
 import logging
 import zlib
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from importlib.metadata import PackageNotFoundError
 from importlib.metadata import version as package_version
 from typing import Any
@@ -35,7 +36,7 @@ from fedledger.node.inference.errors import InferenceRunError, OIPError
 from fedledger.node.inference.holder import ModelHolder, ServedModel
 from fedledger.node.inference.oip import encode_error, encode_infer_response, parse_infer_request
 
-__all__ = ["DEFAULT_MAX_BODY_BYTES", "PLATFORM", "SERVER_NAME", "Signer", "create_app"]
+__all__ = ["DEFAULT_MAX_BODY_BYTES", "PLATFORM", "SERVER_NAME", "ModelEntry", "Resolver", "Signer", "create_app"]
 
 log = logging.getLogger("fedledger.inference")
 
@@ -45,8 +46,23 @@ DEFAULT_MAX_BODY_BYTES = 64 << 20  # a request body (after decompression) larger
 # Bodies above this are parsed on a worker thread: parsing megabytes of JSON would stall every other request.
 _PARSE_INLINE_BYTES = 256 << 10
 
-# sign(served version label, request id, the request's inputs, the returned outputs) -> the response's receipt.
-Signer = Callable[[str, str, dict[str, np.ndarray], dict[str, np.ndarray]], dict[str, Any]]
+# sign(served version label, request id, the request's inputs, the returned outputs, the request's parameters)
+# -> the response's receipt.
+Signer = Callable[[str, str, dict[str, np.ndarray], dict[str, np.ndarray], Mapping[str, Any]], dict[str, Any]]
+
+
+@dataclass(frozen=True)
+class ModelEntry:
+    """One more model a server answers for besides its main one (a split stage): its holder, batcher and signer."""
+
+    name: str
+    holder: ModelHolder
+    batcher: DynamicBatcher
+    sign: Signer | None
+
+
+# name -> the entry serving it, or None: how a server finds models other than its main one (created on demand).
+Resolver = Callable[[str], ModelEntry | None]
 
 
 def _server_version() -> str:
@@ -103,8 +119,11 @@ def _header_length(request: Request) -> int | None:
 def create_app(holder: ModelHolder, *, model_name: str, sign: Signer | None = None,
                max_batch: int = DEFAULT_MAX_BATCH, max_delay_ms: float = DEFAULT_MAX_DELAY_MS,
                max_queue: int = DEFAULT_MAX_QUEUE, inline_below_ms: float = DEFAULT_INLINE_BELOW_MS,
-               max_body_bytes: int = DEFAULT_MAX_BODY_BYTES) -> FastAPI:
+               max_body_bytes: int = DEFAULT_MAX_BODY_BYTES, resolve: Resolver | None = None) -> FastAPI:
     """An OIP v2 server for the model `holder` serves, under the name `model_name`.
+
+    `resolve` finds further models by name (the inference node's split stages); their requests
+    take the same path, with their own holder, batcher and signer.
 
     `max_batch` rows and `max_delay_ms` shape dynamic batching (max_batch=1 turns it off), and
     `inline_below_ms` which lone requests skip the worker thread (0: none do); the batcher is
@@ -126,23 +145,32 @@ def create_app(holder: ModelHolder, *, model_name: str, sign: Signer | None = No
     if sign is not None:
         extensions.append("fedledger_receipt")
 
-    def served_or_raise(name: str, version: str | None) -> ServedModel:
-        if name != model_name:
+    main = ModelEntry(model_name, holder, batcher, sign)
+
+    def entry_of(name: str) -> ModelEntry:
+        if name == model_name:
+            return main
+        found = resolve(name) if resolve is not None else None
+        if found is None:
             raise OIPError(404, f"model {name!r} is not served here; this node serves {model_name!r}")
-        served = holder.current
+        return found
+
+    def served_or_raise(name: str, version: str | None) -> ServedModel:
+        entry = entry_of(name)
+        served = entry.holder.current
         if served is None:
-            raise OIPError(503, f"model {model_name!r} is not loaded yet; retry once the node is ready")
+            raise OIPError(503, f"model {name!r} is not loaded yet; retry once the node is ready")
         if version is not None and version != served.version:
-            raise OIPError(404, f"model {model_name!r} version {version!r} is not served; this node serves "
+            raise OIPError(404, f"model {name!r} version {version!r} is not served; this node serves "
                                 f"version {served.version!r} (or omit the version)")
         return served
 
-    def metadata(served: ServedModel) -> dict[str, Any]:
-        stale, reason = holder.freshness()
+    def metadata(name: str, served: ServedModel) -> dict[str, Any]:
+        stale, reason = entry_of(name).holder.freshness()
         state: dict[str, Any] = {"version": served.version, "stale": stale, "metadata": dict(served.metadata)}
         if stale:
             state["stale_reason"] = reason
-        return {"name": model_name, "versions": [served.version], "platform": PLATFORM,
+        return {"name": name, "versions": [served.version], "platform": PLATFORM,
                 "inputs": [i.metadata() for i in served.model.inputs],
                 "outputs": [o.metadata() for o in served.model.outputs], "fedledger": state}
 
@@ -162,44 +190,46 @@ def create_app(holder: ModelHolder, *, model_name: str, sign: Signer | None = No
 
     @app.get("/v2/models/{name}")
     async def model_metadata(name: str) -> Response:
-        return Response(_json(metadata(served_or_raise(name, None))), media_type="application/json")
+        return Response(_json(metadata(name, served_or_raise(name, None))), media_type="application/json")
 
     @app.get("/v2/models/{name}/versions/{version}")
     async def model_version_metadata(name: str, version: str) -> Response:
-        return Response(_json(metadata(served_or_raise(name, version))), media_type="application/json")
+        return Response(_json(metadata(name, served_or_raise(name, version))), media_type="application/json")
 
     @app.get("/v2/models/{name}/ready")
     async def model_ready(name: str) -> Response:
         served_or_raise(name, None)
-        return JSONResponse({"name": model_name, "ready": True})
+        return JSONResponse({"name": name, "ready": True})
 
     @app.get("/v2/models/{name}/versions/{version}/ready")
     async def model_version_ready(name: str, version: str) -> Response:
         served_or_raise(name, version)
-        return JSONResponse({"name": model_name, "ready": True})
+        return JSONResponse({"name": name, "ready": True})
 
     async def infer(request: Request, name: str, version: str | None) -> Response:
         served = served_or_raise(name, version)
+        entry = entry_of(name)
         body = await _read_body(request, max_body_bytes)
         header_length = _header_length(request)
         if len(body) > _PARSE_INLINE_BYTES:
             parsed = await run_in_threadpool(parse_infer_request, body, served.model, header_length=header_length)
         else:
             parsed = parse_infer_request(body, served.model, header_length=header_length)
-        result = await batcher.submit(parsed.inputs)
+        result = await entry.batcher.submit(parsed.inputs)
         missing = [n for n in parsed.outputs if n not in result.outputs]
         if missing:  # the model was swapped between parsing and running, and the new one lacks these outputs
-            raise OIPError(409, f"model {model_name!r} changed to version {result.served.version!r}, which has no "
+            raise OIPError(409, f"model {name!r} changed to version {result.served.version!r}, which has no "
                                 f"outputs {missing}; resend the request")
         outputs = {n: result.outputs[n] for n in parsed.outputs}
         label = result.served.version  # the version that computed these outputs, even if a swap came since
-        stale, reason = holder.freshness()
+        stale, reason = entry.holder.freshness()
         parameters: dict[str, Any] = {"fedledger_version": label, "fedledger_stale": stale}
         if stale:
             parameters["fedledger_stale_reason"] = reason
-        if sign is not None:
-            parameters["fedledger_receipt"] = await run_in_threadpool(sign, label, parsed.id, parsed.inputs, outputs)
-        encoded = encode_infer_response(model_name=model_name, model_version=label, request_id=parsed.id,
+        if entry.sign is not None:
+            parameters["fedledger_receipt"] = await run_in_threadpool(entry.sign, label, parsed.id, parsed.inputs,
+                                                                      outputs, parsed.parameters)
+        encoded = encode_infer_response(model_name=name, model_version=label, request_id=parsed.id,
                                         parameters=parameters, outputs=outputs, binary=parsed.binary_outputs)
         headers = {} if encoded.header_length is None else \
             {"Inference-Header-Content-Length": str(encoded.header_length)}

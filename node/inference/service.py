@@ -24,24 +24,44 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import re
+import secrets
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from fedledger.abci_app.errors import FedLedgerError, UnavailableError, VerificationError
+from fedledger.abci_app.modules.fields import HEX64
+from fedledger.abci_app.modules.inference.receipts import REQUEST_ID
+from fedledger.node.inference.batcher import DynamicBatcher
+from fedledger.node.inference.errors import OIPError
 from fedledger.node.inference.faults import ModelTransform
 from fedledger.node.inference.holder import ModelHolder, ServedModel
 from fedledger.node.inference.runtime import LoadedModel
-from fedledger.node.inference.server import create_app
+from fedledger.node.inference.server import ModelEntry, Signer, create_app
 from fedledger.node.inference.serving import ServerThread, serve_in_thread
 from fedledger.sdk.chainview import ChainView
-from fedledger.sdk.inference.receipts import ReceiptSigner
+from fedledger.sdk.inference.receipts import ReceiptSigner, sign_receipt
+from fedledger.sdk.inference.split import default_cuts, split_model
 from fedledger.sdk.keys import Key
 
-__all__ = ["ArtifactMismatchError", "InferenceNode"]
+__all__ = ["MAX_PARTS", "ArtifactMismatchError", "InferenceNode"]
+
+MAX_PARTS = 8  # most parts a split may cut a graph into (the client's head plus up to 7 node stages)
+# The names sdk/inference/split.stage_model_name builds.
+_STAGE = re.compile(r"^([a-z0-9][a-z0-9_-]{0,63})\.stage-([0-9])-of-([0-9])$")
+
+
+def _request_id(text: str) -> str:
+    """The OIP request id as a receipt request id; a request without one gets a fresh one."""
+    if text and REQUEST_ID.match(text):
+        return text
+    if text:
+        raise OIPError(400, "request id must be 1-64 characters of [A-Za-z0-9._:-] (it goes into the signed receipt)")
+    return secrets.token_hex(12)
 
 log = logging.getLogger(__name__)
 
@@ -70,8 +90,12 @@ class InferenceNode:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._server: ServerThread | None = None
+        self._data: bytes | None = None  # the served version's artifact (split stages are cut from it)
+        self._stages: dict[tuple[str, int, int], ModelEntry] = {}
+        self._stages_lock = threading.Lock()
+        self._max_batch, self._max_delay_ms = max_batch, max_delay_ms
         self._app = create_app(self.holder, model_name=task_id, sign=self._sign, max_batch=max_batch,
-                               max_delay_ms=max_delay_ms)
+                               max_delay_ms=max_delay_ms, resolve=self._resolve)
 
     @property
     def url(self) -> str:
@@ -81,9 +105,47 @@ class InferenceNode:
         return self._server.url
 
     def _sign(self, label: str, request_id: str, inputs: dict[str, np.ndarray],
-              outputs: dict[str, np.ndarray]) -> dict[str, Any]:
-        return self.signer.sign(version=int(label), request_id=request_id, inputs=inputs, outputs=outputs,
-                                height=self.height).to_json()
+              outputs: dict[str, np.ndarray], parameters: Mapping[str, Any]) -> dict[str, Any]:
+        return self.signer.sign(version=int(label), request_id=_request_id(request_id), inputs=inputs,
+                                outputs=outputs, height=self.height).to_json()
+
+    def _stage_sign(self, segment: str) -> Signer:
+        def sign(label: str, request_id: str, inputs: dict[str, np.ndarray], outputs: dict[str, np.ndarray],
+                 parameters: Mapping[str, Any]) -> dict[str, Any]:
+            prev = parameters.get("fedledger_prev", "")
+            if not isinstance(prev, str) or (prev and not HEX64.match(prev)):
+                raise OIPError(400, "parameter fedledger_prev must be the sha256 hex of the previous hop's receipt")
+            return sign_receipt(self.key.private, task_id=self.task_id, version=int(label),
+                                request_id=_request_id(request_id), inputs=inputs, outputs=outputs,
+                                height=self.height, segment=segment, prev=prev).to_json()
+        return sign
+
+    def _resolve(self, name: str) -> ModelEntry | None:
+        """A split stage `TASK.stage-I-of-N` of the served version, cut and loaded on first use."""
+        m = _STAGE.fullmatch(name)
+        if m is None or m.group(1) != self.task_id:
+            return None
+        index, parts = int(m.group(2)), int(m.group(3))
+        served, data = self.holder.current, self._data
+        if not 2 <= parts <= MAX_PARTS or not 1 <= index <= parts or served is None or data is None:
+            return None
+        key = (served.version, index, parts)
+        with self._stages_lock:
+            if key not in self._stages:
+                stage = split_model(data, default_cuts(data, parts))[index - 1]
+                model = LoadedModel.from_bytes(stage, name=name, version=served.version)
+                if self.transform is not None:
+                    model = self.transform(int(served.version), model, None)
+                holder = ModelHolder(ServedModel(model, served.version, dict(served.metadata)))
+                stale, reason = self.holder.freshness()
+                if stale:
+                    holder.mark_stale(reason)
+                batcher = DynamicBatcher(holder, max_batch=self._max_batch, max_delay_ms=self._max_delay_ms,
+                                         name=name)
+                # Only the served version's stages are kept: a swap makes the old ones unreachable.
+                self._stages = {k: v for k, v in self._stages.items() if k[0] == served.version}
+                self._stages[key] = ModelEntry(name, holder, batcher, self._stage_sign(f"{index}/{parts}"))
+            return self._stages[key]
 
     # ------------------------------------------------------------------ lifecycle
     def start(self, *, register: bool = True) -> str:
@@ -128,14 +190,23 @@ class InferenceNode:
                 self.height = height
                 if target != self.version:
                     self._serve_version(target)
-            self.holder.mark_fresh()
+            self._freshness(None)
         except UnavailableError as exc:
             reason = f"the chain is unreachable ({str(exc)[:120]}); serving the last verified version {self.version}"
             if not self.holder.stale:
                 log.warning("%s", reason)
-            self.holder.mark_stale(reason)
+            self._freshness(reason)
         except FedLedgerError as exc:
             log.warning("inference node %s: could not follow the chain: %s", self.task_id, exc)
+
+    def _freshness(self, stale_reason: str | None) -> None:
+        with self._stages_lock:
+            holders = [self.holder, *(e.holder for e in self._stages.values())]
+        for holder in holders:
+            if stale_reason is None:
+                holder.mark_fresh()
+            else:
+                holder.mark_stale(stale_reason)
 
     def _serve_version(self, version: int) -> None:
         rec = self.view.version(self.task_id, version) if version > 0 else None
@@ -158,6 +229,7 @@ class InferenceNode:
             model = self.transform(version, model, current.model if current is not None else None)
         self.holder.swap(ServedModel(model, str(version), {"artifact": record.get("artifact"),
                                                             "proposer": record.get("proposer")}))
+        self._data = data
         self.version = version
         self.swaps.append(version)
         log.info("task %s: now serving version %d", self.task_id, version)

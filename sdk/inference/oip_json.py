@@ -12,23 +12,19 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from fedledger.sdk.inference.datatypes import NUMPY_OF, oip_of_numpy
+
 __all__ = ["DATATYPES", "datatype_of", "decode_outputs", "dtype_of", "encode_request"]
 
-DATATYPES: dict[str, np.dtype[Any]] = {
-    "BOOL": np.dtype(np.bool_), "UINT8": np.dtype(np.uint8), "UINT16": np.dtype(np.uint16),
-    "UINT32": np.dtype(np.uint32), "UINT64": np.dtype(np.uint64), "INT8": np.dtype(np.int8),
-    "INT16": np.dtype(np.int16), "INT32": np.dtype(np.int32), "INT64": np.dtype(np.int64),
-    "FP16": np.dtype(np.float16), "FP32": np.dtype(np.float32), "FP64": np.dtype(np.float64),
-}
-_NAMES = {dt: name for name, dt in DATATYPES.items()}
+DATATYPES = NUMPY_OF  # the one table nodes and clients share
 
 
 def datatype_of(dtype: np.dtype[Any]) -> str:
     """The OIP datatype name of a numpy dtype; ValueError for one the protocol's JSON form cannot carry."""
-    try:
-        return _NAMES[np.dtype(dtype)]
-    except KeyError:
-        raise ValueError(f"dtype {dtype} has no Open Inference Protocol datatype") from None
+    name = oip_of_numpy(np.dtype(dtype))
+    if name is None:
+        raise ValueError(f"dtype {dtype} has no Open Inference Protocol datatype")
+    return name
 
 
 def dtype_of(datatype: str) -> np.dtype[Any]:

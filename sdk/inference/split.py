@@ -10,7 +10,7 @@ from onnx import helper
 
 from fedledger.abci_app.errors import ConfigError
 
-__all__ = ["SplitError", "cut_points", "default_cuts", "split_model"]
+__all__ = ["stage_model_name", "SplitError", "cut_points", "default_cuts", "split_model"]
 
 
 class SplitError(ConfigError):
@@ -269,3 +269,8 @@ def default_cuts(model_bytes: bytes, stages: int) -> list[str]:
         target = k * total / stages - 1
         chosen.append(min(range(low, high), key=lambda i: (abs(where[i] - target), i)))
     return [g.cuts[i] for i in chosen]
+
+
+def stage_model_name(task_id: str, index: int, parts: int) -> str:
+    """The OIP model name under which inference nodes serve part `index` (1-based) of a `parts`-way split."""
+    return f"{task_id}.stage-{index}-of-{parts}"

@@ -22,12 +22,14 @@ import pytest
 
 from fedledger.client.infer import VerifiedInference
 from fedledger.client.receipt_reporter import ReceiptReporter
+from fedledger.client.split_infer import SplitInference
 from fedledger.ipfs import open_store
 from fedledger.localnet import manager
 from fedledger.localnet.dev import dev_credential
 from fedledger.node.inference.faults import make_fault
 from fedledger.node.inference.service import InferenceNode
 from fedledger.sdk.chainview import ChainView
+from fedledger.sdk.inference.canonical import input_hash
 from fedledger.sdk.inference.onnx_export import export_onnx
 from fedledger.sdk.keys import Key, KeyStore
 from fedledger.sdk.ml.model import initial_weights
@@ -199,6 +201,32 @@ def test_hot_swap_on_promotion_and_never_a_quarantined_version(world: World) -> 
         assert "404" in failed[old.signer.did]
 
 
+def test_split_pipeline_with_replicated_stages_and_chained_receipts(world: World) -> None:
+    reporter = ReceiptReporter(world.subs["client"], TASK, interval=0.3)
+    client = SplitInference(world.view, world.rpc.status, world.store, TASK, parts=3, k=2, sink=reporter)
+    try:
+        x = rows(3, seed=5)
+        answer = client.infer({"input": x})
+    finally:
+        client.close()
+    assert reporter.flush(60)
+    reporter.close()
+    full = world.nodes["n0"].holder.current.model.run({"input": x})  # type: ignore[union-attr]
+    np.testing.assert_allclose(answer.outputs["logits"], full["logits"], atol=1e-5)
+    assert answer.version == 2 and [h.segment for h in answer.hops] == ["2/3", "3/3"]
+    first, second = answer.hops
+    assert first.tally.outcome == "unanimous" and len(first.tally.majority) == 2
+    # The first node stage never saw the raw input: it got the head's activation (here also 64 wide).
+    assert all(r.input_hash != input_hash({"input": x}) for r in first.receipts)
+    assert any("not served" in why for _, why in first.failed if why) or not first.failed  # the stale node's 404
+    assert all(r.prev == "" for r in first.receipts)
+    winner = min(first.receipts, key=lambda r: r.node)
+    assert all(r.prev == winner.hash for r in second.receipts)  # every hop names the previous one
+    assert all(p.error is None for p in reporter.posted), reporter.posted
+    segments = {world.view.get(f"/inference-batch/{p.batch}")["requests"][0]["segment"] for p in reporter.posted}
+    assert segments <= {"2/3", "3/3"} and segments
+
+
 def test_partitioned_node_serves_its_cached_version_marked_stale(world: World) -> None:
     dead = CometRPC("http://127.0.0.1:9")  # nothing listens: the chain is unreachable
     cut = world.node("cut")
@@ -223,6 +251,8 @@ def test_cli_infer_query_and_export(world: World, tmp_path: Path) -> None:
     assert out["version"] == 2 and out["outcome"] in ("unanimous", "majority") and out["posted"][0]["error"] is None
     req = world.cli.json("query", "inference", "request", out["request_hash"], "--verify")
     assert req["answer"]["version"] == 2 and req["proof"]
+    split = world.cli.json("infer", "--task", TASK, "--input", str(x), "--split", "2")
+    assert [h["segment"] for h in split["hops"]] == ["2/2"] and split["argmax"]["logits"] == out["argmax"]["logits"]
     f = tmp_path / "v2.onnx"
     res = world.cli.ok("model", "export", TASK, "2", "--out", str(f))
     assert "rebuild it byte for byte" in res.stdout

@@ -6,10 +6,10 @@ import numpy as np
 import pytest
 
 from fedledger.abci_app.errors import FedLedgerError
-from fedledger.node.inference.datatypes import NUMPY_OF, oip_of_numpy
 from fedledger.node.inference.errors import InferenceRunError, ModelLoadError
 from fedledger.node.inference.holder import ModelHolder, ServedModel
 from fedledger.node.inference.runtime import LoadedModel, TensorSpec
+from fedledger.sdk.inference.datatypes import NUMPY_OF, oip_of_numpy
 from tests.inference_node_support import direct, doubled_rows_model, gather_model, gemm_relu_model
 
 

@@ -230,7 +230,7 @@ def test_signer_receipts_and_a_failing_signer_is_a_logged_500(caplog: pytest.Log
     calls: list[tuple[str, str, dict[str, np.ndarray], dict[str, np.ndarray]]] = []
 
     def sign(version: str, request_id: str, inputs: dict[str, np.ndarray],
-             outputs: dict[str, np.ndarray]) -> dict[str, Any]:
+             outputs: dict[str, np.ndarray], parameters: Any) -> dict[str, Any]:
         calls.append((version, request_id, inputs, outputs))
         if inputs["input"][0, 0] == 42:
             raise RuntimeError("key store locked")

@@ -31,7 +31,7 @@ from fedledger.abci_app.did.credentials import key_of_did
 from fedledger.abci_app.errors import Code, TxError
 from fedledger.abci_app.modules.fields import HEX64, ID_RE
 
-__all__ = ["MAX_Q", "QUANT_BITS", "RECEIPT_DOMAIN", "RECEIPT_FIELDS", "TOLERANCE", "Receipt", "agree",
+__all__ = ["MAX_Q", "QUANT_BITS", "RECEIPT_DOMAIN", "RECEIPT_FIELDS", "REQUEST_ID", "TOLERANCE", "Receipt", "agree",
            "parse_receipt", "receipt_hash", "request_hash", "signing_bytes"]
 
 RECEIPT_DOMAIN = b"fedledger-inference-receipt-v1\n"
@@ -41,7 +41,7 @@ MAX_Q = 4096
 _Q_LIMIT = 2**31
 
 _SIG = re.compile(r"^[0-9a-f]{128}$")
-_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,63}$")
+REQUEST_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,63}$")
 _SEGMENT = re.compile(r"^(full|[0-9]{1,2}/[0-9]{1,2})$")
 _DID = re.compile(r"^did:key:z[1-9A-HJ-NP-Za-km-z]{20,80}$")
 RECEIPT_FIELDS = ("task_id", "version", "segment", "request_id", "input_hash", "output_hash", "q", "node",
@@ -129,7 +129,7 @@ def parse_receipt(raw: Any) -> Receipt:
         task_id=_str(raw, "task_id", ID_RE, "a task id"),
         version=_int(raw, "version", 0, 2**40),
         segment=_str(raw, "segment", _SEGMENT, "\"full\" or \"i/n\""),
-        request_id=_str(raw, "request_id", _ID, "1-64 characters of [A-Za-z0-9._:-]"),
+        request_id=_str(raw, "request_id", REQUEST_ID, "1-64 characters of [A-Za-z0-9._:-]"),
         input_hash=_str(raw, "input_hash", HEX64, "a sha256 hex digest"),
         output_hash=_str(raw, "output_hash", HEX64, "a sha256 hex digest"),
         q=q, node=_str(raw, "node", _DID, "a did:key"),

@@ -1,4 +1,4 @@
-"""The tensor element types the inference node serves: ONNX type names, OIP datatype names and numpy dtypes."""
+"""Tensor element types of inference: ONNX type names, OIP datatype names and numpy dtypes (nodes and clients)."""
 
 from __future__ import annotations
 
