@@ -80,18 +80,25 @@ def inference() -> None:
               help="Where verified artifacts are kept for partitions (default: HOME/inference-cache).")
 @click.option("--poll", default=0.5, show_default=True, help="Seconds between chain polls.")
 @click.option("--max-batch", default=64, show_default=True, help="Rows per dynamic batch (1: no batching).")
+@click.option("--fault", type=click.Choice(["random", "perturb", "stale"]), default=None,
+              help="EXPERIMENTS ONLY: run as a lying node (see node/inference/faults.py); it will be slashed.")
 @pass_ctx
 def inference_serve(c: Ctx, key_name: str, task_id: str, host: str, port: int, advertise: str | None,
-                    cache_dir: Path | None, poll: float, max_batch: int) -> None:
+                    cache_dir: Path | None, poll: float, max_batch: int, fault: str | None) -> None:
     """Serve TASK's last good version over the Open Inference Protocol v2, signing a receipt for every answer."""
+    from fedledger.node.inference.faults import make_fault
     from fedledger.node.inference.service import InferenceNode
     from fedledger.sdk.chainview import ChainView
 
     rpc = c.rpc()
     key = c.keys.load(key_name)
+    if fault is not None:
+        click.secho(f"warning: this node lies ({fault}); honest nodes will outvote it and the chain will slash it",
+                    fg="red", err=True)
     node = InferenceNode(key=key, task_id=task_id, view=ChainView(rpc), status=rpc.status, store=c.open_store(),
                          cache_dir=cache_dir or c.home / "inference-cache", submitter=c.submitter(key_name),
-                         host=host, port=port, poll=poll, advertise=advertise, max_batch=max_batch)
+                         host=host, port=port, poll=poll, advertise=advertise, max_batch=max_batch,
+                         transform=make_fault(fault) if fault else None)
     url = node.start()
     click.echo(f"serving {task_id} version {node.version} on {url} (OIP v2: {url}/v2/models/{task_id}); Ctrl-C stops")
     done = threading.Event()

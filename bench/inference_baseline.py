@@ -13,11 +13,11 @@ import numpy as np
 import onnxruntime as ort
 from fastapi import FastAPI, HTTPException, Request
 
+from fedledger.sdk.inference.datatypes import NUMPY_OF, oip_of_numpy
+
 __all__ = ["create_baseline_app"]
 
-_NUMPY = {"BOOL": np.bool_, "UINT8": np.uint8, "INT8": np.int8, "INT16": np.int16, "INT32": np.int32,
-          "INT64": np.int64, "FP16": np.float16, "FP32": np.float32, "FP64": np.float64}
-_OIP = {np.dtype(v): k for k, v in _NUMPY.items()}
+_NUMPY = NUMPY_OF  # the OIP datatype table every party shares
 
 
 def create_baseline_app(model_bytes: bytes, name: str, *, intra_op_num_threads: int | None = None) -> FastAPI:
@@ -38,7 +38,24 @@ def create_baseline_app(model_bytes: bytes, name: str, *, intra_op_num_threads: 
         names = [o.name for o in session.get_outputs()]
         values = session.run(names, feeds)
         return {"model_name": name, "outputs": [
-            {"name": n, "datatype": _OIP[v.dtype], "shape": list(v.shape), "data": v.ravel().tolist()}
+            {"name": n, "datatype": oip_of_numpy(v.dtype), "shape": list(v.shape), "data": v.ravel().tolist()}
             for n, v in zip(names, values, strict=True)]}
 
     return app
+
+
+def main(argv: list[str] | None = None) -> None:
+    """`python -m fedledger.bench.inference_baseline MODEL.onnx NAME PORT`: serve it (the bench's peer process)."""
+    import sys
+
+    import uvicorn
+
+    args = sys.argv[1:] if argv is None else argv
+    path, name, port = args[0], args[1], int(args[2])
+    with open(path, "rb") as f:
+        app = create_baseline_app(f.read(), name, intra_op_num_threads=1)
+    uvicorn.run(app, host="127.0.0.1", port=port, log_level="warning", access_log=False)
+
+
+if __name__ == "__main__":
+    main()

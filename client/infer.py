@@ -170,7 +170,7 @@ class VerifiedInference:
         self.height = int(info["latest_block_height"])
         seed = bytes.fromhex(str(info["latest_block_hash"]))
         self.version = self.view.last_good(self.task_id)
-        nodes: list[NodeRecord] = self.view.get("/inference-nodes")["nodes"]
+        nodes = [n for n in self.view.get("/inference-nodes")["nodes"] if self.task_id in n["tasks"]]
         scores = {n["did"]: int(self.view.get(f"/reputation/{n['did']}")["score"]) for n in nodes}
         # The whole draw order: the first k are asked, the rest stand in, in order, for nodes that fail.
         self.ranking = select_nodes(nodes, scores, seed, len(nodes))

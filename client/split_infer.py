@@ -102,7 +102,7 @@ class SplitInference:
         options.intra_op_num_threads = 1
         self._head = ort.InferenceSession(head, options, providers=["CPUExecutionProvider"])
         self.input_names = [i.name for i in self._head.get_inputs()]
-        nodes: list[NodeRecord] = view.get("/inference-nodes")["nodes"]
+        nodes: list[NodeRecord] = [n for n in view.get("/inference-nodes")["nodes"] if task_id in n["tasks"]]
         scores = {n["did"]: int(view.get(f"/reputation/{n['did']}")["score"]) for n in nodes}
         # Each stage draws its own nodes from the block hash and the stage number.
         # (the whole draw order per stage: the first k are asked, the rest stand in for failures)

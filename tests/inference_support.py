@@ -49,7 +49,7 @@ class InferenceWorld:
         chain.ok(self.agg.tx("close_round", {"task_id": TASK, "round": 1}))
         chain.ok(self.agg.tx("propose_version", {"task_id": TASK, "round": 1, **model_ref("v1"),
                                                   "contributors": sorted(t.hex for t in self.trainers)}))
-        chain.ok(*[n.tx("register_inference_node", {"endpoint": f"http://127.0.0.1:{8100 + i}"})
+        chain.ok(*[n.tx("register_inference_node", {"endpoint": f"http://127.0.0.1:{8100 + i}", "tasks": [TASK]})
                    for i, n in enumerate(self.nodes)])
 
     def did(self, i: int) -> str:

@@ -164,9 +164,9 @@ class InferenceNode:
         endpoint = self.advertise or self.url
         mine = self.view.get(f"/inference-node/{self.key.public_hex}") if self.view.exists(
             f"/inference-node/{self.key.public_hex}") else None
-        if mine is None or mine["endpoint"] != endpoint.rstrip("/"):
+        if mine is None or mine["endpoint"] != endpoint.rstrip("/") or mine["tasks"] != [self.task_id]:
             assert self.submitter is not None
-            self.submitter.send("register_inference_node", {"endpoint": endpoint})
+            self.submitter.send("register_inference_node", {"endpoint": endpoint, "tasks": [self.task_id]})
 
     def stop(self) -> None:
         """Stop following and serving."""

@@ -20,29 +20,25 @@ import httpx
 import numpy as np
 import pytest
 
+from fedledger.bench.inference_setup import GOOD, QUARANTINE, InferenceChain
 from fedledger.client.infer import VerifiedInference
 from fedledger.client.receipt_reporter import ReceiptReporter
 from fedledger.client.split_infer import SplitInference
 from fedledger.ipfs import open_store
 from fedledger.localnet import manager
-from fedledger.localnet.dev import dev_credential
 from fedledger.node.inference.faults import make_fault
 from fedledger.node.inference.service import InferenceNode
 from fedledger.sdk.chainview import ChainView
 from fedledger.sdk.inference.canonical import input_hash
-from fedledger.sdk.inference.onnx_export import export_onnx
-from fedledger.sdk.keys import Key, KeyStore
-from fedledger.sdk.ml.model import initial_weights
+from fedledger.sdk.keys import Key
 from fedledger.sdk.rpc import CometRPC
 from fedledger.sdk.submit import Submitter
-from fedledger.sdk.tensors import encode_tensors
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(600)]
 
 TASK = "digits"
 SPEC = "mlp-digits"
-GOOD = {"canary_accuracy_ppm": 900_000, "backdoor_asr_ppm": 10_000, "metrics_sha256": "ab" * 32}
-BAD = {"canary_accuracy_ppm": 100_000, "backdoor_asr_ppm": 10_000, "metrics_sha256": "cd" * 32}
+BAD = QUARANTINE
 
 
 @dataclass
@@ -50,44 +46,32 @@ class World:
     net: Any
     cli: Any
     rpc: CometRPC
-    view: ChainView
-    store: Any
-    keys: dict[str, Key]
-    subs: dict[str, Submitter]
+    chain: InferenceChain
     nodes: dict[str, InferenceNode]
-    rounds: int = 0
 
-    def ref(self, data: bytes) -> dict[str, Any]:
-        cid = self.store.put(data)
-        return {"cid": cid, "sha256": hashlib.sha256(data).hexdigest(), "size": len(data)}
+    @property
+    def view(self) -> ChainView:
+        return self.chain.view
+
+    @property
+    def store(self) -> Any:
+        return self.chain.store
+
+    @property
+    def keys(self) -> dict[str, Key]:
+        return self.chain.keys
+
+    @property
+    def subs(self) -> dict[str, Submitter]:
+        return self.chain.subs
 
     def promote(self, seed: int, metrics: dict[str, Any] = GOOD) -> int:
-        """Run a round with one (unchecked) contribution and propose weights `seed` with their artifact."""
-        self.rounds += 1
-        number = self.rounds
-        owner = self.subs["owner"]
-        owner.send("open_round", {"task_id": TASK, "round": number})
-        base = self.view.round(TASK, number)["base_version"]
-        self.subs["trainer"].send("commit_contribution", {
-            "task_id": TASK, "round": number, "base_version": base, "num_examples": 10,
-            "dp": {"noise_multiplier": "1", "sample_rate": "0.1", "steps": 10, "clip_norm": "1"},
-            **self.ref(b"update %d" % number)})
-        owner.send("close_round", {"task_id": TASK, "round": number})
-        weights = initial_weights(SPEC, seed)
-        res = owner.send("propose_version", {
-            "task_id": TASK, "round": number, **self.ref(encode_tensors(weights)),
-            "contributors": [self.keys["trainer"].public_hex],
-            "artifact": {"format": "onnx", **self.ref(export_onnx(SPEC, weights))}})
-        version = int(res.attr("fl", "version") or 0)
-        for ev in ("ev0", "ev1"):
-            self.subs[ev].send("attest_version", {"task_id": TASK, "version": version, **metrics})
-        return version
+        return self.chain.promote(TASK, seed, metrics)
 
     def node(self, name: str, **kw: Any) -> InferenceNode:
-        rpc = kw.pop("rpc", self.rpc)
-        node = InferenceNode(key=self.keys[name], task_id=TASK, view=ChainView(rpc), status=rpc.status,
+        node = InferenceNode(key=self.keys[name], task_id=TASK, view=ChainView(self.rpc), status=self.rpc.status,
                              store=self.store, cache_dir=self.cli.home / "cache" / name,
-                             submitter=Submitter(rpc, self.keys[name]), poll=kw.pop("poll", 0.3), **kw)
+                             submitter=Submitter(self.rpc, self.keys[name]), poll=kw.pop("poll", 0.3), **kw)
         node.start()
         self.nodes[name] = node
         return node
@@ -108,22 +92,10 @@ def world(kit: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]
         cli = kit.Cli(root / "home", net.home, root / "logs")
         rpc = CometRPC(manager.rpc_url(net.home, 0))
         store = open_store(manager.store_spec(net.home) or f"embedded:{root / 'store'}")
-        ks = KeyStore(cli.home)
-        roles = {"owner": "aggregator", "trainer": "trainer", "ev0": "evaluator", "ev1": "evaluator",
-                 "client": "auditor", "n0": "inference", "n1": "inference", "liar": "inference",
-                 "old": "inference", "cut": "inference"}
-        keys = {name: ks.create(name) for name in roles}
-        subs = {name: Submitter(rpc, key) for name, key in keys.items()}
-        hashes = [(subs[n], subs[n].broadcast("admit", {"credential": dev_credential(net.home, keys[n], r)}))
-                  for n, r in roles.items()]
-        for sub, h in hashes:
-            sub.wait(h)
-        w = World(net, cli, rpc, ChainView(rpc), store, keys, subs, {})
-        init = encode_tensors(initial_weights(SPEC, 0))
-        subs["owner"].send("create_task", {
-            "task_id": TASK, "model_spec": SPEC, "round_size": 1, "min_contributions": 1, "deadline_blocks": 50,
-            "aggregator": keys["owner"].public_hex, "initial_model": w.ref(init),
-            "privacy": {"epsilon": "100", "delta": "1e-5", "org_epsilon": None}})
+        chain = InferenceChain(net.home, cli.home, rpc, store, {n: "inference" for n in
+                                                                 ("n0", "n1", "liar", "old", "cut")})
+        chain.create_task(TASK, SPEC)
+        w = World(net, cli, rpc, chain, {})
         try:
             yield w
         finally:

@@ -33,13 +33,19 @@ def test_nodes_register_and_only_the_inference_role_may(world: InferenceWorld) -
     node = query(world.chain, f"/inference-node/{world.did(0)}")
     assert node["status"] == "active" and node["key"] == world.nodes[0].hex
     assert query(world.chain, f"/inference-node/{world.nodes[0].hex}")["seq"] == 1
-    (res,) = world.chain.block(world.trainers[0].tx("register_inference_node", {"endpoint": "http://127.0.0.1:9"}))
+    (res,) = world.chain.block(world.trainers[0].tx("register_inference_node",
+                                                    {"endpoint": "http://127.0.0.1:9", "tasks": [TASK]}))
     assert res.code == Code.UNAUTHORIZED and "needs one of ['inference']" in res.log
-    (res,) = world.chain.block(world.nodes[0].tx("register_inference_node", {"endpoint": "ftp://x"}))
+    (res,) = world.chain.block(world.nodes[0].tx("register_inference_node", {"endpoint": "ftp://x", "tasks": [TASK]}))
     assert res.code == Code.INVALID_BODY and "http(s) base URL" in res.log
-    world.chain.ok(world.nodes[0].tx("register_inference_node", {"endpoint": "http://127.0.0.1:9000/"}))
+    world.chain.ok(world.nodes[0].tx("register_inference_node",
+                                     {"endpoint": "http://127.0.0.1:9000/", "tasks": [TASK]}))
     assert query(world.chain, "/inference-nodes")["count"] == 3  # moved, not added
     assert query(world.chain, f"/inference-node/{world.did(0)}")["endpoint"] == "http://127.0.0.1:9000"
+    for tasks, log in ((["nope"], "does not exist"), (["b", "a"], "sorted"), ([], "1-16 task ids")):
+        (res,) = world.chain.block(world.nodes[0].tx("register_inference_node",
+                                                     {"endpoint": "http://127.0.0.1:9000", "tasks": tasks}))
+        assert res.code != 0 and log in res.log, res.log
 
 
 def test_unanimous_batch_is_tallied_with_a_merkle_root(world: InferenceWorld) -> None:

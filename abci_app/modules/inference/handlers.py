@@ -39,20 +39,28 @@ def register_node(view: Reader, state: Writer | None, ctx: BlockContext, signer:
                   msg: RegisterNode) -> list[Event]:
     """Register an admitted `inference` member's endpoint, or move it; a suspended node stays suspended."""
     member = require_member(view, signer, ctx, ("inference",), "register as an inference node")
+    for task_id in msg.tasks:
+        load_task(view, task_id)
+    if member["tasks"] and set(msg.tasks) - set(member["tasks"]):
+        outside = sorted(set(msg.tasks) - set(member["tasks"]))
+        raise TxError(Code.UNAUTHORIZED, f"this node's credential does not cover tasks {outside}")
     existing = find_node(view, signer)
     m = meta(view)
     if existing is not None:
         rec = existing
         rec["endpoint"] = msg.endpoint
+        rec["tasks"] = list(msg.tasks)
     else:
         m["nodes"] += 1
         rec = {"seq": m["nodes"], "key": signer, "did": member["did"], "endpoint": msg.endpoint,
+               "tasks": list(msg.tasks),
                "registered_height": ctx.height, "status": "active", "agreed": 0, "dissented": 0,
                "recent_dissents": [], "suspended_height": None, "suspended_reason": None}
     if state is not None:
         store_node(state, rec)
         store_meta(state, m)
-    return [fl_event("register_inference_node", signer, did=member["did"], endpoint=msg.endpoint, seq=rec["seq"])]
+    return [fl_event("register_inference_node", signer, did=member["did"], endpoint=msg.endpoint, seq=rec["seq"],
+                     tasks=",".join(msg.tasks))]
 
 
 def set_policy(view: Reader, state: Writer | None, ctx: BlockContext, signer: str,
@@ -154,7 +162,9 @@ def report_receipts(view: Reader, state: Writer | None, ctx: BlockContext, signe
         if find_version(view, msg.task_id, first.version) is None:
             raise TxError(Code.NOT_FOUND, f"request {i}: task {msg.task_id!r} has no version {first.version}")
         for r in receipts:
-            _active_node(view, r.node, f"request {i}")
+            if msg.task_id not in _active_node(view, r.node, f"request {i}")["tasks"]:
+                raise TxError(Code.INFERENCE_NODE, f"request {i}: node {r.node[:48]}… is not registered for "
+                                                   f"task {msg.task_id!r}")
             if r.height > ctx.height:
                 raise TxError(Code.INVALID_BODY, f"request {i}: a receipt claims height {r.height}, above the "
                                                  f"block being built ({ctx.height})")

@@ -22,18 +22,29 @@ _ENDPOINT = re.compile(r"^https?://[A-Za-z0-9.\-\[\]:]{1,200}(/[A-Za-z0-9._~/-]{
 _CID = re.compile(r"^[A-Za-z0-9]{10,120}$")
 
 
+MAX_NODE_TASKS = 16  # most tasks one node registration may serve
+
+
 @dataclass(frozen=True)
 class RegisterNode:
-    """An admitted `inference` member announces (or moves) the endpoint it serves from."""
+    """An admitted `inference` member announces (or moves) the endpoint it serves from, and the tasks it serves."""
 
     endpoint: str
+    tasks: tuple[str, ...]
 
     @staticmethod
     def parse(body: dict[str, Any]) -> RegisterNode:
-        """Validate a register_inference_node body."""
-        require_fields(body, ("endpoint",))
+        """Validate a register_inference_node body; tasks sorted and unique."""
+        require_fields(body, ("endpoint", "tasks"))
+        tasks = body["tasks"]
+        if (not isinstance(tasks, list) or not 1 <= len(tasks) <= MAX_NODE_TASKS
+                or not all(isinstance(t, str) and ID_RE.match(t) for t in tasks)):
+            raise TxError(Code.INVALID_BODY, f"tasks must be a list of 1-{MAX_NODE_TASKS} task ids")
+        if tasks != sorted(set(tasks)):
+            raise TxError(Code.INVALID_BODY, "tasks must be sorted and without duplicates")
         return RegisterNode(endpoint=str_field(body, "endpoint", _ENDPOINT, "an http(s) base URL such as "
-                                               "http://127.0.0.1:8100, without credentials or query").rstrip("/"))
+                                               "http://127.0.0.1:8100, without credentials or query").rstrip("/"),
+                            tasks=tuple(tasks))
 
 
 @dataclass(frozen=True)

@@ -34,6 +34,7 @@ class NodeRecord(TypedDict):
     key: str  # hex Ed25519 signing key
     did: str
     endpoint: str  # base URL of its Open Inference Protocol v2 REST API
+    tasks: list[str]  # the tasks it serves there, sorted
     registered_height: int
     status: Literal["active", "suspended"]
     agreed: int  # answers in the majority
