@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from typing import Any
 
 import click
 
@@ -104,6 +105,43 @@ def bench_anchor_cmd(samples: int, confirmations: int, base_port: int | None, as
 
     result = bench_anchor(samples, confirmations, base_port, log=lambda m: click.echo(m, err=True))
     click.echo(json.dumps(result, indent=2 if as_json else None))
+
+
+@bench.command("inference")
+@click.option("--requests", default=4000, show_default=True, help="Requests per concurrent throughput run.")
+@click.option("--concurrency", default=32, show_default=True, help="Concurrent connections of that run.")
+@click.option("--sequential", default=300, show_default=True, help="Requests timed one after another.")
+@click.option("--lying-requests", default=10_000, show_default=True,
+              help="CBV requests of the lying-node experiment (a third per kind of liar).")
+@click.option("--json", "as_json", is_flag=True)
+def bench_inference_cmd(requests: int, concurrency: int, sequential: int, lying_requests: int, as_json: bool) -> None:
+    """Inference: in-process floor, one node, the plain FastAPI peer, CBV k=3, split; then lying nodes."""
+    from fedledger.bench.inference import bench_inference
+
+    result = bench_inference(requests=requests, concurrency=concurrency, sequential=sequential,
+                             lying_requests=lying_requests, log=lambda m: click.echo(m, err=True))
+    click.echo(json.dumps(result, indent=2) if as_json else _inference_text(result))
+
+
+def _inference_text(r: dict[str, Any]) -> str:
+    lines = []
+    for task, m in r["models"].items():
+        lines.append(f"{task} ({m['spec']}, {m['parameters']} parameters)")
+        lines.append(f"  in-process onnxruntime: p50 {m['in_process']['p50_ms']} ms")
+        for label in ("http_node", "http_peer"):
+            seq, con = m[label]["sequential"], m[label]["concurrent"]
+            lines.append(f"  {label}: p50 {seq['p50_ms']} / p95 {seq['p95_ms']} ms; {con['requests_per_s']} req/s at "
+                         f"concurrency (p95 {con['p95_ms']} ms)")
+        for label in ("verified_k1", "verified_k3", "split_2_nodes"):
+            lines.append(f"  {label}: p50 {m[label]['p50_ms']} / p95 {m[label]['p95_ms']} ms")
+        lines.append(f"  ratios: {m['ratios']}")
+    lying = r["lying"]
+    for fault, ph in lying["phases"].items():
+        lines.append(f"liar {fault}: outvoted {ph['liar_outvoted']}/{ph['liar_answers_counted']}, "
+                     f"{ph['liar_slashes']} slashes ({ph['slashed_in_batch_block']} in the batch's block), "
+                     f"{ph['liar_status']}")
+    lines.append(f"honest slashes over {lying['requests']} requests: {lying['honest_slashes']}")
+    return "\n".join(lines)
 
 
 def _size_pair(text: str) -> tuple[int, int]:

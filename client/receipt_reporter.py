@@ -22,11 +22,15 @@ import numpy.typing as npt
 from fedledger.abci_app.errors import FedLedgerError
 from fedledger.abci_app.modules.inference.msgs import MAX_REQUESTS
 from fedledger.abci_app.modules.inference.receipts import Receipt
+from fedledger.abci_app.tx import MAX_TX_BYTES
 from fedledger.sdk.submit import Submitter
 
 __all__ = ["BatchPosted", "ReceiptReporter"]
 
 log = logging.getLogger(__name__)
+
+# What the receipts of one report tx may take: the chain's limit less room for the envelope and the cid.
+_BUDGET = MAX_TX_BYTES - 1024
 
 
 class _Store(Protocol):
@@ -104,6 +108,24 @@ class ReceiptReporter:
                         self._idle.set()
 
     def _post(self, batch: list[tuple[tuple[Receipt, ...], dict[str, list[Any]]]]) -> None:
+        """Post the batch in as few txs as fit under the chain's tx size limit."""
+        chunk: list[tuple[tuple[Receipt, ...], dict[str, list[Any]]]] = []
+        size = 0
+        for item in batch:
+            cost = len(json.dumps([r.to_json() for r in item[0]], separators=(",", ":"))) + 1
+            if cost > _BUDGET:
+                self.posted.append(BatchPosted(1, None, None, f"one request's receipts take {cost} bytes, over the "
+                                                              f"{_BUDGET} a report tx can carry; not posted"))
+                continue
+            if chunk and size + cost > _BUDGET:
+                self._post_chunk(chunk)
+                chunk, size = [], 0
+            chunk.append(item)
+            size += cost
+        if chunk:
+            self._post_chunk(chunk)
+
+    def _post_chunk(self, batch: list[tuple[tuple[Receipt, ...], dict[str, list[Any]]]]) -> None:
         body: dict[str, Any] = {"task_id": self.task_id, "requests": [[r.to_json() for r in rs] for rs, _ in batch]}
         try:
             if self.store is not None:

@@ -242,6 +242,7 @@ class DynamicBatcher:
     async def _execute(self, batch: list[_Pending]) -> None:
         # The model is taken now, not when the requests arrived: a swap applies from the next batch on.
         served = self._holder.current
+        sequential = len(batch) == 1 and self._last_batch == 1 and not self._queue
         self._last_batch = len(batch)
         if served is None:
             for p in batch:
@@ -251,9 +252,10 @@ class DynamicBatcher:
         rows = sum(p.rows or 1 for p in batch)
         cost_model, cost = self._cost
         try:
-            if len(batch) == 1 and cost_model is model and cost * rows <= self._inline_below:
-                # A lone request on a model that runs faster than a hand-off to the worker thread would take:
-                # running it here costs the loop less than the hop, and the caller waits the least.
+            if (cost_model is model and cost * rows <= self._inline_below) or (sequential and self._inline_below > 0):
+                # A batch that runs faster than a hand-off to the worker thread would take (a tiny model), or
+                # a lone request of a sequential client with nothing queued behind it: running it here costs
+                # less than the hop, and nobody is kept waiting (a burst arriving meanwhile batches next).
                 results, seconds = _timed_compute(model, group)
                 self.stats.inline += 1
             else:

@@ -117,7 +117,8 @@ class InferenceNode:
                 raise OIPError(400, "parameter fedledger_prev must be the sha256 hex of the previous hop's receipt")
             return sign_receipt(self.key.private, task_id=self.task_id, version=int(label),
                                 request_id=_request_id(request_id), inputs=inputs, outputs=outputs,
-                                height=self.height, segment=segment, prev=prev).to_json()
+                                height=self.height, segment=segment, prev=prev, did=self.signer.did,
+                                check=False).to_json()
         return sign
 
     def _resolve(self, name: str) -> ModelEntry | None:

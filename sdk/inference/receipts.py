@@ -17,17 +17,27 @@ __all__ = ["ReceiptSigner", "sign_receipt"]
 
 def sign_receipt(key: Ed25519PrivateKey, *, task_id: str, version: int, request_id: str,
                  inputs: Mapping[str, npt.NDArray[Any]], outputs: Mapping[str, npt.NDArray[Any]], height: int,
-                 segment: str = "full", prev: str = "") -> Receipt:
-    """A node's signed receipt for running `inputs` to `outputs` (checked by parse_receipt before it is returned)."""
+                 segment: str = "full", prev: str = "", did: str | None = None, check: bool = True) -> Receipt:
+    """A node's signed receipt for running `inputs` to `outputs`.
+
+    With check (the default) the receipt goes through parse_receipt, signature included, before
+    it is returned. A node signing on its serving path passes check=False and its cached `did`:
+    the fields are built here from validated values, and verifying its own signature would double
+    the cost of every answer for nothing (every client and the chain verify it anyway).
+    """
     out = canonical_output(outputs)
     unsigned: dict[str, Any] = {
         "task_id": task_id, "version": version, "segment": segment, "request_id": request_id,
         "input_hash": input_hash(inputs), "output_hash": out.output_hash,
-        "q": list(out.q) if out.q is not None else None, "node": did_from_private_key(key), "height": height,
+        "q": list(out.q) if out.q is not None else None, "node": did or did_from_private_key(key), "height": height,
         "prev": prev,
     }
     sig = key.sign(signing_bytes(unsigned)).hex()
-    return parse_receipt({**unsigned, "sig": sig})
+    if check:
+        return parse_receipt({**unsigned, "sig": sig})
+    return Receipt(task_id=task_id, version=version, segment=segment, request_id=request_id,
+                   input_hash=unsigned["input_hash"], output_hash=out.output_hash, q=out.q, node=unsigned["node"],
+                   height=height, prev=prev, sig=sig)
 
 
 class ReceiptSigner:
@@ -41,4 +51,5 @@ class ReceiptSigner:
              outputs: Mapping[str, npt.NDArray[Any]], height: int, prev: str = "") -> Receipt:
         """Sign one answer."""
         return sign_receipt(self.key, task_id=self.task_id, version=version, request_id=request_id, inputs=inputs,
-                            outputs=outputs, height=height, segment=self.segment, prev=prev)
+                            outputs=outputs, height=height, segment=self.segment, prev=prev, did=self.did,
+                            check=False)

@@ -11,7 +11,7 @@ output value x becomes round(x * 2^QUANT_BITS) as an integer, so the chain compa
 only. Two outputs agree when their hashes are equal, or when both carry `q` of the same length and
 no component differs by more than TOLERANCE steps (one step is 2^-8 = 0.0039): honest nodes on
 different CPUs differ by float rounding in the last bits, which can move a value across one
-rounding boundary but never two. Outputs too large to carry (over MAX_Q values) are compared by
+rounding boundary but never two. Outputs too large to carry (over MAX_Q = 256 values) are compared by
 hash only, which needs bit-identical results (same runtime build); see docs/INFERENCE.md.
 """
 
@@ -37,7 +37,7 @@ __all__ = ["MAX_Q", "QUANT_BITS", "RECEIPT_DOMAIN", "RECEIPT_FIELDS", "REQUEST_I
 RECEIPT_DOMAIN = b"fedledger-inference-receipt-v1\n"
 QUANT_BITS = 8
 TOLERANCE = 1
-MAX_Q = 4096
+MAX_Q = 256  # keeps a receipt under ~2 KB, so a request's k receipts fit one tx (MAX_TX_BYTES)
 _Q_LIMIT = 2**31
 
 _SIG = re.compile(r"^[0-9a-f]{128}$")
