@@ -17,13 +17,13 @@ The flow of one request:
 
 from __future__ import annotations
 
+import json
 import secrets
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-import httpx
 import numpy as np
 import numpy.typing as npt
 
@@ -32,12 +32,13 @@ from fedledger.abci_app.modules.inference.receipts import Receipt, parse_receipt
 from fedledger.abci_app.modules.inference.records import NodeRecord, PolicyRecord
 from fedledger.abci_app.modules.inference.tally import Tally, tally
 from fedledger.abci_app.modules.reputation.selection import select
+from fedledger.client.oip_transport import OIPTransport, TransportError
 from fedledger.sdk.chainview import ChainView
 from fedledger.sdk.inference.canonical import canonical_output, input_hash
 from fedledger.sdk.inference.oip_json import decode_outputs, encode_request
 
 __all__ = ["NoConsensusError", "NoNodesError", "NodeAnswer", "ReceiptSink", "TierError", "VerifiedAnswer",
-           "VerifiedInference", "decide", "gather", "select_nodes"]
+           "VerifiedInference", "decide", "gather", "post_json", "select_nodes"]
 
 
 class TierError(ChainRejectedError):
@@ -106,6 +107,23 @@ class VerifiedAnswer:
         return tuple((a.did, a.error or "") for a in self.answers if a.error is not None)
 
 
+def post_json(http: OIPTransport, endpoint: str, path: str, body: bytes) -> tuple[int, dict[str, Any], str | None]:
+    """POST an OIP request: (status, parsed JSON body, None), or (status, {}, why it gave no usable answer)."""
+    try:
+        status, raw = http.request(endpoint, "POST", path, body)
+    except TransportError as exc:
+        return 0, {}, f"no answer ({exc})"
+    try:
+        payload = json.loads(raw)
+    except ValueError:
+        return status, {}, f"HTTP {status} with a non-JSON body"
+    if not isinstance(payload, dict):
+        return status, {}, f"HTTP {status} with a JSON body that is not an object"
+    if status != 200:
+        return status, payload, f"HTTP {status}: {str(payload.get('error'))[:200]}"
+    return status, payload, None
+
+
 def gather(pool: ThreadPoolExecutor, ranking: Sequence[NodeRecord], k: int,
            ask: Callable[[NodeRecord], NodeAnswer]) -> list[NodeAnswer]:
     """Ask the draw's first k nodes in parallel; for each that fails, the next ones, until k answered or none is left.
@@ -152,10 +170,11 @@ class VerifiedInference:
     """The client of general-tier inference for one task (see the module docstring)."""
 
     def __init__(self, view: ChainView, status: Any, task_id: str, *, k: int | None = None,
-                 http: httpx.Client | None = None, sink: ReceiptSink | None = None, timeout: float = 10.0) -> None:
+                 transport: OIPTransport | None = None, sink: ReceiptSink | None = None,
+                 timeout: float = 10.0) -> None:
         self.view, self.task_id, self.sink = view, task_id, sink
         self._status = status  # a callable giving CometBFT /status (for the latest height and block hash)
-        self.http = http or httpx.Client(timeout=timeout, limits=httpx.Limits(max_connections=64))
+        self.http = transport or OIPTransport(timeout)
         self.policy: PolicyRecord = view.get(f"/inference-policy/{task_id}")
         if self.policy["tier"] != "general":
             raise TierError(f"task {task_id!r} requires the {self.policy['tier']} inference tier (zero-knowledge "
@@ -183,11 +202,11 @@ class VerifiedInference:
         """The served model's OIP metadata (inputs, outputs), from the first selected node that answers."""
         for node in self.selected:
             try:
-                resp = self.http.get(f"{node['endpoint']}/v2/models/{self.task_id}")
-                if resp.status_code == 200:
-                    meta: dict[str, Any] = resp.json()
+                status, raw = self.http.request(node["endpoint"], "GET", f"/v2/models/{self.task_id}")
+                if status == 200:
+                    meta: dict[str, Any] = json.loads(raw)
                     return meta
-            except (httpx.HTTPError, ValueError):
+            except (TransportError, ValueError):
                 continue
         raise NoNodesError(f"none of the selected nodes answered a metadata request for {self.task_id!r}")
 
@@ -213,18 +232,11 @@ class VerifiedInference:
         self.http.close()
 
     def _ask(self, node: NodeRecord, body: bytes, request_id: str, digest: str) -> NodeAnswer:
-        url = f"{node['endpoint']}/v2/models/{self.task_id}/versions/{self.version}/infer"
         did, endpoint = node["did"], node["endpoint"]
-        try:
-            resp = self.http.post(url, content=body, headers={"content-type": "application/json"})
-        except httpx.HTTPError as exc:
-            return NodeAnswer(did, endpoint, None, None, f"no answer ({exc.__class__.__name__})")
-        try:
-            payload = resp.json()
-        except ValueError:
-            return NodeAnswer(did, endpoint, None, None, f"HTTP {resp.status_code} with a non-JSON body")
-        if resp.status_code != 200:
-            return NodeAnswer(did, endpoint, None, None, f"HTTP {resp.status_code}: {str(payload.get('error'))[:200]}")
+        status, payload, why = post_json(self.http, endpoint,
+                                         f"/v2/models/{self.task_id}/versions/{self.version}/infer", body)
+        if why is not None:
+            return NodeAnswer(did, endpoint, None, None, why)
         try:
             outputs = decode_outputs(payload)
             params = payload.get("parameters") or {}

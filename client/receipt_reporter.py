@@ -31,6 +31,7 @@ log = logging.getLogger(__name__)
 
 # What the receipts of one report tx may take: the chain's limit less room for the envelope and the cid.
 _BUDGET = MAX_TX_BYTES - 1024
+_IN_FLIGHT = 16  # report txs broadcast before waiting for their blocks (the chain allows 32 pending per signer)
 
 
 class _Store(Protocol):
@@ -108,8 +109,8 @@ class ReceiptReporter:
                         self._idle.set()
 
     def _post(self, batch: list[tuple[tuple[Receipt, ...], dict[str, list[Any]]]]) -> None:
-        """Post the batch in as few txs as fit under the chain's tx size limit."""
-        chunk: list[tuple[tuple[Receipt, ...], dict[str, list[Any]]]] = []
+        """Post the batch in as few txs as fit under the chain's tx size limit, several in flight at once."""
+        chunks: list[list[tuple[tuple[Receipt, ...], dict[str, list[Any]]]]] = []
         size = 0
         for item in batch:
             cost = len(json.dumps([r.to_json() for r in item[0]], separators=(",", ":"))) + 1
@@ -117,26 +118,41 @@ class ReceiptReporter:
                 self.posted.append(BatchPosted(1, None, None, f"one request's receipts take {cost} bytes, over the "
                                                               f"{_BUDGET} a report tx can carry; not posted"))
                 continue
-            if chunk and size + cost > _BUDGET:
-                self._post_chunk(chunk)
-                chunk, size = [], 0
-            chunk.append(item)
+            if not chunks or size + cost > _BUDGET:
+                chunks.append([])
+                size = 0
+            chunks[-1].append(item)
             size += cost
-        if chunk:
-            self._post_chunk(chunk)
+        # Broadcast a window of txs, then wait for them: one block carries several reports, and the
+        # window stays under the chain's per-signer limit of txs waiting for a block (MAX_PENDING).
+        for start in range(0, len(chunks), _IN_FLIGHT):
+            sent: list[tuple[int, str | None, str | None]] = []
+            for chunk in chunks[start:start + _IN_FLIGHT]:
+                try:
+                    sent.append((len(chunk), self.submitter.broadcast("report_receipts", self._body(chunk)), None))
+                except FedLedgerError as exc:
+                    sent.append((len(chunk), None, str(exc)))
+            for count, tx, error in sent:
+                if tx is None:
+                    self._failed(count, error or "not broadcast")
+                    continue
+                try:
+                    result = self.submitter.wait(tx)
+                except FedLedgerError as exc:
+                    self._failed(count, str(exc))
+                    continue
+                seq = result.attr("fl", "batch")
+                self.posted.append(BatchPosted(count, int(seq) if seq else None, result.height, None))
 
-    def _post_chunk(self, batch: list[tuple[tuple[Receipt, ...], dict[str, list[Any]]]]) -> None:
+    def _failed(self, count: int, error: str) -> None:
+        # Nothing to retry blindly: a refused batch is reported with its reason; the answers were already given.
+        log.warning("receipts batch of %d requests was not posted: %s", count, error)
+        self.posted.append(BatchPosted(count, None, None, error))
+
+    def _body(self, batch: list[tuple[tuple[Receipt, ...], dict[str, list[Any]]]]) -> dict[str, Any]:
         body: dict[str, Any] = {"task_id": self.task_id, "requests": [[r.to_json() for r in rs] for rs, _ in batch]}
-        try:
-            if self.store is not None:
-                blob = {"task_id": self.task_id, "requests": [
-                    {"receipts": [r.to_json() for r in rs], "outputs": outs} for rs, outs in batch]}
-                body["cid"] = self.store.put(json.dumps(blob, separators=(",", ":")).encode())
-            result = self.submitter.send("report_receipts", body)
-            seq = result.attr("fl", "batch")
-            self.posted.append(BatchPosted(len(batch), int(seq) if seq else None, result.height, None))
-        except FedLedgerError as exc:
-            # Nothing to retry blindly: a refused batch (e.g. a receipt of a node suspended meanwhile) is
-            # reported with its reason; the answers themselves were already given.
-            log.warning("receipts batch of %d requests was not posted: %s", len(batch), exc)
-            self.posted.append(BatchPosted(len(batch), None, None, str(exc)))
+        if self.store is not None:
+            blob = {"task_id": self.task_id, "requests": [
+                {"receipts": [r.to_json() for r in rs], "outputs": outs} for rs, outs in batch]}
+            body["cid"] = self.store.put(json.dumps(blob, separators=(",", ":")).encode())
+        return body

@@ -24,7 +24,6 @@ from dataclasses import dataclass
 from functools import partial
 from typing import Any
 
-import httpx
 import numpy as np
 import numpy.typing as npt
 import onnxruntime as ort
@@ -33,7 +32,17 @@ from fedledger.abci_app.errors import ChainRejectedError, VerificationError
 from fedledger.abci_app.modules.inference.receipts import Receipt, parse_receipt
 from fedledger.abci_app.modules.inference.records import NodeRecord
 from fedledger.abci_app.modules.inference.tally import Tally
-from fedledger.client.infer import NodeAnswer, NoNodesError, ReceiptSink, TierError, decide, gather, select_nodes
+from fedledger.client.infer import (
+    NodeAnswer,
+    NoNodesError,
+    ReceiptSink,
+    TierError,
+    decide,
+    gather,
+    post_json,
+    select_nodes,
+)
+from fedledger.client.oip_transport import OIPTransport
 from fedledger.sdk.chainview import ChainView
 from fedledger.sdk.inference.canonical import canonical_output, input_hash
 from fedledger.sdk.inference.oip_json import decode_outputs, encode_request
@@ -76,7 +85,8 @@ class SplitInference:
     """Split inference for one task's last good version (see the module docstring)."""
 
     def __init__(self, view: ChainView, status: Any, store: Any, task_id: str, *, parts: int = 3, k: int = 1,
-                 http: httpx.Client | None = None, sink: ReceiptSink | None = None, timeout: float = 10.0) -> None:
+                 transport: OIPTransport | None = None, sink: ReceiptSink | None = None,
+                 timeout: float = 10.0) -> None:
         if not 2 <= parts <= 8:
             raise ValueError(f"a split has 2-8 parts (the client's head and 1-7 node stages), got {parts}")
         policy = view.get(f"/inference-policy/{task_id}")
@@ -84,7 +94,7 @@ class SplitInference:
             raise TierError(f"task {task_id!r} requires the {policy['tier']} inference tier; split inference "
                             "is general tier")
         self.view, self.task_id, self.parts, self.k, self.sink = view, task_id, parts, k, sink
-        self.http = http or httpx.Client(timeout=timeout)
+        self.http = transport or OIPTransport(timeout)
         info = status()["sync_info"]
         self.height, self.seed = int(info["latest_block_height"]), bytes.fromhex(str(info["latest_block_hash"]))
         self.version = view.last_good(task_id)
@@ -122,14 +132,9 @@ class SplitInference:
         name = stage_model_name(self.task_id, index, self.parts)
         did, endpoint = node["did"], node["endpoint"]
         body = encode_request(arrays, request_id=rid, parameters={"fedledger_prev": prev})
-        try:
-            resp = self.http.post(f"{endpoint}/v2/models/{name}/versions/{self.version}/infer", content=body,
-                                  headers={"content-type": "application/json"})
-            payload = resp.json()
-        except (httpx.HTTPError, ValueError) as exc:
-            return NodeAnswer(did, endpoint, None, None, f"no answer ({exc.__class__.__name__})")
-        if resp.status_code != 200:
-            return NodeAnswer(did, endpoint, None, None, f"HTTP {resp.status_code}: {str(payload.get('error'))[:200]}")
+        _, payload, why = post_json(self.http, endpoint, f"/v2/models/{name}/versions/{self.version}/infer", body)
+        if why is not None:
+            return NodeAnswer(did, endpoint, None, None, why)
         try:
             outputs = decode_outputs(payload)
             receipt = parse_receipt((payload.get("parameters") or {}).get("fedledger_receipt"))

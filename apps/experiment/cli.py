@@ -172,3 +172,22 @@ def report(saved: Path, output: Path) -> None:
     except PaperError as exc:
         report_error(exc)
     _write_report(plan, results, output, command)
+
+
+@experiment.command("split-inversion")
+@click.option("--spec", "spec_name", default="mlp-digits-wide", show_default=True,
+              help="The digits model whose cut points are attacked.")
+@click.option("--epochs", default=60, show_default=True, help="Decoder training epochs (full batch).")
+@click.option("--seed", default=0, show_default=True)
+@click.option("--json", "as_json", is_flag=True)
+def split_inversion(spec_name: str, epochs: int, seed: int, as_json: bool) -> None:
+    """How well a split stage could rebuild the raw input from what it sees: a decoder per cut point."""
+    from dataclasses import asdict
+
+    from fedledger.apps.experiment.inversion import format_inversion_table, inversion_table
+
+    reports = inversion_table(spec_name, epochs=epochs, seed=seed)
+    if as_json:
+        click.echo(json.dumps([asdict(r) for r in reports], indent=2))
+    else:
+        click.echo(format_inversion_table(reports))

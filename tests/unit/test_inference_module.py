@@ -82,9 +82,12 @@ def test_outvoted_node_is_slashed_in_the_block_and_suspended_after_repeats(world
     node = query(world.chain, f"/inference-node/{liar}")
     assert node["status"] == "suspended" and node["dissented"] == 3 and "outvoted 3 times" in node["suspended_reason"]
     assert query(world.chain, f"/inference-node/{world.did(0)}")["status"] == "active"
-    # A suspended node's receipts are refused.
-    (res,) = world.chain.block(world.report([[world.receipt(0, "c", GOOD), world.receipt(2, "c", GOOD)]]))
-    assert res.code == Code.INFERENCE_NODE and "suspended" in res.log
+    # A suspended node's receipts are not counted (nor penalized again); the others' still are.
+    world.chain.ok(world.report([[world.receipt(0, "c", GOOD), world.receipt(1, "c", GOOD),
+                                  world.receipt(2, "c", BAD)]]))
+    entry = query(world.chain, "/inference-batch/latest")["requests"][0]
+    assert entry["excluded"] == [liar] and entry["outcome"] == "unanimous" and entry["dissenters"] == []
+    assert query(world.chain, f"/inference-node/{liar}")["dissented"] == 3
 
 
 def test_tolerance_keeps_float_noise_in_agreement(world: InferenceWorld) -> None:

@@ -75,13 +75,10 @@ def set_policy(view: Reader, state: Writer | None, ctx: BlockContext, signer: st
     return [fl_event("set_inference_policy", signer, task=msg.task_id, tier=msg.tier, k=msg.k)]
 
 
-def _active_node(view: Reader, did: str, what: str) -> NodeRecord:
+def _registered_node(view: Reader, did: str, what: str) -> NodeRecord:
     rec = find_node_by_did(view, did)
     if rec is None:
         raise TxError(Code.INFERENCE_NODE, f"{what}: {did[:48]}… is not a registered inference node")
-    if rec["status"] != "active":
-        raise TxError(Code.INFERENCE_NODE, f"{what}: node {did[:48]}… is suspended "
-                                           f"({rec['suspended_reason']}) and its receipts are not counted")
     return rec
 
 
@@ -161,10 +158,16 @@ def report_receipts(view: Reader, state: Writer | None, ctx: BlockContext, signe
         first = receipts[0]
         if find_version(view, msg.task_id, first.version) is None:
             raise TxError(Code.NOT_FOUND, f"request {i}: task {msg.task_id!r} has no version {first.version}")
+        excluded: list[str] = []
         for r in receipts:
-            if msg.task_id not in _active_node(view, r.node, f"request {i}")["tasks"]:
+            node = _registered_node(view, r.node, f"request {i}")
+            if msg.task_id not in node["tasks"]:
                 raise TxError(Code.INFERENCE_NODE, f"request {i}: node {r.node[:48]}… is not registered for "
                                                    f"task {msg.task_id!r}")
+            if node["status"] != "active":
+                # Suspended after the client asked it (the report lags the chain): its answer is not counted,
+                # and the others' receipts still are, so a report is never lost for one suspended node.
+                excluded.append(r.node)
             if r.height > ctx.height:
                 raise TxError(Code.INVALID_BODY, f"request {i}: a receipt claims height {r.height}, above the "
                                                  f"block being built ({ctx.height})")
@@ -174,7 +177,7 @@ def report_receipts(view: Reader, state: Writer | None, ctx: BlockContext, signe
         seen.add(rid)
         ordered = sorted(receipts, key=lambda r: r.node.encode("ascii"))
         leaves += [bytes.fromhex(r.hash) for r in ordered]
-        result = tally(receipts)
+        result = tally([r for r in receipts if r.node not in excluded])
         for did in result.majority:
             pen.node(did)["agreed"] += 1
         for did in result.dissenters:
@@ -183,7 +186,7 @@ def report_receipts(view: Reader, state: Writer | None, ctx: BlockContext, signe
         entries.append({"request": rid, "request_id": first.request_id, "version": first.version,
                         "segment": first.segment, "input_hash": first.input_hash, "outcome": result.outcome,
                         "majority": list(result.majority), "dissenters": list(result.dissenters),
-                        "nodes": [r.node for r in ordered]})
+                        "nodes": [r.node for r in ordered], "excluded": sorted(excluded)})
     root = MerkleTree(leaves).root.hex()
     events = [fl_event("report_receipts", signer, task=msg.task_id, batch=seq, requests=len(entries),
                        dissents=sum(len(e["dissenters"]) for e in entries), root=root)]

@@ -17,6 +17,7 @@ hash only, which needs bit-identical results (same runtime build); see docs/INFE
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import re
 from collections.abc import Mapping, Sequence
@@ -141,7 +142,7 @@ def parse_receipt(raw: Any) -> Receipt:
         if not 1 <= stage <= stages or stages < 2:
             raise _bad(f"segment {rec.segment!r} must be i/n with 1 <= i <= n and n >= 2")
     try:
-        key = bytes.fromhex(key_of_did(rec.node))
+        key = _key_of(rec.node)
         Ed25519PublicKey.from_public_bytes(key).verify(bytes.fromhex(rec.sig), signing_bytes(rec.unsigned()))
     except ValueError as exc:
         raise _bad(f"node {rec.node[:40]} is not an Ed25519 did:key ({exc})") from exc
@@ -149,6 +150,12 @@ def parse_receipt(raw: Any) -> Receipt:
         raise TxError(Code.BAD_SIGNATURE, f"receipt of {rec.node[:40]}… for request {rec.request_id!r}: "
                                           "the signature does not verify for the node's key") from exc
     return rec
+
+
+@functools.lru_cache(maxsize=4096)
+def _key_of(did: str) -> bytes:
+    # A pure function of the DID (base58 decoding costs as much as the signature check): cached.
+    return bytes.fromhex(key_of_did(did))
 
 
 def agree(a: Receipt, b: Receipt) -> bool:

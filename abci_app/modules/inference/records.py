@@ -65,6 +65,7 @@ class BatchRequest(TypedDict):
     majority: list[str]  # node DIDs, sorted
     dissenters: list[str]
     nodes: list[str]  # every answering node's DID, sorted
+    excluded: list[str]  # nodes suspended by the time of the report: their answers are not counted
 
 
 class BatchRecord(TypedDict):

@@ -38,6 +38,8 @@ class Tally:
 def tally(receipts: Sequence[Receipt]) -> Tally:
     """Apply the rule above to one request's receipts (one per node)."""
     ordered = sorted(receipts, key=lambda r: r.node.encode("ascii"))
+    if not ordered:
+        return Tally(majority=(), dissenters=(), decided=False)
     best: list[Receipt] = []
     for ref in ordered:
         agreers = [r for r in ordered if agree(ref, r)]
