@@ -12,11 +12,15 @@ import http.client
 import threading
 from urllib.parse import urlsplit
 
+from fedledger.abci_app.errors import UnavailableError
+
 __all__ = ["OIPTransport", "TransportError"]
 
 
-class TransportError(OSError):
+class TransportError(UnavailableError):
     """The node could not be reached, or the connection broke mid-request."""
+
+    error_code = "NODE_UNREACHABLE"
 
 
 class OIPTransport:

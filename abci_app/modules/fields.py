@@ -8,7 +8,7 @@ from typing import Any
 
 from fedledger.abci_app.errors import Code, TxError
 
-__all__ = ["HEX64", "HEX128", "ID_RE", "int_field", "int_value", "require_fields", "str_field"]
+__all__ = ["HEX64", "HEX128", "ID_RE", "int_field", "int_params", "int_value", "require_fields", "str_field"]
 
 ID_RE = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")  # task and organization ids
 HEX64 = re.compile(r"^[0-9a-f]{64}$")  # Ed25519 public keys, sha256 digests
@@ -42,3 +42,28 @@ def int_value(value: Any, name: str, lo: int, hi: int) -> int:
 def int_field(body: Mapping[str, Any], name: str, lo: int, hi: int) -> int:
     """The integer field `name`, in [lo, hi]."""
     return int_value(body[name], name, lo, hi)
+
+
+def int_params(body: Any, ranges: Mapping[str, tuple[int, int]], what: str, *, partial: bool = True) -> dict[str, int]:
+    """Validate a params object of bounded integers named in `ranges`; INVALID_BODY names the bad field.
+
+    partial=True accepts any non-empty subset (a change); partial=False needs every name. `what`
+    names the params in messages ("lifecycle", "inference").
+    """
+    names = sorted(ranges)
+    if not isinstance(body, Mapping):
+        raise TxError(Code.INVALID_BODY, f"{what} params must be an object with fields from {names}")
+    unknown = sorted(set(body) - set(names))
+    if unknown:
+        raise TxError(Code.INVALID_BODY, f"unknown {what} params {unknown}; known: {names}")
+    missing = sorted(set(names) - set(body))
+    if not body or (missing and not partial):
+        raise TxError(Code.INVALID_BODY, f"{what} params are missing {missing or names}")
+    out: dict[str, int] = {}
+    for name in sorted(body):
+        value = body[name]
+        lo, hi = ranges[name]
+        if not isinstance(value, int) or isinstance(value, bool) or not lo <= value <= hi:
+            raise TxError(Code.INVALID_BODY, f"{what} param {name} must be an integer in [{lo}, {hi}], got {value!r}")
+        out[name] = value
+    return out

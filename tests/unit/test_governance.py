@@ -488,3 +488,16 @@ def test_check_tx_runs_the_checks_without_writing() -> None:
     assert net.chain.sm.check_tx(vote(net.admins["org-b"], 1, "yes")).code == 0
     assert net.chain.sm.check_tx(propose(net.admins["org-c"], {"type": "nope"})).code == Code.UNKNOWN_ACTION
     assert net.chain.sm.app_hash == before and proposal(net.chain, 1)["votes"] == {}
+
+
+def test_inference_params_are_set_by_a_vote() -> None:
+    net = Net()
+    assert query(net.chain, "/inference-params")["max_dissents"] == 3  # the built-in default, nothing stored
+    rec = pass_proposal(net, {"type": "set_inference_params", "params": {"max_dissents": 7, "dissent_window": 50}})
+    assert rec["status"] == "passed", rec
+    got = query(net.chain, "/inference-params")
+    assert got["max_dissents"] == 7 and got["dissent_window"] == 50 and got["dissent_penalty"] == 50_000
+    for bad, log in (({"max_dissents": 0}, "must be an integer in [1,"), ({"nope": 1}, "unknown inference params"),
+                     ({}, "inference params are missing")):
+        (res,) = net.chain.block(propose(net.admins["org-a"], {"type": "set_inference_params", "params": bad}))
+        assert res.code == Code.INVALID_BODY and log in res.log, res.log

@@ -10,7 +10,8 @@ from collections.abc import Mapping
 from typing import Any, cast
 
 from fedledger.abci_app.context import Reader, Writer
-from fedledger.abci_app.errors import Code, TxError
+from fedledger.abci_app.errors import TxError
+from fedledger.abci_app.modules.fields import int_params
 from fedledger.abci_app.modules.inference import keys
 from fedledger.abci_app.modules.inference.records import InferenceParams
 from fedledger.abci_app.records import load_record, store_record
@@ -30,20 +31,7 @@ _RANGES = {"dissent_penalty": (0, 10**12), "fraud_penalty": (0, 10**12), "max_di
 
 def parse_params(body: Any) -> dict[str, int]:
     """Validate a non-empty subset of PARAM_NAMES (statelessly); TxError(INVALID_BODY) names the bad field."""
-    if not isinstance(body, Mapping) or not body:
-        raise TxError(Code.INVALID_BODY, f"inference params must be an object with fields from {list(PARAM_NAMES)}")
-    unknown = sorted(set(body) - set(PARAM_NAMES))
-    if unknown:
-        raise TxError(Code.INVALID_BODY, f"unknown inference params {unknown}; known: {list(PARAM_NAMES)}")
-    out: dict[str, int] = {}
-    for name in sorted(body):
-        value = body[name]
-        lo, hi = _RANGES[name]
-        if not isinstance(value, int) or isinstance(value, bool) or not lo <= value <= hi:
-            raise TxError(Code.INVALID_BODY, f"inference param {name} must be an integer in [{lo}, {hi}], "
-                                             f"got {value!r}")
-        out[name] = value
-    return out
+    return int_params(body, _RANGES, "inference")
 
 
 def params(view: Reader) -> InferenceParams:

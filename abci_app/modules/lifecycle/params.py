@@ -8,6 +8,7 @@ from typing import Any
 from fedledger.abci_app.context import Reader, Writer
 from fedledger.abci_app.errors import Code, TxError
 from fedledger.abci_app.modules.federation.keeper import task_exists
+from fedledger.abci_app.modules.fields import int_params
 from fedledger.abci_app.modules.lifecycle import keys
 from fedledger.abci_app.records import load_record, store_record
 
@@ -50,23 +51,7 @@ def parse_params(body: Any, *, partial: bool = True) -> dict[str, int]:
 
     partial=True accepts any non-empty subset of PARAM_NAMES (a change); partial=False needs all.
     """
-    if not isinstance(body, Mapping):
-        raise TxError(Code.INVALID_BODY, f"lifecycle params must be an object with fields from {list(PARAM_NAMES)}")
-    unknown = sorted(set(body) - set(PARAM_NAMES))
-    if unknown:
-        raise TxError(Code.INVALID_BODY, f"unknown lifecycle params {unknown}; known: {list(PARAM_NAMES)}")
-    missing = sorted(set(PARAM_NAMES) - set(body))
-    if not body or (missing and not partial):
-        raise TxError(Code.INVALID_BODY, f"lifecycle params are missing {missing or list(PARAM_NAMES)}")
-    out: dict[str, int] = {}
-    for name in sorted(body):
-        value = body[name]
-        lo, hi = _RANGES[name]
-        if not isinstance(value, int) or isinstance(value, bool) or not lo <= value <= hi:
-            raise TxError(Code.INVALID_BODY, f"lifecycle param {name} must be an integer in [{lo}, {hi}], "
-                                             f"got {value!r}")
-        out[name] = value
-    return out
+    return int_params(body, _RANGES, "lifecycle", partial=partial)
 
 
 def init_genesis(state: Writer, section: Mapping[str, Any]) -> None:
