@@ -13,7 +13,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from fedledger.abci_app.errors import Code
+from fedledger.abci_app.errors import Code, ConfigError
 from fedledger.abci_app.modules.federation.aggregation import aggregation_of
 from fedledger.abci_app.modules.federation.records import ContributionRecord, RoundRecord, TaskRecord
 from fedledger.ipfs import ContentStore, IntegrityError, StoreError
@@ -199,7 +199,14 @@ class Aggregator:
             from fedledger.sdk.inference.onnx_export import export_onnx
         except ImportError:
             return {}
-        data = export_onnx(self.view.task(self.task_id)["model_spec"], model)
+        spec = self.view.task(self.task_id)["model_spec"]
+        try:
+            data = export_onnx(spec, model)
+        except ConfigError as exc:
+            # A task whose model is not one of the exporter's specs (any string names a task's model on
+            # chain) still trains; its versions just cannot be served.
+            log.warning("task %s: version proposed without an ONNX artifact: %s", self.task_id, exc)
+            return {}
         cid = self.store.put(data)
         self.store.pin(cid)
         return {"artifact": {"format": "onnx", "cid": cid, "sha256": hashlib.sha256(data).hexdigest(),

@@ -233,3 +233,22 @@ def test_cli_infer_query_and_export(world: World, tmp_path: Path) -> None:
     assert bad.rc != 0
     missing = world.cli.run("model", "export", TASK, "99", "--out", str(f))
     assert missing.rc == 3 and "error:" in missing.stderr
+
+
+def test_a_governance_rollback_moves_the_nodes_back(world: World) -> None:
+    from fedledger.localnet.consortium import dev_issuer_key
+
+    admin = Submitter(world.rpc, Key("issuer", dev_issuer_key(world.net.home)))  # the local org's admin
+    admin.send("submit_proposal", {"title": "roll digits back",
+                                   "action": {"type": "rollback", "task_id": TASK, "to_version": 1}})
+    pid = int(world.view.get("/governance")["next_proposal_id"]) - 1
+    admin.send("vote", {"proposal_id": pid, "option": "yes"})
+    wait_for(lambda: world.view.last_good(TASK) == 1, "the rollback to pass", timeout=60)
+    assert world.view.version(TASK, 2)["status"] == "rolled_back"
+    wait_for(lambda: world.nodes["n0"].version == 1 and world.nodes["n1"].version == 1, "the nodes to roll back")
+    client = VerifiedInference(world.view, world.rpc.status, TASK)
+    try:
+        answer = client.infer({"input": rows(seed=11)})
+    finally:
+        client.close()
+    assert answer.version == 1
