@@ -33,7 +33,8 @@ def serve_and_infer(console: Console, home: Path, rpcs: list[CometRPC], store: A
             for i, key in enumerate(nodes):
                 rpc = rpcs[i % len(rpcs)]
                 node = InferenceNode(key=key, task_id=task_id, view=ChainView(rpc), status=rpc.status, store=store,
-                                     cache_dir=home / "inference-cache" / key.name, submitter=Submitter(rpc, key))
+                                     cache_dir=home / "inference-cache" / key.name, submitter=Submitter(rpc, key),
+                                     events_url=rpc.url)
                 node.start()
                 started.append(node)
             deadline = time.monotonic() + 60

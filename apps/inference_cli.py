@@ -78,7 +78,8 @@ def inference() -> None:
 @click.option("--advertise", default=None, help="The URL registered on chain (default: http://HOST:PORT).")
 @click.option("--cache", "cache_dir", type=click.Path(file_okay=False, path_type=Path), default=None,
               help="Where verified artifacts are kept for partitions (default: HOME/inference-cache).")
-@click.option("--poll", default=0.5, show_default=True, help="Seconds between chain polls.")
+@click.option("--poll", default=2.0, show_default=True,
+              help="Seconds between chain polls (it also wakes on every new block).")
 @click.option("--max-batch", default=64, show_default=True, help="Rows per dynamic batch (1: no batching).")
 @click.option("--fault", type=click.Choice(["random", "perturb", "stale"]), default=None,
               help="EXPERIMENTS ONLY: run as a lying node (see node/inference/faults.py); it will be slashed.")
@@ -98,7 +99,7 @@ def inference_serve(c: Ctx, key_name: str, task_id: str, host: str, port: int, a
     node = InferenceNode(key=key, task_id=task_id, view=ChainView(rpc), status=rpc.status, store=c.open_store(),
                          cache_dir=cache_dir or c.home / "inference-cache", submitter=c.submitter(key_name),
                          host=host, port=port, poll=poll, advertise=advertise, max_batch=max_batch,
-                         transform=make_fault(fault) if fault else None)
+                         transform=make_fault(fault) if fault else None, events_url=rpc.url)
     url = node.start()
     click.echo(f"serving {task_id} version {node.version} on {url} (OIP v2: {url}/v2/models/{task_id}); Ctrl-C stops")
     done = threading.Event()

@@ -139,7 +139,7 @@ def bench_inference(*, requests: int = 4000, concurrency: int = 32, sequential: 
 
         def serve(key: str, task: str, *extra: str) -> str:
             port = _free_port()
-            procs.start(key, [*base, "--key", key, "--task", task, "--port", str(port), "--poll", "0.3", *extra])
+            procs.start(key, [*base, "--key", key, "--task", task, "--port", str(port), *extra])
             return f"http://127.0.0.1:{port}"
 
         urls = {key: serve(key, key.split("-")[0]) for key in nodes}

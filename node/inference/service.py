@@ -5,8 +5,10 @@ What it does, in order:
    it (so a restart during a partition still serves), and starts the OIP v2 server.
 2. It registers its endpoint on chain (`register_inference_node`); only an admitted member with
    the `inference` role may.
-3. Its follower polls the chain each `poll` seconds: on a new height it reads the task's last good
-   version. When that changes (a promotion, or a rollback) it fetches the version's ONNX artifact
+3. Its follower wakes on every new block (a websocket subscription to `tm.event='NewBlock'`: a
+   promotion comes in a tx, a governance rollback at the end of a block) and at least every
+   `poll` seconds, which also notices a chain that stopped answering. On a new height it reads
+   the task's last good version. When that changes (a promotion, or a rollback) it fetches the version's ONNX artifact
    from the content store, checks its sha256 against the version record the proposer signed,
    loads it and swaps it in; the old model finishes its in-flight batch. A last good version
    without an artifact (version 0, or one proposed without the inference extra) is not served:
@@ -21,6 +23,7 @@ output hash and the last height it saw.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import json
 import logging
@@ -47,6 +50,7 @@ from fedledger.sdk.chainview import ChainView
 from fedledger.sdk.inference.receipts import ReceiptSigner, sign_receipt
 from fedledger.sdk.inference.split import default_cuts, split_model
 from fedledger.sdk.keys import Key
+from fedledger.sdk.rpc import subscribe
 
 __all__ = ["MAX_PARTS", "ArtifactMismatchError", "InferenceNode"]
 
@@ -76,8 +80,9 @@ class InferenceNode:
 
     def __init__(self, *, key: Key, task_id: str, view: ChainView, status: Callable[[], dict[str, Any]],
                  store: Any, cache_dir: Path, submitter: Any | None = None, host: str = "127.0.0.1",
-                 port: int = 0, poll: float = 0.5, advertise: str | None = None,
-                 transform: ModelTransform | None = None, max_batch: int = 64, max_delay_ms: float = 2.0) -> None:
+                 port: int = 0, poll: float = 2.0, advertise: str | None = None,
+                 transform: ModelTransform | None = None, max_batch: int = 64, max_delay_ms: float = 2.0,
+                 events_url: str | None = None) -> None:
         self.key, self.task_id, self.view, self._status, self.store = key, task_id, view, status, store
         self.cache = cache_dir / task_id
         self.submitter, self.host, self.port, self.poll, self.advertise = submitter, host, port, poll, advertise
@@ -88,6 +93,10 @@ class InferenceNode:
         self.version: int | None = None
         self.swaps: list[int] = []
         self._stop = threading.Event()
+        self._wake = threading.Event()
+        self.events_url = events_url  # the CometBFT RPC URL to subscribe to; None: poll only
+        self._events_loop: asyncio.AbstractEventLoop | None = None
+        self._events_task: asyncio.Task[None] | None = None
         self._thread: threading.Thread | None = None
         self._server: ServerThread | None = None
         self._data: bytes | None = None  # the served version's artifact (split stages are cut from it)
@@ -158,6 +167,8 @@ class InferenceNode:
         self.sync()
         self._thread = threading.Thread(target=self._follow, name=f"inference-follow-{self.task_id}", daemon=True)
         self._thread.start()
+        if self.events_url is not None:
+            threading.Thread(target=self._events, name=f"inference-events-{self.task_id}", daemon=True).start()
         return self.url
 
     def register(self) -> None:
@@ -172,6 +183,10 @@ class InferenceNode:
     def stop(self) -> None:
         """Stop following and serving."""
         self._stop.set()
+        self._wake.set()
+        loop, task = self._events_loop, self._events_task
+        if loop is not None and task is not None and not loop.is_closed():
+            loop.call_soon_threadsafe(task.cancel)
         if self._thread is not None:
             self._thread.join(5)
         if self._server is not None:
@@ -179,8 +194,35 @@ class InferenceNode:
 
     # ------------------------------------------------------------------ following the chain
     def _follow(self) -> None:
-        while not self._stop.wait(self.poll):
-            self.sync()
+        while not self._stop.is_set():
+            self._wake.wait(self.poll)
+            self._wake.clear()
+            if not self._stop.is_set():
+                self.sync()
+
+    def _events(self) -> None:
+        """Wake the follower on each new block; resubscribe after a lost connection."""
+        assert self.events_url is not None
+        url, query = self.events_url, "tm.event='NewBlock'"
+
+        async def run() -> None:
+            while not self._stop.is_set():
+                try:
+                    async for _ in subscribe(url, query):
+                        self._wake.set()
+                except (FedLedgerError, OSError) as exc:
+                    log.info("inference node %s: event subscription lost (%s); polling meanwhile", self.task_id, exc)
+                    await asyncio.sleep(2)
+
+        loop = asyncio.new_event_loop()
+        self._events_loop = loop
+        self._events_task = loop.create_task(run())
+        try:
+            loop.run_until_complete(self._events_task)
+        except asyncio.CancelledError:
+            pass
+        finally:
+            loop.close()
 
     def sync(self) -> None:
         """One follower step: read the chain, swap versions if needed; mark stale if the chain is unreachable."""

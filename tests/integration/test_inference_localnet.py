@@ -71,7 +71,8 @@ class World:
     def node(self, name: str, **kw: Any) -> InferenceNode:
         node = InferenceNode(key=self.keys[name], task_id=TASK, view=ChainView(self.rpc), status=self.rpc.status,
                              store=self.store, cache_dir=self.cli.home / "cache" / name,
-                             submitter=Submitter(self.rpc, self.keys[name]), poll=kw.pop("poll", 0.3), **kw)
+                             submitter=Submitter(self.rpc, self.keys[name]), poll=kw.pop("poll", 5.0),
+                             events_url=kw.pop("events_url", self.rpc.url), **kw)
         node.start()
         self.nodes[name] = node
         return node
@@ -154,7 +155,7 @@ def test_malformed_requests_get_oip_errors(world: World) -> None:
 
 
 def test_hot_swap_on_promotion_and_never_a_quarantined_version(world: World) -> None:
-    old = world.node("old", poll=3600.0)  # follows once at start, then never: a stale node
+    old = world.node("old", poll=3600.0, events_url=None)  # follows once at start, then never: a stale node
     assert old.version == 1
     assert world.promote(2) == 2
     wait_for(lambda: world.nodes["n0"].version == 2 and world.nodes["n1"].version == 2, "the swap to version 2")
