@@ -424,13 +424,13 @@ def query(c: Ctx, kind: str, args: tuple[str, ...], as_json: bool, prove: bool, 
     org ORG | member DID | whois KEY | budget T DID | inference nodes|node|policy|params|batch|request|slashes …"""
     from fedledger.sdk.chainview import ChainView
 
-    view = ChainView(c.rpc())
     if kind == "inference":
         kinds = ("nodes", "node", "policy", "params", "batch", "request", "slashes")
         if not args or args[0] not in kinds:
             raise click.UsageError(f"query inference takes one of {', '.join(kinds)}, e.g. "
                                    "`fedledger query inference request HASH`")
         kind, args = f"inference-{args[0]}", args[1:]
+    view = ChainView(c.rpc())
     path = "/" + "/".join((kind, *args))
     res = view.raw(path, prove=prove)
     value = json.loads(res.value)
