@@ -118,11 +118,21 @@ def inference_serve(c: Ctx, key_name: str, task_id: str, host: str, port: int, a
 @click.option("--task", "task_id", required=True)
 @click.option("--tier", type=click.Choice(["general", "critical"]), required=True)
 @click.option("--k", "k", type=click.IntRange(1, 9), default=3, show_default=True, help="Nodes per request.")
+@click.option("--guarantee", "guarantees", multiple=True, type=click.Choice(["ckks", "zk"]),
+              help="critical tier: a guarantee that satisfies the task (repeat for several; any one suffices).")
 @pass_ctx
-def inference_policy(c: Ctx, key_name: str, task_id: str, tier: str, k: int) -> None:
+def inference_policy(c: Ctx, key_name: str, task_id: str, tier: str, k: int, guarantees: tuple[str, ...]) -> None:
     """Set which inference tier TASK requires and how many nodes answer each request."""
-    result = c.submitter(key_name).send("set_inference_policy", {"task_id": task_id, "tier": tier, "k": k})
-    click.echo(f"task {task_id}: tier {tier}, k = {k} (height {result.height})")
+    if tier == "critical" and not guarantees:
+        raise click.UsageError("a critical tier needs at least one --guarantee (zk, ckks)")
+    if tier == "general" and guarantees:
+        raise click.UsageError("--guarantee belongs to the critical tier")
+    body: dict[str, object] = {"task_id": task_id, "tier": tier, "k": k}
+    if guarantees:
+        body["guarantees"] = sorted(set(guarantees))
+    result = c.submitter(key_name).send("set_inference_policy", body)
+    extra = f", guarantees {'+'.join(sorted(set(guarantees)))}" if guarantees else ""
+    click.echo(f"task {task_id}: tier {tier}, k = {k}{extra} (height {result.height})")
 
 
 def _load_input(path: Path) -> np.ndarray:

@@ -148,8 +148,29 @@ def test_forged_and_malformed_receipts_are_refused(world: InferenceWorld) -> Non
 def test_critical_tier_refuses_general_receipts(world: InferenceWorld) -> None:
     assert query(world.chain, f"/inference-policy/{TASK}") == {"task_id": TASK, "tier": "general", "k": 3,
                                                                 "set_height": 0}
-    (res,) = world.chain.block(world.client.tx("set_inference_policy", {"task_id": TASK, "tier": "critical", "k": 3}))
+    (res,) = world.chain.block(world.client.tx("set_inference_policy", {"task_id": TASK, "tier": "critical", "k": 3,
+                                                                        "guarantees": ["zk"]}))
     assert res.code == Code.UNAUTHORIZED
-    world.chain.ok(world.owner.tx("set_inference_policy", {"task_id": TASK, "tier": "critical", "k": 3}))
+    world.chain.ok(world.owner.tx("set_inference_policy", {"task_id": TASK, "tier": "critical", "k": 3,
+                                                           "guarantees": ["ckks", "zk"]}))
+    pol = query(world.chain, f"/inference-policy/{TASK}")
+    assert pol["tier"] == "critical" and pol["guarantees"] == ["ckks", "zk"]
     (res,) = world.chain.block(world.report([[world.receipt(0, "c", GOOD)]]))
     assert res.code == Code.INFERENCE_TIER and "requires the critical tier" in res.log
+
+
+@pytest.mark.parametrize(("body", "log"), [
+    ({"tier": "critical"}, "names the guarantees"),
+    ({"tier": "critical", "guarantees": []}, "names the guarantees"),
+    ({"tier": "critical", "guarantees": ["tee"]}, "guarantees must be"),
+    ({"tier": "critical", "guarantees": ["zk", "ckks"]}, "guarantees must be"),
+    ({"tier": "critical", "guarantees": ["zk", "zk"]}, "guarantees must be"),
+    ({"tier": "critical", "guarantees": "zk"}, "guarantees must be"),
+    ({"tier": "general", "guarantees": ["zk"]}, "belong to the critical tier"),
+])
+def test_policy_guarantees_are_checked(world: InferenceWorld, body: dict[str, object], log: str) -> None:
+    (res,) = world.chain.block(world.owner.tx("set_inference_policy", {"task_id": TASK, "k": 3, **body}))
+    assert res.code == Code.INVALID_BODY and log in res.log, (res.code, res.log)
+    # a general policy keeps its old record shape: no guarantees key
+    world.chain.ok(world.owner.tx("set_inference_policy", {"task_id": TASK, "tier": "general", "k": 2}))
+    assert "guarantees" not in query(world.chain, f"/inference-policy/{TASK}")

@@ -70,9 +70,12 @@ def set_policy(view: Reader, state: Writer | None, ctx: BlockContext, signer: st
     if signer != task["owner"]:
         raise TxError(Code.UNAUTHORIZED, f"only the owner of task {msg.task_id!r} sets its inference policy")
     if state is not None:
-        store_record(state, keys.policy_key(msg.task_id),
-                     {"task_id": msg.task_id, "tier": msg.tier, "k": msg.k, "set_height": ctx.height})
-    return [fl_event("set_inference_policy", signer, task=msg.task_id, tier=msg.tier, k=msg.k)]
+        rec: dict[str, object] = {"task_id": msg.task_id, "tier": msg.tier, "k": msg.k, "set_height": ctx.height}
+        if msg.guarantees:
+            rec["guarantees"] = list(msg.guarantees)
+        store_record(state, keys.policy_key(msg.task_id), rec)
+    return [fl_event("set_inference_policy", signer, task=msg.task_id, tier=msg.tier, k=msg.k,
+                     **({"guarantees": ",".join(msg.guarantees)} if msg.guarantees else {}))]
 
 
 def _registered_node(view: Reader, did: str, what: str) -> NodeRecord:

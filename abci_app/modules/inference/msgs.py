@@ -11,10 +11,12 @@ from fedledger.abci_app.errors import Code, TxError
 from fedledger.abci_app.modules.fields import ID_RE, int_field, require_fields, str_field
 from fedledger.abci_app.modules.inference.receipts import Receipt, parse_receipt
 
-__all__ = ["MAX_K", "MAX_REQUESTS", "PARSERS", "TIERS", "RegisterNode", "ReportFraud", "ReportReceipts",
+__all__ = ["GUARANTEES", "MAX_K", "MAX_REQUESTS", "PARSERS", "TIERS", "RegisterNode", "ReportFraud", "ReportReceipts",
            "SetInferencePolicy"]
 
 TIERS = ("general", "critical")
+# What a critical-tier answer may carry: a zk proof the chain verified (ezkl), or evaluation over CKKS ciphertexts.
+GUARANTEES = ("ckks", "zk")
 MAX_K = 9  # most nodes one request may be sent to
 MAX_REQUESTS = 256  # most requests one report may carry (keeps a report tx well under CometBFT's 1 MiB)
 # An http(s) base URL without credentials, query or fragment; the node's OIP v2 API lives under it.
@@ -54,15 +56,27 @@ class SetInferencePolicy:
     task_id: str
     tier: str
     k: int
+    # critical only: the guarantees an answer may carry, any one of which satisfies the task (sorted, non-empty)
+    guarantees: tuple[str, ...] = ()
 
     @staticmethod
     def parse(body: dict[str, Any]) -> SetInferencePolicy:
         """Validate a set_inference_policy body."""
-        require_fields(body, ("task_id", "tier", "k"))
+        require_fields(body, ("task_id", "tier", "k"), ("guarantees",))
         if body["tier"] not in TIERS:
             raise TxError(Code.INVALID_BODY, f"tier must be one of {list(TIERS)}, got {str(body['tier'])[:40]!r}")
+        guarantees = body.get("guarantees", [])
+        if (not isinstance(guarantees, list) or not all(isinstance(g, str) and g in GUARANTEES for g in guarantees)
+                or guarantees != sorted(set(guarantees))):
+            raise TxError(Code.INVALID_BODY, f"guarantees must be a sorted list of distinct values from "
+                                             f"{list(GUARANTEES)}")
+        if body["tier"] == "critical" and not guarantees:
+            raise TxError(Code.INVALID_BODY, f"a critical tier names the guarantees its answers need, from "
+                                             f"{list(GUARANTEES)}")
+        if body["tier"] == "general" and guarantees:
+            raise TxError(Code.INVALID_BODY, "guarantees belong to the critical tier; a general task has none")
         return SetInferencePolicy(task_id=str_field(body, "task_id", ID_RE, "a task id"), tier=body["tier"],
-                                  k=int_field(body, "k", 1, MAX_K))
+                                  k=int_field(body, "k", 1, MAX_K), guarantees=tuple(guarantees))
 
 
 @dataclass(frozen=True)

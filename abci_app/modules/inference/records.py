@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Literal, TypedDict
+from typing import Literal, NotRequired, TypedDict
 
 __all__ = ["BatchRecord", "BatchRequest", "InferenceMeta", "InferenceParams", "NodeRecord", "PolicyRecord",
            "RequestRecord", "SlashRecord", "Tier"]
@@ -51,6 +51,8 @@ class PolicyRecord(TypedDict):
     tier: Tier
     k: int
     set_height: int
+    # critical only (absent for general, so general records keep their bytes): the accepted guarantees, sorted
+    guarantees: NotRequired[list[str]]
 
 
 class BatchRequest(TypedDict):
