@@ -135,6 +135,12 @@ class HEClient:
         decrypt_s = time.perf_counter() - t
         if plain.shape[0] < num_outputs:
             raise HEFormatError(f"the last stage returned {plain.shape[0]} values, expected {num_outputs}")
+        worst = float(np.abs(plain[:num_outputs]).max())
+        if not worst < self.keys.params.max_magnitude:
+            # Not a proof, a range check: a correct result cannot exceed it, garbage from wrong keys does.
+            raise HEFormatError(f"decrypted value {worst:.3g} is beyond what CKKS represents at these parameters "
+                                f"({self.keys.params.max_magnitude:.3g}): a stage ran under an evaluation key that "
+                                "is not ours, or the model overflowed")
         return HEInferenceResult(logits=plain[:num_outputs], receipts=tuple(receipts), encrypt_seconds=encrypt_s,
                                  decrypt_seconds=decrypt_s, calls=tuple(calls), input_ciphertext_bytes=input_bytes,
                                  requests=tuple(sent))

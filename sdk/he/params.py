@@ -46,6 +46,16 @@ class CKKSParams:
         """CKKS slots per ciphertext."""
         return self.poly_modulus_degree // 2
 
+    @property
+    def max_magnitude(self) -> float:
+        """The largest |value| a decrypted result can hold correctly: the first prime's bits above the scale.
+
+        Beyond it the value wraps modulo the last prime, so a decryption over it is certainly wrong;
+        that is how a client notices a stage evaluated under Galois/relinearization keys that are not
+        its own (those decrypt to values of ~1e6-1e7 here), which no node can tell from the bytes.
+        """
+        return float(2 ** (self.coeff_mod_bit_sizes[0] - self.scale_bits - 1))
+
     def label(self) -> str:
         """A short canonical name of the set, which requests and receipts name."""
         return f"ckks-{self.poly_modulus_degree}-{'-'.join(map(str, self.coeff_mod_bit_sizes))}-s{self.scale_bits}"

@@ -121,6 +121,16 @@ def test_a_context_from_another_key_pair_is_refused(client: HEClient, nodes: lis
     assert "evaluation context" in response.json()["error"]
 
 
+def test_a_signed_context_of_another_key_pair_is_caught_by_the_client(nodes: list[RunningNode]) -> None:
+    # The client itself signs (and sends) the evaluation context of another key pair. A node cannot
+    # tell: SEAL ciphertexts name their parameters, not their key. It answers 200; the decryption is
+    # garbage far outside CKKS's range, which the client refuses rather than returning it.
+    keys, other = ClientKeys(), ClientKeys()
+    keys.eval_context, keys.eval_context_sha256 = other.eval_context, other.eval_context_sha256
+    with HEClient(Ed25519PrivateKey.generate(), keys) as mixed, pytest.raises(HEFormatError, match="not ours"):
+        mixed.infer(np.zeros(64), _hops(nodes), MODEL, VERSION, 10)
+
+
 def test_a_context_with_other_parameters_does_not_fit(client: HEClient, nodes: list[RunningNode]) -> None:
     small = ts.context(ts.SCHEME_TYPE.CKKS, 8192, coeff_mod_bit_sizes=[60, 40, 40, 60])
     small.global_scale = 2 ** 40
