@@ -10,7 +10,7 @@ import socket
 import threading
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 
 import httpx
@@ -69,18 +69,9 @@ def serve(node: HEStageNode, max_body_bytes: int = DEFAULT_MAX_HE_BODY_BYTES) ->
 
 
 @contextmanager
-def he_nodes(stages: tuple[PolyStage, ...], max_body_bytes: int = DEFAULT_MAX_HE_BODY_BYTES,
-             seed: int = 0) -> Iterator[list[RunningNode]]:
-    """One node per stage, each holding only its own stage and its own DID key."""
-    del seed  # keys are fresh per run; nothing about them needs to be reproducible
-    with _stack(stages, max_body_bytes) as nodes:
-        yield nodes
-
-
-@contextmanager
-def _stack(stages: tuple[PolyStage, ...], max_body_bytes: int) -> Iterator[list[RunningNode]]:
-    from contextlib import ExitStack
-
+def he_nodes(stages: tuple[PolyStage, ...],
+             max_body_bytes: int = DEFAULT_MAX_HE_BODY_BYTES) -> Iterator[list[RunningNode]]:
+    """One node per stage, each holding only its own stage and its own fresh DID key; all stopped on exit."""
     with ExitStack() as stack:
         nodes = []
         for stage in stages:
