@@ -74,6 +74,9 @@ def _layer_node(layer: SpecLayer, source: str, target: str) -> onnx.NodeProto:
                                 strides=[1] * layer.spatial, dilations=[1] * layer.spatial, group=1)
     if layer.kind == "relu":
         return helper.make_node("Relu", [source], [target], name=name)
+    if layer.kind == "square":
+        # x*x as Mul(x, x), the op torch's `x * x` exports to (the polynomial model of fedledger.sdk.he).
+        return helper.make_node("Mul", [source, source], [target], name=name)
     if layer.kind == "maxpool":
         # torch's MaxPool(2): kernel 2, stride 2, no padding, floor mode (ceil_mode=0).
         return helper.make_node("MaxPool", [source], [target], name=name, kernel_shape=[2] * layer.spatial,

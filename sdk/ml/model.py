@@ -12,6 +12,7 @@ from torch import nn
 
 # The registry lives in the torch-free spec module; it is re-exported here so that every importer of
 # fedledger.sdk.ml.model keeps working unchanged.
+from fedledger.sdk.ml.layers import Square
 from fedledger.sdk.ml.spec import MODEL_SPECS, ModelError, ModelSpec, get_spec
 from fedledger.sdk.tensors import Tensors
 
@@ -19,6 +20,7 @@ __all__ = [
     "MODEL_SPECS",
     "ModelError",
     "ModelSpec",
+    "Square",
     "build_model",
     "get_spec",
     "get_weights",

@@ -11,9 +11,11 @@ from fedledger.abci_app.errors import ConfigError
 if TYPE_CHECKING:
     from torch import nn
 
-__all__ = ["MODEL_SPECS", "LayerKind", "ModelError", "ModelSpec", "SpecLayer", "get_spec"]
+__all__ = ["MODEL_SPECS", "Activation", "LayerKind", "ModelError", "ModelSpec", "SpecLayer", "get_spec"]
 
-LayerKind = Literal["unflatten", "conv", "relu", "maxpool", "flatten", "linear"]
+LayerKind = Literal["unflatten", "conv", "relu", "square", "maxpool", "flatten", "linear"]
+# The hidden layers' activation: ReLU, or x*x (a polynomial that CKKS evaluates exactly, for encrypted inference).
+Activation = Literal["relu", "square"]
 
 
 class ModelError(ConfigError):
@@ -60,6 +62,7 @@ class ModelSpec:
     `conv`: a convolution to that many channels (kernel `kernel`, padded to keep the length), ReLU
     and a max-pool halving each spatial size; the result is flattened into the MLP head. Data stays
     flat (n, input_dim) everywhere else (shards, probes, the evaluator's size check).
+    activation "square" replaces the head's ReLUs by x*x (a polynomial model, see fedledger.sdk.he).
     """
 
     name: str
@@ -70,8 +73,11 @@ class ModelSpec:
     shape: tuple[int, ...] = ()
     conv: tuple[int, ...] = ()
     kernel: int = 3
+    activation: Activation = "relu"
 
     def __post_init__(self) -> None:
+        if self.activation not in ("relu", "square"):
+            raise ModelError(f"spec {self.name!r}: unknown activation {self.activation!r}")
         if self.shape:
             if len(self.shape) not in (2, 3) or math.prod(self.shape) != self.input_dim:
                 raise ModelError(f"spec {self.name!r}: shape {self.shape} must be (C, L) or (C, H, W) "
@@ -99,7 +105,7 @@ class ModelSpec:
             width = channels * math.prod(spatial)
         for size in self.hidden:
             plan.append(SpecLayer(len(plan), "linear", in_size=width, out_size=size))
-            plan.append(SpecLayer(len(plan), "relu"))
+            plan.append(SpecLayer(len(plan), self.activation))
             width = size
         plan.append(SpecLayer(len(plan), "linear", in_size=width, out_size=self.num_classes))
         return tuple(plan)
@@ -132,6 +138,10 @@ class ModelSpec:
                 modules.append(conv_cls(layer.in_size, layer.out_size, layer.kernel, padding=layer.kernel // 2))
             elif layer.kind == "relu":
                 modules.append(nn.ReLU())
+            elif layer.kind == "square":
+                from fedledger.sdk.ml.layers import Square  # lazily, like torch: the registry stays torch-free
+
+                modules.append(Square())
             elif layer.kind == "maxpool":
                 modules.append(nn.MaxPool2d(2) if layer.spatial == 2 else nn.MaxPool1d(2))
             elif layer.kind == "flatten":
@@ -145,6 +155,11 @@ MODEL_SPECS: dict[str, ModelSpec] = {
     spec.name: spec
     for spec in (
         ModelSpec("mlp-digits", 64, (64,), 10, "Linear(64,64)-ReLU-Linear(64,10) for 8x8 digits"),
+        # The encrypted-inference variant of mlp-digits (fedledger.sdk.he): a square activation, which CKKS
+        # computes exactly at one multiplicative level, and 32 hidden units, which keep stage 1 (its cost
+        # grows with the matrix) and the ciphertexts small.
+        ModelSpec("mlp-digits-poly", 64, (32,), 10, "Linear(64,32)-Square-Linear(32,10) for 8x8 digits "
+                  "(CKKS-friendly)", activation="square"),
         ModelSpec("linear-digits", 64, (), 10, "logistic regression Linear(64,10) for 8x8 digits"),
         # Over-parametrised on purpose: enough capacity to memorise small shards, the setting in which
         # membership inference on non-private FedAvg succeeds (the privacy experiments need one).
