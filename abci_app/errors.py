@@ -144,6 +144,7 @@ class Code(IntEnum):
     INFERENCE_NODE = 71  # a receipt's node is not a registered inference node, or it is suspended
     INFERENCE_REPLAY = 72  # these receipts (or this fraud proof) were already reported
     INFERENCE_NO_FRAUD = 73  # the two receipts agree: they prove no equivocation
+    INFERENCE_RECEIPT = 74  # a CKKS stage receipt is forged, or the receipts do not chain into one request
 
 
 class TxError(ChainRejectedError):

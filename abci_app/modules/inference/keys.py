@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-__all__ = ["META_KEY", "PARAMS_KEY", "batch_key", "fraud_key", "node_index_key", "node_key", "policy_key",
+__all__ = ["META_KEY", "PARAMS_KEY", "batch_key", "encrypted_key", "fraud_key", "node_index_key", "node_key",
+           "policy_key",
            "request_key", "slash_key"]
 
 META_KEY = b"inf/meta"
@@ -45,3 +46,8 @@ def slash_key(seq: int) -> bytes:
 def fraud_key(evidence: str) -> bytes:
     """Marks a fraud proof (hash of its two receipt hashes, sorted) as used, so it slashes once."""
     return b"inf/fraud/" + evidence.encode("ascii")
+
+
+def encrypted_key(request_id: str) -> bytes:
+    """A critical request answered over CKKS (its request id, 32 hex chars): the record of that guarantee."""
+    return b"inf/ckks/" + request_id.encode("ascii")

@@ -14,6 +14,8 @@ from fedledger.abci_app.errors import Code, TxError
 from fedledger.abci_app.modules.base import QueryAnswer
 from fedledger.abci_app.modules.fields import HEX64, ID_RE
 from fedledger.abci_app.modules.inference import keys
+from fedledger.abci_app.modules.inference.encrypted import encrypted_record
+from fedledger.abci_app.modules.inference.he_receipts import REQUEST_ID
 from fedledger.abci_app.modules.inference.keeper import find_node, find_node_by_did, meta, nodes, policy
 from fedledger.abci_app.modules.inference.params import params
 from fedledger.abci_app.modules.inference.records import BatchRecord, SlashRecord
@@ -110,6 +112,17 @@ def _q_slashes(view: Reader, args: list[str]) -> QueryAnswer:
     return QueryAnswer({"count": count, "slashes": out}, None)
 
 
+def _q_encrypted(view: Reader, args: list[str]) -> QueryAnswer:
+    """/inference-encrypted/REQUEST_ID: the record that a critical request was answered over CKKS, and by whom."""
+    rid = _one(args, "/inference-encrypted/REQUEST_ID")
+    if not REQUEST_ID.fullmatch(rid):
+        raise TxError(Code.BAD_QUERY, "an encrypted request id is 32 lower-case hex characters")
+    rec = encrypted_record(view, rid)
+    if rec is None:
+        raise TxError(Code.QUERY_NOT_FOUND, f"encrypted request {rid} was never reported")
+    return QueryAnswer(rec, keys.encrypted_key(rid))
+
+
 QUERIES: dict[str, Callable[[Reader, list[str]], QueryAnswer]] = {
     "inference-nodes": _q_nodes,
     "inference-node": _q_node,
@@ -118,5 +131,6 @@ QUERIES: dict[str, Callable[[Reader, list[str]], QueryAnswer]] = {
     "inference-batch": _q_batch,
     "inference-request": _q_request,
     "inference-slashes": _q_slashes,
+    "inference-encrypted": _q_encrypted,
 }
 

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from typing import Literal, NotRequired, TypedDict
 
-__all__ = ["BatchRecord", "BatchRequest", "InferenceMeta", "InferenceParams", "NodeRecord", "PolicyRecord",
+__all__ = ["BatchRecord", "BatchRequest", "EncryptedRecord", "InferenceMeta", "InferenceParams", "NodeRecord",
+           "PolicyRecord",
            "RequestRecord", "SlashRecord", "Tier"]
 
 Tier = Literal["general", "critical"]
@@ -102,3 +103,20 @@ class SlashRecord(TypedDict):
     request: str | None
     evidence: list[str]  # the receipt hashes it rests on
     suspended: bool  # whether this penalty suspended the node
+
+
+class EncryptedRecord(TypedDict):
+    """`inf/ckks/<request_id>`: a critical request answered over CKKS ciphertexts, stage by stage."""
+
+    request_id: str
+    task_id: str
+    version: int
+    guarantee: Literal["ckks"]
+    stages: int
+    nodes: list[str]  # the node DID of each stage, stage 0 first (distinct: none held the whole model)
+    eval_context_sha256: str
+    input_sha256: str  # the client's ciphertext
+    output_sha256: str  # the last stage's ciphertext, which only the client can decrypt
+    receipts: list[str]  # sha256 of each signed stage receipt
+    reporter: str
+    height: int
