@@ -9,18 +9,22 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 from fedledger.abci_app.canonical import canonical_bytes
 from fedledger.abci_app.did.credentials import ROLES
 from fedledger.abci_app.did.didkey import did_from_private_key
+from fedledger.sdk.errors import TxRejectedError
 from fedledger.sdk.inference.onnx_export import export_onnx
 from fedledger.sdk.ml.model import initial_weights
+from fedledger.sdk.rpc import AbciQueryResult
 from fedledger.sdk.zk.proof import Proof, prove
 from fedledger.sdk.zk.setup import CircuitSetup
 from fedledger.sdk.zk.srs import SrsFile, dev_srs
-from tests.support import ISSUER, ORG
+from tests.inference_support import TASK, InferenceWorld
+from tests.support import DP, ISSUER, ORG, Chain, Signer, model_ref
 
 LOGROWS = 15  # mlp-digits needs 2^15 rows (measured), so the test SRS is exactly that big
 INPUT = np.random.RandomState(7).rand(64).astype(np.float32)  # one digits-shaped input in [0, 1]
@@ -53,3 +57,39 @@ def zk_genesis(srs_sha256: str, logrows: int = LOGROWS) -> bytes:
         "identity": {"organizations": [{"id": ORG, "name": "Test org", "enrollment_cap": 100, "roles": list(ROLES),
                                         "issuers": [did_from_private_key(ISSUER)]}]},
         "zk": {"srs_sha256": srs_sha256, "srs_logrows": logrows}})
+
+
+def propose_version_2(w: InferenceWorld) -> None:
+    """A second round and proposal on an InferenceWorld's task, so that it has versions 1 and 2."""
+    chain = w.chain
+    chain.ok(w.agg.tx("open_round", {"task_id": TASK, "round": 2}))
+    chain.ok(*[t.tx("commit_contribution", {"task_id": TASK, "round": 2, "base_version": 0, "num_examples": 10,
+                                             "dp": DP, **model_ref(f"w{i}")}) for i, t in enumerate(w.trainers)])
+    chain.ok(w.agg.tx("close_round", {"task_id": TASK, "round": 2}))
+    chain.ok(w.agg.tx("propose_version", {"task_id": TASK, "round": 2, **model_ref("v2"),
+                                          "contributors": sorted(t.hex for t in w.trainers)}))
+
+
+class InProcessQueries:
+    """ChainView's query source over an in-process Chain (what a node's RPC answers, minus the network)."""
+
+    def __init__(self, chain: Chain) -> None:
+        self.chain = chain
+
+    def abci_query(self, path: str, data: bytes = b"", prove: bool = False, height: int = 0) -> AbciQueryResult:
+        res = self.chain.sm.query(path, data, prove)
+        return AbciQueryResult(code=res.code, log=res.log, key=b"", value=res.value, proof=b"",
+                               height=self.chain.height, path=path, data=data)
+
+
+class InProcessSender:
+    """A TxSender that signs with a test Signer and runs each tx in its own block of the in-process chain."""
+
+    def __init__(self, chain: Chain, signer: Signer) -> None:
+        self.chain, self.signer = chain, signer
+
+    def send(self, tx_type: str, body: dict[str, Any], timeout: float = 30.0) -> Any:
+        (result,) = self.chain.block(self.signer.tx(tx_type, body))
+        if result.code != 0:
+            raise TxRejectedError("FinalizeBlock", result.code, result.log)
+        return result

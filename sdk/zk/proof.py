@@ -114,14 +114,14 @@ def verify_proof(proof: Proof, settings: bytes, vk: bytes, verifier: ZkVerifier)
         raise ZkProofError(f"the proof does not verify against this vk: {reason}")
 
 
-def input_hash_of(x: npt.ArrayLike, setup: CircuitSetup) -> str:
-    """The Poseidon hash the circuit exposes for input `x` (hashed mode), computed without proving."""
+def input_hash_of(x: npt.ArrayLike, input_scale: int) -> str:
+    """The Poseidon hash a hashed-input circuit exposes for `x`: the client recomputes it to bind a proof to its input.
+
+    ezkl quantizes each value to a field element at the circuit's input scale, then hashes them.
+    """
     import ezkl
 
-    with tempfile.TemporaryDirectory(prefix="fedledger-zkh-") as tmp:
-        folder = Path(tmp)
-        inp = _input_file(folder, setup, x)
-        run_ezkl(ezkl.gen_witness(str(inp), str(setup.compiled_path), str(folder / "w.json"), None, None))
-        witness = json.loads((folder / "w.json").read_text())
-    felt = witness["processed_inputs"]["poseidon_hash"][0]
-    return "0x" + bytes.fromhex(felt)[::-1].hex() if not felt.startswith("0x") else felt
+    arr = np.asarray(x, dtype=np.float32).reshape(-1)
+    felts = [ezkl.float_to_felt(float(v), input_scale, ezkl.PyInputType.F32) for v in arr]
+    digest = ezkl.poseidon_hash(felts)[0]
+    return "0x" + bytes.fromhex(digest.removeprefix("0x"))[::-1].hex()

@@ -24,8 +24,8 @@ from fedledger.sdk.zk.proof import Proof
 from fedledger.sdk.zk.setup import CircuitSetup
 from fedledger.sdk.zk.submission import signed_proof_body
 from tests.inference_support import TASK, InferenceWorld, query
-from tests.support import DP, Chain, model_ref
-from tests.zk_support import ZkKit, build_kit, zk_genesis
+from tests.support import Chain
+from tests.zk_support import ZkKit, build_kit, propose_version_2, zk_genesis
 
 
 @pytest.fixture(scope="module")
@@ -38,13 +38,7 @@ def world(kit: ZkKit, tmp_path: Path) -> Iterator[InferenceWorld]:
     verifier.configure(kit.srs.path)
     chain = Chain(CommittedStore(tmp_path / "s.db"), zk_genesis(kit.srs.sha256))
     w = InferenceWorld(chain)
-    # Version 2: a second round and proposal.
-    chain.ok(w.agg.tx("open_round", {"task_id": TASK, "round": 2}))
-    chain.ok(*[t.tx("commit_contribution", {"task_id": TASK, "round": 2, "base_version": 0, "num_examples": 10,
-                                             "dp": DP, **model_ref(f"w{i}")}) for i, t in enumerate(w.trainers)])
-    chain.ok(w.agg.tx("close_round", {"task_id": TASK, "round": 2}))
-    chain.ok(w.agg.tx("propose_version", {"task_id": TASK, "round": 2, **model_ref("v2"),
-                                          "contributors": sorted(t.hex for t in w.trainers)}))
+    propose_version_2(w)
     yield w
     verifier.configure(None)
 
