@@ -38,10 +38,21 @@ CALIBRATION_ROWS = 16
 LOOKUP_SAFETY_MARGIN = 2.0  # ezkl's default; fixed here so that rebuilt settings hash the same
 
 
+# Fields ezkl fills from hash sets, so their order changes from run to run (measured: required_range_checks
+# came out as [[-1,1],[0,16383]] in one build and reversed in the next); they are sets, so sorted here.
+_SET_FIELDS = ("required_lookups", "required_range_checks")
+
+
 def canonical_settings(raw: bytes) -> bytes:
-    """ezkl's settings JSON with the timestamp dropped and keys sorted, compact: the bytes that get hashed."""
+    """ezkl's settings JSON, timestamp dropped, set-valued fields sorted, keys sorted, compact: the hashed bytes.
+
+    The circuit is compiled from these canonical settings, so the vk follows from them too.
+    """
     doc = json.loads(raw)
     doc.pop("timestamp", None)
+    for name in _SET_FIELDS:
+        if isinstance(doc.get(name), list):
+            doc[name] = sorted(doc[name], key=lambda item: json.dumps(item, sort_keys=True))
     return json.dumps(doc, sort_keys=True, separators=(",", ":")).encode()
 
 

@@ -71,8 +71,8 @@ def test_circuit_facts_and_their_refusals() -> None:
 
 
 def test_canonical_settings_drop_the_timestamp_and_sort() -> None:
-    raw = b'{"timestamp": 123, "b": 1, "a": {"z": 1, "y": 2}}'
-    assert canonical_settings(raw) == b'{"a":{"y":2,"z":1},"b":1}'
+    raw = b'{"timestamp": 123, "b": 1, "a": {"z": 1, "y": 2}, "required_range_checks": [[0, 9], [-1, 1]]}'
+    assert canonical_settings(raw) == b'{"a":{"y":2,"z":1},"b":1,"required_range_checks":[[-1,1],[0,9]]}'
 
 
 def test_register_body_parsing_bounds_the_vk() -> None:
