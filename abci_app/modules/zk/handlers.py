@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import logging
 import zlib
 
 from fedledger.abci_app.context import BlockContext, Event, Reader, Writer
@@ -30,6 +31,8 @@ from fedledger.abci_app.modules.zk.verifier import check_pinned
 from fedledger.abci_app.records import load_record, store_record
 
 __all__ = ["HANDLERS"]
+
+log = logging.getLogger("fedledger.zk")
 
 
 def register_circuit(view: Reader, state: Writer | None, ctx: BlockContext, signer: str,
@@ -103,9 +106,14 @@ def submit_proof(view: Reader, state: Writer | None, ctx: BlockContext, signer: 
         # Raises (halts this validator) when it holds no SRS or the wrong one: never a silent skip.
         verifier = check_pinned(params(view)["srs_sha256"])
         vk = zlib.decompress(base64.b64decode(circuit["vk_b64"]))
-        ok, reason = verifier.verify(base64.b64decode(circuit["settings_b64"]), vk,
+        ok, detail = verifier.verify(base64.b64decode(circuit["settings_b64"]), vk,
                                      {"instances": [list(msg.instances)], "proof": list(msg.proof)})
         verdict = "valid" if ok else "invalid"
+        if not ok:
+            # ezkl's own message stays out of state: it is not part of any spec and could differ between
+            # machines (paths, panic locations), which would split the app hash. Logged instead.
+            log.info("zk proof for %s/%s rejected by ezkl: %s", msg.task_id, msg.request_id, detail)
+            reason = "ezkl's verifier rejected the proof for this version's vk"
     if verdict == "invalid":
         input_hash, outputs = None, None
     rec: ProofRecord = {

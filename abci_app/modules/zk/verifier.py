@@ -63,6 +63,11 @@ class ZkVerifier:
             settings_path, vk_path = self._file("settings", settings), self._file("vk", vk)
             proof_path = self._dir / "proof.json"
             proof_path.write_text(json.dumps(proof, sort_keys=True), encoding="utf-8")
+            # A missing file is this machine's fault, not the proof's: halt rather than record a verdict
+            # that other validators would not reach (e.g. a tmp cleaner removed the SRS copy).
+            for path in (self._srs, settings_path, vk_path, proof_path):
+                if not path.is_file():
+                    raise RuntimeError(f"zk verifier scratch file {path} vanished; restart the validator")
             try:
                 # non_reduced_srs=True: use the SRS as given (a larger one than the circuit needs works,
                 # and is ~300x faster than reducing it on every call).
