@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -55,3 +56,21 @@ def test_bad_inputs_get_clear_errors(kit: ZkKit, tmp_path: Path) -> None:
         CircuitSetup.build("digits", 1, "hashed", b"junk", kit.srs, tmp_path)
     with pytest.raises(ZkSetupError, match="input mode"):
         CircuitSetup.build("digits", 1, "public", b"junk", kit.srs, tmp_path)
+
+
+@pytest.mark.skipif(not os.environ.get("FEDLEDGER_ZK_SLOW"), reason="~30-75 s of CPU (a 2^16 SRS and a second "
+                    "setup): set FEDLEDGER_ZK_SLOW=1")
+def test_one_larger_srs_serves_a_smaller_circuit(tmp_path: Path) -> None:
+    """The chain pins ONE SRS (its largest logrows): a 2^15-row circuit set up and verified with a 2^16 SRS."""
+    from fedledger.sdk.zk.srs import dev_srs
+
+    big = dev_srs(tmp_path / "srs16", 16)
+    artifact = export_onnx("mlp-digits", initial_weights("mlp-digits", 1))
+    setup = CircuitSetup.build("digits", 1, "hashed", artifact, big, tmp_path)
+    assert setup.facts.logrows == 15  # calibration still picks the smallest circuit
+    proof = prove(setup, INPUT)
+    verifier = ZkVerifier(big.path)
+    try:
+        verify_proof(proof, setup.settings, setup.vk, verifier)
+    finally:
+        verifier.close()
