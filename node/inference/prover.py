@@ -16,6 +16,7 @@ import threading
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
@@ -26,13 +27,14 @@ from starlette.responses import JSONResponse, Response
 from fedledger.abci_app.modules.zk.msgs import INPUT_MODES
 from fedledger.node.inference.errors import OIPError
 from fedledger.node.inference.oip import encode_error
-from fedledger.sdk.zk.errors import ZkError
+from fedledger.sdk.zk.errors import ZkError, ZkSetupError
 from fedledger.sdk.zk.proof import prove
 from fedledger.sdk.zk.setup import CircuitSetup
+from fedledger.sdk.zk.srs import SrsFile
 from fedledger.sdk.zk.submission import signed_proof_body
 
 __all__ = ["DEFAULT_MAX_JOBS", "DEFAULT_MAX_QUEUE", "EXTENSION", "JobState", "KeyCache", "ProofJob", "ProofScheduler",
-           "install_prove_routes"]
+           "install_prove_routes", "setup_builder"]
 
 log = logging.getLogger("fedledger.inference.prover")
 
@@ -58,6 +60,19 @@ class KeyCache:
             if key not in self._setups:
                 self._setups[key] = self._build(version, input_mode)
             return self._setups[key]
+
+
+def setup_builder(task_id: str, artifact_for: Callable[[int], bytes | None], srs: SrsFile,
+                  cache_dir: Path) -> Callable[[int, str], CircuitSetup]:
+    """A KeyCache builder from the node's artifacts: `artifact_for(version)` gives a version's ONNX bytes (or None)."""
+
+    def build(version: int, input_mode: str) -> CircuitSetup:
+        artifact = artifact_for(version)
+        if artifact is None:
+            raise ZkSetupError(f"this node has no artifact of version {version} of {task_id!r} to prove with")
+        return CircuitSetup.build(task_id, version, input_mode, artifact, srs, cache_dir)
+
+    return build
 
 
 @dataclass

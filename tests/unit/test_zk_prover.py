@@ -5,6 +5,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
@@ -13,7 +14,7 @@ from fastapi.testclient import TestClient
 from fedledger.abci_app.modules.zk.msgs import SubmitInferenceProof
 from fedledger.abci_app.modules.zk.verifier import ZkVerifier
 from fedledger.node.inference.holder import ModelHolder
-from fedledger.node.inference.prover import KeyCache, ProofScheduler
+from fedledger.node.inference.prover import KeyCache, ProofScheduler, setup_builder
 from fedledger.node.inference.server import create_app
 from fedledger.sdk.zk.errors import ZkSetupError
 from fedledger.sdk.zk.proof import Proof, verify_proof
@@ -124,3 +125,14 @@ def test_a_full_queue_refuses_with_429(kit: ZkKit) -> None:
     finally:
         gate.set()
         s.close()
+
+
+def test_setup_builder_uses_the_node_s_artifacts(kit: ZkKit, tmp_path: Path) -> None:
+    from fedledger.sdk.inference.onnx_export import export_onnx
+    from fedledger.sdk.ml.model import initial_weights
+
+    artifacts = {1: export_onnx("mlp-digits", initial_weights("mlp-digits", 1))}
+    build = setup_builder("digits", artifacts.get, kit.srs, kit.v1.folder.parent)
+    assert build(1, "hashed").vk_sha256 == kit.v1.vk_sha256  # found in the cache the kit built
+    with pytest.raises(ZkSetupError, match="no artifact of version 3"):
+        build(3, "hashed")
