@@ -8,10 +8,8 @@ submit_inference_proof tx, and return the outputs with the chain's record of the
 
 from __future__ import annotations
 
-import base64
 import json
 import time
-import zlib
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -20,6 +18,7 @@ import numpy as np
 import numpy.typing as npt
 
 from fedledger.abci_app.errors import UnavailableError, VerificationError
+from fedledger.abci_app.modules.zk.keeper import circuit_bytes
 from fedledger.abci_app.modules.zk.verifier import ZkVerifier
 from fedledger.sdk.chainview import ChainView
 from fedledger.sdk.zk.errors import ZkProofError
@@ -100,8 +99,7 @@ class ZkInferenceClient:
               input_mode: str) -> Proof:
         """Verify a finished job's proof against the chain's vk, and that it proves our input and request."""
         circuit = self.view.get(f"/zk-circuit/{self.task_id}/{version}/{input_mode}")
-        settings = base64.b64decode(circuit["settings_b64"])
-        vk = zlib.decompress(base64.b64decode(circuit["vk_b64"]))
+        settings, vk = circuit_bytes(circuit)
         try:
             proof = Proof.from_json(doc["proof"], settings, input_mode)
             verify_proof(proof, settings, vk, self.verifier)

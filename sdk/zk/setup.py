@@ -120,11 +120,11 @@ class CircuitSetup:
         return self.folder / "pk"
 
     def register_body(self) -> dict[str, object]:
-        """The register_zk_circuit tx body for this circuit (vk zlib-compressed so that it fits a tx)."""
+        """The register_zk_circuit tx body (settings and vk zlib-compressed, so that they fit a 16 KiB tx)."""
         import base64
 
         return {"task_id": self.task_id, "version": self.version, "input_mode": self.input_mode,
-                "settings": base64.b64encode(self.settings).decode(),
+                "settings": base64.b64encode(zlib.compress(self.settings, 9)).decode(),
                 "vk": base64.b64encode(zlib.compress(self.vk, 9)).decode()}
 
     @staticmethod

@@ -143,11 +143,12 @@ def test_registration_rules(world: InferenceWorld, kit: ZkKit) -> None:
     doc = json.loads(kit.v2.settings)
     doc["version"] = "22.0.0"
     other = json.dumps(doc, sort_keys=True, separators=(",", ":")).encode()
-    assert register(world, kit.v2, settings=base64.b64encode(other).decode()) == [Code.ZK_VERSION_MISMATCH]
+    assert register(world, kit.v2, settings=base64.b64encode(zlib.compress(other)).decode()) == [
+        Code.ZK_VERSION_MISMATCH]
     doc = json.loads(kit.v2.settings)
     doc["run_args"]["param_visibility"] = "Private"
     private = json.dumps(doc, sort_keys=True, separators=(",", ":")).encode()
-    assert register(world, kit.v2, settings=base64.b64encode(private).decode()) == [Code.ZK_CIRCUIT]
+    assert register(world, kit.v2, settings=base64.b64encode(zlib.compress(private)).decode()) == [Code.ZK_CIRCUIT]
     assert register(world, kit.v2, input_mode="private") == [Code.ZK_CIRCUIT]  # settings say hashed
     assert register(world, kit.v2, vk="!!") == [Code.INVALID_BODY]
 

@@ -76,9 +76,10 @@ def test_canonical_settings_drop_the_timestamp_and_sort() -> None:
 
 
 def test_register_body_parsing_bounds_the_vk() -> None:
-    body = {"task_id": "t", "version": 1, "input_mode": "hashed", "settings": base64.b64encode(b"{}").decode(),
+    body = {"task_id": "t", "version": 1, "input_mode": "hashed",
+            "settings": base64.b64encode(zlib.compress(b"{}")).decode(),
             "vk": base64.b64encode(zlib.compress(b"vk" * 100)).decode()}
-    assert RegisterZkCircuit.parse(body).vk == b"vk" * 100
+    assert RegisterZkCircuit.parse(body).vk == b"vk" * 100 and RegisterZkCircuit.parse(body).settings == b"{}"
     bomb = base64.b64encode(zlib.compress(b"\0" * (5 << 20))).decode()  # inflates past the 4 MiB ceiling
     for bad in ({"vk": bomb}, {"vk": base64.b64encode(b"plain").decode()}, {"input_mode": "open"},
                 {"settings": "***"}):

@@ -12,7 +12,6 @@ from __future__ import annotations
 import base64
 import hashlib
 import logging
-import zlib
 
 from fedledger.abci_app.context import BlockContext, Event, Reader, Writer
 from fedledger.abci_app.errors import Code, TxError
@@ -21,9 +20,9 @@ from fedledger.abci_app.modules.base import Handler
 from fedledger.abci_app.modules.federation.keeper import find_version, load_task
 from fedledger.abci_app.modules.inference.keeper import find_node_by_did
 from fedledger.abci_app.modules.zk import keys
-from fedledger.abci_app.modules.zk.circuit import CircuitFacts, circuit_facts
+from fedledger.abci_app.modules.zk.circuit import circuit_facts
 from fedledger.abci_app.modules.zk.instances import decode_instances
-from fedledger.abci_app.modules.zk.keeper import find_circuit, find_proof, meta
+from fedledger.abci_app.modules.zk.keeper import circuit_bytes, find_circuit, find_proof, meta
 from fedledger.abci_app.modules.zk.msgs import RegisterZkCircuit, SubmitInferenceProof
 from fedledger.abci_app.modules.zk.params import params
 from fedledger.abci_app.modules.zk.records import CircuitRecord, ProofRecord
@@ -61,8 +60,9 @@ def register_circuit(view: Reader, state: Writer | None, ctx: BlockContext, sign
         artifact = version.get("artifact")
         rec: CircuitRecord = {
             "task_id": msg.task_id, "version": msg.version, "input_mode": msg.input_mode,  # type: ignore[typeddict-item]
-            "settings_b64": base64.b64encode(msg.settings).decode("ascii"), "settings_sha256": settings_sha,
-            "vk_b64": base64.b64encode(msg.vk_compressed).decode("ascii"), "vk_sha256": vk_sha,
+            "settings_zb64": base64.b64encode(msg.settings_compressed).decode("ascii"),
+            "settings_sha256": settings_sha,
+            "vk_zb64": base64.b64encode(msg.vk_compressed).decode("ascii"), "vk_sha256": vk_sha,
             "artifact_sha256": artifact["sha256"] if artifact else None, "logrows": facts.logrows,
             "outputs": facts.outputs, "registrant": signer, "height": ctx.height}
         store_record(state, keys.circuit_key(msg.task_id, msg.version, msg.input_mode), dict(rec))
@@ -71,10 +71,6 @@ def register_circuit(view: Reader, state: Writer | None, ctx: BlockContext, sign
         store_record(state, keys.META_KEY, dict(m))
     return [fl_event("register_zk_circuit", signer, task=msg.task_id, version=msg.version, mode=msg.input_mode,
                      vk_sha256=vk_sha, settings_sha256=settings_sha)]
-
-
-def _facts(rec: CircuitRecord) -> CircuitFacts:
-    return circuit_facts(base64.b64decode(rec["settings_b64"]), rec["input_mode"])
 
 
 def submit_proof(view: Reader, state: Writer | None, ctx: BlockContext, signer: str,
@@ -94,7 +90,8 @@ def submit_proof(view: Reader, state: Writer | None, ctx: BlockContext, signer: 
         raise TxError(Code.ZK_REPLAY, "this proof was already submitted (under another request id)")
     if state is None:
         return []  # CheckTx: the ezkl check runs in FinalizeBlock, on every validator
-    facts = _facts(circuit)
+    settings, vk = circuit_bytes(circuit)
+    facts = circuit_facts(settings, circuit["input_mode"])
     verdict, reason = "invalid", None
     input_hash: str | None = None
     outputs: list[int] | None = None
@@ -105,8 +102,7 @@ def submit_proof(view: Reader, state: Writer | None, ctx: BlockContext, signer: 
     if reason is None:
         # Raises (halts this validator) when it holds no SRS or the wrong one: never a silent skip.
         verifier = check_pinned(params(view)["srs_sha256"])
-        vk = zlib.decompress(base64.b64decode(circuit["vk_b64"]))
-        ok, detail = verifier.verify(base64.b64decode(circuit["settings_b64"]), vk,
+        ok, detail = verifier.verify(settings, vk,
                                      {"instances": [list(msg.instances)], "proof": list(msg.proof)})
         verdict = "valid" if ok else "invalid"
         if not ok:

@@ -24,7 +24,7 @@ __all__ = ["INPUT_MODES", "MAX_INSTANCES", "MAX_PROOF_BYTES", "MAX_SETTINGS_BYTE
            "PROOF_DOMAIN", "RegisterZkCircuit", "SubmitInferenceProof", "proof_digest", "proof_statement"]
 
 INPUT_MODES = ("hashed", "private")
-MAX_SETTINGS_BYTES = 64 * 1024
+MAX_SETTINGS_BYTES = 1024 * 1024  # uncompressed (a CNN's settings list its einsum shapes: ~65 KB)
 MAX_VK_BYTES = 4 * 1024 * 1024  # uncompressed; the compressed form must also fit a 16 KiB tx
 MAX_PROOF_BYTES = 12 * 1024
 MAX_INSTANCES = 4097
@@ -64,19 +64,22 @@ class RegisterZkCircuit:
     input_mode: str
     settings: bytes  # canonical settings JSON
     vk: bytes  # uncompressed vk bytes
-    vk_compressed: bytes  # what is stored (the chain re-derives vk from it)
+    settings_compressed: bytes  # what is stored: zlib-compressed, as sent
+    vk_compressed: bytes
 
     @staticmethod
     def parse(body: dict[str, Any]) -> RegisterZkCircuit:
-        """Validate a register_zk_circuit body: settings base64, vk base64 of zlib-compressed bytes."""
+        """Validate a register_zk_circuit body: settings and vk, each base64 of zlib-compressed bytes."""
         require_fields(body, ("task_id", "version", "input_mode", "settings", "vk"))
         if body["input_mode"] not in INPUT_MODES:
             raise TxError(Code.INVALID_BODY, f"input_mode must be one of {list(INPUT_MODES)}")
         vk_compressed = _b64(body, "vk", 16 * 1024)
+        settings_compressed = _b64(body, "settings", 16 * 1024)
         return RegisterZkCircuit(task_id=str_field(body, "task_id", ID_RE, "a task id"),
                                  version=int_field(body, "version", 1, 10**12), input_mode=body["input_mode"],
-                                 settings=_b64(body, "settings", MAX_SETTINGS_BYTES),
-                                 vk=_inflate(vk_compressed, MAX_VK_BYTES, "vk"), vk_compressed=vk_compressed)
+                                 settings=_inflate(settings_compressed, MAX_SETTINGS_BYTES, "settings"),
+                                 vk=_inflate(vk_compressed, MAX_VK_BYTES, "vk"),
+                                 settings_compressed=settings_compressed, vk_compressed=vk_compressed)
 
 
 def proof_digest(proof: bytes, instances: list[str]) -> str:

@@ -35,9 +35,9 @@ class CircuitRecord(TypedDict):
     task_id: str
     version: int
     input_mode: InputMode
-    settings_b64: str  # the canonical settings JSON (sorted keys, no timestamp)
+    settings_zb64: str  # base64 of the zlib-compressed canonical settings JSON (sorted keys, no timestamp)
     settings_sha256: str
-    vk_b64: str  # zlib-compressed vk bytes (a vk compresses ~35x: most of it is zero padding)
+    vk_zb64: str  # base64 of the zlib-compressed vk (a vk compresses ~35x, settings ~70x: both fit a 16 KiB tx)
     vk_sha256: str  # sha256 of the uncompressed vk: the model-parameter commitment
     artifact_sha256: str | None  # the version's ONNX artifact, when its proposer exported one
     logrows: int
