@@ -180,3 +180,19 @@ def test_genesis_refuses_a_mismatched_srs(kit: ZkKit, tmp_path: Path) -> None:
         verifier.configure(None)
     with pytest.raises(RuntimeError, match="no SRS configured"):
         Chain(CommittedStore(tmp_path / "b.db"), zk_genesis(kit.srs.sha256))
+
+
+def test_a_chain_that_pins_no_srs_accepts_no_circuit(kit: ZkKit, tmp_path: Path) -> None:
+    from tests.inference_support import inference_genesis
+
+    w = InferenceWorld(Chain(CommittedStore(tmp_path / "n.db"), inference_genesis()))
+    assert register(w, kit.v1) == [Code.ZK_SRS]
+    assert query(w.chain, "/zk-params") == {"srs_sha256": "", "srs_logrows": 0}
+
+
+def test_check_tx_admits_a_proof_without_running_ezkl(world: InferenceWorld, kit: ZkKit) -> None:
+    assert register(world, kit.v1) == [0]
+    body = signed_proof_body(world.nodes[0].key, kit.proof_v1, task_id=TASK, version=1, request_id="ct",
+                             input_mode="hashed")
+    verifier.configure(None)  # CheckTx must not need the SRS: only FinalizeBlock verifies
+    assert world.chain.sm.check_tx(world.client.tx("submit_inference_proof", body)).code == 0
