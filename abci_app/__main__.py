@@ -18,6 +18,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--addr", default="tcp://127.0.0.1:26658", help="tcp://HOST:PORT or unix://PATH")
     parser.add_argument("--chain-id", default=None, help="expected chain id (checked against genesis)")
     parser.add_argument("--log-level", default="INFO")
+    parser.add_argument("--zk-srs", type=Path, default=None,
+                        help="the SRS file the chain's genesis pins for zk proofs (default: $FEDLEDGER_ZK_SRS)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
 
@@ -29,6 +31,12 @@ def main(argv: list[str] | None = None) -> None:
     args.home.mkdir(parents=True, exist_ok=True)
     store = CommittedStore(args.home / "state.db")
     machine = StateMachine(store, args.chain_id)
+    from fedledger.abci_app.modules.zk.params import check_startup
+    from fedledger.abci_app.modules.zk.verifier import configure
+
+    if args.zk_srs is not None:
+        configure(args.zk_srs)
+    check_startup(store)  # a chain that pins an SRS: refuse to start without exactly that file
     logging.getLogger("fedledger.app").info("state at height %d, app hash %s", store.height, store.app_hash.hex())
 
     async def run() -> None:

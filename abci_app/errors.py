@@ -145,6 +145,11 @@ class Code(IntEnum):
     INFERENCE_REPLAY = 72  # these receipts (or this fraud proof) were already reported
     INFERENCE_NO_FRAUD = 73  # the two receipts agree: they prove no equivocation
     INFERENCE_RECEIPT = 74  # a CKKS stage receipt is forged, or the receipts do not chain into one request
+    ZK_CIRCUIT = 80  # zk circuit malformed, not the accepted kind, already registered, or none registered for this
+    ZK_PROOF_INVALID = 81  # a proof's public instances do not fit its circuit
+    ZK_VERSION_MISMATCH = 82  # zk circuit built by another ezkl release than the one validators verify with
+    ZK_SRS = 83  # the chain pins no SRS, or the circuit needs more rows than the pinned SRS has
+    ZK_REPLAY = 84  # a proof was already submitted for this request, or this proof under another request
 
 
 class TxError(ChainRejectedError):

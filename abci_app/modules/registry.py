@@ -13,8 +13,9 @@ from fedledger.abci_app.modules.lifecycle.module import MODULE as LIFECYCLE
 from fedledger.abci_app.modules.privacy.module import MODULE as PRIVACY
 from fedledger.abci_app.modules.reputation.module import MODULE as REPUTATION
 from fedledger.abci_app.modules.secagg.module import MODULE as SECAGG
+from fedledger.abci_app.modules.zk.module import MODULE as ZK
 
 __all__ = ["DEFAULT_MODULES"]
 
 DEFAULT_MODULES: tuple[Module, ...] = (IDENTITY, PRIVACY, REPUTATION, FEDERATION, SECAGG, LIFECYCLE, GOVERNANCE, EVM,
-                                       ANCHOR, INFERENCE)
+                                       ANCHOR, INFERENCE, ZK)

@@ -35,6 +35,8 @@ from fedledger.node.inference.batcher import (
 from fedledger.node.inference.errors import InferenceRunError, OIPError
 from fedledger.node.inference.holder import ModelHolder, ServedModel
 from fedledger.node.inference.oip import encode_error, encode_infer_response, parse_infer_request
+from fedledger.node.inference.prover import EXTENSION as PROVE_EXTENSION
+from fedledger.node.inference.prover import ProofScheduler, install_prove_routes
 
 __all__ = ["DEFAULT_MAX_BODY_BYTES", "PLATFORM", "SERVER_NAME", "ModelEntry", "Resolver", "Signer", "create_app"]
 
@@ -119,7 +121,8 @@ def _header_length(request: Request) -> int | None:
 def create_app(holder: ModelHolder, *, model_name: str, sign: Signer | None = None,
                max_batch: int = DEFAULT_MAX_BATCH, max_delay_ms: float = DEFAULT_MAX_DELAY_MS,
                max_queue: int = DEFAULT_MAX_QUEUE, inline_below_ms: float = DEFAULT_INLINE_BELOW_MS,
-               max_body_bytes: int = DEFAULT_MAX_BODY_BYTES, resolve: Resolver | None = None) -> FastAPI:
+               max_body_bytes: int = DEFAULT_MAX_BODY_BYTES, resolve: Resolver | None = None,
+               prover: ProofScheduler | None = None) -> FastAPI:
     """An OIP v2 server for the model `holder` serves, under the name `model_name`.
 
     `resolve` finds further models by name (the inference node's split stages); their requests
@@ -127,7 +130,7 @@ def create_app(holder: ModelHolder, *, model_name: str, sign: Signer | None = No
 
     `max_batch` rows and `max_delay_ms` shape dynamic batching (max_batch=1 turns it off), and
     `inline_below_ms` which lone requests skip the worker thread (0: none do); the batcher is
-    `app.state.batcher`.
+    `app.state.batcher`. With a `prover`, the zk proving routes (prover.py) are served too.
     """
     batcher = DynamicBatcher(holder, max_batch=max_batch, max_delay_ms=max_delay_ms, max_queue=max_queue,
                              inline_below_ms=inline_below_ms, name=model_name)
@@ -144,6 +147,9 @@ def create_app(holder: ModelHolder, *, model_name: str, sign: Signer | None = No
     extensions = ["binary_tensor_data", "fedledger_version", "fedledger_stale"]
     if sign is not None:
         extensions.append("fedledger_receipt")
+    if prover is not None:
+        extensions.append(PROVE_EXTENSION)
+        install_prove_routes(app, prover, model_name)
 
     main = ModelEntry(model_name, holder, batcher, sign)
 
