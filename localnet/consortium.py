@@ -18,6 +18,7 @@ from fedledger.abci_app.did.credentials import ROLES
 from fedledger.abci_app.did.didkey import did_from_private_key
 from fedledger.localnet.errors import LocalnetError
 from fedledger.localnet.evm_genesis import default_evm_section
+from fedledger.localnet.zk_srs import dev_zk_section
 
 __all__ = ["DEV_ORG", "ISSUER_FILE", "dev_app_state", "dev_issuer_key"]
 
@@ -54,7 +55,11 @@ def dev_app_state(home: Path) -> dict[str, Any]:
     key = dev_issuer_key(home) if path.exists() else _write_key(path)
     did = did_from_private_key(key)
     # The issuer key is also the organization's admin, so `fedledger gov` works on a localnet.
-    return {"identity": {"organizations": [{
+    state: dict[str, Any] = {"identity": {"organizations": [{
         "id": DEV_ORG, "name": "Local development consortium", "issuers": [did], "admins": [did],
         "enrollment_cap": DEV_ENROLLMENT_CAP, "roles": list(ROLES),  # inference included: the demo serves
     }]}, "evm": default_evm_section()}  # the default policy contracts, deployed at genesis
+    zk = dev_zk_section(home)  # a development SRS (never for production), so critical tasks can prove
+    if zk is not None:
+        state["zk"] = zk
+    return state

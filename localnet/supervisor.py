@@ -25,6 +25,7 @@ from typing import Any, Literal
 from fedledger.localnet.config import NetSpec, NodeSpec, load_spec
 from fedledger.localnet.errors import LocalnetError
 from fedledger.localnet.ports import port_accepts
+from fedledger.localnet.zk_srs import net_srs_path
 
 __all__ = [
     "CONTROL_FILE",
@@ -100,13 +101,15 @@ def read_run_state(home: Path) -> dict[str, Any] | None:
 
 
 def app_command(spec: NetSpec, node: NodeSpec) -> list[str]:
-    """Command line of node's ABCI application process."""
-    return [
+    """Command line of node's ABCI application process (with the net's zk SRS, when its genesis pins one)."""
+    cmd = [
         sys.executable, "-m", "fedledger.abci_app",
         "--home", str(node.app_home),
         "--addr", node.abci_addr,
         "--chain-id", spec.chain_id,
     ]
+    srs = net_srs_path(spec.home)
+    return cmd + ["--zk-srs", str(srs)] if srs is not None else cmd
 
 
 def ethrpc_command(node: NodeSpec) -> list[str]:
