@@ -113,14 +113,30 @@ def bench_anchor_cmd(samples: int, confirmations: int, base_port: int | None, as
 @click.option("--sequential", default=300, show_default=True, help="Requests timed one after another.")
 @click.option("--lying-requests", default=10_000, show_default=True,
               help="CBV requests of the lying-node experiment (a third per kind of liar).")
+@click.option("--tier", type=click.Choice(["general", "critical", "all"]), default="all", show_default=True,
+              help="general: CBV, split, lying nodes; critical: zk proofs and two-stage CKKS.")
+@click.option("--zk-model", "zk_models", multiple=True, default=("mlp-digits",), show_default=True,
+              help="Models of the zk rows (cnn-mnist needs a 2^20-row circuit: over 19 GB of memory to prove).")
+@click.option("--he-samples", default=50, show_default=True, help="Encrypted inferences of the CKKS rows.")
 @click.option("--json", "as_json", is_flag=True)
-def bench_inference_cmd(requests: int, concurrency: int, sequential: int, lying_requests: int, as_json: bool) -> None:
-    """Inference: in-process floor, one node, the plain FastAPI peer, CBV k=3, split; then lying nodes."""
-    from fedledger.bench.inference import bench_inference
+def bench_inference_cmd(requests: int, concurrency: int, sequential: int, lying_requests: int, tier: str,
+                        zk_models: tuple[str, ...], he_samples: int, as_json: bool) -> None:
+    """Inference: in-process floor, one node, the plain FastAPI peer, CBV k=3, split, lying nodes; critical rows."""
+    result: dict[str, Any] = {}
+    texts: list[str] = []
+    log = lambda m: click.echo(m, err=True)  # noqa: E731
+    if tier in ("general", "all"):
+        from fedledger.bench.inference import bench_inference
 
-    result = bench_inference(requests=requests, concurrency=concurrency, sequential=sequential,
-                             lying_requests=lying_requests, log=lambda m: click.echo(m, err=True))
-    click.echo(json.dumps(result, indent=2) if as_json else _inference_text(result))
+        result["general"] = bench_inference(requests=requests, concurrency=concurrency, sequential=sequential,
+                                            lying_requests=lying_requests, log=log)
+        texts.append(_inference_text(result["general"]))
+    if tier in ("critical", "all"):
+        from fedledger.bench.inference_critical import bench_critical, critical_text
+
+        result["critical"] = bench_critical(zk_models, he_samples, log=log)
+        texts.append(critical_text(result["critical"]))
+    click.echo(json.dumps(result, indent=2) if as_json else "\n".join(texts))
 
 
 def _inference_text(r: dict[str, Any]) -> str:
