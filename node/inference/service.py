@@ -124,6 +124,11 @@ class InferenceNode:
             raise RuntimeError("the node is not started")
         return self._server.url
 
+    @property
+    def he_served(self) -> HEStageSet | None:
+        """The encrypted stages served right now (None: HE off, no version, or a model CKKS cannot run)."""
+        return self._he
+
     def _sign(self, label: str, request_id: str, inputs: dict[str, np.ndarray],
               outputs: dict[str, np.ndarray], parameters: Mapping[str, Any]) -> dict[str, Any]:
         return self.signer.sign(version=int(label), request_id=_request_id(request_id), inputs=inputs,
