@@ -2,7 +2,8 @@
 
 One chain for the module: a task of model mlp-digits-poly whose version 1 is promoted with its
 ONNX artifact, its policy set to the critical tier with the ckks guarantee, and two inference
-nodes (uvicorn + onnxruntime + TenSEAL) each holding one stage, cut from the verified artifact.
+nodes (uvicorn + onnxruntime + TenSEAL) each holding one stage, cut from the verified artifact:
+stage 0 in this process, stage 1 a `fedledger inference serve --he-stages 1` process.
 The CLI encrypts one row, relays it through both nodes, decrypts, and reports the stage receipts;
 the chain records the request. Then the real node refuses a tampered ciphertext and evaluation
 contexts it must not use, each with its own 4xx code.
@@ -24,6 +25,7 @@ import pytest
 import tenseal as ts
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
+from fedledger.abci_app.did.didkey import did_from_private_key
 from fedledger.bench.inference_setup import InferenceChain
 from fedledger.ipfs import open_store
 from fedledger.localnet import manager
@@ -49,10 +51,14 @@ class World:
     rpc: CometRPC
     chain: InferenceChain
     nodes: dict[str, InferenceNode]
+    endpoints: dict[str, str]  # node name -> the endpoint it registered on chain
 
     @property
     def view(self) -> ChainView:
         return self.chain.view
+
+    def did(self, name: str) -> str:
+        return did_from_private_key(self.chain.keys[name].private)
 
 
 def wait_for(cond: Any, what: str, timeout: float = 30.0) -> None:
@@ -85,23 +91,39 @@ def world(kit: Any, source_tree: None, tmp_path_factory: pytest.TempPathFactory)
         store = open_store(manager.store_spec(net.home) or f"embedded:{root / 'store'}")
         chain = InferenceChain(net.home, cli.home, rpc, store, {"s0": "inference", "s1": "inference"})
         chain.create_task(TASK, SPEC)
-        w = World(cli, rpc, chain, {})
+        w = World(cli, rpc, chain, {}, {})
         try:
             assert chain.promote(TASK, 1) == 1
-            for stage in (0, 1):
-                name = f"s{stage}"
-                node = InferenceNode(key=chain.keys[name], task_id=TASK, view=ChainView(rpc), status=rpc.status,
-                                     store=store, cache_dir=cli.home / "cache" / name,
-                                     submitter=Submitter(rpc, chain.keys[name]), poll=5.0, events_url=rpc.url,
-                                     he_stages=(stage,))
-                node.start()
-                w.nodes[name] = node
-            wait_for(lambda: all(n.version == 1 for n in w.nodes.values()), "both nodes serving version 1")
+            node = InferenceNode(key=chain.keys["s0"], task_id=TASK, view=ChainView(rpc), status=rpc.status,
+                                 store=store, cache_dir=cli.home / "cache" / "s0",
+                                 submitter=Submitter(rpc, chain.keys["s0"]), poll=5.0, events_url=rpc.url,
+                                 he_stages=(0,))
+            node.start()
+            w.nodes["s0"] = node
+            cli.spawn("s1", "inference", "serve", "--key", "s1", "--task", TASK, "--port", "0", "--he-stages", "1")
+
+            def registered() -> bool:
+                w.endpoints = {name: n["endpoint"] for n in w.view.get("/inference-nodes")["nodes"]
+                               for name in ("s0", "s1") if n["did"] == w.did(name)}
+                return len(w.endpoints) == 2
+
+            wait_for(registered, "both nodes registered on chain", timeout=60)
+            wait_for(lambda: all(_health(url).get("version") == 1 for url in w.endpoints.values()),
+                     "both nodes serving version 1's HE stage", timeout=60)
             yield w
         finally:
             for node in w.nodes.values():
                 node.stop()
             cli.close()
+
+
+def _health(url: str) -> dict[str, Any]:
+    try:
+        resp = httpx.get(f"{url}/v2/he/health", timeout=2)
+    except httpx.HTTPError:
+        return {}
+    doc: dict[str, Any] = resp.json() if resp.status_code == 200 else {}
+    return doc
 
 
 def digits_row(seed: int = 0) -> np.ndarray:
@@ -116,12 +138,14 @@ def test_refused_until_the_policy_lists_ckks(world: World, tmp_path: Path) -> No
     assert general.rc != 0 and "ckks" in general.stderr and "Traceback" not in general.stderr, general.describe()
     usage = world.cli.run("infer", "--task", TASK, "--input", str(x), "--tier", "critical")
     assert usage.rc == 2 and "--encrypted" in usage.stderr and "--proof" in usage.stderr, usage.describe()
+    wrong = world.cli.run("infer", "--task", TASK, "--input", str(x), "--encrypted")
+    assert wrong.rc == 2 and "--tier critical" in wrong.stderr, wrong.describe()
 
 
 def test_encrypted_request_through_the_cli_is_recorded_on_chain(world: World, tmp_path: Path) -> None:
     world.cli.ok("inference", "policy", "--key", "owner", "--task", TASK, "--tier", "critical", "--k", "1",
                  "--guarantee", "ckks")
-    health = {name: httpx.get(f"{n.url}/v2/he/health").json() for name, n in world.nodes.items()}
+    health = {name: _health(url) for name, url in world.endpoints.items()}
     assert health["s0"]["stages"] == [0] and health["s1"]["stages"] == [1]  # no node holds the whole model
     assert {h["version"] for h in health.values()} == {1}
     row = digits_row(seed=4)
@@ -139,7 +163,8 @@ def test_encrypted_request_through_the_cli_is_recorded_on_chain(world: World, tm
     np.testing.assert_allclose(got, expected, atol=1e-3)
     np.testing.assert_allclose(got, onnx_logits["logits"][0], atol=1e-3)
     assert out["argmax"] == int(np.argmax(expected))
-    dids = [world.nodes["s0"].signer.did, world.nodes["s1"].signer.did]
+    dids = [world.did("s0"), world.did("s1")]
+    assert [s["endpoint"] for s in out["stages"]] == [world.endpoints["s0"], world.endpoints["s1"]]
     assert [s["node"] for s in out["stages"]] == dids
     rec = world.view.get(f"/inference-encrypted/{out['request_id']}")
     assert rec["guarantee"] == "ckks" and rec["nodes"] == dids and rec["version"] == 1 and rec["stages"] == 2
@@ -157,7 +182,7 @@ def _frame(keys: ClientKeys, ciphertext: bytes, *, stage: int = 0, signed_ct: by
 
 
 def _post(world: World, body: bytes, stage: int = 0) -> httpx.Response:
-    url = world.nodes[f"s{stage}"].url
+    url = world.endpoints[f"s{stage}"]
     return httpx.post(f"{url}/v2/models/{TASK}/versions/1/stages/{stage}/he", content=body, timeout=60)
 
 
