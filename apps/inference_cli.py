@@ -83,14 +83,19 @@ def inference() -> None:
 @click.option("--max-batch", default=64, show_default=True, help="Rows per dynamic batch (1: no batching).")
 @click.option("--fault", type=click.Choice(["random", "perturb", "stale"]), default=None,
               help="EXPERIMENTS ONLY: run as a lying node (see node/inference/faults.py); it will be slashed.")
+@click.option("--he-stages", "he_stages", default=None, metavar="I[,J...]",
+              help="Also serve these encrypted (CKKS) stages of a square-activation model, e.g. 0 or 1; hold one "
+                   "stage per node so that no node holds the whole model.")
 @pass_ctx
 def inference_serve(c: Ctx, key_name: str, task_id: str, host: str, port: int, advertise: str | None,
-                    cache_dir: Path | None, poll: float, max_batch: int, fault: str | None) -> None:
+                    cache_dir: Path | None, poll: float, max_batch: int, fault: str | None,
+                    he_stages: str | None) -> None:
     """Serve TASK's last good version over the Open Inference Protocol v2, signing a receipt for every answer."""
     from fedledger.node.inference.faults import make_fault
     from fedledger.node.inference.service import InferenceNode
     from fedledger.sdk.chainview import ChainView
 
+    stages = _parse_stages(he_stages) if he_stages is not None else None
     rpc = c.rpc()
     key = c.keys.load(key_name)
     if fault is not None:
@@ -99,9 +104,11 @@ def inference_serve(c: Ctx, key_name: str, task_id: str, host: str, port: int, a
     node = InferenceNode(key=key, task_id=task_id, view=ChainView(rpc), status=rpc.status, store=c.open_store(),
                          cache_dir=cache_dir or c.home / "inference-cache", submitter=c.submitter(key_name),
                          host=host, port=port, poll=poll, advertise=advertise, max_batch=max_batch,
-                         transform=make_fault(fault) if fault else None, events_url=rpc.url)
+                         transform=make_fault(fault) if fault else None, events_url=rpc.url, he_stages=stages)
     url = node.start()
     click.echo(f"serving {task_id} version {node.version} on {url} (OIP v2: {url}/v2/models/{task_id}); Ctrl-C stops")
+    if stages is not None:
+        click.echo(f"  encrypted stages {','.join(map(str, stages))} (health: {url}/v2/he/health)")
     done = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: done.set())
     try:
@@ -135,6 +142,15 @@ def inference_policy(c: Ctx, key_name: str, task_id: str, tier: str, k: int, gua
     click.echo(f"task {task_id}: tier {tier}, k = {k}{extra} (height {result.height})")
 
 
+def _parse_stages(text: str) -> tuple[int, ...]:
+    """--he-stages "0,1" as (0, 1); a usage error for anything but comma-separated stage indices."""
+    parts = [p.strip() for p in text.split(",")]
+    if not parts or not all(p.isdigit() and int(p) < 8 for p in parts):
+        raise click.BadParameter(f"{text!r} is not a comma-separated list of stage indices 0-7",
+                                 param_hint="--he-stages")
+    return tuple(sorted({int(p) for p in parts}))
+
+
 def _load_input(path: Path) -> np.ndarray:
     try:
         arr = np.load(path, allow_pickle=False)
@@ -155,16 +171,30 @@ def _load_input(path: Path) -> np.ndarray:
 @click.option("--split", "parts", type=click.IntRange(2, 8), default=None,
               help="Split inference in PARTS parts: run the first here, the rest on nodes (each stage on k nodes, "
                    "default 1).")
+@click.option("--tier", type=click.Choice(["general", "critical"]), default="general", show_default=True,
+              help="general: consensus-verified answers; critical: needs --encrypted.")
+@click.option("--encrypted", is_flag=True,
+              help="critical tier: CKKS-encrypted inference through one node per stage (the task's policy must "
+                   "list the ckks guarantee); with --key the stage receipts are reported on chain.")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 @pass_ctx
 def infer(c: Ctx, task_id: str, input_path: Path, input_name: str | None, k: int | None, key_name: str | None,
-          parts: int | None, as_json: bool) -> None:
+          parts: int | None, tier: str, encrypted: bool, as_json: bool) -> None:
     """Ask k chain-selected inference nodes, verify their signed receipts, and print the majority's answer."""
     from fedledger.client.infer import VerifiedInference
     from fedledger.client.receipt_reporter import ReceiptReporter
     from fedledger.sdk.chainview import ChainView
 
+    if encrypted and tier != "critical":
+        raise click.UsageError("--encrypted belongs to the critical tier: add --tier critical")
+    if tier == "critical" and not encrypted:
+        raise click.UsageError("--tier critical needs a guarantee: --encrypted (CKKS) or --proof (zk)")
     arr = _load_input(input_path)
+    if encrypted:
+        if parts is not None or k is not None or input_name is not None:
+            raise click.UsageError("--encrypted runs one node per stage: --split, --k and --input-name do not apply")
+        _encrypted(c, task_id, arr, key_name, as_json)
+        return
     rpc = c.rpc()
     reporter = ReceiptReporter(c.submitter(key_name), task_id, store=c.open_store()) if key_name else None
     if parts is not None:
@@ -238,3 +268,39 @@ def _split(c: Ctx, rpc: Any, task_id: str, arr: np.ndarray, input_name: str | No
                    f"{h['stage_saw_shape']}, never the input")
     for n, v in argmax.items():
         click.echo(f"  {n} argmax: {v}")
+
+
+def _encrypted(c: Ctx, task_id: str, arr: np.ndarray, key_name: str | None, as_json: bool) -> None:
+    """--tier critical --encrypted: CKKS inference stage by stage, reported on chain with --key."""
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+    from fedledger.client.critical_infer import EncryptedInference
+    from fedledger.sdk.chainview import ChainView
+
+    if not (arr.ndim == 1 or (arr.ndim == 2 and arr.shape[0] == 1)):
+        raise InputFileError(f"--encrypted takes one input row (shape [F] or [1, F]), got shape {list(arr.shape)}")
+    # Requests are signed with the member key when there is one, else with a throwaway key (nodes need a signer).
+    did_key = c.keys.load(key_name).private if key_name else Ed25519PrivateKey.generate()
+    with EncryptedInference(ChainView(c.rpc()), task_id, did_key) as client:
+        if not as_json:
+            click.echo(f"{task_id} v{client.version}: encrypting under a fresh CKKS key pair; "
+                       f"{client.n_stages} stages", err=True)
+        answer = client.infer(arr.reshape(-1), submitter=c.submitter(key_name) if key_name else None)
+    logits = answer.logits.tolist()
+    summary = {
+        "task": task_id, "version": answer.version, "request_id": answer.request_id, "guarantee": "ckks",
+        "logits": logits, "argmax": int(np.argmax(answer.logits)),
+        "stages": [{"stage": h.stage, "node": h.node_did, "endpoint": h.url, "seconds": round(call.seconds, 4),
+                    "request_bytes": call.request_bytes, "response_bytes": call.response_bytes}
+                   for h, call in zip(answer.hops, answer.result.calls, strict=True)],
+        "receipts": [r.hash() for r in answer.result.receipts], "height": answer.height, "record": answer.record,
+    }
+    if as_json:
+        click.echo(json.dumps(summary, indent=2))
+        return
+    click.echo(f"{task_id} v{answer.version}: argmax {summary['argmax']} over CKKS, request {answer.request_id}")
+    for st in summary["stages"]:
+        click.echo(f"  stage {st['stage']}: {st['node'][-12:]} {st['endpoint']} ({st['seconds']:.2f} s)")
+    if answer.height is not None:
+        click.echo(f"  recorded on chain at height {answer.height} (fedledger query: /inference-encrypted/"
+                   f"{answer.request_id})")

@@ -13,7 +13,10 @@ What it does, in order:
    loads it and swaps it in; the old model finishes its in-flight batch. A last good version
    without an artifact (version 0, or one proposed without the inference extra) is not served:
    the node unloads rather than keep serving a version the chain no longer calls good.
-4. While the chain cannot be reached, the node keeps serving the last version it verified and
+4. With `he_stages`, for a task whose model is a square-activation MLP, it also serves those
+   encrypted (CKKS) stages of the served version, cut from the same verified artifact
+   (he_stages.py) and mounted on the same app (he_server.py), so they swap with the version.
+5. While the chain cannot be reached, the node keeps serving the last version it verified and
    marks every response stale, with the reason (seed 1: "continue inference on cached, signed
    checkpoints during network partitions").
 
@@ -42,6 +45,8 @@ from fedledger.abci_app.modules.inference.receipts import REQUEST_ID
 from fedledger.node.inference.batcher import DynamicBatcher
 from fedledger.node.inference.errors import OIPError
 from fedledger.node.inference.faults import ModelTransform
+from fedledger.node.inference.he_server import DEFAULT_MAX_HE_BODY_BYTES, HEStageSet, mount_he_routes
+from fedledger.node.inference.he_stages import is_poly_spec, poly_stages_from_onnx, select_stages
 from fedledger.node.inference.holder import ModelHolder, ServedModel
 from fedledger.node.inference.runtime import LoadedModel
 from fedledger.node.inference.server import ModelEntry, Signer, create_app
@@ -82,7 +87,8 @@ class InferenceNode:
                  store: Any, cache_dir: Path, submitter: Any | None = None, host: str = "127.0.0.1",
                  port: int = 0, poll: float = 2.0, advertise: str | None = None,
                  transform: ModelTransform | None = None, max_batch: int = 64, max_delay_ms: float = 2.0,
-                 events_url: str | None = None) -> None:
+                 events_url: str | None = None, he_stages: tuple[int, ...] | None = None,
+                 he_max_body_bytes: int = DEFAULT_MAX_HE_BODY_BYTES) -> None:
         self.key, self.task_id, self.view, self._status, self.store = key, task_id, view, status, store
         self.cache = cache_dir / task_id
         self.submitter, self.host, self.port, self.poll, self.advertise = submitter, host, port, poll, advertise
@@ -105,6 +111,11 @@ class InferenceNode:
         self._max_batch, self._max_delay_ms = max_batch, max_delay_ms
         self._app = create_app(self.holder, model_name=task_id, sign=self._sign, max_batch=max_batch,
                                max_delay_ms=max_delay_ms, resolve=self._resolve)
+        self.he_stages = tuple(sorted(set(he_stages))) if he_stages is not None else None
+        self._he: HEStageSet | None = None  # the served version's HE stages; replaced whole on every swap
+        self._spec: str | None = None  # the task's model spec (read once from the chain, kept in the cache)
+        if self.he_stages is not None:
+            mount_he_routes(self._app, lambda: self._he, key.private, max_body_bytes=he_max_body_bytes)
 
     @property
     def url(self) -> str:
@@ -112,6 +123,11 @@ class InferenceNode:
         if self._server is None:
             raise RuntimeError("the node is not started")
         return self._server.url
+
+    @property
+    def he_served(self) -> HEStageSet | None:
+        """The encrypted stages served right now (None: HE off, no version, or a model CKKS cannot run)."""
+        return self._he
 
     def _sign(self, label: str, request_id: str, inputs: dict[str, np.ndarray],
               outputs: dict[str, np.ndarray], parameters: Mapping[str, Any]) -> dict[str, Any]:
@@ -257,13 +273,17 @@ class InferenceNode:
         if rec is None or artifact is None:
             log.warning("task %s: last good version %d has no ONNX artifact; not serving", self.task_id, version)
             self.holder.unload()
+            self._he = None
             self.version = version
             return
         data = self.store.get(artifact["cid"], artifact["sha256"])
         if hashlib.sha256(data).hexdigest() != artifact["sha256"]:
             raise ArtifactMismatchError(f"the artifact of version {version} does not match its recorded sha256")
-        self._swap(version, data, dict(rec))
-        self._write_cache(version, data, dict(rec))
+        if self.he_stages is not None and self._spec is None:
+            self._spec = str(self.view.task(self.task_id)["model_spec"])
+        record = {**dict(rec), "model_spec": self._spec} if self._spec is not None else dict(rec)
+        self._swap(version, data, record)
+        self._write_cache(version, data, record)
 
     def _swap(self, version: int, data: bytes, record: dict[str, Any]) -> None:
         model = LoadedModel.from_bytes(data, name=self.task_id, version=str(version))
@@ -273,9 +293,25 @@ class InferenceNode:
         self.holder.swap(ServedModel(model, str(version), {"artifact": record.get("artifact"),
                                                             "proposer": record.get("proposer")}))
         self._data = data
+        self._he = self._he_stages_of(version, data, record)
         self.version = version
         self.swaps.append(version)
         log.info("task %s: now serving version %d", self.task_id, version)
+
+    def _he_stages_of(self, version: int, data: bytes, record: Mapping[str, Any]) -> HEStageSet | None:
+        """The HE stages this node holds of a version, or None (HE off, or a model CKKS cannot run)."""
+        spec = record.get("model_spec")
+        if self.he_stages is None or not isinstance(spec, str):
+            return None
+        if not is_poly_spec(spec):
+            log.warning("task %s: model %s is not a square-activation MLP; no HE stages served", self.task_id, spec)
+            return None
+        try:
+            stages = select_stages(poly_stages_from_onnx(data, spec), self.he_stages)
+        except FedLedgerError as exc:
+            log.warning("task %s: version %d's HE stages cannot be served: %s", self.task_id, version, exc)
+            return None
+        return HEStageSet(model=self.task_id, version=version, stages=stages)
 
     # ------------------------------------------------------------------ the partition cache
     def _write_cache(self, version: int, data: bytes, record: dict[str, Any]) -> None:
