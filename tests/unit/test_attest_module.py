@@ -118,6 +118,10 @@ def test_forged_and_expired_real_evidence_is_recorded_with_its_reason(world: Inf
     world.chain.ok(evidence(node, real_report(), real_vcek()))
     rec = record(world, node)
     assert rec["reason"] == "expired" and "VCEK" in rec["detail"]
+    version1 = b"\x01" + real_report()[1:]
+    world.chain.ok(evidence(node, version1, real_vcek()))
+    rec = record(world, node)
+    assert rec["reason"] == "malformed" and rec["tcb"] is None and rec["measurement"] == ""
 
 
 def test_bad_submissions_fail_the_tx(world: InferenceWorld) -> None:

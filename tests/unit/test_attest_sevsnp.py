@@ -198,3 +198,28 @@ def test_malformed_certificate() -> None:
     with pytest.raises(AttestationError) as exc:
         verify_evidence(real_report(), real_vcek()[:200], INSIDE)
     assert _reason(exc) is Reason.MALFORMED
+
+
+def test_real_turin_vcek_chains_to_the_pinned_turin_root() -> None:
+    from fedledger.abci_app.attest.certs import verify_chain
+    info = verify_chain((FIXTURES / "vcek_turin.der").read_bytes(), INSIDE, pinned_roots())
+    assert info.family == "Turin" and len(info.hwid) == 8
+    assert info.tcb == TcbVersion(bootloader=0, tee=0, snp=0, microcode=9, fmc=0)
+
+
+@pytest.mark.parametrize("family", ["Milan", "Genoa", "Turin"])
+def test_every_pinned_ask_is_signed_by_its_pinned_ark(family: str) -> None:
+    from cryptography.hazmat.primitives import hashes
+    from cryptography.hazmat.primitives.asymmetric import padding, rsa
+    roots = pinned_roots()
+    ark, ask = roots.ark[family], roots.ask[family]
+    for child in (ark, ask):
+        key = ark.public_key()
+        assert isinstance(key, rsa.RSAPublicKey) and key.key_size == 4096
+        key.verify(child.signature, child.tbs_certificate_bytes,
+                   padding.PSS(mgf=padding.MGF1(hashes.SHA384()), salt_length=48), hashes.SHA384())
+
+
+def test_turin_tcb_layout() -> None:
+    assert TcbVersion.parse(bytes([1, 2, 3, 4, 0, 0, 0, 5]), "Turin") == TcbVersion(2, 3, 4, 5, fmc=1)
+    assert TcbVersion.parse(bytes([1, 2, 0, 0, 0, 0, 3, 4]), "Genoa") == TcbVersion(1, 2, 3, 4)
