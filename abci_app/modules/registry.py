@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from fedledger.abci_app.modules.anchor.module import MODULE as ANCHOR
+from fedledger.abci_app.modules.attestation.module import MODULE as ATTESTATION
 from fedledger.abci_app.modules.base import Module
 from fedledger.abci_app.modules.evm.module import MODULE as EVM
 from fedledger.abci_app.modules.federation.module import MODULE as FEDERATION
@@ -18,4 +19,4 @@ from fedledger.abci_app.modules.zk.module import MODULE as ZK
 __all__ = ["DEFAULT_MODULES"]
 
 DEFAULT_MODULES: tuple[Module, ...] = (IDENTITY, PRIVACY, REPUTATION, FEDERATION, SECAGG, LIFECYCLE, GOVERNANCE, EVM,
-                                       ANCHOR, INFERENCE, ZK)
+                                       ANCHOR, INFERENCE, ZK, ATTESTATION)

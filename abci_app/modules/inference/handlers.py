@@ -12,6 +12,7 @@ from fedledger.abci_app.binary_merkle import MerkleTree
 from fedledger.abci_app.context import BlockContext, Event, Reader, Writer
 from fedledger.abci_app.errors import Code, TxError
 from fedledger.abci_app.events import fl_event
+from fedledger.abci_app.modules.attestation.keeper import require_attested
 from fedledger.abci_app.modules.base import Handler
 from fedledger.abci_app.modules.federation.keeper import find_version, load_task
 from fedledger.abci_app.modules.identity.keeper import require_member
@@ -41,6 +42,9 @@ def register_node(view: Reader, state: Writer | None, ctx: BlockContext, signer:
     member = require_member(view, signer, ctx, ("inference",), "register as an inference node")
     for task_id in msg.tasks:
         load_task(view, task_id)
+        need = policy(view, task_id).get("require_tee")
+        if need is not None:  # a TEE task: the node's DID must hold a valid, unexpired SEV-SNP attestation
+            require_attested(view, ctx, member["did"], signer, need, f"serving task {task_id!r}")
     if member["tasks"] and set(msg.tasks) - set(member["tasks"]):
         outside = sorted(set(msg.tasks) - set(member["tasks"]))
         raise TxError(Code.UNAUTHORIZED, f"this node's credential does not cover tasks {outside}")
@@ -73,9 +77,12 @@ def set_policy(view: Reader, state: Writer | None, ctx: BlockContext, signer: st
         rec: dict[str, object] = {"task_id": msg.task_id, "tier": msg.tier, "k": msg.k, "set_height": ctx.height}
         if msg.guarantees:
             rec["guarantees"] = list(msg.guarantees)
+        if msg.require_tee is not None:
+            rec["require_tee"] = dict(msg.require_tee)
         store_record(state, keys.policy_key(msg.task_id), rec)
     return [fl_event("set_inference_policy", signer, task=msg.task_id, tier=msg.tier, k=msg.k,
-                     **({"guarantees": ",".join(msg.guarantees)} if msg.guarantees else {}))]
+                     **({"guarantees": ",".join(msg.guarantees)} if msg.guarantees else {}),
+                     **({"tee": "sev-snp"} if msg.require_tee else {}))]
 
 
 def _registered_node(view: Reader, did: str, what: str) -> NodeRecord:

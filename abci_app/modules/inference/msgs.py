@@ -8,6 +8,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from fedledger.abci_app.errors import Code, TxError
+from fedledger.abci_app.modules.attestation.keeper import parse_tee_requirement
+from fedledger.abci_app.modules.attestation.records import TeeRequirement
 from fedledger.abci_app.modules.fields import ID_RE, int_field, require_fields, str_field
 from fedledger.abci_app.modules.inference.receipts import Receipt, parse_receipt
 
@@ -58,11 +60,13 @@ class SetInferencePolicy:
     k: int
     # critical only: the guarantees an answer may carry, any one of which satisfies the task (sorted, non-empty)
     guarantees: tuple[str, ...] = ()
+    # nodes serving the task must hold a valid SEV-SNP attestation meeting this (None: no TEE needed)
+    require_tee: TeeRequirement | None = None
 
     @staticmethod
     def parse(body: dict[str, Any]) -> SetInferencePolicy:
         """Validate a set_inference_policy body."""
-        require_fields(body, ("task_id", "tier", "k"), ("guarantees",))
+        require_fields(body, ("task_id", "tier", "k"), ("guarantees", "require_tee"))
         if body["tier"] not in TIERS:
             raise TxError(Code.INVALID_BODY, f"tier must be one of {list(TIERS)}, got {str(body['tier'])[:40]!r}")
         guarantees = body.get("guarantees", [])
@@ -76,7 +80,9 @@ class SetInferencePolicy:
         if body["tier"] == "general" and guarantees:
             raise TxError(Code.INVALID_BODY, "guarantees belong to the critical tier; a general task has none")
         return SetInferencePolicy(task_id=str_field(body, "task_id", ID_RE, "a task id"), tier=body["tier"],
-                                  k=int_field(body, "k", 1, MAX_K), guarantees=tuple(guarantees))
+                                  k=int_field(body, "k", 1, MAX_K), guarantees=tuple(guarantees),
+                                  require_tee=parse_tee_requirement(body["require_tee"]) if "require_tee" in body
+                                  else None)
 
 
 @dataclass(frozen=True)

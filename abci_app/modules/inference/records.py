@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Literal, NotRequired, TypedDict
 
+from fedledger.abci_app.modules.attestation.records import TeeRequirement
+
 __all__ = ["BatchRecord", "BatchRequest", "EncryptedRecord", "InferenceMeta", "InferenceParams", "NodeRecord",
            "PolicyRecord",
            "RequestRecord", "SlashRecord", "Tier"]
@@ -54,6 +56,8 @@ class PolicyRecord(TypedDict):
     set_height: int
     # critical only (absent for general, so general records keep their bytes): the accepted guarantees, sorted
     guarantees: NotRequired[list[str]]
+    # absent unless set: inference nodes registering for the task need a valid SEV-SNP attestation meeting it
+    require_tee: NotRequired[TeeRequirement]
 
 
 class BatchRequest(TypedDict):
