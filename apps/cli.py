@@ -410,7 +410,8 @@ def budget_show(c: Ctx, did: str, task_id: str, as_json: bool) -> None:
                                            "versions", "lineage", "org", "member", "whois", "budget",
                                            "reputation", "reputation-history", "attestations", "lifecycle",
                                            "proposal", "proposals", "governance", "nonce", "secagg",
-                                           "anchor", "anchors", "anchor-at", "inference"]))
+                                           "anchor", "anchors", "anchor-at", "inference", "zk",
+                                           "attestation", "attestation-params"]))
 @click.argument("args", nargs=-1)
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 @click.option("--prove", "--verify", "prove", is_flag=True,
@@ -421,15 +422,22 @@ def budget_show(c: Ctx, did: str, task_id: str, as_json: bool) -> None:
 @pass_ctx
 def query(c: Ctx, kind: str, args: tuple[str, ...], as_json: bool, prove: bool, trust_genesis: Path | None) -> None:
     """Query chain state over RPC: task T | round T R | contribution T R KEY | version T V | lineage T V |
-    org ORG | member DID | whois KEY | budget T DID | inference nodes|node|policy|params|batch|request|slashes …"""
+    org ORG | member DID | whois KEY | budget T DID | inference nodes|node|policy|params|batch|request|slashes|
+    encrypted … | zk params|circuit T V MODE|proof T REQUEST | attestation DID …"""
     from fedledger.sdk.chainview import ChainView
 
     if kind == "inference":
-        kinds = ("nodes", "node", "policy", "params", "batch", "request", "slashes")
+        kinds: tuple[str, ...] = ("nodes", "node", "policy", "params", "batch", "request", "slashes", "encrypted")
         if not args or args[0] not in kinds:
             raise click.UsageError(f"query inference takes one of {', '.join(kinds)}, e.g. "
                                    "`fedledger query inference request HASH`")
         kind, args = f"inference-{args[0]}", args[1:]
+    if kind == "zk":
+        kinds = ("params", "circuit", "proof")
+        if not args or args[0] not in kinds:
+            raise click.UsageError(f"query zk takes one of {', '.join(kinds)}, e.g. "
+                                   "`fedledger query zk proof TASK REQUEST_ID`")
+        kind, args = f"zk-{args[0]}", args[1:]
     view = ChainView(c.rpc())
     path = "/" + "/".join((kind, *args))
     res = view.raw(path, prove=prove)
@@ -639,6 +647,9 @@ def _register_late_commands() -> None:
     from fedledger.apps.experiment.cli import experiment
 
     cli.add_command(experiment)
+    from fedledger.apps.attest_cli import attest
+
+    cli.add_command(attest)
     from fedledger.apps.inference_cli import infer, inference, model
 
     cli.add_command(model)

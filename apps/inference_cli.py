@@ -127,19 +127,43 @@ def inference_serve(c: Ctx, key_name: str, task_id: str, host: str, port: int, a
 @click.option("--k", "k", type=click.IntRange(1, 9), default=3, show_default=True, help="Nodes per request.")
 @click.option("--guarantee", "guarantees", multiple=True, type=click.Choice(["ckks", "zk"]),
               help="critical tier: a guarantee that satisfies the task (repeat for several; any one suffices).")
+@click.option("--require-tee", is_flag=True,
+              help="Nodes must hold a valid, unexpired AMD SEV-SNP attestation bound to their key to register.")
+@click.option("--tee-measurement", "measurements", multiple=True, metavar="HEX96",
+              help="With --require-tee: an allowed launch measurement (repeat; none given: any measurement).")
+@click.option("--tee-min-tcb", default="0,0,0,0", show_default=True, metavar="BL,TEE,SNP,UCODE",
+              help="With --require-tee: the lowest TCB levels accepted.")
 @pass_ctx
-def inference_policy(c: Ctx, key_name: str, task_id: str, tier: str, k: int, guarantees: tuple[str, ...]) -> None:
-    """Set which inference tier TASK requires and how many nodes answer each request."""
+def inference_policy(c: Ctx, key_name: str, task_id: str, tier: str, k: int, guarantees: tuple[str, ...],
+                     require_tee: bool, measurements: tuple[str, ...], tee_min_tcb: str) -> None:
+    """Set which inference tier TASK requires, how many nodes answer each request, and whether nodes need a TEE."""
     if tier == "critical" and not guarantees:
         raise click.UsageError("a critical tier needs at least one --guarantee (zk, ckks)")
     if tier == "general" and guarantees:
         raise click.UsageError("--guarantee belongs to the critical tier")
+    if measurements and not require_tee:
+        raise click.UsageError("--tee-measurement needs --require-tee")
     body: dict[str, object] = {"task_id": task_id, "tier": tier, "k": k}
     if guarantees:
         body["guarantees"] = sorted(set(guarantees))
+    if require_tee:
+        body["require_tee"] = _tee_requirement(measurements, tee_min_tcb)
     result = c.submitter(key_name).send("set_inference_policy", body)
     extra = f", guarantees {'+'.join(sorted(set(guarantees)))}" if guarantees else ""
+    extra += ", TEE required" if require_tee else ""
     click.echo(f"task {task_id}: tier {tier}, k = {k}{extra} (height {result.height})")
+
+
+def _tee_requirement(measurements: tuple[str, ...], min_tcb: str) -> dict[str, object]:
+    """The policy's require_tee object from the CLI's options (the chain re-checks every field)."""
+    parts = min_tcb.split(",")
+    if len(parts) != 4 or not all(p.strip().isdigit() and int(p) <= 255 for p in parts):
+        raise click.BadParameter("expected four levels 0-255 such as 3,0,8,115", param_hint="--tee-min-tcb")
+    bl, tee, snp, ucode = (int(p) for p in parts)
+    ms = sorted({m.lower() for m in measurements})
+    if not all(len(m) == 96 and all(ch in "0123456789abcdef" for ch in m) for m in ms):
+        raise click.BadParameter("a launch measurement is 96 hex characters (SHA-384)", param_hint="--tee-measurement")
+    return {"measurements": ms, "min_tcb": {"bootloader": bl, "tee": tee, "snp": snp, "microcode": ucode}}
 
 
 def _parse_stages(text: str) -> tuple[int, ...]:
