@@ -650,6 +650,9 @@ def _register_late_commands() -> None:
     from fedledger.apps.attest_cli import attest
 
     cli.add_command(attest)
+    from fedledger.apps.zk_cli import zk
+
+    cli.add_command(zk)
     from fedledger.apps.inference_cli import infer, inference, model
 
     cli.add_command(model)

@@ -13,6 +13,7 @@ import click
 import numpy as np
 
 from fedledger.apps.context import Ctx, fail, pass_ctx
+from fedledger.apps.zk_cli import SRS_OPTION, proven_infer, resolve_srs
 from fedledger.sdk.errors import ClientError
 
 __all__ = ["infer", "inference", "model"]
@@ -86,16 +87,20 @@ def inference() -> None:
 @click.option("--he-stages", "he_stages", default=None, metavar="I[,J...]",
               help="Also serve these encrypted (CKKS) stages of a square-activation model, e.g. 0 or 1; hold one "
                    "stage per node so that no node holds the whole model.")
+@click.option("--zk", "prove", is_flag=True,
+              help="Also prove answers on request (ezkl; critical tier), with keys built per version and cached.")
+@SRS_OPTION
 @pass_ctx
 def inference_serve(c: Ctx, key_name: str, task_id: str, host: str, port: int, advertise: str | None,
                     cache_dir: Path | None, poll: float, max_batch: int, fault: str | None,
-                    he_stages: str | None) -> None:
+                    he_stages: str | None, prove: bool, srs_path: Path | None) -> None:
     """Serve TASK's last good version over the Open Inference Protocol v2, signing a receipt for every answer."""
     from fedledger.node.inference.faults import make_fault
     from fedledger.node.inference.service import InferenceNode
     from fedledger.sdk.chainview import ChainView
 
     stages = _parse_stages(he_stages) if he_stages is not None else None
+    srs = resolve_srs(c, srs_path) if prove else None
     rpc = c.rpc()
     key = c.keys.load(key_name)
     if fault is not None:
@@ -104,11 +109,14 @@ def inference_serve(c: Ctx, key_name: str, task_id: str, host: str, port: int, a
     node = InferenceNode(key=key, task_id=task_id, view=ChainView(rpc), status=rpc.status, store=c.open_store(),
                          cache_dir=cache_dir or c.home / "inference-cache", submitter=c.submitter(key_name),
                          host=host, port=port, poll=poll, advertise=advertise, max_batch=max_batch,
-                         transform=make_fault(fault) if fault else None, events_url=rpc.url, he_stages=stages)
+                         transform=make_fault(fault) if fault else None, events_url=rpc.url, he_stages=stages,
+                         zk_srs=srs)
     url = node.start()
     click.echo(f"serving {task_id} version {node.version} on {url} (OIP v2: {url}/v2/models/{task_id}); Ctrl-C stops")
     if stages is not None:
         click.echo(f"  encrypted stages {','.join(map(str, stages))} (health: {url}/v2/he/health)")
+    if srs is not None:
+        click.echo(f"  proving on request: POST {url}/v2/models/{task_id}/versions/V/prove")
     done = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: done.set())
     try:
@@ -196,24 +204,37 @@ def _load_input(path: Path) -> np.ndarray:
               help="Split inference in PARTS parts: run the first here, the rest on nodes (each stage on k nodes, "
                    "default 1).")
 @click.option("--tier", type=click.Choice(["general", "critical"]), default="general", show_default=True,
-              help="general: consensus-verified answers; critical: needs --encrypted.")
+              help="general: consensus-verified answers; critical: needs --encrypted or --proof.")
+@click.option("--proof", is_flag=True,
+              help="critical tier: a node proves the inference (ezkl); the proof is checked here against the "
+                   "chain's vk and, with --key, filed on chain, where every validator verifies it.")
+@click.option("--input-mode", type=click.Choice(["hashed", "private"]), default="hashed", show_default=True,
+              help="--proof: hashed binds the input's Poseidon hash into the proof; private makes nothing public.")
+@click.option("--wait", "wait_s", type=float, default=300.0, show_default=True, help="--proof: seconds to wait.")
+@SRS_OPTION
 @click.option("--encrypted", is_flag=True,
               help="critical tier: CKKS-encrypted inference through one node per stage (the task's policy must "
                    "list the ckks guarantee); with --key the stage receipts are reported on chain.")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 @pass_ctx
 def infer(c: Ctx, task_id: str, input_path: Path, input_name: str | None, k: int | None, key_name: str | None,
-          parts: int | None, tier: str, encrypted: bool, as_json: bool) -> None:
+          parts: int | None, tier: str, proof: bool, input_mode: str, wait_s: float, srs_path: Path | None,
+          encrypted: bool, as_json: bool) -> None:
     """Ask k chain-selected inference nodes, verify their signed receipts, and print the majority's answer."""
     from fedledger.client.infer import VerifiedInference
     from fedledger.client.receipt_reporter import ReceiptReporter
     from fedledger.sdk.chainview import ChainView
 
-    if encrypted and tier != "critical":
-        raise click.UsageError("--encrypted belongs to the critical tier: add --tier critical")
-    if tier == "critical" and not encrypted:
-        raise click.UsageError("--tier critical needs a guarantee: --encrypted (CKKS) or --proof (zk)")
+    if (encrypted or proof) and tier != "critical":
+        raise click.UsageError("--encrypted and --proof belong to the critical tier: add --tier critical")
+    if tier == "critical" and encrypted == proof:
+        raise click.UsageError("--tier critical needs one guarantee: --encrypted (CKKS) or --proof (zk)")
     arr = _load_input(input_path)
+    if proof:
+        if parts is not None or k is not None or input_name is not None:
+            raise click.UsageError("--proof asks one node: --split, --k and --input-name do not apply")
+        proven_infer(c, task_id, arr, input_mode, key_name, srs_path, wait_s, as_json)
+        return
     if encrypted:
         if parts is not None or k is not None or input_name is not None:
             raise click.UsageError("--encrypted runs one node per stage: --split, --k and --input-name do not apply")

@@ -10,11 +10,13 @@ from __future__ import annotations
 
 import logging
 import math
+import multiprocessing
 import queue
 import secrets
 import threading
 from collections import OrderedDict
 from collections.abc import Callable
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -28,13 +30,23 @@ from fedledger.abci_app.modules.zk.msgs import INPUT_MODES
 from fedledger.node.inference.errors import OIPError
 from fedledger.node.inference.oip import encode_error
 from fedledger.sdk.zk.errors import ZkError, ZkSetupError
-from fedledger.sdk.zk.proof import prove
+from fedledger.sdk.zk.proof import Proof, prove
 from fedledger.sdk.zk.setup import CircuitSetup
 from fedledger.sdk.zk.srs import SrsFile
 from fedledger.sdk.zk.submission import signed_proof_body
 
-__all__ = ["DEFAULT_MAX_JOBS", "DEFAULT_MAX_QUEUE", "EXTENSION", "JobState", "KeyCache", "ProofJob", "ProofScheduler",
-           "install_prove_routes", "setup_builder"]
+__all__ = [
+    "DEFAULT_MAX_JOBS",
+    "DEFAULT_MAX_QUEUE",
+    "DiskSetupBuilder",
+    "EXTENSION",
+    "JobState",
+    "KeyCache",
+    "ProofJob",
+    "ProofScheduler",
+    "install_prove_routes",
+    "setup_builder",
+]
 
 log = logging.getLogger("fedledger.inference.prover")
 
@@ -60,6 +72,41 @@ class KeyCache:
             if key not in self._setups:
                 self._setups[key] = self._build(version, input_mode)
             return self._setups[key]
+
+
+@dataclass(frozen=True)
+class DiskSetupBuilder:
+    """A picklable builder: a version's artifact is the node's verified cache file `v<version>.onnx`.
+
+    Picklable, so that an isolated scheduler can build and prove in a child process: ezkl holds the
+    GIL for the whole of a setup or a proof (measured: a 2^16 gen_srs in a thread froze the main
+    thread for 22 s), which in the serving process would stall every HTTP answer.
+    """
+
+    task_id: str
+    artifact_dir: Path
+    srs: SrsFile
+    cache_dir: Path
+
+    def __call__(self, version: int, input_mode: str) -> CircuitSetup:
+        """The version's setup, from its cached artifact (ZkSetupError if this node never held it)."""
+        try:
+            artifact = (self.artifact_dir / f"v{version:08d}.onnx").read_bytes()
+        except FileNotFoundError:
+            raise ZkSetupError(f"this node has no artifact of version {version} of {self.task_id!r} to prove "
+                               "with") from None
+        return CircuitSetup.build(self.task_id, version, input_mode, artifact, self.srs, self.cache_dir)
+
+
+_CHILD_SETUPS: dict[tuple[DiskSetupBuilder, int, str], CircuitSetup] = {}
+
+
+def _child_prove(builder: DiskSetupBuilder, version: int, input_mode: str, data: list[float]) -> Proof:
+    """In the prover's child process: the (cached) setup, then the proof."""
+    key = (builder, version, input_mode)
+    if key not in _CHILD_SETUPS:
+        _CHILD_SETUPS[key] = builder(version, input_mode)
+    return prove(_CHILD_SETUPS[key], np.asarray(data, dtype=np.float32))
 
 
 def setup_builder(task_id: str, artifact_for: Callable[[int], bytes | None], srs: SrsFile,
@@ -104,8 +151,13 @@ class ProofScheduler:
     """A node's proving queue: one worker thread proves jobs in order and signs each proof with the node's key."""
 
     def __init__(self, task_id: str, keys: KeyCache, node_key: Ed25519PrivateKey, *,
-                 max_queue: int = DEFAULT_MAX_QUEUE, max_jobs: int = DEFAULT_MAX_JOBS) -> None:
+                 max_queue: int = DEFAULT_MAX_QUEUE, max_jobs: int = DEFAULT_MAX_JOBS,
+                 isolate: DiskSetupBuilder | None = None) -> None:
+        """`isolate`: build and prove in one child process with this builder (keys then live in the child)."""
         self.task_id, self.keys, self._key = task_id, keys, node_key
+        self._isolate = isolate
+        self._pool = (ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("spawn"))
+                      if isolate is not None else None)
         self._queue: queue.Queue[ProofJob | None] = queue.Queue(maxsize=max_queue)
         self._jobs: OrderedDict[str, ProofJob] = OrderedDict()
         self._max_jobs = max_jobs
@@ -150,9 +202,11 @@ class ProofScheduler:
             time.sleep(0.05)
 
     def close(self) -> None:
-        """Stop the worker after the job it is on."""
+        """Stop the worker after the job it is on (and the child process, if proving is isolated)."""
         self._queue.put(None)
         self._worker.join(timeout=60)
+        if self._pool is not None:
+            self._pool.shutdown(wait=False, cancel_futures=True)
 
     def _forget_old(self) -> None:
         finished = [j for j, job in self._jobs.items() if job.state in ("done", "failed")]
@@ -166,8 +220,12 @@ class ProofScheduler:
                 return
             job.state = "running"
             try:
-                setup = self.keys.get(job.version, job.input_mode)
-                proof = prove(setup, np.asarray(job.data, dtype=np.float32))
+                if self._pool is not None and self._isolate is not None:
+                    proof = self._pool.submit(_child_prove, self._isolate, job.version, job.input_mode,
+                                              job.data).result()
+                else:
+                    setup = self.keys.get(job.version, job.input_mode)
+                    proof = prove(setup, np.asarray(job.data, dtype=np.float32))
                 body = signed_proof_body(self._key, proof, task_id=job.task_id, version=job.version,
                                          request_id=job.request_id, input_mode=job.input_mode)
                 job.result = {"proof": proof.to_json(), "submission": body}

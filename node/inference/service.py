@@ -48,6 +48,7 @@ from fedledger.node.inference.faults import ModelTransform
 from fedledger.node.inference.he_server import DEFAULT_MAX_HE_BODY_BYTES, HEStageSet, mount_he_routes
 from fedledger.node.inference.he_stages import is_poly_spec, poly_stages_from_onnx, select_stages
 from fedledger.node.inference.holder import ModelHolder, ServedModel
+from fedledger.node.inference.prover import DiskSetupBuilder, KeyCache, ProofScheduler
 from fedledger.node.inference.runtime import LoadedModel
 from fedledger.node.inference.server import ModelEntry, Signer, create_app
 from fedledger.node.inference.serving import ServerThread, serve_in_thread
@@ -56,6 +57,7 @@ from fedledger.sdk.inference.receipts import ReceiptSigner, sign_receipt
 from fedledger.sdk.inference.split import default_cuts, split_model
 from fedledger.sdk.keys import Key
 from fedledger.sdk.rpc import subscribe
+from fedledger.sdk.zk.srs import SrsFile
 
 __all__ = ["MAX_PARTS", "ArtifactMismatchError", "InferenceNode"]
 
@@ -88,7 +90,7 @@ class InferenceNode:
                  port: int = 0, poll: float = 2.0, advertise: str | None = None,
                  transform: ModelTransform | None = None, max_batch: int = 64, max_delay_ms: float = 2.0,
                  events_url: str | None = None, he_stages: tuple[int, ...] | None = None,
-                 he_max_body_bytes: int = DEFAULT_MAX_HE_BODY_BYTES) -> None:
+                 he_max_body_bytes: int = DEFAULT_MAX_HE_BODY_BYTES, zk_srs: SrsFile | None = None) -> None:
         self.key, self.task_id, self.view, self._status, self.store = key, task_id, view, status, store
         self.cache = cache_dir / task_id
         self.submitter, self.host, self.port, self.poll, self.advertise = submitter, host, port, poll, advertise
@@ -109,8 +111,15 @@ class InferenceNode:
         self._stages: dict[tuple[str, int, int], ModelEntry] = {}
         self._stages_lock = threading.Lock()
         self._max_batch, self._max_delay_ms = max_batch, max_delay_ms
+        # With an SRS the node also proves its answers (zk, critical tier): keys are built per version from the
+        # artifacts it verified and cached, under the cache folder, and kept (they are hundreds of MB).
+        # ezkl holds the GIL while it proves, so proving runs in a child process (DiskSetupBuilder).
+        self.prover: ProofScheduler | None = None
+        if zk_srs is not None:
+            builder = DiskSetupBuilder(task_id, self.cache, zk_srs, self.cache / "zk")
+            self.prover = ProofScheduler(task_id, KeyCache(builder), key.private, isolate=builder)
         self._app = create_app(self.holder, model_name=task_id, sign=self._sign, max_batch=max_batch,
-                               max_delay_ms=max_delay_ms, resolve=self._resolve)
+                               max_delay_ms=max_delay_ms, resolve=self._resolve, prover=self.prover)
         self.he_stages = tuple(sorted(set(he_stages))) if he_stages is not None else None
         self._he: HEStageSet | None = None  # the served version's HE stages; replaced whole on every swap
         self._spec: str | None = None  # the task's model spec (read once from the chain, kept in the cache)
@@ -207,6 +216,8 @@ class InferenceNode:
             self._thread.join(5)
         if self._server is not None:
             self._server.stop()
+        if self.prover is not None:
+            self.prover.close()
 
     # ------------------------------------------------------------------ following the chain
     def _follow(self) -> None:
