@@ -150,6 +150,9 @@ class Code(IntEnum):
     ZK_VERSION_MISMATCH = 82  # zk circuit built by another ezkl release than the one validators verify with
     ZK_SRS = 83  # the chain pins no SRS, or the circuit needs more rows than the pinned SRS has
     ZK_REPLAY = 84  # a proof was already submitted for this request, or this proof under another request
+    SD_PROOF_INVALID = 90  # an ecdsa-sd-2023 derived proof is malformed, forged or tampered, or lacks a needed claim
+    SD_CLAIMS_DENIED = 91  # the disclosed claims do not satisfy the organization's disclosure policy
+    SD_CONTEXT_UNKNOWN = 92  # a selectively disclosed credential names a JSON-LD context the chain does not bundle
 
 
 class TxError(ChainRejectedError):

@@ -30,7 +30,7 @@ __all__ = ["DeriveError", "create_base_proof", "derive_proof", "sign_p256"]
 class DeriveError(ConfigError):
     """A base proof the holder cannot derive from (malformed, or pointers that select nothing)."""
 
-    error_code = "sd_derive_failed"
+    error_code = "SD_DERIVE_FAILED"
 
 
 def sign_p256(key: ec.EllipticCurvePrivateKey, data: bytes) -> bytes:

@@ -45,7 +45,7 @@ _OPTIONS: dict[str, Any] = {"documentLoader": document_loader}
 class SelectionError(ConfigError):
     """A JSON pointer that is malformed or selects nothing in the credential."""
 
-    error_code = "sd_pointer_invalid"
+    error_code = "SD_POINTER_INVALID"
 
 
 def parse_pointer(pointer: str) -> list[str | int]:

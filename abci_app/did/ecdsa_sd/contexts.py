@@ -21,6 +21,7 @@ _DIR = Path(__file__).parent / "contexts"
 BUNDLED_CONTEXTS: dict[str, str] = {
     "https://www.w3.org/ns/credentials/v2": "credentials-v2.jsonld",
     "https://w3id.org/citizenship/v4rc1": "citizenship-v4rc1.jsonld",
+    "https://fedledger.dev/contexts/org/v1": "fedledger-org-v1.jsonld",
 }
 
 _CACHE: dict[str, Any] = {}
@@ -29,7 +30,7 @@ _CACHE: dict[str, Any] = {}
 class UnknownContextError(ConfigError):
     """A credential names a JSON-LD context that is not bundled with the chain."""
 
-    error_code = "sd_context_unknown"
+    error_code = "SD_CONTEXT_UNKNOWN"
 
 
 def _load(url: str) -> Any:

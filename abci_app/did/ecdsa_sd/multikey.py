@@ -28,7 +28,7 @@ _MAX_MULTIBASE = 80  # 35 bytes are 48 base58 characters; refuse long input befo
 class MultikeyError(ConfigError):
     """A multibase key or did:key that is not a valid P-256 Multikey."""
 
-    error_code = "sd_multikey_invalid"
+    error_code = "SD_MULTIKEY_INVALID"
 
 
 def _b58(text: object, what: str) -> bytes:

@@ -29,7 +29,7 @@ MAX_PROOF_VALUE = 64 * 1024  # characters; a tx is capped well below this anyway
 class ProofValueError(ConfigError):
     """A proofValue that is not a well-formed ecdsa-sd-2023 base or derived proof."""
 
-    error_code = "sd_proof_malformed"
+    error_code = "SD_PROOF_MALFORMED"
 
 
 def b64url(data: bytes) -> str:

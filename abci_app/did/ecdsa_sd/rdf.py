@@ -16,7 +16,7 @@ from pyld import jsonld
 
 from fedledger.abci_app.did.ecdsa_sd.contexts import UnknownContextError, document_loader
 
-__all__ = ["canonical_nquads", "relabel_nquad", "relabel_sorted", "split_nquads"]
+__all__ = ["canonical_nquads", "parse_nquad", "relabel_nquad", "relabel_sorted", "split_nquads"]
 
 # One N-Quads term: an IRI, a blank node, or a literal with optional datatype or language tag.
 _TERM = re.compile(r'\s*(<[^>]*>|_:[A-Za-z0-9_\-.]+|"(?:[^"\\]|\\.)*"(?:\^\^<[^>]*>|@[A-Za-z0-9\-]+)?)')
@@ -44,6 +44,25 @@ def canonical_nquads(document: Mapping[str, Any]) -> list[str]:
 def split_nquads(text: str) -> list[str]:
     """Split an N-Quads document into its quads, each keeping its terminating newline."""
     return [line + "\n" for line in text.split("\n") if line]
+
+
+def parse_nquad(quad: str) -> tuple[str, ...]:
+    """The terms of one N-Quad (subject, predicate, object[, graph]) as written, raising ValueError if malformed."""
+    body = quad.rstrip("\n")
+    if not body.endswith(" ."):
+        raise ValueError(f"not an N-Quad: {quad!r}")
+    body = body[:-2]
+    terms: list[str] = []
+    pos = 0
+    while pos < len(body):
+        match = _TERM.match(body, pos)
+        if match is None:
+            raise ValueError(f"unparsable N-Quad term at {pos}: {quad!r}")
+        terms.append(match.group(1))
+        pos = match.end()
+    if len(terms) not in (3, 4):
+        raise ValueError(f"an N-Quad has 3 or 4 terms: {quad!r}")
+    return tuple(terms)
 
 
 def relabel_nquad(quad: str, labels: Mapping[str, str]) -> str:

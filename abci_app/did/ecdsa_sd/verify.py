@@ -43,7 +43,7 @@ CRYPTOSUITE = "ecdsa-sd-2023"
 class SDProofError(ConfigError):
     """A derived ecdsa-sd-2023 proof that does not verify; the message says which check failed."""
 
-    error_code = "sd_proof_invalid"
+    error_code = "SD_PROOF_INVALID"
 
 
 @dataclass(frozen=True)
@@ -69,6 +69,7 @@ class VerifiedDisclosure:
     created: str | None
     document: dict[str, Any]  # the revealed document without its proof
     nquads: tuple[str, ...]  # every statement the proof covers (mandatory and selectively disclosed)
+    base_signature: bytes  # the issuer's signature: the same in every disclosure derived from one credential
 
 
 def _proof_config(document: Mapping[str, Any], proof: Mapping[str, Any]) -> dict[str, Any]:
@@ -175,4 +176,5 @@ def verify_derived(secured: Mapping[str, Any]) -> VerifiedDisclosure:
         created=created if isinstance(created, str) else None,
         document=unsecured,
         nquads=data.nquads,
+        base_signature=data.base_signature,
     )
