@@ -17,10 +17,23 @@ from fedledger.abci_app.did.ecdsa_sd.proofvalue import decode_base, decode_deriv
 
 FX = Path(__file__).parent / "fixtures" / "ecdsa_sd"
 EMPLOY = FX / "employ"
+SETS = ["employ", "prc"]
 
 
 def _load(name: str) -> Any:
     return json.loads((EMPLOY / name).read_text())
+
+
+@pytest.mark.parametrize("name", SETS)
+def test_both_vector_sets_verify_with_every_intermediate(name: str) -> None:
+    folder = FX / name
+    revealed = json.loads((folder / "derivedRevealDocument.json").read_text())
+    data = create_verify_data(revealed)
+    want = json.loads((folder / "verifyCreateVerifyData.json").read_text())
+    assert list(data.nquads) == json.loads((folder / "verifyNQuads.json").read_text())
+    assert (data.proof_hash.hex(), data.mandatory_hash.hex()) == (want["proofHash"], want["mandatoryHash"])
+    assert list(data.non_mandatory) == want["nonMandatory"]
+    verify_derived(revealed)
 
 
 @pytest.fixture(scope="module")
