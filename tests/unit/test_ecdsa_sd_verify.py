@@ -145,3 +145,19 @@ def test_malformed_proof_values_are_refused(revealed: dict[str, Any], value: obj
     doc["proof"]["proofValue"] = value
     with pytest.raises(SDProofError):
         verify_derived(doc)
+
+
+def test_many_blank_nodes_are_refused_before_canonicalization(revealed: dict[str, Any]) -> None:
+    # Factorial worst case of RDFC-1.0 on indistinguishable blank nodes: the verifier never starts it.
+    doc = copy.deepcopy(revealed)
+    doc["credentialSubject"] = [{"type": "Person"} for _ in range(40)]
+    with pytest.raises(SDProofError, match="blank nodes; at most 16"):
+        verify_derived(doc)
+
+
+@pytest.mark.parametrize("bad", [{"@id": 5}, {"@context": 7}, {"@type": {"x": 1}}])
+def test_invalid_json_ld_is_a_clear_refusal(revealed: dict[str, Any], bad: dict[str, Any]) -> None:
+    doc = copy.deepcopy(revealed)
+    doc["credentialSubject"].update(bad)
+    with pytest.raises(SDProofError):
+        verify_derived(doc)

@@ -13,6 +13,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from pyld import jsonld
+from pyld.canon import URDNA2015
 
 from fedledger.abci_app.did.ecdsa_sd.contexts import UnknownContextError, document_loader
 
@@ -22,22 +23,41 @@ __all__ = ["canonical_nquads", "parse_nquad", "relabel_nquad", "relabel_sorted",
 _TERM = re.compile(r'\s*(<[^>]*>|_:[A-Za-z0-9_\-.]+|"(?:[^"\\]|\\.)*"(?:\^\^<[^>]*>|@[A-Za-z0-9\-]+)?)')
 
 
-def canonical_nquads(document: Mapping[str, Any]) -> list[str]:
-    """RDFC-1.0 (URDNA2015) canonical N-Quads of a JSON-LD document, one '\\n'-terminated quad each."""
+def _unwrap_unknown_context(exc: BaseException) -> None:
+    # pyld wraps a loader's exception in JsonLdErrors; surface ours so the caller sees the real reason.
+    seen: set[int] = set()
+    cause: object = exc
+    while isinstance(cause, BaseException) and id(cause) not in seen:
+        if isinstance(cause, UnknownContextError):
+            raise cause from exc
+        seen.add(id(cause))
+        cause = cause.__cause__ or cause.__context__ or getattr(cause, "cause", None)
+
+
+def canonical_nquads(document: Mapping[str, Any], max_blank_nodes: int | None = None) -> list[str]:
+    """RDFC-1.0 (URDNA2015) canonical N-Quads of a JSON-LD document, one '\\n'-terminated quad each.
+
+    max_blank_nodes bounds canonicalization's work: its worst case (many indistinguishable blank
+    nodes) grows factorially, so a verifier in consensus refuses such a document before hashing it.
+    """
+    options = {"documentLoader": document_loader, "produceGeneralizedRdf": False}
     try:
-        text = jsonld.normalize(
-            dict(document),
-            {"algorithm": "URDNA2015", "format": "application/n-quads", "documentLoader": document_loader},
-        )
+        dataset = jsonld.to_rdf(dict(document), options)
     except jsonld.JsonLdError as exc:
-        cause: BaseException | None = exc
-        while cause is not None:
-            if isinstance(cause, UnknownContextError):
-                raise cause from exc
-            cause = cause.__cause__ or cause.__context__ or getattr(cause, "cause", None)
-            if cause is not None and not isinstance(cause, BaseException):
-                cause = None
+        _unwrap_unknown_context(exc)
         raise
+    if max_blank_nodes is not None:
+        labels = {
+            term["value"]
+            for triples in dataset.values()
+            for triple in triples
+            for term in triple.values()
+            if isinstance(term, dict) and term.get("type") == "blank node"
+        }
+        labels |= {name for name in dataset if name.startswith("_:")}
+        if len(labels) > max_blank_nodes:
+            raise ValueError(f"{len(labels)} blank nodes; at most {max_blank_nodes} are canonicalized here")
+    text = URDNA2015().main(dataset, {"format": "application/n-quads"})
     return split_nquads(str(text))
 
 

@@ -19,7 +19,9 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
+from pyld import jsonld
 
+from fedledger.abci_app.did.ecdsa_sd.contexts import UnknownContextError
 from fedledger.abci_app.did.ecdsa_sd.multikey import MultikeyError, decode_p256_public, p256_public_from_bytes
 from fedledger.abci_app.did.ecdsa_sd.proofvalue import ProofValueError, decode_derived
 from fedledger.abci_app.did.ecdsa_sd.rdf import canonical_nquads, relabel_sorted
@@ -38,6 +40,9 @@ __all__ = [
 ]
 
 CRYPTOSUITE = "ecdsa-sd-2023"
+# A credential with more blank nodes is refused before canonicalization (whose worst case is
+# factorial in indistinguishable blank nodes): admission credentials need two or three.
+MAX_BLANK_NODES = 16
 
 
 class SDProofError(ConfigError):
@@ -80,7 +85,8 @@ def _proof_config(document: Mapping[str, Any], proof: Mapping[str, Any]) -> dict
 
 def proof_hash(document: Mapping[str, Any], proof: Mapping[str, Any]) -> bytes:
     """SHA-256 of the canonical proof configuration (the proof without proofValue, under the document's context)."""
-    return hashlib.sha256("".join(canonical_nquads(_proof_config(document, proof))).encode()).digest()
+    quads = canonical_nquads(_proof_config(document, proof), MAX_BLANK_NODES)
+    return hashlib.sha256("".join(quads).encode()).digest()
 
 
 def _split_proof(secured: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
@@ -104,13 +110,17 @@ def create_verify_data(secured: Mapping[str, Any]) -> VerifyData:
         parsed = decode_derived(proof.get("proofValue"))
     except ProofValueError as exc:
         raise SDProofError(str(exc)) from exc
-    p_hash = proof_hash(unsecured, proof)
     try:
-        nquads = relabel_sorted(canonical_nquads(unsecured), parsed.label_map)
+        p_hash = proof_hash(unsecured, proof)
+        nquads = relabel_sorted(canonical_nquads(unsecured, MAX_BLANK_NODES), parsed.label_map)
+    except UnknownContextError:
+        raise  # a ValueError too, but its own reason (and code)
+    except jsonld.JsonLdError as exc:
+        raise SDProofError(f"not valid JSON-LD: {exc}") from exc
     except KeyError as exc:
         raise SDProofError(f"blank node {exc} of the revealed document is not in the proof's label map") from exc
     except ValueError as exc:
-        raise SDProofError(f"canonical N-Quads unparsable: {exc}") from exc
+        raise SDProofError(f"revealed document refused: {exc}") from exc
     if parsed.mandatory_indexes and parsed.mandatory_indexes[-1] >= len(nquads):
         raise SDProofError(f"mandatory index {parsed.mandatory_indexes[-1]} is beyond the {len(nquads)} revealed quads")
     wanted = set(parsed.mandatory_indexes)
