@@ -153,6 +153,9 @@ class Code(IntEnum):
     ATTESTATION_INVALID = 87  # SEV-SNP evidence malformed (encoding, size), or the DID's last evidence was refused
     ATTESTATION_REQUIRED = 88  # the task requires a TEE and the DID holds no unexpired attestation for its key
     ATTESTATION_POLICY = 89  # the DID's attestation is valid but fails the task's TEE policy (measurement, TCB, debug)
+    SD_PROOF_INVALID = 90  # an ecdsa-sd-2023 derived proof is malformed, forged or tampered, or lacks a needed claim
+    SD_CLAIMS_DENIED = 91  # the disclosed claims do not satisfy the organization's disclosure policy
+    SD_CONTEXT_UNKNOWN = 92  # a selectively disclosed credential names a JSON-LD context the chain does not bundle
 
 
 class TxError(ChainRejectedError):

@@ -14,6 +14,7 @@ from fedledger.abci_app.events import fl_event
 from fedledger.abci_app.evm_engine.policy import consult_admission
 from fedledger.abci_app.modules.base import Handler
 from fedledger.abci_app.modules.identity import keys
+from fedledger.abci_app.modules.identity.admit_sd import admit_sd
 from fedledger.abci_app.modules.identity.authz import require_member
 from fedledger.abci_app.modules.identity.msgs import Admit, RevokeCredential, RotateKey, rotation_message
 from fedledger.abci_app.modules.identity.records import MemberRecord, OrganizationRecord
@@ -111,6 +112,7 @@ def rotate_key(view: Reader, state: Writer | None, ctx: BlockContext, signer: st
 
 HANDLERS: dict[str, Handler] = {
     "admit": admit,
+    "admit_sd": admit_sd,
     "revoke_credential": revoke_credential,
     "rotate_key": rotate_key,
 }

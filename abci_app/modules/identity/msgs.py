@@ -10,7 +10,7 @@ from typing import Any
 from fedledger.abci_app.errors import Code, TxError
 from fedledger.abci_app.modules.fields import HEX64, HEX128, require_fields
 
-__all__ = ["PARSERS", "Admit", "RevokeCredential", "RotateKey"]
+__all__ = ["PARSERS", "Admit", "AdmitSD", "RevokeCredential", "RotateKey"]
 
 _ORG_RE = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
 _CRED_ID_RE = re.compile(r"^[A-Za-z0-9:._/-]{1,200}$")
@@ -32,6 +32,21 @@ class Admit:
         if not isinstance(body["credential"], dict):
             raise TxError(Code.INVALID_BODY, "credential must be a JSON object (a W3C Verifiable Credential)")
         return Admit(credential=body["credential"])
+
+
+@dataclass(frozen=True)
+class AdmitSD:
+    """Enroll the signer with a selectively disclosed (ecdsa-sd-2023) organization-member credential."""
+
+    credential: dict[str, Any]
+
+    @staticmethod
+    def parse(body: dict[str, Any]) -> AdmitSD:
+        """Validate an admit_sd body (the derived proof is verified statefully, against its issuer)."""
+        require_fields(body, {"credential"})
+        if not isinstance(body["credential"], dict):
+            raise TxError(Code.INVALID_BODY, "credential must be a JSON object (a derived ecdsa-sd-2023 credential)")
+        return AdmitSD(credential=body["credential"])
 
 
 @dataclass(frozen=True)
@@ -78,6 +93,7 @@ def rotation_message(did: str, old_key: str, new_key: str) -> bytes:
 
 PARSERS: dict[str, Callable[[dict[str, Any]], object]] = {
     "admit": Admit.parse,
+    "admit_sd": AdmitSD.parse,
     "revoke_credential": RevokeCredential.parse,
     "rotate_key": RotateKey.parse,
 }

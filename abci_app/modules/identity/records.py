@@ -5,7 +5,7 @@ Light on purpose (typing only): off-chain code reads these shapes from query ans
 
 from __future__ import annotations
 
-from typing import Literal, TypedDict
+from typing import Literal, NotRequired, TypedDict
 
 __all__ = ["MemberRecord", "MemberStatus", "OrganizationRecord"]
 
@@ -22,6 +22,9 @@ class OrganizationRecord(TypedDict):
     enrollment_cap: int
     roles: list[str]  # sorted
     admins: list[str]  # sorted DIDs that vote for it in governance
+    # Claims a selectively disclosed credential must reveal (admit_sd): claim -> allowed values
+    # (empty list: any value). Absent on organizations that never set one, so their records stay as they were.
+    disclosure_policy: NotRequired[dict[str, list[str]]]
 
 
 class MemberRecord(TypedDict):
