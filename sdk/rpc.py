@@ -128,12 +128,19 @@ async def subscribe(rpc_url: str, query: str) -> AsyncIterator[dict[str, Any]]:
         conn = await websockets.connect(_ws_url(rpc_url), max_size=1 << 24, open_timeout=10)
     except OSError as exc:
         raise RPCUnavailableError(f"cannot open the event websocket at {_ws_url(rpc_url)}: {exc}") from exc
-    async with conn:
-        await conn.send(json.dumps({"jsonrpc": "2.0", "method": "subscribe", "id": 1, "params": {"query": query}}))
-        async for message in conn:
-            payload = json.loads(message)
-            if "error" in payload:
-                raise RPCError(f"subscribe failed: {payload['error']}")
-            result = payload.get("result") or {}
-            if result.get("data"):
-                yield result
+    from websockets.exceptions import ConnectionClosed
+
+    try:
+        async with conn:
+            await conn.send(json.dumps({"jsonrpc": "2.0", "method": "subscribe", "id": 1,
+                                        "params": {"query": query}}))
+            async for message in conn:
+                payload = json.loads(message)
+                if "error" in payload:
+                    raise RPCError(f"subscribe failed: {payload['error']}")
+                result = payload.get("result") or {}
+                if result.get("data"):
+                    yield result
+    except ConnectionClosed as exc:
+        # A node going down mid-stream is the same condition as one that never answered: callers resubscribe.
+        raise RPCUnavailableError(f"the event websocket at {_ws_url(rpc_url)} closed: {exc}") from exc
