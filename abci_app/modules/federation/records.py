@@ -149,6 +149,10 @@ class ContributionRecord(TypedDict):
     # The DP mechanism as the tx declared it (free-form JSON: the accountant parses it when debiting).
     dp: dict[str, Any] | None
     epsilon_after_micro: int
+    # zkDPS: "verified" when the chain verified a clip-bound proof for this commit, and the proof's
+    # public Poseidon hash of the (quantized, unmasked) update; both absent on tasks without norm proofs.
+    norm_proof: NotRequired[Literal["verified"]]
+    update_hash: NotRequired[str]
 
 
 class DroppedEntry(TypedDict):
