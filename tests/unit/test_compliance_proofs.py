@@ -26,6 +26,7 @@ from fedledger.abci_app.errors import Code
 from fedledger.abci_app.modules.zk import verifier
 from fedledger.abci_app.modules.zk.instances import FIELD_MODULUS
 from fedledger.abci_app.store import CommittedStore
+from fedledger.node.compliance_check import update_hash_mismatch
 from fedledger.sdk.compliance.errors import NormBoundExceededError
 from fedledger.sdk.compliance.prover import NormCircuit, NormProof, prove_norm
 from fedledger.sdk.zk.errors import ZkProofError
@@ -164,6 +165,7 @@ def test_a_verified_proof_is_recorded_on_the_contribution(world: World, kit: Kit
     rec = _contribution(world.chain, TASK, world.trainers[0])
     assert rec is not None, "no contribution query at /contribution/<task>/<round>/<signer>"
     assert rec["norm_proof"] == "verified" and rec["update_hash"] == kit.within.update_hash
+    assert update_hash_mismatch(rec, WITHIN) is None and update_hash_mismatch(rec, OVER) is not None
     print(f"block with one norm-proof verification: {block_s * 1000:.0f} ms")
 
 

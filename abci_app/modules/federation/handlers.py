@@ -63,6 +63,8 @@ def create_task(view: Reader, state: Writer | None, ctx: BlockContext, signer: s
             "min_contributions": msg.min_contributions, "deadline_blocks": msg.deadline_blocks,
             "created_height": ctx.height, "current_round": 0, "latest_version": 0,
             "aggregation": msg.aggregation or DEFAULT_POLICY,
+            # zkDPS: the bound every commit proves (the circuit itself is under norm_circuit_key).
+            **({"norm_proof": {"clip": msg.norm_proof.clip, "dim": msg.norm_proof.dim}} if msg.norm_proof else {}),
         })
         if msg.privacy is not None:
             set_policy(state, msg.task_id, msg.privacy)
