@@ -26,9 +26,13 @@ from fedledger.abci_app.errors import Code
 from fedledger.abci_app.modules.zk import verifier
 from fedledger.abci_app.modules.zk.instances import FIELD_MODULUS
 from fedledger.abci_app.store import CommittedStore
+from fedledger.client.runner import contribute_update
+from fedledger.ipfs import EmbeddedStore
 from fedledger.node.compliance_check import update_hash_mismatch
 from fedledger.sdk.compliance.errors import NormBoundExceededError
 from fedledger.sdk.compliance.prover import NormCircuit, NormProof, prove_norm
+from fedledger.sdk.errors import TxRejectedError
+from fedledger.sdk.submit import TxOutcome
 from fedledger.sdk.zk.errors import ZkProofError
 from fedledger.sdk.zk.proof import input_hash_of, prove, verify_proof, witness_outputs
 from fedledger.sdk.zk.setup import SCALE
@@ -229,3 +233,28 @@ def test_a_validator_without_the_srs_halts_instead_of_skipping(world: World, kit
         if env is not None:
             os.environ[verifier.SRS_ENV] = env
         verifier.configure(kit.srs.path)
+
+
+class _ChainSubmitter:
+    """The Submitter interface over the in-process chain: signs with one trainer's key, one tx per block."""
+
+    def __init__(self, chain: Chain, signer: Signer) -> None:
+        self.chain, self.signer = chain, signer
+
+    def send(self, tx_type: str, body: dict[str, Any], timeout: float = 30.0) -> TxOutcome:
+        (res,) = self.chain.block(self.signer.tx(tx_type, body))
+        if res.code != 0:
+            raise TxRejectedError("FinalizeBlock", res.code, res.log)
+        return TxOutcome("", self.chain.height, [])
+
+
+def test_the_clients_commit_path_carries_the_proof(world: World, kit: Kit, tmp_path: Path) -> None:
+    sub: Any = _ChainSubmitter(world.chain, world.trainers[1])
+    store = EmbeddedStore(tmp_path / "store")
+    contribute_update(sub, store, TASK, 1, 0, b"the update's payload", 10, None,  # type: ignore[arg-type]
+                      norm_proof=kit.within.body())  # (the fake submitter is duck-typed)
+    rec = _contribution(world.chain, TASK, world.trainers[1])
+    assert rec["norm_proof"] == "verified" and rec["update_hash"] == kit.within.update_hash
+    with pytest.raises(TxRejectedError, match="code 85: .*requires a proof"):
+        other: Any = _ChainSubmitter(world.chain, world.trainers[2])
+        contribute_update(other, store, TASK, 1, 0, b"x", 10, None)  # type: ignore[arg-type]
