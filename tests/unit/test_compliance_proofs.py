@@ -258,3 +258,20 @@ def test_the_clients_commit_path_carries_the_proof(world: World, kit: Kit, tmp_p
     with pytest.raises(TxRejectedError, match="code 85: .*requires a proof"):
         other: Any = _ChainSubmitter(world.chain, world.trainers[2])
         contribute_update(other, store, TASK, 1, 0, b"x", 10, None)  # type: ignore[arg-type]
+
+
+def test_create_task_refuses_a_norm_circuit_it_could_not_verify(kit: Kit, tmp_path: Path) -> None:
+    no_srs = Chain(CommittedStore(tmp_path / "n.db"), canonical_bytes({"identity": {"organizations": [{
+        "id": ORG, "name": "Test org", "enrollment_cap": 100, "roles": list(ROLES),
+        "issuers": [did_from_private_key(ISSUER)]}]}}))
+    w = World(no_srs, Signer(10), Signer(11), [])
+    no_srs.ok(w.owner.admit("validator-admin"), w.agg.admit("aggregator"))
+    assert w.create(TASK, kit.c1) == [Code.ZK_SRS]  # this chain pins no SRS
+    param = kit.c1.task_param()
+    for bad in ({**param, "clip": "-1"}, {**param, "clip": 1}, {**param, "vk": "not base64!"},
+                {**param, "settings": base64.b64encode(b"not zlib").decode()}, {"clip": "1.0"}):
+        body: dict[str, Any] = {"task_id": "bad", "model_spec": "mlp-digits", "round_size": 3,
+                                "min_contributions": 1, "deadline_blocks": 30, "aggregator": w.agg.hex,
+                                "initial_model": model_ref("v0"), "privacy": None, "norm_proof": bad}
+        (res,) = no_srs.block(w.owner.tx("create_task", body))
+        assert res.code in (Code.NORM_PROOF_INVALID, Code.INVALID_BODY), (bad, res.log)
