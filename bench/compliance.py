@@ -25,8 +25,13 @@ from typing import Any
 
 import numpy as np
 
+from fedledger.abci_app.canonical import canonical_bytes
+from fedledger.abci_app.did.credentials import ROLES
+from fedledger.abci_app.did.didkey import did_from_private_key
 from fedledger.abci_app.modules.zk import verifier
-from fedledger.bench.zk import _BenchChain, _ref  # the zk bench's in-process chain driver, reused as is
+from fedledger.abci_app.state_machine import StateMachine
+from fedledger.abci_app.store import CommittedStore
+from fedledger.bench.zk import _CHAIN, _ORG, _BenchChain, _ref  # the zk bench's in-process chain driver
 from fedledger.sdk.compliance.circuit import slack
 from fedledger.sdk.compliance.prover import NormCircuit, prove_norm
 from fedledger.sdk.flat import flatten_model
@@ -52,10 +57,24 @@ def _clipped_update(dim: int, clip: float) -> np.ndarray:
     return (vec * min(1.0, clip / norm) * (1 - 1e-4)).astype(np.float32)
 
 
+class _RoundChain(_BenchChain):
+    """The zk bench's chain with an enrollment cap that admits a 100-trainer round (its genesis caps at 100)."""
+
+    def __init__(self, folder: Path, srs_sha256: str, logrows: int, cap: int) -> None:
+        super().__init__(folder / "unused", srs_sha256, logrows)
+        genesis = {"identity": {"organizations": [{"id": _ORG, "name": "dps bench", "enrollment_cap": cap,
+                                                   "roles": list(ROLES),
+                                                   "issuers": [did_from_private_key(self.issuer)]}]},
+                   "zk": {"srs_sha256": srs_sha256, "srs_logrows": logrows}}
+        folder.mkdir(parents=True, exist_ok=True)
+        self.sm = StateMachine(CommittedStore(folder / "state.db"), _CHAIN)
+        self.sm.init_chain(_CHAIN, canonical_bytes(genesis))
+
+
 def _chain_blocks(folder: Path, circuit: NormCircuit, proof_body: dict[str, Any], clients: int) -> dict[str, float]:
     verifier.configure(circuit.setup.srs.path)
     try:
-        chain = _BenchChain(folder, circuit.setup.srs.sha256, circuit.setup.srs.logrows)
+        chain = _RoundChain(folder, circuit.setup.srs.sha256, circuit.setup.srs.logrows, clients + 10)
         owner, agg = chain.key("owner"), chain.key("agg")
         trainers = [chain.key(f"trainer-{i}") for i in range(clients)]
         chain.block(chain.admit(owner, "validator-admin"), chain.admit(agg, "aggregator"),
