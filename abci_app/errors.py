@@ -150,6 +150,8 @@ class Code(IntEnum):
     ZK_VERSION_MISMATCH = 82  # zk circuit built by another ezkl release than the one validators verify with
     ZK_SRS = 83  # the chain pins no SRS, or the circuit needs more rows than the pinned SRS has
     ZK_REPLAY = 84  # a proof was already submitted for this request, or this proof under another request
+    NORM_PROOF_MISSING = 85  # the task requires a norm (clip-bound) proof with each commit, and none came
+    NORM_PROOF_INVALID = 86  # the norm proof is malformed, not for this task's circuit, or ezkl rejects it
     ATTESTATION_INVALID = 87  # SEV-SNP evidence malformed (encoding, size), or the DID's last evidence was refused
     ATTESTATION_REQUIRED = 88  # the task requires a TEE and the DID holds no unexpired attestation for its key
     ATTESTATION_POLICY = 89  # the DID's attestation is valid but fails the task's TEE policy (measurement, TCB, debug)

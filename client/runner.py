@@ -28,8 +28,13 @@ _BATCH = 32
 
 
 def contribute_update(submitter: Submitter, store: ContentStore, task_id: str, number: int, base_version: int,
-                      payload: bytes, num_examples: int, mechanism: dict[str, object]) -> ContributionReceipt:
-    """Upload a payload to the content store, then commit its CID, sha256 and declared DP mechanism on chain."""
+                      payload: bytes, num_examples: int, mechanism: dict[str, object],
+                      norm_proof: dict[str, object] | None = None) -> ContributionReceipt:
+    """Upload a payload to the content store, then commit its CID, sha256 and declared DP mechanism on chain.
+
+    `norm_proof`: on a task that requires norm proofs, the clip-bound proof of the update
+    (sdk.compliance.prove_norm(circuit, vector).body()); it travels in the same commit tx.
+    """
     cid = store.put(payload)
     store.pin(cid)
     digest = hashlib.sha256(payload).hexdigest()
@@ -37,6 +42,7 @@ def contribute_update(submitter: Submitter, store: ContentStore, task_id: str, n
     outcome = submitter.send("commit_contribution", {
         "task_id": task_id, "round": number, "base_version": base_version, "cid": cid, "sha256": digest,
         "size": len(payload), "num_examples": num_examples, "dp": mechanism,
+        **({"norm_proof": norm_proof} if norm_proof is not None else {}),
     })
     spent = outcome.attr("fl", "epsilon_micro")
     return ContributionReceipt(task_id, number, cid, digest, len(payload), outcome.height, time.monotonic() - started,

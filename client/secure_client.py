@@ -15,7 +15,7 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 
@@ -32,6 +32,9 @@ from fedledger.sdk.steps import Action, Step
 from fedledger.sdk.submit import Submitter
 from fedledger.sdk.tensors import Tensors, decode_tensors
 
+if TYPE_CHECKING:
+    from fedledger.sdk.compliance.prover import NormCircuit
+
 __all__ = ["SecureParticipant", "Update", "UpdateFn", "distributed_dp_update"]
 
 log = logging.getLogger("fedledger.secure_client")
@@ -44,6 +47,9 @@ class Update:
     delta: Tensors
     num_examples: int
     dp: dict[str, object]
+    # zkDPS: the clip-bound proof of the clipped update (sdk.compliance), on tasks that require one. The
+    # proof's Poseidon hash is of the unmasked update; nothing here binds it to the masked payload.
+    norm_proof: dict[str, object] | None = None
 
 
 # (task record, round record, base model) -> the update to contribute
@@ -59,12 +65,17 @@ class _Trained(Protocol):
 
 
 def distributed_dp_update(task: TaskRecord, rnd: RoundRecord, me: str,
-                          train: Callable[[], _Trained]) -> Update:
+                          train: Callable[[], _Trained], norm_circuit: NormCircuit | None = None) -> Update:
     """Update-level distributed DP: train without per-example noise, clip the whole update to the task's
     clip in L2, add this client's 1/g share of N(0, (σ·clip)²) (g = its SecAgg group's size), and
     declare (σ, q=1, 1 step) for the chain's accountant. The group sum then carries the full noise,
     and no party, the aggregator included, ever sees an un-noised sum.
+
+    With `norm_circuit` (a task that requires norm proofs) the clipped update, before its noise share,
+    is proved within the circuit's bound: the noise is the DP mechanism's, not the client's choice,
+    and its scale is declared; the proof bounds what the client trained, not the noised payload.
     """
+    from fedledger.sdk.compliance.prover import prove_norm
     from fedledger.sdk.dp import add_distributed_noise, clip_update, declared_dp
     from fedledger.sdk.flat import flatten_model, unflatten
 
@@ -78,10 +89,11 @@ def distributed_dp_update(task: TaskRecord, rnd: RoundRecord, me: str,
     plan = plan_round(task, rnd, dim)
     group_size = len(plan.group_of(plan.index_of(me)).members)
     clipped, _ = clip_update(vector, clip)
+    proof = prove_norm(norm_circuit, clipped).body() if norm_circuit is not None else None
     noised = add_distributed_noise(clipped, sigma, clip, group_size)
     # The chain-canonical decimal strings, not the floats: 1.2 as a float would declare 1.199999.
     return Update(unflatten(noised, layout), result.num_examples,
-                  declared_dp(secure["noise_multiplier"], secure["clip"]))
+                  declared_dp(secure["noise_multiplier"], secure["clip"]), norm_proof=proof)
 
 
 @dataclass
@@ -201,6 +213,7 @@ class SecureParticipant:
         outcome = self.submitter.send("commit_contribution", {
             "task_id": self.task_id, "round": number, "base_version": rnd["base_version"], **ref,
             "num_examples": update.num_examples, "dp": update.dp,
+            **({"norm_proof": update.norm_proof} if update.norm_proof is not None else {}),
         })
         state.posted.add("input")
         spent = outcome.attr("fl", "epsilon_micro")

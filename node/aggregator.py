@@ -138,7 +138,7 @@ class Aggregator:
         plan, base = self._secure_plan(task, rnd)
         contributions = self.view.contributions(self.task_id, number)
         if sa["stage"] == "closed":
-            survivors, unusable = check_masked_inputs(self.store, plan, contributions)
+            survivors, unusable = check_masked_inputs(self.store, plan, contributions, task)
             self.mismatched |= {w for w, why in unusable.items() if "commitment" in why or "sha256" in why}
             if len(survivors) < task["min_contributions"]:
                 self.submitter.send("fail_round", {**ids, "reason": f"only {len(survivors)} usable masked inputs"})
@@ -224,12 +224,18 @@ class Aggregator:
         self.submitter.send("open_round", {"task_id": self.task_id, "round": number})
         return Step(Action.OPENED_ROUND, f"opened round {number}", round=number)
 
-    def fetch_verified(self, contributions: list[ContributionRecord],
-                       base: Tensors) -> tuple[list[WeightedUpdate], dict[str, str]]:
+    def fetch_verified(self, contributions: list[ContributionRecord], base: Tensors,
+                       task: TaskRecord | None = None) -> tuple[list[WeightedUpdate], dict[str, str]]:
         """Fetch every committed payload, keep those whose bytes match their commitment and decode.
 
-        Compressed payloads (the task's compression policy) decode in the base model's layout.
+        Compressed payloads (the task's compression policy) decode in the base model's layout. On a
+        task that requires norm proofs (given `task`), an update whose Poseidon hash is not its
+        verified proof's is dropped too, and costs reputation like a sha256 mismatch.
         """
+        from fedledger.node.compliance_check import requires_norm_proof, update_hash_mismatch
+        from fedledger.sdk.flat import flatten_model
+
+        check_norm = task is not None and requires_norm_proof(task)
         updates: list[WeightedUpdate] = []
         dropped: dict[str, str] = {}
         for c in contributions:
@@ -239,6 +245,10 @@ class Aggregator:
                 if len(data) != c["size"]:
                     raise PayloadError(f"payload is {len(data)} bytes, commitment says {c['size']}")
                 tensors = decode_update(data, base)
+                why = update_hash_mismatch(c, flatten_model(tensors)[0]) if check_norm else None
+                if why is not None:
+                    self.mismatched.add(who)
+                    raise PayloadError(why)
             except (StoreError, PayloadError, CompressionError, AggregationError) as exc:
                 log.warning("dropping contribution of %s…: %s", who[:16], exc)
                 dropped[who] = str(exc)
@@ -254,7 +264,8 @@ class Aggregator:
         outcome = RoundOutcome(round=number)
         base_rec = self.view.version(self.task_id, rnd["base_version"])
         base = decode_tensors(self.store.get(base_rec["cid"], base_rec["sha256"]))
-        updates, outcome.dropped = self.fetch_verified(self.view.contributions(self.task_id, number), base)
+        updates, outcome.dropped = self.fetch_verified(self.view.contributions(self.task_id, number), base,
+                                                        task)
         if not updates:
             log.error("round %d: no verifiable contribution; marking the round failed", number)
             self.submitter.send("fail_round", {"task_id": self.task_id, "round": number,

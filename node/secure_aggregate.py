@@ -18,6 +18,7 @@ import numpy.typing as npt
 from fedledger.abci_app.modules.federation.records import ContributionRecord, RoundRecord, TaskRecord
 from fedledger.ipfs import ContentStore, StoreError
 from fedledger.node.aggregation.combine import combine_rows
+from fedledger.node.compliance_check import norm_screen
 from fedledger.sdk.secagg import (
     MaskedInputMessage,
     SecAggError,
@@ -39,17 +40,21 @@ def _fetch(store: ContentStore, ref: Mapping[str, Any]) -> bytes:
     return data
 
 
-def check_masked_inputs(store: ContentStore, plan: RoundPlan,
-                        contributions: list[ContributionRecord]) -> tuple[list[str], dict[str, str]]:
+def check_masked_inputs(store: ContentStore, plan: RoundPlan, contributions: list[ContributionRecord],
+                        task: TaskRecord | None = None) -> tuple[list[str], dict[str, str]]:
     """Contributors whose masked input is fetchable, matches its commitment and fits its group's setup.
 
     Returns (survivors, unusable: participant -> why). A group left with fewer than two usable
-    inputs is dropped whole: unmasking a one-member sum would reveal that member's input.
+    inputs is dropped whole: unmasking a one-member sum would reveal that member's input. Given the
+    `task`, a norm-proof task's contributions without a chain-verified proof are unusable too
+    (node/compliance_check.py says what the proof does and does not bind).
     """
     usable: list[str] = []
-    unusable: dict[str, str] = {}
+    unusable: dict[str, str] = norm_screen(task, contributions) if task is not None else {}
     for c in contributions:
         who = c["participant"]
+        if who in unusable:
+            continue
         try:
             group = plan.group_of(plan.index_of(who))
             msg = MaskedInputMessage.from_bytes(_fetch(store, c))

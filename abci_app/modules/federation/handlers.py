@@ -19,6 +19,7 @@ from fedledger.abci_app.modules.federation.msgs import (
     ProposeVersion,
     contribution_id,
 )
+from fedledger.abci_app.modules.federation.norm_proof import check_norm_proof, store_norm_circuit
 from fedledger.abci_app.modules.federation.records import RoundRecord, RoundStatus, TaskRecord
 from fedledger.abci_app.modules.federation.selection import select_participants
 from fedledger.abci_app.modules.identity.keeper import member_for_key, require_member
@@ -53,6 +54,8 @@ def create_task(view: Reader, state: Writer | None, ctx: BlockContext, signer: s
     agg = member_for_key(view, msg.aggregator, ctx)
     if agg is None or agg["role"] != "aggregator":
         raise TxError(Code.UNAUTHORIZED, "the task's aggregator must be an enrolled member with role 'aggregator'")
+    if msg.norm_proof is not None:
+        store_norm_circuit(view, state, msg.task_id, msg.norm_proof)  # checks it first, writes only in execute
     if state is not None:
         store_record(state, keys.task_key(msg.task_id), {
             "task_id": msg.task_id, "owner": signer, "aggregator": msg.aggregator,
@@ -60,6 +63,8 @@ def create_task(view: Reader, state: Writer | None, ctx: BlockContext, signer: s
             "min_contributions": msg.min_contributions, "deadline_blocks": msg.deadline_blocks,
             "created_height": ctx.height, "current_round": 0, "latest_version": 0,
             "aggregation": msg.aggregation or DEFAULT_POLICY,
+            # zkDPS: the bound every commit proves (the circuit itself is under norm_circuit_key).
+            **({"norm_proof": {"clip": msg.norm_proof.clip, "dim": msg.norm_proof.dim}} if msg.norm_proof else {}),
         })
         if msg.privacy is not None:
             set_policy(state, msg.task_id, msg.privacy)
@@ -140,6 +145,8 @@ def commit_contribution(view: Reader, state: Writer | None, ctx: BlockContext, s
     if view.get(ckey) is not None:
         raise TxError(Code.ALREADY_EXISTS, f"this participant already contributed to round {msg.round}")
     cid = contribution_id(msg.task_id, msg.round, signer)
+    # zkDPS: CheckTx checks the proof's shape and output; every validator runs ezkl's verifier in FinalizeBlock.
+    update_hash = check_norm_proof(view, msg.task_id, msg.norm_proof, execute=state is not None)
     if has_policy(view, msg.task_id):
         if msg.dp is None:
             raise TxError(Code.INVALID_BODY, f"task {msg.task_id!r} has a privacy budget: the commit must declare "
@@ -156,6 +163,7 @@ def commit_contribution(view: Reader, state: Writer | None, ctx: BlockContext, s
             "base_version": msg.base_version, **msg.payload.to_json(), "num_examples": msg.num_examples,
             "height": ctx.height, "did": member["did"], "organization": member["organization"], "dp": msg.dp,
             "epsilon_after_micro": spent,
+            **({"norm_proof": "verified", "update_hash": update_hash} if update_hash is not None else {}),
         })
         rnd["contributions"] += 1
         rnd["total_examples"] += msg.num_examples

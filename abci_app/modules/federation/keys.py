@@ -6,6 +6,7 @@ __all__ = [
     "availability_key",
     "contribution_key",
     "contribution_prefix",
+    "norm_circuit_key",
     "round_key",
     "task_key",
     "version_key",
@@ -46,3 +47,8 @@ def version_key(task_id: str, version: int) -> bytes:
 def availability_key(task_id: str, did: str) -> bytes:
     """A participant's declared availability for a task's rounds (absent: available)."""
     return b"fl/avail/%s/%s" % (task_id.encode("ascii"), did.encode("ascii"))
+
+
+def norm_circuit_key(task_id: str) -> bytes:
+    """The norm-bound circuit a task's commits must prove against (absent: the task requires no norm proof)."""
+    return b"fl/normcircuit/" + task_id.encode("ascii")

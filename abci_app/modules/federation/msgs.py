@@ -9,6 +9,12 @@ from typing import Any
 
 from fedledger.abci_app.errors import Code, TxError
 from fedledger.abci_app.modules.federation.aggregation import parse_aggregation, positive_decimal
+from fedledger.abci_app.modules.federation.norm_proof import (
+    NormCircuitParam,
+    NormProofBody,
+    parse_norm_circuit,
+    parse_norm_proof,
+)
 from fedledger.abci_app.modules.federation.payload import (
     MAX_DEADLINE_BLOCKS,
     MAX_PAYLOAD_BYTES,
@@ -66,11 +72,12 @@ class CreateTask:
     privacy: PrivacyPolicy | None  # validated policy record (privacy module); None: no privacy budget
     lifecycle: dict[str, int] | None = None  # evaluation quorum and thresholds (lifecycle module); None: defaults
     aggregation: AggregationPolicy | None = None  # robust rule and SecAgg settings (aggregation.py); None: FedAvg
+    norm_proof: NormCircuitParam | None = None  # zkDPS: commits must prove their clip bound (norm_proof.py)
 
     @staticmethod
     def parse(body: dict[str, Any]) -> CreateTask:
         """Validate a create_task body."""
-        require_fields({k: v for k, v in body.items() if k not in ("lifecycle", "aggregation")},
+        require_fields({k: v for k, v in body.items() if k not in ("lifecycle", "aggregation", "norm_proof")},
                 {"task_id", "model_spec", "round_size", "min_contributions", "deadline_blocks", "aggregator",
                  "initial_model", "privacy"})
         round_size = int_field(body, "round_size", 1, MAX_ROUND_SIZE)
@@ -90,6 +97,7 @@ class CreateTask:
             privacy=parse_policy(body["privacy"]) if body["privacy"] is not None else None,
             lifecycle=parse_params(body["lifecycle"]) if body.get("lifecycle") is not None else None,
             aggregation=parse_aggregation(body.get("aggregation"), round_size),
+            norm_proof=parse_norm_circuit(body["norm_proof"]) if body.get("norm_proof") is not None else None,
         )
 
 
@@ -140,11 +148,13 @@ class CommitContribution:
     payload: ModelRef
     num_examples: int
     dp: dict[str, Any] | None  # the declared DP mechanism (free-form JSON), parsed by the accountant when debited
+    norm_proof: NormProofBody | None = None  # zkDPS: the clip-bound proof, when the task requires one
 
     @staticmethod
     def parse(body: dict[str, Any]) -> CommitContribution:
-        """Validate a commit_contribution body."""
-        require_fields(body, {"task_id", "round", "base_version", "cid", "sha256", "size", "num_examples", "dp"})
+        """Validate a commit_contribution body (`norm_proof` optional: {proof, instances})."""
+        require_fields(body, {"task_id", "round", "base_version", "cid", "sha256", "size", "num_examples", "dp"},
+                       {"norm_proof"})
         if body["dp"] is not None and not isinstance(body["dp"], dict):
             raise TxError(Code.INVALID_BODY, "dp must declare the mechanism: noise_multiplier, sample_rate, steps "
                                              "(or be null on a task without a privacy budget)")
@@ -155,6 +165,7 @@ class CommitContribution:
             payload=ModelRef.parse(body),
             num_examples=int_field(body, "num_examples", 1, 2**40),
             dp=body["dp"],
+            norm_proof=parse_norm_proof(body.get("norm_proof")),
         )
 
 

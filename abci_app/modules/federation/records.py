@@ -27,6 +27,7 @@ __all__ = [
     "TaskRecord",
     "AncestorEntry",
     "Lineage",
+    "NormProofPolicy",
     "VersionRecord",
     "VersionStatus",
 ]
@@ -93,6 +94,13 @@ class AggregationPolicy(TypedDict):
     central_noise: NotRequired[CentralNoise]
 
 
+class NormProofPolicy(TypedDict):
+    """A task's zkDPS requirement: each commit carries an ezkl proof that ||update||_2 <= clip (dim entries)."""
+
+    clip: str
+    dim: int
+
+
 class TaskRecord(TypedDict):
     """`fl/task/<task>`."""
 
@@ -107,6 +115,7 @@ class TaskRecord(TypedDict):
     current_round: int
     latest_version: int
     aggregation: NotRequired[AggregationPolicy]  # absent on the oldest task records: plain FedAvg
+    norm_proof: NotRequired[NormProofPolicy]  # zkDPS: every commit proves its update within this L2 bound
 
 
 RoundStatus = Literal["open", "closed", "failed", "aggregated"]
@@ -149,6 +158,10 @@ class ContributionRecord(TypedDict):
     # The DP mechanism as the tx declared it (free-form JSON: the accountant parses it when debiting).
     dp: dict[str, Any] | None
     epsilon_after_micro: int
+    # zkDPS: "verified" when the chain verified a clip-bound proof for this commit, and the proof's
+    # public Poseidon hash of the (quantized, unmasked) update; both absent on tasks without norm proofs.
+    norm_proof: NotRequired[Literal["verified"]]
+    update_hash: NotRequired[str]
 
 
 class DroppedEntry(TypedDict):
