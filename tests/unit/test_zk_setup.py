@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import pytest
@@ -58,19 +57,5 @@ def test_bad_inputs_get_clear_errors(kit: ZkKit, tmp_path: Path) -> None:
         CircuitSetup.build("digits", 1, "public", b"junk", kit.srs, tmp_path)
 
 
-@pytest.mark.skipif(not os.environ.get("FEDLEDGER_ZK_SLOW"), reason="~30-75 s of CPU (a 2^16 SRS and a second "
-                    "setup): set FEDLEDGER_ZK_SLOW=1")
-def test_one_larger_srs_serves_a_smaller_circuit(tmp_path: Path) -> None:
-    """The chain pins ONE SRS (its largest logrows): a 2^15-row circuit set up and verified with a 2^16 SRS."""
-    from fedledger.sdk.zk.srs import dev_srs
-
-    big = dev_srs(tmp_path / "srs16", 16)
-    artifact = export_onnx("mlp-digits", initial_weights("mlp-digits", 1))
-    setup = CircuitSetup.build("digits", 1, "hashed", artifact, big, tmp_path)
-    assert setup.facts.logrows == 15  # calibration still picks the smallest circuit
-    proof = prove(setup, INPUT)
-    verifier = ZkVerifier(big.path)
-    try:
-        verify_proof(proof, setup.settings, setup.vk, verifier)
-    finally:
-        verifier.close()
+# One larger SRS serving a smaller circuit (the basis for pinning one SRS) is tested end to end on a real localnet:
+# tests/integration/test_zk_localnet.py proves and verifies a 2^15-row circuit with the net's 2^17 SRS.
