@@ -18,12 +18,11 @@ from fedledger.abci_app.did.ecdsa_sd.claims import OrgClaims, org_claims
 from fedledger.abci_app.did.ecdsa_sd.contexts import UnknownContextError
 from fedledger.abci_app.did.ecdsa_sd.verify import SDProofError, verify_derived
 from fedledger.abci_app.errors import Code, TxError
-from fedledger.abci_app.events import fl_event
-from fedledger.abci_app.evm_engine.policy import consult_admission
 from fedledger.abci_app.modules.identity import keys
+from fedledger.abci_app.modules.identity.enroll import enroll
 from fedledger.abci_app.modules.identity.msgs import AdmitSD
 from fedledger.abci_app.modules.identity.records import OrganizationRecord
-from fedledger.abci_app.records import load_record, store_record
+from fedledger.abci_app.records import load_record
 
 __all__ = ["admit_sd", "check_disclosure_policy", "verified_claims"]
 
@@ -81,31 +80,6 @@ def admit_sd(view: Reader, state: Writer | None, ctx: BlockContext, signer: str,
     check_disclosure_policy(org, claims)
     if role not in org["roles"]:
         raise TxError(Code.SD_CLAIMS_DENIED, f"organization {org['id']!r} does not grant role {role!r}")
-    if view.get(keys.revoked_key(claims.issuer, claims.credential_id)) is not None:
-        raise TxError(Code.CREDENTIAL_REVOKED, f"credential {claims.credential_id} was revoked by its issuer")
-    if view.get(keys.member_key(claims.subject)) is not None:
-        raise TxError(Code.ALREADY_EXISTS, f"{claims.subject} is already enrolled")
-    if view.get(keys.key_binding_key(signer)) is not None:
-        raise TxError(Code.ALREADY_EXISTS, "this key already acts for an enrolled DID")
-    count_raw = view.get(keys.org_count_key(org["id"]))
-    count = int(count_raw) if count_raw is not None else 0
-    if count >= org["enrollment_cap"]:
-        raise TxError(Code.ORG_CAP, f"organization {org['id']!r} reached its enrollment cap of "
-                                    f"{org['enrollment_cap']} members")
     tasks = (claims.claims["task"],) if "task" in claims.claims else ()
-    policies = consult_admission(view, ctx, subject=claims.subject, issuer=claims.issuer, organization=org["id"],
-                                 role=role, tasks=tasks, valid_from=claims.valid_from,
-                                 valid_until=claims.valid_until)
-    if state is not None:
-        store_record(state, keys.member_key(claims.subject), {
-            "did": claims.subject, "key": signer, "organization": org["id"], "role": role,
-            "tasks": list(tasks), "credential_id": claims.credential_id, "issuer": claims.issuer,
-            "valid_until": claims.valid_until, "enrolled_height": ctx.height, "status": "active",
-        })
-        state.set(keys.key_binding_key(signer), claims.subject.encode("ascii"))
-        state.set(keys.org_count_key(org["id"]), str(count + 1).encode("ascii"))
-        state.set(keys.credential_index_key(claims.issuer, claims.credential_id), claims.subject.encode("ascii"))
-    events = [fl_event("admit", signer, did=claims.subject, organization=org["id"], role=role)]
-    if state is not None and policies is not None:
-        events += policies.record(state)
-    return events
+    return enroll(view, state, ctx, signer, org, subject=claims.subject, issuer=claims.issuer, role=role, tasks=tasks,
+                  credential_id=claims.credential_id, valid_from=claims.valid_from, valid_until=claims.valid_until)

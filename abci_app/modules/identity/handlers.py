@@ -11,11 +11,11 @@ from fedledger.abci_app.context import BlockContext, Event, Reader, Writer
 from fedledger.abci_app.did import credentials
 from fedledger.abci_app.errors import Code, TxError
 from fedledger.abci_app.events import fl_event
-from fedledger.abci_app.evm_engine.policy import consult_admission
 from fedledger.abci_app.modules.base import Handler
 from fedledger.abci_app.modules.identity import keys
 from fedledger.abci_app.modules.identity.admit_sd import admit_sd
 from fedledger.abci_app.modules.identity.authz import require_member
+from fedledger.abci_app.modules.identity.enroll import enroll
 from fedledger.abci_app.modules.identity.msgs import Admit, RevokeCredential, RotateKey, rotation_message
 from fedledger.abci_app.modules.identity.records import MemberRecord, OrganizationRecord
 from fedledger.abci_app.records import load_record, store_record
@@ -42,34 +42,9 @@ def admit(view: Reader, state: Writer | None, ctx: BlockContext, signer: str, ms
         raise TxError(Code.CREDENTIAL_INVALID, f"{claims.issuer} is not a registered issuer of {org['id']!r}")
     if claims.role not in org["roles"]:
         raise TxError(Code.CREDENTIAL_INVALID, f"organization {org['id']!r} does not grant role {claims.role!r}")
-    if view.get(keys.revoked_key(claims.issuer, claims.credential_id)) is not None:
-        raise TxError(Code.CREDENTIAL_REVOKED, f"credential {claims.credential_id} was revoked by its issuer")
-    if view.get(keys.member_key(claims.subject)) is not None:
-        raise TxError(Code.ALREADY_EXISTS, f"{claims.subject} is already enrolled")
-    if view.get(keys.key_binding_key(signer)) is not None:
-        raise TxError(Code.ALREADY_EXISTS, "this key already acts for an enrolled DID")
-    count_raw = view.get(keys.org_count_key(org["id"]))
-    count = int(count_raw) if count_raw is not None else 0
-    if count >= org["enrollment_cap"]:
-        raise TxError(Code.ORG_CAP, f"organization {org['id']!r} reached its enrollment cap of "
-                                    f"{org['enrollment_cap']} members")
-    # The admission policy contracts decide last (POLICY_DENIED on a deny, revert or out-of-gas).
-    policies = consult_admission(view, ctx, subject=claims.subject, issuer=claims.issuer, organization=org["id"],
-                                 role=claims.role, tasks=claims.tasks, valid_from=claims.valid_from,
-                                 valid_until=claims.valid_until)
-    if state is not None:
-        store_record(state, keys.member_key(claims.subject), {
-            "did": claims.subject, "key": signer, "organization": org["id"], "role": claims.role,
-            "tasks": list(claims.tasks), "credential_id": claims.credential_id, "issuer": claims.issuer,
-            "valid_until": claims.valid_until, "enrolled_height": ctx.height, "status": "active",
-        })
-        state.set(keys.key_binding_key(signer), claims.subject.encode("ascii"))
-        state.set(keys.org_count_key(org["id"]), str(count + 1).encode("ascii"))
-        state.set(keys.credential_index_key(claims.issuer, claims.credential_id), claims.subject.encode("ascii"))
-    events = [fl_event("admit", signer, did=claims.subject, organization=org["id"], role=claims.role)]
-    if state is not None and policies is not None:
-        events += policies.record(state)
-    return events
+    return enroll(view, state, ctx, signer, org, subject=claims.subject, issuer=claims.issuer, role=claims.role,
+                  tasks=tuple(claims.tasks), credential_id=claims.credential_id, valid_from=claims.valid_from,
+                  valid_until=claims.valid_until)
 
 
 def revoke_credential(view: Reader, state: Writer | None, ctx: BlockContext, signer: str,
