@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import re
+import zlib
 from collections.abc import Collection, Mapping
 from typing import Any
 
 from fedledger.abci_app.errors import Code, TxError
 
-__all__ = ["HEX64", "HEX128", "ID_RE", "int_field", "int_params", "int_value", "require_fields", "str_field"]
+__all__ = ["HEX64", "HEX128", "ID_RE", "bounded_inflate", "int_field", "int_params", "int_value", "require_fields",
+           "str_field"]
 
 ID_RE = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")  # task and organization ids
 HEX64 = re.compile(r"^[0-9a-f]{64}$")  # Ed25519 public keys, sha256 digests
@@ -66,4 +68,17 @@ def int_params(body: Any, ranges: Mapping[str, tuple[int, int]], what: str, *, p
         if not isinstance(value, int) or isinstance(value, bool) or not lo <= value <= hi:
             raise TxError(Code.INVALID_BODY, f"{what} param {name} must be an integer in [{lo}, {hi}], got {value!r}")
         out[name] = value
+    return out
+
+
+def bounded_inflate(data: bytes, limit: int, name: str, code: Code = Code.INVALID_BODY) -> bytes:
+    """zlib-decompress with a ceiling, so a small tx cannot expand into a huge allocation; TxError(code) if the data
+    is not zlib, is truncated, or inflates past `limit` bytes."""
+    inflater = zlib.decompressobj()
+    try:
+        out = inflater.decompress(data, limit + 1)
+    except zlib.error:
+        raise TxError(code, f"{name} is not zlib-compressed data") from None
+    if len(out) > limit or inflater.unconsumed_tail or not inflater.eof:
+        raise TxError(code, f"{name} is truncated or inflates past {limit} bytes")
     return out

@@ -61,7 +61,7 @@ def run_args(input_mode: str) -> ezkl.PyRunArgs:
     import ezkl
 
     args = ezkl.PyRunArgs()
-    # setattr: ezkl's stubs do not declare PyRunArgs' properties, though the extension has them all.
+    # setattr: ezkl's type hints (.pyi) omit PyRunArgs' properties, though the compiled extension has them all.
     for name, value in (("input_visibility", input_mode), ("output_visibility", "public"),
                         ("param_visibility", "fixed"), ("variables", [("batch", 1)]), ("input_scale", SCALE),
                         ("param_scale", SCALE)):

@@ -22,7 +22,7 @@ from typing import Any, TypedDict
 from fedledger.abci_app.context import Reader, Writer
 from fedledger.abci_app.errors import Code, TxError
 from fedledger.abci_app.modules.federation import keys
-from fedledger.abci_app.modules.fields import int_value, require_fields
+from fedledger.abci_app.modules.fields import bounded_inflate, int_value, require_fields
 from fedledger.abci_app.modules.zk.keeper import accepted_circuit, decoded_instances, verify_with_pinned_srs
 from fedledger.abci_app.records import load_record, store_record
 
@@ -69,13 +69,10 @@ def _inflate(text: Any, name: str) -> bytes:
     if not isinstance(text, str):
         raise TxError(Code.NORM_PROOF_INVALID, f"norm_proof.{name} must be zlib-compressed bytes in base64")
     try:
-        d = zlib.decompressobj()
-        out = d.decompress(base64.b64decode(text, validate=True), MAX_CIRCUIT_BYTES)
-        if d.unconsumed_tail or not d.eof:
-            raise TxError(Code.NORM_PROOF_INVALID, f"norm_proof.{name} is truncated or over {MAX_CIRCUIT_BYTES} bytes")
-    except (binascii.Error, ValueError, zlib.error):
+        data = base64.b64decode(text, validate=True)
+    except (binascii.Error, ValueError):
         raise TxError(Code.NORM_PROOF_INVALID, f"norm_proof.{name} must be zlib-compressed bytes in base64") from None
-    return out
+    return bounded_inflate(data, MAX_CIRCUIT_BYTES, f"norm_proof.{name}", Code.NORM_PROOF_INVALID)
 
 
 def parse_norm_circuit(raw: Any) -> NormCircuitParam:

@@ -6,7 +6,6 @@ import base64
 import binascii
 import hashlib
 import re
-import zlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -17,7 +16,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from fedledger.abci_app.canonical import canonical_bytes
 from fedledger.abci_app.did.credentials import key_of_did
 from fedledger.abci_app.errors import Code, TxError
-from fedledger.abci_app.modules.fields import HEX128, ID_RE, int_field, require_fields, str_field
+from fedledger.abci_app.modules.fields import HEX128, ID_RE, bounded_inflate, int_field, require_fields, str_field
 from fedledger.abci_app.modules.zk.instances import felt_value
 
 __all__ = ["INPUT_MODES", "MAX_INSTANCES", "MAX_PROOF_BYTES", "MAX_SETTINGS_BYTES", "MAX_VK_BYTES", "PARSERS",
@@ -43,18 +42,6 @@ def _b64(body: dict[str, Any], name: str, limit: int) -> bytes:
         raise TxError(Code.INVALID_BODY, f"{name} is not valid base64") from None
 
 
-def _inflate(data: bytes, limit: int, name: str) -> bytes:
-    """zlib-decompress with a ceiling, so a small tx cannot expand into a huge allocation."""
-    inflater = zlib.decompressobj()
-    try:
-        out = inflater.decompress(data, limit + 1)
-    except zlib.error:
-        raise TxError(Code.INVALID_BODY, f"{name} is not zlib-compressed data") from None
-    if len(out) > limit or inflater.unconsumed_tail or not inflater.eof:
-        raise TxError(Code.INVALID_BODY, f"{name} is truncated or inflates past {limit} bytes")
-    return out
-
-
 @dataclass(frozen=True)
 class RegisterZkCircuit:
     """The owner or aggregator of a task registers the ezkl circuit (settings + vk) of one of its versions."""
@@ -77,8 +64,8 @@ class RegisterZkCircuit:
         settings_compressed = _b64(body, "settings", 16 * 1024)
         return RegisterZkCircuit(task_id=str_field(body, "task_id", ID_RE, "a task id"),
                                  version=int_field(body, "version", 1, 10**12), input_mode=body["input_mode"],
-                                 settings=_inflate(settings_compressed, MAX_SETTINGS_BYTES, "settings"),
-                                 vk=_inflate(vk_compressed, MAX_VK_BYTES, "vk"),
+                                 settings=bounded_inflate(settings_compressed, MAX_SETTINGS_BYTES, "settings"),
+                                 vk=bounded_inflate(vk_compressed, MAX_VK_BYTES, "vk"),
                                  settings_compressed=settings_compressed, vk_compressed=vk_compressed)
 
 
