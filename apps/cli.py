@@ -18,7 +18,41 @@ from fedledger.sdk.steps import Action, Step
 __all__ = ["main"]
 
 
+def _load_config(ctx: click.Context, _param: click.Parameter, value: Path | None) -> None:
+    """Eager: read fedledger.toml (or --config) into click's default map before any other option."""
+    from fedledger.apps.config_file import default_map, find_config, load_config
+
+    path = find_config(value)
+    if path is not None:
+        root = ctx.command
+        assert isinstance(root, click.Group)
+        ctx.default_map = default_map(root, ctx, load_config(path), path)
+
+
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    from fedledger.localnet.cometbft import COMETBFT_VERSION
+
+    try:
+        mine = version("fedledger")
+    except PackageNotFoundError:  # run from a checkout that was never installed
+        mine = "unknown"
+    return f"fedledger {mine} (ABCI 2.0; CometBFT v{COMETBFT_VERSION} pinned)"
+
+
+def _print_version(ctx: click.Context, _param: click.Parameter, value: bool) -> None:
+    if value and not ctx.resilient_parsing:
+        click.echo(_version())
+        ctx.exit()
+
+
 @click.group(cls=FriendlyGroup)
+@click.option("--version", is_flag=True, is_eager=True, expose_value=False, callback=_print_version,
+              help="Print FedLedger's version (and the CometBFT it pins) and exit.")
+@click.option("--config", type=click.Path(path_type=Path), is_eager=True, expose_value=False,
+              callback=_load_config,
+              help="Config file with defaults for the options below and any command's (default: ./fedledger.toml).")
 @click.option("--home", type=click.Path(path_type=Path), default=None, help="Client home (keys); default ~/.fedledger.")
 @click.option("--node", envvar="FEDLEDGER_NODE", default=None, help="CometBFT RPC URL (default: node 0 of --localnet).")
 @click.option("--localnet", "localnet_home", envvar="FEDLEDGER_LOCALNET", type=click.Path(path_type=Path),
@@ -626,6 +660,18 @@ def demo(rounds: int, clients: int, validators: int, store: str, demo_home: Path
 
     run_demo(DemoConfig(home=demo_home, validators=validators, clients=clients, rounds=rounds,
                         store="kubo" if store == "kubo" else "embedded", base_port=base_port))
+
+
+# ----------------------------------------------------------------------------- shell completion
+@cli.command()
+@click.argument("shell", type=click.Choice(["bash", "zsh", "fish"]))
+def completion(shell: str) -> None:
+    """Print the shell completion script: `eval "$(fedledger completion bash)"` in ~/.bashrc."""
+    from click.shell_completion import get_completion_class
+
+    cls = get_completion_class(shell)
+    assert cls is not None  # click ships all three
+    click.echo(cls(cli, {}, "fedledger", "_FEDLEDGER_COMPLETE").source())
 
 
 # ----------------------------------------------------------------------------- localnet, bench

@@ -51,9 +51,16 @@ class Ctx:
         """RPC URL: --node, $FEDLEDGER_NODE, or node 0 of the localnet."""
         if self._node:
             return self._node
+        from fedledger.localnet.errors import NotGeneratedError
         from fedledger.localnet.manager import rpc_url
 
-        return rpc_url(self.localnet, 0)
+        try:
+            return rpc_url(self.localnet, 0)
+        except NotGeneratedError as exc:
+            # The user may not want a localnet at all: say how to name a node instead.
+            raise NotGeneratedError(f"no node to talk to: {self.localnet} holds no localnet; run `fedledger "
+                                    f"localnet up`, or name a node with --node URL, $FEDLEDGER_NODE or "
+                                    f"`node = \"URL\"` in fedledger.toml") from exc
 
     def store_spec(self) -> str:
         """Content store: --store, $FEDLEDGER_STORE, the localnet's store, or an embedded one in the home."""

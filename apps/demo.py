@@ -31,6 +31,7 @@ from fedledger.sdk.keys import Key, KeyStore
 from fedledger.sdk.ml.dpsgd import DPConfig
 from fedledger.sdk.rpc import CometRPC
 from fedledger.sdk.submit import Submitter
+from fedledger.sdk.term import interactive, output_console, print_fitted, working
 
 __all__ = ["DemoConfig", "run_demo"]
 
@@ -91,7 +92,7 @@ def run_demo(cfg: DemoConfig, console: Console | None = None) -> int:
     from fedledger.sdk.ml.train import evaluate
     from fedledger.sdk.tensors import decode_tensors, encode_tensors
 
-    console = console or Console()
+    console = console or output_console()
     if cfg.home.exists():
         if manager.is_running(cfg.home):
             manager.down(cfg.home)
@@ -101,7 +102,7 @@ def run_demo(cfg: DemoConfig, console: Console | None = None) -> int:
     if dev_chain and not _geth_available():
         console.print("[yellow]no geth (run `make install`) and no Go to build it: the demo will not anchor")
         cfg.anchor = dev_chain = False
-    with console.status(f"starting {cfg.validators} CometBFT validators + FedLedger ABCI apps on 127.0.0.1…"):
+    with working(console, f"starting {cfg.validators} CometBFT validators + FedLedger ABCI apps on 127.0.0.1…"):
         manager.up(cfg.home, validators=cfg.validators, store=cfg.store, block_time_ms=cfg.block_time_ms,
                    base_port=cfg.base_port, anchor_chain=dev_chain)
     try:
@@ -115,7 +116,7 @@ def run_demo(cfg: DemoConfig, console: Console | None = None) -> int:
         anchorer = keystore.create("anchorer")  # a validator admin: it records the anchors
         servers = [keystore.create(f"inference{i}") for i in range(3)]
         shards, test = load_digits_federated(cfg.clients, alpha=cfg.alpha, seed=0)
-        with console.status("admitting participants with W3C credentials and creating the task…"):
+        with working(console, "admitting participants with W3C credentials and creating the task…"):
             _admit_all(cfg.home, rpcs, [(owner, "aggregator")] + [(t, "trainer") for t in trainers]
                        + [(e, "evaluator") for e in evaluators] + [(anchorer, "validator-admin")]
                        + [(k, "inference") for k in servers])
@@ -178,43 +179,71 @@ def run_demo(cfg: DemoConfig, console: Console | None = None) -> int:
         progress = Progress(TextColumn("[bold]rounds"), BarColumn(), TextColumn("{task.completed}/{task.total}"))
         bar = progress.add_task("rounds", total=cfg.rounds)
 
-        def table() -> Table:
-            tab = Table(title=f"task {TASK}: {cfg.clients} clients, non-IID digits (Dirichlet α={cfg.alpha}), "
-                              f"chain height {rpcs[0].height()}")
-            for col in ("round", "status", "commits", "opened at", "closed at", "version", "decision",
-                        "test accuracy", "commit latency p50", "max ε spent"):
-                tab.add_column(col)
+        columns = ("round", "status", "commits", "opened at", "closed at", "version", "decision",
+                   "test accuracy", "commit latency p50", "max ε spent")
+
+        def rows() -> list[tuple[str, ...]]:
             task = view.task(TASK)
+            out: list[tuple[str, ...]] = []
             for r in range(1, task["current_round"] + 1):
                 rec = view.round(TASK, r)
                 lat = [x.latency_s for x in state.receipts if x.round == r]
                 acc = state.accuracy.get(rec["version"]) if rec["version"] else None
                 decision = view.version(TASK, rec["version"])["status"] if rec["version"] else "-"
-                tab.add_row(str(r), rec["status"], str(rec["contributions"]), str(rec["opened_height"]),
+                eps = [x.epsilon for x in state.receipts if x.round == r]
+                out.append((str(r), rec["status"], str(rec["contributions"]), str(rec["opened_height"]),
                             str(rec["closed_height"] or "-"), str(rec["version"] or "-"), decision,
                             f"{acc:.1%}" if acc is not None else "-",
                             f"{statistics.median(lat) * 1000:.0f} ms" if lat else "-",
-                            f"{max(x.epsilon for x in rr):.2f} / {cfg.epsilon}" if (rr := [
-                                x for x in state.receipts if x.round == r]) else "-")
+                            f"{max(eps):.2f} / {cfg.epsilon}" if eps else "-"))
+            return out
+
+        def table(body: list[tuple[str, ...]]) -> Table:
+            tab = Table(title=f"task {TASK}: {cfg.clients} clients, non-IID digits (Dirichlet α={cfg.alpha}), "
+                              f"chain height {rpcs[0].height()}")
+            for col in columns:
+                tab.add_column(col)
+            for row in body:
+                tab.add_row(*row)
             return tab
 
-        with Live(console=console, refresh_per_second=4) as live:
-            while not stop.is_set():
-                latest = view.task(TASK)["latest_version"]
-                if latest not in state.accuracy:
-                    rec = view.version(TASK, latest)
-                    weights = decode_tensors(store.get(rec["cid"], rec["sha256"]))
-                    state.accuracy[latest] = evaluate("mlp-digits", weights, test).accuracy
-                progress.update(bar, completed=max(0, latest))
-                live.update(Group(table(), progress, *[f"[red]{e}" for e in state.errors]))
-                time.sleep(0.5)
+        def track_accuracy() -> int:
             latest = int(view.task(TASK)["latest_version"])
             if latest not in state.accuracy:
                 rec = view.version(TASK, latest)
                 state.accuracy[latest] = evaluate("mlp-digits", decode_tensors(store.get(rec["cid"], rec["sha256"])),
                                                   test).accuracy
-            progress.update(bar, completed=latest)
-            live.update(Group(table(), progress))
+            return latest
+
+        if interactive(console):
+            with Live(console=console, refresh_per_second=4) as live:
+                while not stop.is_set():
+                    progress.update(bar, completed=max(0, track_accuracy()))
+                    live.update(Group(table(rows()), progress, *[f"[red]{e}" for e in state.errors]))
+                    time.sleep(0.5)
+                latest = track_accuracy()
+                progress.update(bar, completed=latest)
+                live.update(Group(table(rows()), progress))
+        else:
+            # A pipe or a CI log: no live redraws. One plain line each time a round's row changes,
+            # every column named, then the whole table at the width its figures need.
+            shown: dict[str, tuple[str, ...]] = {}
+            reported = 0
+            while True:
+                done = stop.is_set()
+                latest = track_accuracy()
+                for row in rows():
+                    if shown.get(row[0]) != row:
+                        shown[row[0]] = row
+                        console.print(" · ".join(f"{c} {v}" for c, v in zip(columns, row, strict=True)),
+                                      soft_wrap=True, highlight=False)
+                for e in state.errors[reported:]:
+                    console.print(f"[red]{e}", soft_wrap=True)
+                reported = len(state.errors)
+                if done:
+                    break
+                time.sleep(0.5)
+            print_fitted(console, table(rows()))
         for t in threads:
             t.join(timeout=30)
         if state.errors:
@@ -228,7 +257,7 @@ def run_demo(cfg: DemoConfig, console: Console | None = None) -> int:
         serve_and_infer(console, cfg.home, rpcs, store, servers, anchorer, TASK, test.X[:8], test.y[:8])
         return latest
     finally:
-        with console.status("stopping the network…"):
+        with working(console, "stopping the network…"):
             manager.down(cfg.home)
         console.print(f"network stopped; logs kept in {cfg.home}")
 
@@ -252,7 +281,7 @@ def _print_provenance(console: Console, view: ChainView, version: int, names: di
     for c in lineage["contributions"]:
         tab.add_row(names.get(c["participant"], "?"), c["participant"][:16] + "…", c["cid"],
                     str(c["num_examples"]), str(c["height"]))
-    console.print(tab)
+    print_fitted(console, tab)
     chain = " ← ".join(f"v{a['version']}@{a['height']}" for a in lineage["ancestors"])
     console.print(f"ancestry: v{version}@{v['height']} ← {chain}")
 
@@ -278,7 +307,7 @@ def _anchor_and_verify(console: Console, home: Path, rpc: CometRPC, key: Key) ->
 
     cfg = load_config(dev_chain_file=home / DEV_CHAIN_FILE)
     console.rule("[bold]anchoring to a public chain")
-    with console.status(f"anchoring the checkpoints to chain {cfg.rpc_url} ({cfg.source})…"):
+    with working(console, f"anchoring the checkpoints to chain {cfg.rpc_url} ({cfg.source})…"):
         public = PublicChain(cfg)
         if cfg.contract is None:
             deployed = public.deploy()

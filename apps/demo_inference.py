@@ -17,6 +17,7 @@ from fedledger.sdk.errors import ClientError
 from fedledger.sdk.keys import Key
 from fedledger.sdk.rpc import CometRPC
 from fedledger.sdk.submit import Submitter
+from fedledger.sdk.term import working
 
 __all__ = ["serve_and_infer"]
 
@@ -28,8 +29,8 @@ def serve_and_infer(console: Console, home: Path, rpcs: list[CometRPC], store: A
     target = view.last_good(task_id)
     started: list[InferenceNode] = []
     try:
-        with console.status(f"starting {len(nodes)} inference nodes (onnxruntime behind OIP v2) for version "
-                            f"{target}…"):
+        with working(console, f"starting {len(nodes)} inference nodes (onnxruntime behind OIP v2) for version "
+                                    f"{target}…"):
             for i, key in enumerate(nodes):
                 rpc = rpcs[i % len(rpcs)]
                 node = InferenceNode(key=key, task_id=task_id, view=ChainView(rpc), status=rpc.status, store=store,

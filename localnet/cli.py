@@ -86,6 +86,7 @@ def status(home: Path, as_json: bool) -> None:
     from rich.table import Table
 
     from fedledger.localnet import manager
+    from fedledger.sdk.term import print_fitted
 
     nodes = manager.status(home)
     if as_json:
@@ -98,7 +99,7 @@ def status(home: Path, as_json: bool) -> None:
         tab.add_row(str(n.index), "yes" if n.alive else f"[red]no[/] {n.error or ''}", str(n.height or "-"),
                     (n.app_hash or "-")[:16], str(n.peers if n.peers is not None else "-"), str(n.restarts),
                     n.rpc_url)
-    Console().print(tab)
+    print_fitted(Console(), tab)
 
 
 @localnet.command("down")
