@@ -300,10 +300,11 @@ def bench_faults_cmd(partition_s: float, halt_s: float, delay_ms: int, jitter_ms
                f"{two['resume_s']} s after the heal")
     bridge = wan["bridge"]
     click.echo(f"block interval on the bridge: p50 {bridge['interval_p50_s']} s, p95 {bridge['interval_p95_s']} s")
-    if wan["netem"] is None:
-        click.echo(f"netem {wan['delay_ms']}±{wan['jitter_ms']} ms: not measured ({wan['netem_unavailable']})")
+    measured = wan["netem"] if wan["netem"] is not None else wan.get("relay")
+    how = "netem" if wan["netem"] is not None else f"relay (no netem: {wan.get('netem_unavailable')})"
+    if measured is None:
+        click.echo(f"{wan['delay_ms']}±{wan['jitter_ms']} ms: not measured")
     else:
-        n = wan["netem"]
-        click.echo(f"netem {wan['delay_ms']}±{wan['jitter_ms']} ms: block interval p50 {n['interval_p50_s']} s, "
-                   f"p95 {n['interval_p95_s']} s (consensus p50 {n['consensus_p50_s']} s, "
-                   f"p95 {n['consensus_p95_s']} s)")
+        click.echo(f"{how} {wan['delay_ms']}±{wan['jitter_ms']} ms: block interval p50 {measured['interval_p50_s']} s, "
+                   f"p95 {measured['interval_p95_s']} s (consensus p50 {measured['consensus_p50_s']} s, "
+                   f"p95 {measured['consensus_p95_s']} s)")

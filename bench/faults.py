@@ -28,6 +28,8 @@ from fedledger.localnet.nslab import ConsortiumLab
 __all__ = ["block_times", "percentile", "run_faults"]
 
 HOSTS = 4
+_WARMUP_BLOCKS = 3
+_RELAY_OFFSET = 9  # a host's spare port (p2p +0, RPC +1, ABCI +2, EVM RPC +8)
 _WAIT_S = 300.0
 
 
@@ -73,14 +75,15 @@ def block_times(c: ConsortiumLab, host: int, first: int, last: int) -> dict[int,
 
 
 def _intervals(c: ConsortiumLab, blocks: int, timeout_commit_s: float) -> dict[str, Any]:
-    start = max(c.wait_height(1, range(HOSTS), _WAIT_S).values())
+    # A few blocks of warm-up: right after a (re)start the peers are still connecting.
+    start = max(c.wait_height(1, range(HOSTS), _WAIT_S).values()) + _WARMUP_BLOCKS
     c.wait_height(start + blocks + 1, [0], _WAIT_S + blocks * 5)
     times = block_times(c, 0, start + 1, start + blocks + 1)
     gaps = [times[h + 1] - times[h] for h in range(start + 1, start + blocks + 1)]
     consensus = [g - timeout_commit_s for g in gaps]
     return {"blocks": len(gaps), "from_height": start + 1,
             "interval_p50_s": round(percentile(gaps, 0.5), 4), "interval_p95_s": round(percentile(gaps, 0.95), 4),
-            "interval_mean_s": round(statistics.fmean(gaps), 4),
+            "interval_mean_s": round(statistics.fmean(gaps), 4), "interval_max_s": round(max(gaps), 4),
             "consensus_p50_s": round(percentile(consensus, 0.5), 4),
             "consensus_p95_s": round(percentile(consensus, 0.95), 4)}
 
@@ -125,6 +128,25 @@ def _two_partitioned(c: ConsortiumLab, halt_s: float) -> dict[str, Any]:
             "blocks_committed_while_split": after - halted, "resume_s": round(time.monotonic() - healed, 2)}
 
 
+def _relayed_intervals(c: ConsortiumLab, delay_ms: int, jitter_ms: int, blocks: int,
+                       timeout_commit_s: float) -> dict[str, Any]:
+    """Restart every host with its peers dialled through the other hosts' delaying relays, then measure."""
+    import subprocess
+    import sys
+
+    relay_port = c.base_port + _RELAY_OFFSET
+    for i in range(HOSTS):
+        c.stop(i)
+    for h in c.hosts:
+        c.lab.spawn(h.net.index, [sys.executable, "-m", "fedledger.localnet.delayproxy",
+                                  "--listen", f"{h.net.ip}:{relay_port}", "--to", f"127.0.0.1:{c.base_port}",
+                                  "--delay-ms", str(delay_ms), "--jitter-ms", str(jitter_ms)],
+                    stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    for i in range(HOSTS):
+        c.start(i, peer_port=relay_port)
+    return _intervals(c, blocks, timeout_commit_s)
+
+
 def run_faults(partition_s: float = 60.0, halt_s: float = 20.0, delay_ms: int = 50, jitter_ms: int = 10,
                blocks: int = 30, block_time_ms: int = 500, workdir: Path | None = None,
                log: Callable[[str], None] = _quiet) -> dict[str, Any]:
@@ -153,9 +175,14 @@ def run_faults(partition_s: float = 60.0, halt_s: float = 20.0, delay_ms: int = 
                 for i in range(HOSTS):
                     lab.netem(i, delay_ms, jitter_ms)
                 wan["netem"] = _intervals(c, blocks, timeout_commit_s)
+                wan["emulation"] = "tc netem on every host's eth0 (egress)"
             else:
                 wan["netem"] = None
                 wan["netem_unavailable"] = netem
+                log(f"no netem ({netem}); emulating the WAN with a delaying TCP relay in front of each p2p port")
+                wan["relay"] = _relayed_intervals(c, delay_ms, jitter_ms, blocks, timeout_commit_s)
+                wan["emulation"] = ("localnet/delayproxy.py: every p2p connection passes one relay that delays "
+                                    "each direction by delay ± jitter (uniform, in order)")
             result["wan"] = wan
         finally:
             c.stop_all()

@@ -100,22 +100,23 @@ class ConsortiumLab:
         self.genesis_sha = sha
         return sha
 
-    def peers_of(self, index: int) -> str:
-        """The other hosts' p2p addresses, from their public cards."""
+    def peers_of(self, index: int, port: int | None = None) -> str:
+        """The other hosts' p2p addresses, from their public cards (on ``port`` instead, e.g. a relay's)."""
         addrs = []
         for h in self.hosts:
             if h.net.index != index:
                 card = json.loads((h.home / "card.json").read_text())
-                addrs.append(str(card["p2p_address"]))
+                address = str(card["p2p_address"])
+                addrs.append(address if port is None else f"{address.rpartition(':')[0]}:{port}")
         return ",".join(addrs)
 
-    def start(self, index: int) -> None:
-        """`node start` on host ``index`` with the agreed genesis hash."""
+    def start(self, index: int, peer_port: int | None = None) -> None:
+        """`node start` on host ``index`` with the agreed genesis hash (peers dialled on ``peer_port``)."""
         if self.genesis_sha is None:
             raise LocalnetError("assemble the genesis before starting hosts")
         h = self.hosts[index]
         self.fedledger(index, ["node", "start", "--home", str(h.home), "--genesis", str(h.home / "genesis.json"),
-                               "--genesis-hash", self.genesis_sha, "--peers", self.peers_of(index),
+                               "--genesis-hash", self.genesis_sha, "--peers", self.peers_of(index, peer_port),
                                "--block-time", str(self.block_time_ms)])
         self.started.append(index)
 
@@ -126,6 +127,11 @@ class ConsortiumLab:
         for h in self.hosts:
             self.start(h.net.index)
         return sha
+
+    def stop(self, index: int) -> None:
+        """`node stop` on host ``index``."""
+        self.fedledger(index, ["node", "stop", "--home", str(self.hosts[index].home)], timeout=60)
+        self.started = [i for i in self.started if i != index]
 
     def stop_all(self) -> list[str]:
         """`node stop` on every started host; returns the failures (the lab's teardown kills what is left)."""
