@@ -349,3 +349,33 @@ def test_cli_node_init_prints_the_card(tmp_path: Path, cli: Any, cometbft: Path)
     res = CliRunner().invoke(cli, ["node", "init", "--org", "beta", "--home", str(tmp_path / "b"),
                                    "--cometbft", str(tmp_path / "missing")])
     assert res.exit_code == 7 and "[BINARY]" in res.output
+
+
+# ----------------------------------------------------------------------------- localnet up --ceremony
+
+
+def test_a_localnet_generated_by_the_ceremony(tmp_path: Path, cometbft: Path) -> None:
+    import tomllib
+
+    from fedledger.localnet.ceremony_net import generate_by_ceremony
+
+    home = tmp_path / "net"
+    base = find_free_base_port(30)
+    spec = generate_by_ceremony(home, 3, "cer-net", base, 400, cometbft)
+    assert load_spec(home) == spec
+    texts = {(n.cometbft_home / "config" / "genesis.json").read_text() for n in spec.nodes}
+    assert len(texts) == 1
+    genesis = json.loads(texts.pop())
+    cards = [load_card(n.dir / CARD_FILE) for n in spec.nodes]
+    assert [o["id"] for o in genesis["app_state"]["identity"]["organizations"]] == ["org0", "org1", "org2"]
+    assert [v["pub_key"]["value"] for v in genesis["validators"]] == [c.validator_pub_key for c in cards]
+    assert [n.node_id for n in spec.nodes] == [c.node_id for c in cards]
+    assert len({(n.dir / ISSUER_KEY_FILE).read_text() for n in spec.nodes}) == 3  # no shared issuer
+    assert not (home / ISSUER_KEY_FILE).exists()
+    conf = tomllib.loads((spec.nodes[1].cometbft_home / "config" / "config.toml").read_text())
+    assert conf["p2p"]["laddr"] == f"tcp://127.0.0.1:{base + 10}"
+    assert set(conf["p2p"]["persistent_peers"].split(",")) == {spec.nodes[0].p2p_address, spec.nodes[2].p2p_address}
+    with pytest.raises(LocalnetError, match="already holds"):
+        generate_by_ceremony(home, 3, "cer-net", base, 400, cometbft)
+    with pytest.raises(LocalnetError, match="kvstore"):
+        generate_by_ceremony(tmp_path / "kv", 1, "c", base, 400, cometbft, app="kvstore")
