@@ -53,8 +53,8 @@ def node_init(org: str, home: Path, name: str | None, host: str | None, base_por
               help="The sha256 the organizations agreed on (printed by `genesis assemble`/`genesis hash`).")
 @click.option("--peers", multiple=True, help="Other hosts as NODE_ID@HOST:PORT (comma-separated or repeated).")
 @click.option("--block-time", "block_time_ms", default=1000, show_default=True, help="Target block time in ms.")
-@click.option("--rpc-host", default="0.0.0.0", show_default=True,
-              help="Address the CometBFT RPC listens on (127.0.0.1 keeps it private to the host).")
+@click.option("--rpc-host", default="127.0.0.1", show_default=True,
+              help="Address the CometBFT RPC listens on (0.0.0.0: every address, for clients on other machines).")
 @COMETBFT
 def node_start(home: Path, genesis_path: Path, genesis_sha: str, peers: tuple[str, ...], block_time_ms: int,
                rpc_host: str, cometbft_bin: Path | None) -> None:

@@ -3,14 +3,15 @@
 `start` checks the genesis against the hash the organizations agreed on, checks that this host's
 validator is in it, installs it, writes config.toml for the host's own address and its peers, and
 hands the pair to the localnet supervisor as a one-node net living in the host's home (so crash
-restarts, logs and `down` work exactly as on a localnet). The p2p and RPC ports listen on every
-address of the host (its own network namespace in the tests); the ABCI and EVM ports stay on
-loopback.
+restarts, logs and `down` work exactly as on a localnet). The p2p port listens on every address
+of the host (its own network namespace in the tests), the RPC where `--rpc-host` says (loopback
+by default); the ABCI and EVM ports stay on loopback.
 """
 
 from __future__ import annotations
 
 import json
+import re
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -27,7 +28,7 @@ from fedledger.localnet.config import (
     render_node_config,
     set_toml_values,
 )
-from fedledger.localnet.errors import GenesisAssemblyError, LocalnetError, PortInUseError
+from fedledger.localnet.errors import AlreadyRunningError, GenesisAssemblyError, LocalnetError, PortInUseError
 from fedledger.localnet.hostinit import HostConfig, find_cometbft_binary, load_host
 from fedledger.localnet.ports import port_is_free
 
@@ -128,15 +129,18 @@ def _install_genesis(host: HostConfig, data: bytes) -> None:
 
 
 def start_host(home: Path, genesis_path: Path, expected_hash: str, peers: Sequence[str], *,
-               block_time_ms: int = DEFAULT_HOST_BLOCK_TIME_MS, rpc_host: str = _ANY,
+               block_time_ms: int = DEFAULT_HOST_BLOCK_TIME_MS, rpc_host: str = "127.0.0.1",
                cometbft_bin: Path | None = None, wait_rpc_s: float = 60.0,
                log: Callable[[str], None] = _log) -> NetSpec:
     """Start the host in ``home`` on ``genesis_path`` (whose sha256 must be ``expected_hash``); return its spec.
 
     Returns once the supervisor runs and the host's RPC answers; blocks come when enough of the
-    other validators are up too.
+    other validators are up too. The RPC listens on ``rpc_host`` (loopback unless told otherwise:
+    it accepts transactions from anyone who reaches it).
     """
     host = load_host(home)
+    if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9.:-]{0,252}", rpc_host):
+        raise LocalnetError(f"--rpc-host {rpc_host!r} is not an address to listen on (e.g. 127.0.0.1, 0.0.0.0)")
     binary = find_cometbft_binary(cometbft_bin)
     source = str(genesis_path)
     try:
@@ -156,8 +160,10 @@ def start_host(home: Path, genesis_path: Path, expected_hash: str, peers: Sequen
 
     from fedledger.localnet import manager
 
-    if manager.is_running(host.home) is None:
-        _check_ports(spec)
+    running = manager.is_running(host.home)
+    if running is not None:
+        raise AlreadyRunningError(str(host.home), running)
+    _check_ports(spec)
     _install_genesis(host, data)
     config = host.cometbft_home / "config" / "config.toml"
     try:

@@ -117,7 +117,7 @@ class ConsortiumLab:
         h = self.hosts[index]
         self.fedledger(index, ["node", "start", "--home", str(h.home), "--genesis", str(h.home / "genesis.json"),
                                "--genesis-hash", self.genesis_sha, "--peers", self.peers_of(index, peer_port),
-                               "--block-time", str(self.block_time_ms)])
+                               "--block-time", str(self.block_time_ms), "--rpc-host", "0.0.0.0"])
         self.started.append(index)
 
     def ceremony(self) -> str:
