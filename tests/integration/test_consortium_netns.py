@@ -135,3 +135,18 @@ def test_two_of_four_partitioned_halt_the_chain_which_resumes_on_heal(consortium
         c.wait_height(top + 3, range(HOSTS), CATCH_UP_TIMEOUT_S)
     except Exception as exc:  # noqa: BLE001 - add the logs to whatever went wrong
         pytest.fail(f"the chain did not resume after the heal: {exc}\n{_logs(c)}")
+
+
+def test_a_stopped_host_restarts_on_its_home_and_catches_up(consortium: ConsortiumLab) -> None:
+    c = consortium
+    i = 1
+    c.stop(i)
+    assert c.height(i) is None
+    top = max(c.wait_height(1, [0, 2, 3], 60).values())
+    c.wait_height(top + 3, [0, 2, 3], 60)  # 3 of 4 carry on without it
+    c.start(i)  # same home, same genesis: its chain data is kept
+    status = json.loads(c.fedledger(i, ["node", "status", "--home", str(c.hosts[i].home)]))
+    assert status[0]["alive"] and status[0]["rpc_url"].startswith("http://127.0.0.1:")
+    target = max(v or 0 for v in (c.height(j) for j in range(HOSTS)))
+    c.wait_height(target, [i], CATCH_UP_TIMEOUT_S)
+    assert c.app_hash_after(i, target - 1) == c.app_hash_after(0, target - 1)
