@@ -704,6 +704,10 @@ def _register_late_commands() -> None:
     cli.add_command(model)
     cli.add_command(inference)
     cli.add_command(infer)
+    from fedledger.apps.ceremony_cli import genesis, node
+
+    cli.add_command(node)
+    cli.add_command(genesis)
 
 
 def main() -> None:

@@ -271,3 +271,40 @@ def bench_round_cmd(clients: int | None, round_size: int | None, rounds: int | N
             click.echo(f"{side:9s} {fig['steady_round_s']:.3f} s/round steady, {fig['mean_round_s']:.3f} mean "
                        f"(run_simulation {fig['total_s']} s, Ray start {fig['ray_init_s']} s)")
     click.echo(f"ratio fedledger/flower: {result['ratio_fedledger_over_flower']}; memory {result['memory']}")
+
+
+@bench.command("faults")
+@click.option("--partition", "partition_s", default=60.0, show_default=True,
+              help="Seconds one host's link stays down.")
+@click.option("--halt", "halt_s", default=20.0, show_default=True, help="Seconds two of the four links stay down.")
+@click.option("--delay-ms", default=50, show_default=True, help="tc netem delay on every host's link.")
+@click.option("--jitter-ms", default=10, show_default=True, help="tc netem jitter.")
+@click.option("--blocks", default=30, show_default=True, help="Block intervals measured per WAN setting.")
+@click.option("--block-time", "block_time_ms", default=500, show_default=True)
+@click.option("--json", "as_json", is_flag=True)
+def bench_faults_cmd(partition_s: float, halt_s: float, delay_ms: int, jitter_ms: int, blocks: int,
+                     block_time_ms: int, as_json: bool) -> None:
+    """A 4-host consortium in network namespaces (root): partitions, a halt, and WAN delay with tc netem."""
+    from fedledger.bench.faults import run_faults
+
+    result = run_faults(partition_s, halt_s, delay_ms, jitter_ms, blocks, block_time_ms,
+                        log=lambda m: click.echo(m, err=True))
+    if as_json:
+        click.echo(json.dumps(result, indent=2))
+        return
+    one, two, wan = result["one_partitioned"], result["two_partitioned"], result["wan"]
+    click.echo(f"ceremony to first block: {result['ceremony_to_first_block_s']} s")
+    click.echo(f"one host cut {one['partition_s']} s: the other 3 committed {one['blocks_committed_by_the_other_3']} "
+               f"blocks; caught up in {one['catch_up_s']} s (app hash equal: {one['app_hash_equal_after_catch_up']})")
+    click.echo(f"two of four cut {two['halt_s']} s: {two['blocks_committed_while_split']} blocks; resumed "
+               f"{two['resume_s']} s after the heal")
+    bridge = wan["bridge"]
+    click.echo(f"block interval on the bridge: p50 {bridge['interval_p50_s']} s, p95 {bridge['interval_p95_s']} s")
+    measured = wan["netem"] if wan["netem"] is not None else wan.get("relay")
+    how = "netem" if wan["netem"] is not None else f"relay (no netem: {wan.get('netem_unavailable')})"
+    if measured is None:
+        click.echo(f"{wan['delay_ms']}±{wan['jitter_ms']} ms: not measured")
+    else:
+        click.echo(f"{how} {wan['delay_ms']}±{wan['jitter_ms']} ms: block interval p50 {measured['interval_p50_s']} s, "
+                   f"p95 {measured['interval_p95_s']} s (consensus p50 {measured['consensus_p50_s']} s, "
+                   f"p95 {measured['consensus_p95_s']} s)")

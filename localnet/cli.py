@@ -48,8 +48,11 @@ def install(bin_dir: Path, kubo: bool, geth: bool) -> None:
 @click.option("--anchor-chain/--no-anchor-chain", default=None,
               help="Also start a local `geth --dev` for `fedledger anchor` (base port + 6). Default: when "
                    "$FEDLEDGER_ANCHOR_RPC is not set and the pinned geth is installed.")
+@click.option("--ceremony", is_flag=True,
+              help="Generate a new net by the consortium ceremony (`node init` per node, `genesis assemble`): "
+                   "one organization per node, each with its own issuer key; no shared development issuer.")
 def up(home: Path, validators: int, store: str, block_time_ms: int, base_port: int, reset: bool,
-       anchor_chain: bool | None) -> None:
+       anchor_chain: bool | None, ceremony: bool) -> None:
     """Generate (first time) and start the network; returns once every node produces blocks."""
     from fedledger.localnet import manager
 
@@ -57,7 +60,7 @@ def up(home: Path, validators: int, store: str, block_time_ms: int, base_port: i
         anchor_chain = _dev_chain_by_default()
     spec = manager.up(home, validators=validators, store=store, block_time_ms=block_time_ms,  # type: ignore[arg-type]
                       base_port=base_port, reset=reset, log=lambda m: click.echo(m, err=True),
-                      anchor_chain=anchor_chain)
+                      anchor_chain=anchor_chain, ceremony=ceremony)
     click.echo(f"localnet up: {len(spec.nodes)} validators, chain {spec.chain_id}, home {home}")
     for i in range(len(spec.nodes)):
         click.echo(f"  node{i}: RPC {manager.rpc_url(home, i)}  logs {home}/node{i}/")

@@ -7,8 +7,13 @@ from fedledger.abci_app.errors import Family, FedLedgerError
 __all__ = [
     "AlreadyRunningError",
     "BinaryError",
+    "CardError",
+    "GenesisAssemblyError",
+    "GenesisHashMismatchError",
+    "HostNotInitializedError",
     "LocalnetError",
     "NotGeneratedError",
+    "NetnsError",
     "NotRunningError",
     "PortInUseError",
 ]
@@ -66,3 +71,37 @@ class NotRunningError(LocalnetError):
     """No network is running in the given home directory (or the asked-for node does not exist)."""
 
     error_code = "NOT_RUNNING"
+
+
+class HostNotInitializedError(LocalnetError):
+    """A consortium host's home holds no `fedledger node init` output (no host.json): run `node init` first."""
+
+    error_code = "HOST_NOT_INITIALIZED"
+    family = Family.CONFIG
+
+
+class CardError(LocalnetError):
+    """A host's public card is unreadable, malformed, or its signature does not match its issuer DID."""
+
+    error_code = "CARD_INVALID"
+    family = Family.CONFIG
+
+
+class GenesisAssemblyError(LocalnetError):
+    """The cards cannot make one genesis: a duplicate organization, validator, node or issuer, or a bad option."""
+
+    error_code = "GENESIS_ASSEMBLY"
+    family = Family.CONFIG
+
+
+class GenesisHashMismatchError(LocalnetError):
+    """The genesis file's sha256 is not the hash the organizations agreed on: do not start on it."""
+
+    error_code = "GENESIS_HASH_MISMATCH"
+    family = Family.CRYPTO
+
+
+class NetnsError(LocalnetError):
+    """Creating, changing or removing a Linux network namespace, veth link or bridge failed."""
+
+    error_code = "NETNS"
