@@ -106,9 +106,9 @@ def env(tmp_path_factory: pytest.TempPathFactory, kit: Any) -> Iterator[Env]:
     restore = use_pinned_cometbft()
     root = tmp_path_factory.mktemp("anchor")
     base = find_free_base_port(40)
-    # The localnet starts its own dev anchor chain (base + 6); the fault cases use a second geth
+    # The localnet starts its own dev anchor chain (base + 6); the fault cases use a second geth (base + 17)
     # whose miner wants a 2 gwei tip, so that underpaid txs stick.
-    geth = GethDev(root / "geth", base + 7, binary, miner_gasprice=MINER_TIP)
+    geth = GethDev(root / "geth", base + 17, binary, miner_gasprice=MINER_TIP)  # base + 7: node 0's metrics
     dev_pid: int | None = None
     try:
         spec = manager.up(root / "net", 1, base_port=base, block_time_ms=200, timeout=60, log=lambda _m: None,
