@@ -105,3 +105,21 @@ def test_endpoint_serves_the_registry_and_bad_ports_are_clear_errors() -> None:
     assert metrics_port_from_env({}) is None and metrics_port_from_env({"FEDLEDGER_METRICS_PORT": "9464"}) == 9464
     with pytest.raises(MetricsConfigError, match="must be a port number"):
         metrics_port_from_env({"FEDLEDGER_METRICS_PORT": "http"})
+
+
+def test_the_grafana_dashboard_names_only_metrics_that_exist() -> None:
+    import json
+    import re
+    from pathlib import Path
+
+    from fedledger.abci_app.observer import AppMetrics
+
+    dashboard = json.loads((Path(__file__).resolve().parents[2] / "docs" / "grafana" / "fedledger.json").read_text())
+    exprs = [t["expr"] for p in dashboard["panels"] for t in p["targets"]]
+    names = {n for e in exprs for n in re.findall(r"\b(fedledger_[a-z_]+)", e)}
+    known = {m.name for m in AppMetrics().registry.collect()} | {m.name for m in REGISTRY.collect()}
+    suffixes = ("_bucket", "_count", "_sum", "_total")
+    missing = sorted(n for n in names if n not in known and not any(n.endswith(s) and n[:-len(s)] in known
+                                                                     for s in suffixes))
+    assert names and missing == [], missing
+    assert any("cometbft_" in e for e in exprs)
