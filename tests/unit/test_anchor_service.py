@@ -11,7 +11,7 @@ from fedledger.node.anchor.contract import chain_tag, decode_anchored
 from fedledger.node.anchor.errors import AnchorError, TxDroppedError
 from fedledger.node.anchor.public import PublicChain
 from fedledger.node.anchor.sender import SendPolicy, TxSender
-from fedledger.node.anchor.service import AnchorService
+from fedledger.node.anchor.service import AnchorCheck, AnchorService
 from fedledger.node.anchor.verify import ProofBundle, trusted_height, verify_bundle
 from tests.anchor_support import ADDRESS, GWEI, KEY, FakeEth, FakeRecorder, FakeSource, FakeTime, config
 
@@ -285,3 +285,14 @@ def test_check_refuses_a_root_the_checkpoints_do_not_give() -> None:
     with pytest.raises(AnchorError, match="not re-anchoring a root the chain does not back"):
         svc.check()
     assert recorder.reanchors == []
+
+
+def test_run_checks_for_reorgs_every_so_often() -> None:
+    eth, t, recorder, svc, tx_hash, _ = _anchored(reinclude=False)
+    eth.suggested = 3 * GWEI
+    found: list[AnchorCheck] = []
+    svc.run(100, until=lambda: bool(found) or t.now > 1000, sleep=t.sleep, check_every_s=30.0,
+            on_check=found.append)
+    (check,) = found
+    assert check.status == "reanchored" and check.replaced_tx_hash == tx_hash
+    assert len(recorder.reanchors) == 1
