@@ -233,12 +233,21 @@ def test_restarted_aggregator_resumes_from_chain_state(scenario: Scenario) -> No
     agg_args = ("aggregator", "run", "--key", "agg", "--task", TASK, "--rounds", "2")
     started = time.monotonic()
 
-    first = cli.spawn("aggregator-first", *agg_args)
+    metrics_port = _free_port()
+    first = cli.spawn("aggregator-first", *agg_args, "--metrics-port", str(metrics_port))
     deadline = time.monotonic() + 60
     while cli.json("query", "task", TASK)["current_round"] != 2:
         assert first.proc.poll() is None, first.result().describe()
         assert time.monotonic() < deadline, f"round 2 was not opened:\n{first.result().describe()}"
         time.sleep(0.2)
+    # The live aggregator's own endpoint: it counted the round it opened and the tx that opened it.
+    from tests.integration.test_metrics_localnet import scrape
+
+    opened = 'fedledger_node_steps_total{action="opened_round",service="aggregator"}'
+    while (agg_metrics := scrape(metrics_port)).get(opened, 0.0) < 1 and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert agg_metrics.get(opened) == 1, sorted(k for k in agg_metrics if k.startswith("fedledger_"))
+    assert agg_metrics['fedledger_tx_latency_seconds_count{result="OK",type="open_round"}'] == 1
     os.kill(first.proc.pid, signal.SIGTERM)
     first.finish(timeout=20)
     before = cli.json("query", "round", TASK, "2")
