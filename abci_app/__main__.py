@@ -18,6 +18,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--addr", default="tcp://127.0.0.1:26658", help="tcp://HOST:PORT or unix://PATH")
     parser.add_argument("--chain-id", default=None, help="expected chain id (checked against genesis)")
     parser.add_argument("--log-level", default="INFO")
+    parser.add_argument("--metrics-port", type=int, default=None,
+                        help="serve Prometheus metrics on this port (default: off; see abci_app/observer.py)")
+    parser.add_argument("--metrics-addr", default="127.0.0.1", help="address the metrics endpoint listens on")
     parser.add_argument("--zk-srs", type=Path, default=None,
                         help="the SRS file the chain's genesis pins for zk proofs (default: $FEDLEDGER_ZK_SRS)")
     args = parser.parse_args(argv)
@@ -39,8 +42,21 @@ def main(argv: list[str] | None = None) -> None:
     check_startup(store)  # a chain that pins an SRS: refuse to start without exactly that file
     logging.getLogger("fedledger.app").info("state at height %d, app hash %s", store.height, store.app_hash.hex())
 
+    app = FedLedgerApp(machine)
+    if args.metrics_port is not None:
+        # Observations only: ObservedApp answers exactly as FedLedgerApp and keeps its metrics outside the state.
+        from prometheus_client import start_http_server
+
+        from fedledger.abci_app.observer import AppMetrics, ObservedApp
+
+        metrics = AppMetrics()
+        start_http_server(args.metrics_port, addr=args.metrics_addr, registry=metrics.registry)
+        app = ObservedApp(machine, metrics)
+        logging.getLogger("fedledger.app").info("metrics on http://%s:%d/metrics", args.metrics_addr,
+                                                args.metrics_port)
+
     async def run() -> None:
-        server = ABCIServer(FedLedgerApp(machine), args.addr)
+        server = ABCIServer(app, args.addr)
         await server.start()
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()

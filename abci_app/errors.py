@@ -132,6 +132,7 @@ class Code(IntEnum):
     VOTING_CLOSED = 42  # proposal is no longer open for votes (tallied)
     ANCHOR_RANGE = 50  # anchor's height range does not continue the last anchor, or is not committed yet
     ANCHOR_TX_RECORDED = 51  # this public-chain tx already backs a recorded anchor
+    ANCHOR_MISMATCH = 52  # reanchor does not restate the anchor it replaces (range, root, chain, contract)
     EVM_MALFORMED = 60  # raw EVM tx is not a decodable, signed Ethereum tx of a supported type
     EVM_WRONG_CHAIN = 61  # EVM tx signed for another chain id, or without EIP-155 replay protection
     EVM_UNBOUND_SENDER = 62  # EVM tx sender is not bound to an enrolled member's DID

@@ -11,6 +11,7 @@ from typing import Any
 import click
 
 from fedledger.apps.context import Ctx, FriendlyGroup, pass_ctx
+from fedledger.apps.metrics_option import metrics_options, start_metrics
 from fedledger.sdk.errors import ClientError
 from fedledger.sdk.keys import default_home
 from fedledger.sdk.steps import Action, Step
@@ -497,23 +498,27 @@ def aggregator() -> None:
 @click.option("--key", "key_name", required=True, help="Aggregator key (registered with role aggregator).")
 @click.option("--task", "task_id", required=True)
 @click.option("--rounds", type=int, default=None, help="Stop after this many rounds.")
+@metrics_options
 @pass_ctx
-def aggregator_run(c: Ctx, key_name: str, task_id: str, rounds: int | None) -> None:
+def aggregator_run(c: Ctx, key_name: str, task_id: str, rounds: int | None, metrics_port: int | None,
+                   metrics_addr: str) -> None:
     """Follow a task's events; close rounds, verify and aggregate payloads, propose versions."""
     import asyncio
 
     from rich.console import Console
 
     from fedledger.node.aggregator import Aggregator
+    from fedledger.sdk.metrics import RoundClock, TimedStore, observe_step
 
+    start_metrics(metrics_port, metrics_addr)
     console = Console()
-    agg = Aggregator(c.submitter(key_name), c.open_store(), task_id, max_rounds=rounds)
+    agg = Aggregator(c.submitter(key_name), TimedStore(c.open_store()), task_id, max_rounds=rounds)
 
     def show(did: Step) -> None:
         if not did.quiet or did.action is Action.ERROR:
             console.print(f"[bold]{task_id}[/] {did}", soft_wrap=True)
 
-    asyncio.run(agg.run(on_step=show))
+    asyncio.run(agg.run(on_step=observe_step(RoundClock("aggregator"), show)))
 
 
 @aggregator.command("verify")
@@ -556,9 +561,10 @@ def evaluator() -> None:
 @click.option("--backdoor-scan", is_flag=True,
               help="Also scan each version for a backdoor without knowing its trigger (Neural-Cleanse style, on the "
                    "canary set); the attested ASR is the larger of the probe's and the scan's.")
+@metrics_options
 @pass_ctx
 def evaluator_run(c: Ctx, key_name: str, task_id: str, canary_path: Path, target_label: int,
-                  backdoor_scan: bool) -> None:
+                  backdoor_scan: bool, metrics_port: int | None, metrics_addr: str) -> None:
     """Follow a task's proposals; attest canary accuracy and trigger-probe attack success of each version."""
     import asyncio
 
@@ -566,17 +572,19 @@ def evaluator_run(c: Ctx, key_name: str, task_id: str, canary_path: Path, target
 
     from fedledger.node.evaluator import Evaluator
     from fedledger.node.probes import TriggerProbe
+    from fedledger.sdk.metrics import RoundClock, TimedStore, observe_step
     from fedledger.sdk.ml.data import load_client_data
 
+    start_metrics(metrics_port, metrics_addr)
     console = Console()
-    ev = Evaluator(c.submitter(key_name), c.open_store(), task_id, canary=load_client_data(canary_path),
+    ev = Evaluator(c.submitter(key_name), TimedStore(c.open_store()), task_id, canary=load_client_data(canary_path),
                    probe=TriggerProbe(target_label=target_label), scan=backdoor_scan)
 
     def show(did: Step) -> None:
         if did.action not in (Action.WAITING, Action.IDLE):
             console.print(f"[bold]{task_id}[/] {did}", soft_wrap=True)
 
-    asyncio.run(ev.run(on_step=show))
+    asyncio.run(ev.run(on_step=observe_step(RoundClock("evaluator"), show)))
 
 
 @cli.command()

@@ -13,6 +13,7 @@ import click
 import numpy as np
 
 from fedledger.apps.context import Ctx, fail, pass_ctx
+from fedledger.apps.metrics_option import metrics_options, start_metrics
 from fedledger.apps.zk_cli import SRS_OPTION, proven_infer, resolve_srs
 from fedledger.sdk.errors import ClientError
 
@@ -90,23 +91,28 @@ def inference() -> None:
 @click.option("--zk", "prove", is_flag=True,
               help="Also prove answers on request (ezkl; critical tier), with keys built per version and cached.")
 @SRS_OPTION
+@metrics_options
 @pass_ctx
 def inference_serve(c: Ctx, key_name: str, task_id: str, host: str, port: int, advertise: str | None,
                     cache_dir: Path | None, poll: float, max_batch: int, fault: str | None,
-                    he_stages: str | None, prove: bool, srs_path: Path | None) -> None:
+                    he_stages: str | None, prove: bool, srs_path: Path | None, metrics_port: int | None,
+                    metrics_addr: str) -> None:
     """Serve TASK's last good version over the Open Inference Protocol v2, signing a receipt for every answer."""
     from fedledger.node.inference.faults import make_fault
     from fedledger.node.inference.service import InferenceNode
     from fedledger.sdk.chainview import ChainView
+    from fedledger.sdk.metrics import TimedStore
 
     stages = _parse_stages(he_stages) if he_stages is not None else None
     srs = resolve_srs(c, srs_path) if prove else None
+    start_metrics(metrics_port, metrics_addr)
     rpc = c.rpc()
     key = c.keys.load(key_name)
     if fault is not None:
         click.secho(f"warning: this node lies ({fault}); honest nodes will outvote it and the chain will slash it",
                     fg="red", err=True)
-    node = InferenceNode(key=key, task_id=task_id, view=ChainView(rpc), status=rpc.status, store=c.open_store(),
+    node = InferenceNode(key=key, task_id=task_id, view=ChainView(rpc), status=rpc.status,
+                         store=TimedStore(c.open_store()),
                          cache_dir=cache_dir or c.home / "inference-cache", submitter=c.submitter(key_name),
                          host=host, port=port, poll=poll, advertise=advertise, max_batch=max_batch,
                          transform=make_fault(fault) if fault else None, events_url=rpc.url, he_stages=stages,

@@ -64,6 +64,10 @@ KUBO_GATEWAY_OFFSET = 4
 KUBO_SWARM_OFFSET = 5
 # Each node's Ethereum JSON-RPC (its embedded EVM) listens on base + 10*i + 8.
 EVM_RPC_OFFSET = 8
+# Prometheus endpoints of each node: CometBFT's own (instrumentation.prometheus) on base + 10*i + 7 and
+# the ABCI app's (abci_app/observer.py) on base + 10*i + 9.
+COMETBFT_METRICS_OFFSET = 7
+APP_METRICS_OFFSET = 9
 VALIDATOR_POWER = 10
 _SPEC_VERSION = 1
 _MAX_VALIDATORS = 64
@@ -271,6 +275,16 @@ class NodeSpec:
         return self.p2p_port + EVM_RPC_OFFSET
 
     @property
+    def cometbft_metrics_port(self) -> int:
+        """Port of CometBFT's Prometheus endpoint (p2p port + COMETBFT_METRICS_OFFSET)."""
+        return self.p2p_port + COMETBFT_METRICS_OFFSET
+
+    @property
+    def app_metrics_port(self) -> int:
+        """Port of the ABCI app's Prometheus endpoint (p2p port + APP_METRICS_OFFSET)."""
+        return self.p2p_port + APP_METRICS_OFFSET
+
+    @property
     def evm_rpc_url(self) -> str:
         """HTTP address of the node's Ethereum JSON-RPC (web3.py's HTTPProvider URL)."""
         return f"http://127.0.0.1:{self.evm_rpc_port}"
@@ -425,9 +439,11 @@ def required_ports(spec: NetSpec) -> list[tuple[int, str]]:
     for n in spec.nodes:
         ports.append((n.p2p_port, f"{n.moniker} p2p"))
         ports.append((n.rpc_port, f"{n.moniker} rpc"))
+        ports.append((n.cometbft_metrics_port, f"{n.moniker} cometbft metrics"))
         if spec.app != "kvstore":
             ports.append((n.abci_port, f"{n.moniker} abci"))
             ports.append((n.evm_rpc_port, f"{n.moniker} evm rpc"))
+            ports.append((n.app_metrics_port, f"{n.moniker} app metrics"))
     st = spec.store
     for port, what in ((st.api_port, "api"), (st.gateway_port, "gateway"), (st.swarm_port, "swarm")):
         if port is not None:
@@ -593,7 +609,10 @@ def render_node_config(text: str, spec: NetSpec, node: NodeSpec) -> str:
             "peer_gossip_sleep_duration": "10ms",
         },
         "tx_index": {"indexer": "kv"},
-        "instrumentation": {"prometheus": False},
+        # CometBFT's own metrics (consensus height, block interval, mempool, peers) for the dashboard.
+        "instrumentation": {"prometheus": True,
+                            "prometheus_listen_addr": f"127.0.0.1:{node.cometbft_metrics_port}",
+                            "namespace": "cometbft"},
     }
     return set_toml_values(text, updates)
 

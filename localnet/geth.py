@@ -110,12 +110,16 @@ class GethDev(PidFileProcess):
     """One `geth --dev` with its data in `datadir`, HTTP JSON-RPC on 127.0.0.1:`http_port` and nothing else open."""
 
     def __init__(self, datadir: Path, http_port: int, binary: Path, *, period: int = 1,
-                 miner_gasprice: int | None = None) -> None:
+                 miner_gasprice: int | None = None, extra_apis: tuple[str, ...] = (), no_locals: bool = False) -> None:
         self.datadir = Path(datadir).expanduser().absolute()
         super().__init__(self.datadir, binary)
         self.http_port = http_port
         self.period = period
         self.miner_gasprice = miner_gasprice  # minimum tip the dev miner includes (tests make txs stick)
+        # Tests only: e.g. ("debug", "miner") to rewind the chain (debug_setHead) and change the miner's minimum tip;
+        # never on the localnet's chain. no_locals: RPC-sent txs get no special treatment in the pool.
+        self.extra_apis = extra_apis
+        self.no_locals = no_locals
 
     @property
     def rpc_url(self) -> str:
@@ -125,12 +129,15 @@ class GethDev(PidFileProcess):
     def args(self) -> list[str]:
         """The geth command line."""
         args = [str(self.binary), "--dev", "--dev.period", str(self.period), "--datadir", str(self.datadir),
-                "--http", "--http.addr", HOST, "--http.port", str(self.http_port), "--http.api", "eth,net,web3,txpool",
+                "--http", "--http.addr", HOST, "--http.port", str(self.http_port),
+                "--http.api", ",".join(("eth", "net", "web3", "txpool", *self.extra_apis)),
                 "--http.vhosts", "localhost,127.0.0.1", "--port", "0", "--nodiscover", "--maxpeers", "0",
                 "--nat", "none", "--ipcdisable", "--authrpc.addr", HOST, "--authrpc.port", "0", "--cache", "128",
                 "--verbosity", "2"]
         if self.miner_gasprice is not None:
             args += ["--miner.gasprice", str(self.miner_gasprice)]
+        if self.no_locals:
+            args.append("--txpool.nolocals")
         return args
 
     def _owns(self, cmd: list[str]) -> bool:

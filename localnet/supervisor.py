@@ -107,6 +107,7 @@ def app_command(spec: NetSpec, node: NodeSpec) -> list[str]:
         "--home", str(node.app_home),
         "--addr", node.abci_addr,
         "--chain-id", spec.chain_id,
+        "--metrics-port", str(node.app_metrics_port),  # the localnet always observes (abci_app/observer.py)
     ]
     srs = net_srs_path(spec.home)
     return cmd + ["--zk-srs", str(srs)] if srs is not None else cmd

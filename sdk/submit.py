@@ -81,5 +81,17 @@ class Submitter:
                              f"check `fedledger localnet status`")
 
     def send(self, tx_type: str, body: dict[str, Any], timeout: float = 30.0) -> TxOutcome:
-        """broadcast + wait."""
-        return self.wait(self.broadcast(tx_type, body), timeout)
+        """broadcast + wait; the latency (or the refusal) goes to fedledger_tx_latency_seconds (sdk/metrics.py)."""
+        from fedledger.sdk.metrics import observe_tx
+
+        started = time.monotonic()
+        try:
+            outcome = self.wait(self.broadcast(tx_type, body), timeout)
+        except TxRejectedError as exc:
+            observe_tx(tx_type, started, exc.code)
+            raise
+        except TxTimeoutError:
+            observe_tx(tx_type, started, None)
+            raise
+        observe_tx(tx_type, started, 0)
+        return outcome

@@ -83,6 +83,9 @@ class FakeEth:
         self.estimate_error: str | None = None
         self.revert = False
         self.all_logs: list[tuple[int, EthLog]] = []
+        self.mined_txs: list[tuple[int, PoolTx]] = []
+        self.forks = 0  # reorgs so far: block hashes from a reorged height on differ from before
+        self.fork_from = 1 << 62
 
     # -- node control -------------------------------------------------------------------------
     def _up(self) -> None:
@@ -90,7 +93,24 @@ class FakeEth:
             raise PublicChainUnavailable(f"no Ethereum node answers at {self.url}")
 
     def block_hash_at(self, number: int) -> str:
-        return "0x" + keccak(b"block%d" % number).hex()
+        fork = self.forks if number >= self.fork_from else 0
+        return "0x" + keccak(b"block%d/%d" % (number, fork)).hex()
+
+    def reorg(self, number: int, reinclude: bool) -> None:
+        """Replace blocks `number`.. by new ones: their txs go back to the pool (`reinclude`) or are lost."""
+        self.forks += 1
+        self.fork_from = number
+        for tx_hash, receipt in list(self.receipts.items()):
+            if receipt.block_number >= number:
+                del self.receipts[tx_hash]
+        self.all_logs = [(h, e) for h, e in self.all_logs if h < number]
+        for tx in self.mined_txs[:]:
+            if tx[0] >= number:
+                self.mined_txs.remove(tx)
+                self.nonces[tx[1].sender] -= 1
+                if reinclude:
+                    self.pool[tx[1].tx_hash] = tx[1]
+        self.height = number - 1
 
     def mine(self) -> None:
         """One block: for each sender, the pending tx with its next nonce (the best tip) if it tips enough."""
@@ -107,6 +127,7 @@ class FakeEth:
                 if t.nonce == tx.nonce:
                     del self.pool[t.tx_hash]
             self.nonces[sender] += 1
+            self.mined_txs.append((self.height, tx))
             self._execute(tx)
 
     def _execute(self, tx: PoolTx) -> None:
@@ -265,6 +286,7 @@ class FakeRecorder:
 
     def __init__(self) -> None:
         self.records: list[dict[str, Any]] = []
+        self.reanchors: list[dict[str, Any]] = []
 
     def anchored_to(self) -> int:
         return int(self.records[-1]["to_height"]) if self.records else 0
@@ -272,3 +294,13 @@ class FakeRecorder:
     def record(self, body: dict[str, Any]) -> int:
         self.records.append(dict(body))
         return 100 + len(self.records)
+
+    def anchors(self) -> list[dict[str, Any]]:
+        return [dict(r) | {"seq": i + 1} for i, r in enumerate(self.records)]
+
+    def reanchor(self, body: dict[str, Any]) -> int:
+        self.reanchors.append(dict(body))
+        rec = self.records[int(body["seq"]) - 1]
+        assert all(rec[k] == body[k] for k in ("root", "from_height", "to_height", "contract", "public_chain_id"))
+        rec.update(tx_hash=body["tx_hash"], block_hash=body["block_hash"], block_number=body["block_number"])
+        return 200 + len(self.reanchors)

@@ -1,9 +1,10 @@
 """Anchoring FedLedger checkpoints to a public Ethereum chain: Merkle roots out, confirmed anchor records back.
 
 merkle.py (the tree and proofs), checkpoints.py (what a leaf says, read over RPC), config.py
-(RPC URL, key, contract), eth.py (the JSON-RPC seam), contract.py (the CheckpointAnchor
-artifact), sender.py (fees, nonces, replacement, confirmations), public.py (pre-flight checks,
-deployment), service.py (`fedledger anchor run`), verify.py (`fedledger anchor verify`).
+(RPC URL, key, contract), keystore.py (the encrypted key file), eth.py (the JSON-RPC seam),
+contract.py (the CheckpointAnchor artifact), sender.py (fees, nonces, replacement,
+confirmations), public.py (pre-flight checks, deployment), service.py (`fedledger anchor run`,
+`anchor check`: re-anchoring after a reorg), verify.py (`fedledger anchor verify`).
 """
 
 from __future__ import annotations

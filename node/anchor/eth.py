@@ -150,14 +150,14 @@ class Web3Eth:
 
     def _do(self, what: str, fn: Callable[[], T]) -> T:
         import requests
-        from web3.exceptions import ProviderConnectionError, TransactionNotFound, Web3RPCError
+        from web3.exceptions import BlockNotFound, ProviderConnectionError, TransactionNotFound, Web3RPCError
 
         delay = self.backoff_s
         for attempt in range(1, self.attempts + 1):
             try:
                 return fn()
-            except TransactionNotFound:
-                raise
+            except (TransactionNotFound, BlockNotFound):
+                raise  # answers, not failures (web3 makes them Web3RPCErrors): a block above the head after a reorg
             except Web3RPCError as exc:
                 message = exc.rpc_response.get("error", {}).get("message") if isinstance(exc.rpc_response, dict) \
                     else None

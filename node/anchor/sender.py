@@ -35,7 +35,7 @@ from fedledger.node.anchor.errors import (
 )
 from fedledger.node.anchor.eth import EthClient, EthRPCError, Receipt
 
-__all__ = ["BUMP_DENOMINATOR", "BUMP_NUMERATOR", "Attempt", "Confirmed", "SendPolicy", "TxSender"]
+__all__ = ["BUMP_DENOMINATOR", "BUMP_NUMERATOR", "Attempt", "Confirmed", "Quote", "SendPolicy", "TxSender"]
 
 log = logging.getLogger(__name__)
 
@@ -75,6 +75,28 @@ class Confirmed:
     attempts: tuple[str, ...]  # every hash sent for this nonce, first to last
     confirmations: int
     outages: int  # times the node did not answer while waiting
+
+
+@dataclass(frozen=True)
+class Quote:
+    """What a tx would cost if sent now (a dry run): nothing is signed or sent."""
+
+    gas: int  # estimated gas with the 25% margin (the tx's gas limit)
+    tip: int  # wei per gas
+    max_fee: int  # the fee cap, wei per gas (bounded by max_fee_wei)
+    base_fee: int  # the latest block's base fee, wei per gas
+    nonce: int  # the nonce the tx would take
+    balance: int  # the key's balance, wei
+
+    @property
+    def max_cost_wei(self) -> int:
+        """The most the tx can cost: gas limit × fee cap (what the balance must cover)."""
+        return self.gas * self.max_fee
+
+    @property
+    def cost_now_wei(self) -> int:
+        """The cost at the current base fee: gas limit × min(base fee + tip, fee cap)."""
+        return self.gas * min(self.base_fee + self.tip, self.max_fee)
 
 
 @dataclass
@@ -162,6 +184,13 @@ class TxSender:
         except EthRPCError as exc:
             raise PublicChainError(f"the tx would fail on chain {self.chain_id}: {exc.message}") from exc
         return gas * _GAS_MARGIN_NUM // _GAS_MARGIN_DEN
+
+    def quote(self, to: str | None, data: bytes) -> Quote:
+        """Gas, fees, nonce and balance of the tx as `send` would send it now; sends nothing."""
+        gas = self.estimate(to, data)
+        tip, cap = self._fees()
+        return Quote(gas=gas, tip=tip, max_fee=cap, base_fee=self.eth.base_fee(),
+                     nonce=self.eth.nonce(self.address, "pending"), balance=self.eth.balance(self.address))
 
     def send(self, to: str | None, data: bytes, gas: int | None = None) -> Confirmed:
         """Sign, send and follow a tx (a contract creation when `to` is None) until confirmed."""

@@ -11,6 +11,16 @@ One step (`AnchorService.anchor_once`):
    confirmations (TxSender: fees, nonce, outages, replacement), starting over with a new nonce
    if another tx takes it;
 5. only then send `record_anchor` to the permissioned chain. Nothing counts as anchored before.
+
+`AnchorService.plan` is the dry run of that step: the batch, its gas and its cost, nothing sent.
+
+`AnchorService.check` looks for reorgs of the public chain after the fact: for every recorded
+anchor (on this chain and contract) it re-reads the receipt of its tx. A receipt in the recorded
+block, which is still canonical, is fine. A reorg that removed the block either re-included the
+tx elsewhere (it is waited for to N confirmations and the anchor is pointed at the new block) or
+lost it (the batch, whose root is rebuilt from the checkpoints and must equal the recorded one,
+is anchored again with a new tx). Either way `reanchor` records the new tx on the permissioned
+chain, keeping the replaced one in the record.
 """
 
 from __future__ import annotations
@@ -27,9 +37,9 @@ from fedledger.node.anchor.contract import anchor_calldata, anchored_topic, chai
 from fedledger.node.anchor.errors import AnchorTimeoutError, AnchorTxError, PublicChainUnavailable, TxDroppedError
 from fedledger.node.anchor.eth import EthRPCError
 from fedledger.node.anchor.public import PublicChain
-from fedledger.node.anchor.sender import Confirmed
+from fedledger.node.anchor.sender import Confirmed, Quote
 
-__all__ = ["AnchorResult", "AnchorService", "ChainRecorder", "Recorder"]
+__all__ = ["AnchorCheck", "AnchorPlan", "AnchorResult", "AnchorService", "ChainRecorder", "Recorder"]
 
 log = logging.getLogger(__name__)
 DROP_RETRIES = 3
@@ -44,6 +54,14 @@ class Recorder(Protocol):
 
     def record(self, body: dict[str, Any]) -> int:
         """Send record_anchor and wait for it in a block; returns that block's height."""
+        ...
+
+    def anchors(self) -> list[dict[str, Any]]:
+        """Every recorded anchor, oldest first (the chain's anchor records)."""
+        ...
+
+    def reanchor(self, body: dict[str, Any]) -> int:
+        """Send reanchor (record_anchor's fields plus seq) and wait for it in a block; returns that block's height."""
         ...
 
 
@@ -65,6 +83,22 @@ class ChainRecorder:
     def record(self, body: dict[str, Any]) -> int:
         """record_anchor, waited for."""
         return int(self.submitter.send("record_anchor", body).height)
+
+    def anchors(self) -> list[dict[str, Any]]:
+        """Every anchor record, read page by page from /anchors/FROM."""
+        from fedledger.sdk.chainview import ChainView
+
+        view = ChainView(self.submitter.rpc)
+        out: list[dict[str, Any]] = []
+        while True:
+            page = view.get(f"/anchors/{len(out) + 1}")
+            out += page["anchors"]
+            if not page["anchors"] or len(out) >= int(page["count"]):
+                return out
+
+    def reanchor(self, body: dict[str, Any]) -> int:
+        """reanchor, waited for."""
+        return int(self.submitter.send("reanchor", body).height)
 
     def check_signer(self) -> None:
         """AnchorError unless the signing key is an active validator admin (before any public tx is paid for)."""
@@ -108,6 +142,32 @@ class AnchorResult:
     def checkpoints(self) -> int:
         """Heights in the batch."""
         return self.to_height - self.from_height + 1
+
+
+@dataclass(frozen=True)
+class AnchorPlan:
+    """A dry run: the batch that would be anchored now and what its tx would cost. Nothing was sent."""
+
+    from_height: int
+    to_height: int
+    root: str
+    public_chain_id: int
+    contract: str
+    quote: Quote
+
+
+@dataclass(frozen=True)
+class AnchorCheck:
+    """One recorded anchor, re-read on the public chain."""
+
+    seq: int
+    from_height: int
+    to_height: int
+    status: str  # "ok" (its block is canonical), "moved" (a reorg re-included its tx), "reanchored" (sent again)
+    tx_hash: str  # the tx backing the anchor now
+    block_number: int
+    replaced_tx_hash: str | None = None  # the tx it backed before (moved: the same hash, in another block)
+    recorded_height: int | None = None  # where the reanchor was recorded
 
 
 class AnchorService:
@@ -162,15 +222,78 @@ class AnchorService:
                 log.warning("%s; sending the anchor again with a new nonce", exc)
         raise AssertionError("unreachable")
 
-    def anchor_once(self, min_checkpoints: int = 1) -> AnchorResult | None:
-        """Anchor the next batch if at least `min_checkpoints` heights wait; None when fewer do."""
+    def _batch(self, min_checkpoints: int) -> tuple[int, int, bytes] | None:
+        """(from, to, Merkle root) of the next batch, or None when fewer than `min_checkpoints` heights wait."""
         start, top = self.pending()
         if top - start + 1 < max(1, min_checkpoints):
             return None
         to_height = min(top, start + self.max_batch - 1)
+        return start, to_height, MerkleTree(leaves(self.source.checkpoints(start, to_height))).root
+
+    def plan(self, min_checkpoints: int = 1) -> AnchorPlan | None:
+        """The dry run of `anchor_once`: the next batch, its gas, fees and cost; sends nothing. None: nothing waits."""
+        batch = self._batch(min_checkpoints)
+        if batch is None:
+            return None
+        start, to_height, root = batch
+        contract = self.public.contract()
+        quote = self.public.sender().quote(contract, anchor_calldata(self.source.chain_id, root, start, to_height))
+        return AnchorPlan(from_height=start, to_height=to_height, root="0x" + root.hex(),
+                          public_chain_id=self.public.chain_id(), contract=contract, quote=quote)
+
+    def check(self, last: int | None = None) -> list[AnchorCheck]:
+        """Re-read the recorded anchors (the `last` ones, default all) and re-anchor those a reorg removed.
+
+        Only anchors of this public chain and contract are checked (others cannot be read here).
+        """
+        chain_id = self.public.chain_id()
+        contract = self.public.contract()
+        records = [r for r in self.recorder.anchors()
+                   if int(r["public_chain_id"]) == chain_id and str(r["contract"]).lower() == contract.lower()]
+        if last is not None:
+            records = records[-last:] if last > 0 else []
+        return [self._check_one(r, contract) for r in records]
+
+    def _check_one(self, rec: dict[str, Any], contract: str) -> AnchorCheck:
+        eth = self.public.eth
+        seq, lo, hi = int(rec["seq"]), int(rec["from_height"]), int(rec["to_height"])
+        old_tx, old_block = str(rec["tx_hash"]), str(rec["block_hash"])
+        receipt = eth.receipt(old_tx)
+        if receipt is not None and receipt.block_hash.lower() == old_block \
+                and (eth.block_hash(receipt.block_number) or "").lower() == old_block:
+            return AnchorCheck(seq, lo, hi, "ok", old_tx, receipt.block_number)
+        root = MerkleTree(leaves(self.source.checkpoints(lo, hi))).root
+        if "0x" + root.hex() != rec["root"]:
+            raise AnchorTxError(f"anchor {seq} records root {rec['root']} for heights {lo}..{hi}, but its checkpoints "
+                                f"give 0x{root.hex()}; not re-anchoring a root the chain does not back")
+        if receipt is not None or eth.transaction_known(old_tx):
+            # The reorg re-included the tx (or it waits in the pool to be): follow it to N confirmations.
+            log.warning("anchor %d: tx %s left block %s; waiting for it in its new block", seq, old_tx, old_block)
+            done = self.public.sender().confirm(old_tx)
+            status = "moved"
+        else:
+            log.warning("anchor %d: tx %s is gone from the public chain (reorg); anchoring heights %d..%d again",
+                        seq, old_tx, lo, hi)
+            done, _ = self._send(contract, anchor_calldata(self.source.chain_id, root, lo, hi))
+            status = "reanchored"
+        new = done.receipt
+        if new.tx_hash.lower() == old_tx and new.block_hash.lower() == old_block:
+            return AnchorCheck(seq, lo, hi, "ok", old_tx, new.block_number)  # it was a slow node, not a reorg
+        body = {"seq": seq, "scheme": rec["scheme"], "public_chain_id": int(rec["public_chain_id"]),
+                "contract": str(rec["contract"]).lower(), "tx_hash": new.tx_hash.lower(),
+                "block_number": new.block_number, "block_hash": new.block_hash.lower(), "root": rec["root"],
+                "from_height": lo, "to_height": hi}
+        recorded = self.recorder.reanchor(body)
+        return AnchorCheck(seq, lo, hi, status, new.tx_hash.lower(), new.block_number, replaced_tx_hash=old_tx,
+                           recorded_height=recorded)
+
+    def anchor_once(self, min_checkpoints: int = 1) -> AnchorResult | None:
+        """Anchor the next batch if at least `min_checkpoints` heights wait; None when fewer do."""
         started = self.clock()
-        checkpoints = self.source.checkpoints(start, to_height)
-        root = MerkleTree(leaves(checkpoints)).root
+        batch = self._batch(min_checkpoints)
+        if batch is None:
+            return None
+        start, to_height, root = batch
         chain_id = self.public.chain_id()
         contract = self.public.contract()
         existing = self._existing(contract, root, start, to_height)
@@ -200,7 +323,8 @@ class AnchorService:
     def run(self, every: int, *, until: Callable[[], bool] = lambda: False, poll_s: float = 1.0,
             on_result: Callable[[AnchorResult], None] | None = None,
             on_error: Callable[[Exception], None] | None = None,
-            sleep: Callable[[float], None] = time.sleep) -> None:
+            sleep: Callable[[float], None] = time.sleep, check_every_s: float | None = None, check_last: int = 10,
+            on_check: Callable[[AnchorCheck], None] | None = None) -> None:
         """Anchor whenever `every` new checkpoints wait, until `until()` is true.
 
         Passing trouble (a node that does not answer, a tx not confirmed in time, nonces taken
@@ -213,8 +337,14 @@ class AnchorService:
         if every < 1:
             raise ValueError("--every must be at least 1 block")
         backoff = poll_s
+        checked_at: float | None = None
         while not until():
             try:
+                if check_every_s is not None and (checked_at is None or self.clock() - checked_at >= check_every_s):
+                    for found in self.check(last=check_last):
+                        if found.status != "ok" and on_check is not None:
+                            on_check(found)
+                    checked_at = self.clock()
                 result = self.anchor_once(min_checkpoints=every)
             except (PublicChainUnavailable, AnchorTimeoutError, TxDroppedError, RPCUnavailableError) as exc:
                 if on_error is not None:

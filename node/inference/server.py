@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import logging
+import time
 import zlib
 from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import asynccontextmanager
@@ -37,6 +38,7 @@ from fedledger.node.inference.holder import ModelHolder, ServedModel
 from fedledger.node.inference.oip import encode_error, encode_infer_response, parse_infer_request
 from fedledger.node.inference.prover import EXTENSION as PROVE_EXTENSION
 from fedledger.node.inference.prover import ProofScheduler, install_prove_routes
+from fedledger.sdk.metrics import INFERENCE_REQUESTS, INFERENCE_SECONDS
 
 __all__ = ["DEFAULT_MAX_BODY_BYTES", "PLATFORM", "SERVER_NAME", "ModelEntry", "Resolver", "Signer", "create_app"]
 
@@ -242,6 +244,15 @@ def create_app(holder: ModelHolder, *, model_name: str, sign: Signer | None = No
         return Response(encoded.body, media_type=encoded.media_type, headers=headers)
 
     async def guarded_infer(request: Request, name: str, version: str | None) -> Response:
+        started = time.monotonic()
+        response = await _answer(request, name, version)
+        # A bounded label: the main model by its name; split stages and unknown names are one "other" series.
+        model = name if name == model_name else "other"
+        INFERENCE_REQUESTS.labels(model, str(response.status_code)).inc()
+        INFERENCE_SECONDS.labels(model).observe(time.monotonic() - started)
+        return response
+
+    async def _answer(request: Request, name: str, version: str | None) -> Response:
         try:
             return await infer(request, name, version)
         except OIPError as exc:

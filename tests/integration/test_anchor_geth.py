@@ -3,8 +3,20 @@
 One module-wide net and geth keep this fast: deploy, anchor, verify (and reject tampered proofs)
 through the CLI as a user would; bad configurations anchor nothing; then the fault cases in
 process: geth stopped right after the anchor tx was sent (retried, recorded only once
-confirmed), a stuck tx replaced with higher fees, and a tx dropped because its nonce was taken.
-The geth miner demands a 2 gwei tip, so a tx offering 1 gwei stays pending until replaced.
+confirmed), a stuck tx replaced with higher fees, a tx dropped because its nonce was taken, a
+fee ceiling that a stuck tx may not exceed, a dry run that sends nothing, and the encrypted
+keystore path of the CLI. The geth miner demands a 2 gwei tip, so a tx offering 1 gwei stays
+pending until replaced.
+
+Reorgs: geth --dev cannot fork by itself, so a third geth rewinds its chain with `debug_setHead`
+(the anchor tx's block leaves the canonical chain, and the dev miner builds new blocks on top).
+Its pool does not put the tx back by itself; on a public chain other nodes' mempools still hold
+it and the new fork includes it again, which the test does by re-broadcasting the tx's signed
+bytes ("moved"). Left alone (and with the miner's minimum tip raised for the moment of the
+rewind, `miner_setGasPrice`, so that no pool takes it back), the tx is gone, as on a fork that
+never saw it ("reanchored" with a new tx). `anchor check` must notice both. This geth signs
+with its own key: the same key and nonce would give the same contract address as on the other
+dev chain (both chain id 1337), and anchors of both would look alike.
 """
 
 from __future__ import annotations
@@ -30,7 +42,9 @@ from fedledger.localnet.geth import DEV_CHAIN_ID, GETH_VERSION, GethDev, check_g
 from fedledger.localnet.ports import find_free_base_port
 from fedledger.node.anchor.checkpoints import RPCCheckpoints
 from fedledger.node.anchor.config import AnchorConfig
-from fedledger.node.anchor.eth import Web3Eth
+from fedledger.node.anchor.contract import decode_anchored
+from fedledger.node.anchor.errors import PublicChainError
+from fedledger.node.anchor.eth import EthRPCError, Web3Eth
 from fedledger.node.anchor.public import PublicChain
 from fedledger.node.anchor.service import AnchorService, ChainRecorder
 from fedledger.node.anchor.verify import ProofBundle, verify_bundle
@@ -92,9 +106,9 @@ def env(tmp_path_factory: pytest.TempPathFactory, kit: Any) -> Iterator[Env]:
     restore = use_pinned_cometbft()
     root = tmp_path_factory.mktemp("anchor")
     base = find_free_base_port(40)
-    # The localnet starts its own dev anchor chain (base + 6); the fault cases use a second geth
+    # The localnet starts its own dev anchor chain (base + 6); the fault cases use a second geth (base + 17)
     # whose miner wants a 2 gwei tip, so that underpaid txs stick.
-    geth = GethDev(root / "geth", base + 7, binary, miner_gasprice=MINER_TIP)
+    geth = GethDev(root / "geth", base + 17, binary, miner_gasprice=MINER_TIP)  # base + 7: node 0's metrics
     dev_pid: int | None = None
     try:
         spec = manager.up(root / "net", 1, base_port=base, block_time_ms=200, timeout=60, log=lambda _m: None,
@@ -271,3 +285,194 @@ def test_dropped_tx_is_sent_again(env: Env) -> None:
     foreign = eth.receipt(taken["foreign"])
     assert foreign is not None and foreign.status == 1
     assert env.anchored() == before + 1
+
+
+def test_dry_run_prints_gas_and_cost_and_sends_nothing(env: Env, kit: Any) -> None:
+    _wait_blocks(env, 2)
+    eth = Web3Eth(env.geth.rpc_url)
+    address = str(Account.from_key(env.key).address)
+    nonces = (eth.nonce(address, "latest"), eth.nonce(address, "pending"))
+    before = env.anchored()
+    res = _cli(kit, env, "anchor", "run", "--key", "admin", "--every", "1", "--dry-run", "--json",
+               extra_env=env.env(FEDLEDGER_ANCHOR_CONTRACT=env.contract))
+    assert res.rc == 0, res.describe()
+    plan = json.loads(res.stdout)
+    assert plan["dry_run"] and plan["chain_id"] == DEV_CHAIN_ID and plan["contract"] == env.contract
+    assert plan["from_height"] == before_to(env) + 1 and plan["to_height"] >= plan["from_height"]
+    assert 20_000 < plan["gas"] < 60_000 and plan["nonce"] == nonces[1]
+    assert plan["max_cost_wei"] == plan["gas"] * plan["max_fee_wei"] >= plan["cost_now_wei"] > 0
+    assert plan["cost_now_wei"] == plan["gas"] * min(plan["base_fee_wei"] + plan["tip_wei"], plan["max_fee_wei"])
+    res = _cli(kit, env, "anchor", "deploy", "--dry-run", extra_env=env.env())
+    assert res.rc == 0 and "dry run, nothing sent: deploy CheckpointAnchor" in res.stdout, res.describe()
+    assert re.search(r"cost +at most [0-9.]+ ETH \(gas × fee cap\); [0-9.]+ ETH at the current base fee", res.stdout)
+    time.sleep(1.5)  # a block or more: anything sent would now be pending or mined
+    assert (eth.nonce(address, "latest"), eth.nonce(address, "pending")) == nonces
+    assert env.anchored() == before
+
+
+def before_to(env: Env) -> int:
+    return int(ChainView(env.rpc).get("/anchors")["anchored_to"])
+
+
+def test_keystore_configuration_anchors(env: Env, kit: Any, tmp_path: Path) -> None:
+    _wait_blocks(env, 2)
+    (tmp_path / "raw").write_text(env.key + "\n")
+    (tmp_path / "pw").write_text("integration-test-password\n")
+    keystore = tmp_path / "anchor.keystore.json"
+    res = _cli(kit, env, "anchor", "keystore", "import", "--out", str(keystore), "--key-file", str(tmp_path / "raw"),
+               "--password-file", str(tmp_path / "pw"))
+    assert res.rc == 0 and str(Account.from_key(env.key).address) in res.stdout, res.describe()
+    (tmp_path / "raw").unlink()
+    config = tmp_path / "anchor.json"
+    config.write_text(json.dumps({"rpc_url": env.geth.rpc_url, "keystore": keystore.name, "password_file": "pw",
+                                  "chain_id": DEV_CHAIN_ID, "contract": env.contract, "confirmations": 1,
+                                  "max_fee_wei": 50 * GWEI}))
+    res = _cli(kit, env, "anchor", "status", "--config", str(config), "--json", extra_env={})
+    assert res.rc == 0 and json.loads(res.stdout)["key"] == f"keystore {keystore}", res.describe()
+    before = env.anchored()
+    res = _cli(kit, env, "anchor", "run", "--key", "admin", "--every", "1", "--once", "--json", "--config",
+               str(config), extra_env={})
+    assert res.rc == 0, res.describe()
+    done = json.loads(res.stdout)
+    assert env.anchored() == before + 1 and ChainView(env.rpc).get("/anchor/latest")["tx_hash"] == done["tx_hash"]
+    # A wrong password is one clear line, and nothing is sent.
+    (tmp_path / "pw").write_text("not the password\n")
+    res = _cli(kit, env, "anchor", "run", "--key", "admin", "--every", "1", "--once", "--config", str(config),
+               extra_env={})
+    assert res.rc != 0 and "wrong password" in res.stderr and "Traceback" not in res.stderr, res.describe()
+    # The raw key on the command line is refused before anything runs.
+    res = _cli(kit, env, "anchor", "run", "--key", env.key, "--once", extra_env={})
+    assert res.rc != 0 and "looks like a raw private key" in res.stderr and env.key not in res.stderr
+
+
+def test_fee_ceiling_is_kept_and_a_stuck_tx_is_not_replaced_above_it(env: Env) -> None:
+    _wait_blocks(env, 2)
+    eth = Web3Eth(env.geth.rpc_url)
+    key = "0x" + bytes(Account.create().key).hex()
+    account = Account.from_key(key)
+    env.geth.fund(str(account.address), 10 * 10**18)
+    own = replace(env.config(key=key, contract=None), max_fee_wei=40 * GWEI)
+    deployment = PublicChain(own).deploy()
+    contract = deployment.address
+    deployed = eth.w3.eth.get_transaction(deployment.tx_hash)  # type: ignore[arg-type]
+    assert int(deployed["maxFeePerGas"]) <= 40 * GWEI  # type: ignore[typeddict-item]
+    # 1 gwei tip (the miner wants 2) with a ceiling of 1.1 gwei: it sticks, and no replacement fits the ceiling.
+    ceiling = GWEI + GWEI // 10
+    cfg = replace(env.config(key=key, contract=contract), priority_fee_wei=GWEI, max_fee_wei=ceiling,
+                  stuck_after_s=2.0)
+    sent: list[str] = []
+    before = env.anchored()
+    with pytest.raises(PublicChainError, match="above max_fee_wei"):
+        _service(env, cfg, on_sent=lambda h, _n: sent.append(h)).anchor_once()
+    assert len(sent) == 1 and eth.receipt(sent[0]) is None and env.anchored() == before
+    stuck = eth.w3.eth.get_transaction(sent[0])  # type: ignore[arg-type]
+    assert int(stuck["maxFeePerGas"]) <= ceiling  # type: ignore[typeddict-item]
+    # Unstick the key's nonce so that nothing is left pending on the shared geth.
+    nonce = int(stuck["nonce"])  # type: ignore[typeddict-item]
+    clear = account.sign_transaction({"type": 2, "chainId": DEV_CHAIN_ID, "nonce": nonce, "to": account.address,
+                                      "value": 0, "gas": 21_000, "maxPriorityFeePerGas": 3 * GWEI,
+                                      "maxFeePerGas": 2 * eth.base_fee() + 3 * GWEI})
+    cleared = eth.send_raw(bytes(clear.raw_transaction))
+    deadline = time.monotonic() + 30
+    while eth.receipt(cleared) is None and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert eth.receipt(cleared) is not None
+
+
+# ----------------------------------------------------------------------------- reorgs on a rewound dev chain
+@dataclass
+class Reorg:
+    geth: GethDev
+    contract: str
+    cfg: AnchorConfig
+
+    def rewind_below(self, block_number: int) -> None:
+        """debug_setHead to the block before `block_number`: that block leaves the canonical chain."""
+        self.geth.rpc("debug_setHead", hex(block_number - 1))
+
+
+@pytest.fixture(scope="module")
+def reorg(env: Env, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Reorg]:
+    geth = GethDev(tmp_path_factory.mktemp("reorg") / "geth", find_free_base_port(1), _geth_binary(),
+                   extra_apis=("debug", "miner"), no_locals=True)
+    geth.start()
+    try:
+        key = "0x" + bytes(Account.create().key).hex()
+        geth.fund(str(Account.from_key(key).address), 100 * 10**18)
+        cfg = replace(env.config(contract=None, key=key), rpc_url=geth.rpc_url)
+        contract = PublicChain(cfg).deploy().address
+        yield Reorg(geth, contract, cfg.with_contract(contract))
+    finally:
+        geth.stop()
+
+
+def _anchor_on(env: Env, r: Reorg) -> Any:
+    _wait_blocks(env, 2)
+    result = _service(env, r.cfg).anchor_once()
+    assert result is not None
+    (found,) = [c for c in _service(env, r.cfg).check() if c.seq == env.anchored()]
+    assert found.status == "ok" and found.tx_hash == result.tx_hash.lower()
+    return result
+
+
+def test_reorg_that_reincludes_the_tx_moves_the_anchor_to_its_new_block(env: Env, reorg: Reorg) -> None:
+    result = _anchor_on(env, reorg)
+    eth = Web3Eth(reorg.geth.rpc_url)
+    raw = bytes.fromhex(str(reorg.geth.rpc("eth_getRawTransactionByHash", result.tx_hash))[2:])
+    reorg.rewind_below(result.block_number)
+    assert eth.block_hash(result.block_number) != result.block_hash  # the recorded block is not canonical now
+    try:
+        eth.send_raw(raw)  # what a peer's mempool does on a public chain: the new fork includes the tx again
+    except EthRPCError as exc:
+        assert "already known" in exc.message
+    deadline = time.monotonic() + 60
+    while (again := eth.receipt(result.tx_hash)) is None and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert again is not None and again.block_hash != result.block_hash
+    seq = env.anchored()
+    checks = _service(env, reorg.cfg).check()
+    (found,) = [c for c in checks if c.seq == seq]
+    assert found.status == "moved" and found.tx_hash == result.tx_hash.lower() == found.replaced_tx_hash
+    rec = ChainView(env.rpc).get(f"/anchor/{seq}")
+    receipt = eth.receipt(result.tx_hash)
+    assert receipt is not None and rec["block_hash"] == receipt.block_hash.lower() != result.block_hash.lower()
+    assert rec["replaced"][0]["block_hash"] == result.block_hash.lower() and env.anchored() == seq
+    assert all(c.status == "ok" for c in _service(env, reorg.cfg).check())  # nothing left to fix
+
+
+def test_reorg_that_loses_the_tx_is_anchored_again_by_anchor_check(env: Env, reorg: Reorg, kit: Any) -> None:
+    result = _anchor_on(env, reorg)
+    eth = Web3Eth(reorg.geth.rpc_url)
+    address = str(Account.from_key(reorg.cfg.key).address)
+    nonce_before = eth.nonce(address, "latest")
+    reorg.geth.rpc("miner_setGasPrice", hex(10**6 * GWEI))  # the pool refuses to take the tx back...
+    reorg.rewind_below(result.block_number)
+    _wait_public_blocks(eth, 2)
+    reorg.geth.rpc("miner_setGasPrice", hex(1))  # ...and then accepts ordinary tips again
+    assert eth.receipt(result.tx_hash) is None and not eth.transaction_known(result.tx_hash)
+    assert eth.nonce(address, "latest") == nonce_before - 1  # the rewound chain never saw the tx
+    seq = env.anchored()
+    extra = env.env(FEDLEDGER_ANCHOR_RPC=reorg.geth.rpc_url, FEDLEDGER_ANCHOR_KEY=reorg.cfg.key,
+                    FEDLEDGER_ANCHOR_CONTRACT=reorg.contract)
+    res = _cli(kit, env, "anchor", "check", "--key", "admin", "--json", extra_env=extra)
+    assert res.rc == 0, res.describe()
+    lines = [json.loads(line) for line in res.stdout.splitlines() if line.strip()]
+    (found,) = [c for c in lines if c["seq"] == seq]
+    assert found["status"] == "reanchored" and found["replaced_tx_hash"] == result.tx_hash.lower()
+    rec = ChainView(env.rpc).get(f"/anchor/{seq}")
+    receipt = eth.receipt(rec["tx_hash"])
+    assert receipt is not None and receipt.status == 1 and eth.block_hash(receipt.block_number) == receipt.block_hash
+    events = [decode_anchored(x) for x in receipt.logs]
+    assert any(e is not None and "0x" + e.root.hex() == rec["root"] == result.root and
+               (e.from_height, e.to_height) == (result.from_height, result.to_height) for e in events)
+    assert rec["replaced"][-1]["tx_hash"] == result.tx_hash.lower() and env.anchored() == seq
+    # Checked again, every anchor of the contract is in a canonical block.
+    res = _cli(kit, env, "anchor", "check", "--key", "admin", extra_env=extra)
+    assert res.rc == 0 and "0 re-anchored after a reorg" in res.stdout, res.describe()
+
+
+def _wait_public_blocks(eth: Web3Eth, n: int) -> None:
+    target = eth.block_number() + n
+    deadline = time.monotonic() + 30
+    while eth.block_number() < target and time.monotonic() < deadline:
+        time.sleep(0.2)

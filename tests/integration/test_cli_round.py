@@ -6,6 +6,7 @@ be dropped) and a Kubo daemon (content addressing makes that impossible, so all 
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import time
@@ -44,6 +45,7 @@ class Scenario:
     committed: dict[str, dict[str, Any]]  # participant hex -> contribution record before aggregation
     dropped: str | None  # participant hex whose payload was corrupted in the store
     aggregation: Any  # CliResult of `aggregator run --rounds 1`
+    evaluator_metrics_port: int  # the first evaluator serves its Prometheus metrics here
     timings: dict[str, float] = field(default_factory=dict)
 
     @property
@@ -93,10 +95,13 @@ def _round_one(store: str, net: Any, cli: Any, work: Path, timings: dict[str, fl
 
     clients, test = load_digits_federated(len(TRAINERS))
     save_client_data(work / "canary.npz", test)
-    # Two evaluators (the default quorum) decide each version; they run until the kit stops them.
+    # Two evaluators (the default quorum) decide each version; they run until the kit stops them. The first
+    # serves its metrics (sdk/metrics.py), which test_metrics_follow_the_round scrapes.
+    metrics_port = _free_port()
     for e in EVALUATORS:
+        extra = ("--metrics-port", str(metrics_port)) if e == EVALUATORS[0] else ()
         cli.spawn(f"evaluator-{e}", "evaluator", "run", "--key", e, "--task", TASK,
-                  "--canary", str(work / "canary.npz"))
+                  "--canary", str(work / "canary.npz"), *extra)
     shards: dict[str, Path] = {}
     for name, data in zip(TRAINERS, clients, strict=True):
         shards[name] = work / f"{name}.npz"
@@ -133,7 +138,16 @@ def _round_one(store: str, net: Any, cli: Any, work: Path, timings: dict[str, fl
     with _timed(timings, "aggregator round 1"):
         aggregation = cli.run("aggregator", "run", "--key", "agg", "--task", TASK, "--rounds", "1", timeout=120)
     assert aggregation.rc == 0, aggregation.describe()
-    return Scenario(store, net, cli, keys, shards, shard_sizes, committed, dropped, aggregation, timings)
+    return Scenario(store, net, cli, keys, shards, shard_sizes, committed, dropped, aggregation, metrics_port,
+                    timings)
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
 
 
 @pytest.fixture(scope="module", params=["embedded", "kubo"])
@@ -219,12 +233,21 @@ def test_restarted_aggregator_resumes_from_chain_state(scenario: Scenario) -> No
     agg_args = ("aggregator", "run", "--key", "agg", "--task", TASK, "--rounds", "2")
     started = time.monotonic()
 
-    first = cli.spawn("aggregator-first", *agg_args)
+    metrics_port = _free_port()
+    first = cli.spawn("aggregator-first", *agg_args, "--metrics-port", str(metrics_port))
     deadline = time.monotonic() + 60
     while cli.json("query", "task", TASK)["current_round"] != 2:
         assert first.proc.poll() is None, first.result().describe()
         assert time.monotonic() < deadline, f"round 2 was not opened:\n{first.result().describe()}"
         time.sleep(0.2)
+    # The live aggregator's own endpoint: it counted the round it opened and the tx that opened it.
+    from tests.integration.test_metrics_localnet import scrape
+
+    opened = 'fedledger_node_steps_total{action="opened_round",service="aggregator"}'
+    while (agg_metrics := scrape(metrics_port)).get(opened, 0.0) < 1 and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert agg_metrics.get(opened) == 1, sorted(k for k in agg_metrics if k.startswith("fedledger_"))
+    assert agg_metrics['fedledger_tx_latency_seconds_count{result="OK",type="open_round"}'] == 1
     os.kill(first.proc.pid, signal.SIGTERM)
     first.finish(timeout=20)
     before = cli.json("query", "round", TASK, "2")
@@ -255,3 +278,32 @@ def test_restarted_aggregator_resumes_from_chain_state(scenario: Scenario) -> No
     assert v2["total_examples"] == scenario.shard_sizes[trainer], v2
     task = cli.json("query", "task", TASK)
     assert (task["current_round"], task["latest_version"]) == (2, 2), task
+
+
+def test_metrics_follow_the_round(scenario: Scenario) -> None:
+    """The app's endpoint counts the round's commitments and its close; the evaluator's its fetches and steps."""
+    from fedledger.localnet.config import load_spec
+    from tests.integration.test_metrics_localnet import scrape
+
+    app = scrape(load_spec(scenario.net.home).nodes[0].app_metrics_port)
+    # Every contribution the chain holds, in every round so far (other tests of the module run more rounds).
+    held, number = 0, 1
+    while (found := scenario.cli.run("query", "round", TASK, str(number), "--json")).rc == 0:
+        held += int(json.loads(found.stdout)["contributions"])
+        number += 1
+    assert number > 1 and held >= len(TRAINERS)
+    assert app['fedledger_app_commitments_total{reason="OK",result="accepted",stage="block"}'] == held
+    assert app['fedledger_app_rounds_total{event="opened",status="open"}'] >= 1
+    assert sum(v for k, v in app.items() if k.startswith('fedledger_app_rounds_total{event="closed"')) >= 1
+    assert app[f'fedledger_app_epsilon_spent_total{{task="{TASK}"}}'] > 0
+    assert app["fedledger_app_round_duration_blocks_count"] >= 1
+    deadline = time.monotonic() + 120
+    while True:  # the evaluator attests version 1 on its own schedule
+        ev = scrape(scenario.evaluator_metrics_port)
+        attested = ev.get('fedledger_node_steps_total{action="attested",service="evaluator"}', 0.0)
+        if attested >= 1 or time.monotonic() > deadline:
+            break
+        time.sleep(1.0)
+    assert attested >= 1, sorted(k for k in ev if k.startswith("fedledger_"))
+    assert ev['fedledger_store_fetch_seconds_count{result="ok"}'] >= 1  # the version's payload
+    assert ev['fedledger_tx_latency_seconds_count{result="OK",type="attest_version"}'] >= 1

@@ -116,3 +116,67 @@ def test_answers_are_provable(chain: Chain, admin: Signer) -> None:
         if tampered != res.value:
             with pytest.raises(AnswerProofError):
                 verify_answer(path, b"", tampered, ops, chain.sm.app_hash, key=res.key)
+
+
+def reanchor_body(n: int, lo: int, hi: int, tx: str, **changes: Any) -> dict[str, Any]:
+    return {**body(lo, hi, tx=tx, block_hash="0x" + "9a" * 32, block_number=12), "seq": n, **changes}
+
+
+def test_reanchor_points_the_anchor_at_its_new_tx_and_keeps_the_old_one(chain: Chain, admin: Signer) -> None:
+    chain.ok(admin.tx("record_anchor", body(1, 2)))
+    chain.ok(admin.tx("record_anchor", body(3, 4, tx="22")))
+    (res,) = chain.ok(admin.tx("reanchor", reanchor_body(1, 1, 2, tx="33")))
+    attrs = dict(res.events[0].attributes)
+    assert attrs["action"] == "reanchor" and attrs["seq"] == "1" and attrs["replaced_tx_hash"] == "0x" + "11" * 32
+    rec = query(chain, "/anchor/1")
+    assert rec["tx_hash"] == "0x" + "33" * 32 and rec["block_hash"] == "0x" + "9a" * 32 and rec["block_number"] == 12
+    assert [r["tx_hash"] for r in rec["replaced"]] == ["0x" + "11" * 32]
+    assert query(chain, "/anchor-at/2")["tx_hash"] == "0x" + "33" * 32
+    assert "replaced" not in query(chain, "/anchor/2")
+    listing = query(chain, "/anchors")
+    assert listing["count"] == 2 and listing["anchored_to"] == 4  # a reanchor adds no anchor and moves no range
+    # The same tx mined again in another block (a reorg that re-included it) is a reanchor too.
+    chain.ok(admin.tx("reanchor", reanchor_body(1, 1, 2, tx="33", block_hash="0x" + "9b" * 32)))
+    assert [r["block_hash"] for r in query(chain, "/anchor/1")["replaced"]] == ["0x" + "cd" * 32, "0x" + "9a" * 32]
+    # Neither the replaced tx nor the new one may back any other anchor.
+    for tx in ("11", "33"):
+        (res,) = chain.block(admin.tx("record_anchor", body(5, 5, tx=tx)))
+        assert res.code == Code.ANCHOR_TX_RECORDED, res.log
+
+
+@pytest.mark.parametrize(("changes", "code", "log"), [
+    ({"root": "0x" + "01" * 32}, Code.ANCHOR_MISMATCH, "root is"),
+    ({"to_height": 3}, Code.ANCHOR_MISMATCH, "to_height is 2 there, 3 here"),
+    ({"public_chain_id": 1}, Code.ANCHOR_MISMATCH, "public_chain_id is 1337 there, 1 here"),
+    ({"contract": "0x" + "12" * 20}, Code.ANCHOR_MISMATCH, "contract is"),
+    ({"seq": 3}, Code.QUERY_NOT_FOUND, "anchor 3 does not exist (2 anchors recorded)"),
+    ({"tx_hash": "0x" + "22" * 32}, Code.ANCHOR_TX_RECORDED, "already backs an anchor"),
+    ({"tx_hash": "0x" + "11" * 32, "block_hash": "0x" + "cd" * 32}, Code.ANCHOR_TX_RECORDED, "is already backed by"),
+    ({"seq": 0}, Code.INVALID_BODY, "seq must be an integer"),
+])
+def test_refused_reanchors(chain: Chain, admin: Signer, changes: dict[str, Any], code: Code, log: str) -> None:
+    chain.ok(admin.tx("record_anchor", body(1, 2)))
+    chain.ok(admin.tx("record_anchor", body(3, 4, tx="22")))
+    before = query(chain, "/anchor/1")
+    (res,) = chain.block(admin.tx("reanchor", reanchor_body(1, 1, 2, tx="33", **changes)))
+    assert res.code == code and log in res.log, res.log
+    assert query(chain, "/anchor/1") == before
+
+
+def test_only_validator_admins_reanchor(chain: Chain, admin: Signer) -> None:
+    chain.ok(admin.tx("record_anchor", body(1, 2)))
+    other = Signer(62)
+    chain.ok(other.admit("aggregator"))
+    (res,) = chain.block(other.tx("reanchor", reanchor_body(1, 1, 2, tx="33")))
+    assert res.code == Code.UNAUTHORIZED and "may not re-anchor" in res.log
+
+
+def test_reanchors_per_anchor_are_bounded(chain: Chain, admin: Signer) -> None:
+    from fedledger.abci_app.modules.anchor.handlers import MAX_REANCHORS
+
+    chain.ok(admin.tx("record_anchor", body(1, 2)))
+    for i in range(MAX_REANCHORS):
+        chain.ok(admin.tx("reanchor", reanchor_body(1, 1, 2, tx=f"{i + 40:02d}")))
+    (res,) = chain.block(admin.tx("reanchor", reanchor_body(1, 1, 2, tx="99")))
+    assert res.code == Code.ANCHOR_MISMATCH and f"re-anchored {MAX_REANCHORS} times" in res.log
+    assert len(query(chain, "/anchor/1")["replaced"]) == MAX_REANCHORS

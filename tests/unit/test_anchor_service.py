@@ -11,9 +11,9 @@ from fedledger.node.anchor.contract import chain_tag, decode_anchored
 from fedledger.node.anchor.errors import AnchorError, TxDroppedError
 from fedledger.node.anchor.public import PublicChain
 from fedledger.node.anchor.sender import SendPolicy, TxSender
-from fedledger.node.anchor.service import AnchorService
+from fedledger.node.anchor.service import AnchorCheck, AnchorService
 from fedledger.node.anchor.verify import ProofBundle, trusted_height, verify_bundle
-from tests.anchor_support import ADDRESS, KEY, FakeEth, FakeRecorder, FakeSource, FakeTime, config
+from tests.anchor_support import ADDRESS, GWEI, KEY, FakeEth, FakeRecorder, FakeSource, FakeTime, config
 
 
 def service(eth: FakeEth, t: FakeTime, source: FakeSource, recorder: FakeRecorder, **kw: object) -> AnchorService:
@@ -228,3 +228,71 @@ def test_run_retries_passing_trouble_and_stops_on_real_errors() -> None:
         svc.run(1, until=lambda: False, sleep=naps.append)
     with pytest.raises(ValueError, match="at least 1 block"):
         svc.run(0)
+
+
+# ----------------------------------------------------------------------------- dry run and reorgs
+def test_plan_quotes_the_next_batch_and_sends_nothing() -> None:
+    eth, t = FakeEth(base_fee=GWEI, suggested_tip=2 * GWEI), FakeTime()
+    svc = service(eth, t, FakeSource(top=12), FakeRecorder())
+    plan = svc.plan()
+    assert plan is not None and (plan.from_height, plan.to_height) == (1, 12)
+    q = plan.quote
+    assert (q.gas, q.tip, q.max_fee, q.base_fee, q.nonce) == (30_000 * 5 // 4, 2 * GWEI, 4 * GWEI, GWEI, 0)
+    assert q.max_cost_wei == q.gas * 4 * GWEI and q.cost_now_wei == q.gas * 3 * GWEI
+    assert eth.sent == [] and eth.nonce(ADDRESS, "pending") == 0
+    assert svc.plan(min_checkpoints=13) is None
+
+
+def _anchored(reinclude: bool) -> tuple[FakeEth, FakeTime, FakeRecorder, AnchorService, str, int]:
+    eth, t = FakeEth(), FakeTime()
+    t.hooks.append(eth.mine)
+    recorder = FakeRecorder()
+    svc = service(eth, t, FakeSource(top=12), recorder)
+    first = svc.anchor_once()
+    assert first is not None
+    assert [c.status for c in svc.check()] == ["ok"] and recorder.reanchors == []
+    eth.reorg(first.block_number, reinclude=reinclude)
+    return eth, t, recorder, svc, first.tx_hash, first.block_number
+
+
+def test_check_follows_a_tx_the_reorg_reincluded() -> None:
+    eth, _t, recorder, svc, tx_hash, _ = _anchored(reinclude=True)
+    sent = len(eth.sent)
+    (found,) = svc.check()
+    assert found.status == "moved" and found.tx_hash == tx_hash == found.replaced_tx_hash
+    (body,) = recorder.reanchors
+    assert body["tx_hash"] == tx_hash and body["block_hash"] == eth.receipts[tx_hash].block_hash
+    assert len(eth.sent) == sent  # nothing paid twice
+    assert [c.status for c in svc.check()] == ["ok"]
+
+
+def test_check_anchors_a_lost_tx_again() -> None:
+    eth, _t, recorder, svc, tx_hash, _ = _anchored(reinclude=False)
+    eth.suggested = 3 * GWEI  # the market moved, so the new tx differs from the lost one (same nonce, same data)
+    (found,) = svc.check()
+    assert found.status == "reanchored" and found.replaced_tx_hash == tx_hash and found.tx_hash != tx_hash
+    (body,) = recorder.reanchors
+    receipt = eth.receipts[body["tx_hash"]]
+    event = decode_anchored(receipt.logs[0])
+    assert event is not None and "0x" + event.root.hex() == recorder.records[0]["root"] == body["root"]
+    assert (event.from_height, event.to_height) == (1, 12) and body["seq"] == 1
+    assert [c.status for c in svc.check()] == ["ok"]
+
+
+def test_check_refuses_a_root_the_checkpoints_do_not_give() -> None:
+    _eth, _t, recorder, svc, _tx, _ = _anchored(reinclude=False)
+    recorder.records[0]["root"] = "0x" + "00" * 32
+    with pytest.raises(AnchorError, match="not re-anchoring a root the chain does not back"):
+        svc.check()
+    assert recorder.reanchors == []
+
+
+def test_run_checks_for_reorgs_every_so_often() -> None:
+    eth, t, recorder, svc, tx_hash, _ = _anchored(reinclude=False)
+    eth.suggested = 3 * GWEI
+    found: list[AnchorCheck] = []
+    svc.run(100, until=lambda: bool(found) or t.now > 1000, sleep=t.sleep, check_every_s=30.0,
+            on_check=found.append)
+    (check,) = found
+    assert check.status == "reanchored" and check.replaced_tx_hash == tx_hash
+    assert len(recorder.reanchors) == 1

@@ -271,3 +271,21 @@ def test_a_taken_port_is_a_clear_error(holder: ModelHolder) -> None:
         with pytest.raises(ServerStartError, match=f"127.0.0.1:{port}: the port is taken") as info:
             serve_in_thread(create_app(holder, model_name="digits"), "127.0.0.1", port)
         assert info.value.error_code == "INFERENCE_PORT"
+
+
+def test_requests_are_counted_in_the_metrics_by_model_and_status(holder: ModelHolder) -> None:
+    from prometheus_client import REGISTRY
+
+    def count(model: str, status: str) -> float:
+        got = REGISTRY.get_sample_value("fedledger_inference_requests_total", {"model": model, "status": status})
+        return got or 0.0
+
+    before = (count("metricsmodel", "200"), count("metricsmodel", "400"), count("other", "404"))
+    with TestClient(create_app(holder, model_name="metricsmodel")) as http:
+        assert http.post("/v2/models/metricsmodel/infer", json=_infer_body()).status_code == 200
+        assert http.post("/v2/models/metricsmodel/infer", json={"inputs": "nope"}).status_code == 400
+        assert http.post("/v2/models/elsewhere/infer", json=_infer_body()).status_code == 404
+    assert (count("metricsmodel", "200"), count("metricsmodel", "400"), count("other", "404")) == (
+        before[0] + 1, before[1] + 1, before[2] + 1)
+    seconds = REGISTRY.get_sample_value("fedledger_inference_seconds_count", {"model": "metricsmodel"})
+    assert seconds is not None and seconds >= 2

@@ -63,7 +63,8 @@ def test_generate_four_nodes_distinct_ports(net4: NetSpec) -> None:
         assert (n.p2p_port, n.rpc_port, n.abci_port) == node_ports(net4.base_port, n.index)
         assert n.p2p_port == net4.base_port + 10 * n.index
     assert [p for p, _ in required_ports(net4)] == [
-        p for n in net4.nodes for p in (n.p2p_port, n.rpc_port, n.abci_port, n.evm_rpc_port)
+        p for n in net4.nodes
+        for p in (n.p2p_port, n.rpc_port, n.cometbft_metrics_port, n.abci_port, n.evm_rpc_port, n.app_metrics_port)
     ]
     assert all(n.evm_rpc_port == n.p2p_port + 8 for n in net4.nodes)
 
@@ -119,7 +120,9 @@ def test_generate_config_keys(net4: NetSpec) -> None:
         assert cons["timeout_commit"] == "300ms"
         assert cfg["tx_index"] == {"indexer": "kv", "psql-conn": ""}
         instr = cfg["instrumentation"]
-        assert isinstance(instr, dict) and instr["prometheus"] is False
+        assert isinstance(instr, dict) and instr["prometheus"] is True
+        assert instr["prometheus_listen_addr"] == f"127.0.0.1:{n.cometbft_metrics_port}"
+        assert n.cometbft_metrics_port == n.p2p_port + 7 and n.app_metrics_port == n.p2p_port + 9
         mempool = cfg["mempool"]
         assert isinstance(mempool, dict) and mempool["size"] >= 10_000
 

@@ -1,4 +1,4 @@
-"""The record_anchor tx body and its stateless validation."""
+"""The record_anchor and reanchor tx bodies and their stateless validation."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from typing import Any
 from fedledger.abci_app.errors import Code, TxError
 from fedledger.abci_app.modules.fields import int_field, require_fields, str_field
 
-__all__ = ["PARSERS", "SCHEMES", "RecordAnchor"]
+__all__ = ["PARSERS", "SCHEMES", "RecordAnchor", "Reanchor"]
 
 SCHEMES = frozenset({"fedledger-checkpoint-v1"})  # checkpoint leaf encodings this chain knows (node/anchor)
 _HASH = re.compile(r"^0x[0-9a-f]{64}$")
@@ -57,4 +57,20 @@ class RecordAnchor:
         return msg
 
 
-PARSERS: dict[str, Callable[[dict[str, Any]], object]] = {"record_anchor": RecordAnchor.parse}
+@dataclass(frozen=True)
+class Reanchor:
+    """A new public-chain tx (or the same tx in a new block) for anchor `seq`, whose block a reorg removed."""
+
+    seq: int
+    anchor: RecordAnchor  # the same batch (range, root, chain, contract), now backed by this tx and block
+
+    @staticmethod
+    def parse(body: dict[str, Any]) -> Reanchor:
+        """Validate a reanchor body: record_anchor's fields plus `seq`, the anchor it replaces."""
+        require_fields(body, (*_FIELDS, "seq"))
+        seq = int_field(body, "seq", 1, MAX_HEIGHT)
+        return Reanchor(seq=seq, anchor=RecordAnchor.parse({k: v for k, v in body.items() if k != "seq"}))
+
+
+PARSERS: dict[str, Callable[[dict[str, Any]], object]] = {"record_anchor": RecordAnchor.parse,
+                                                          "reanchor": Reanchor.parse}

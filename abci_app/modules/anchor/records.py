@@ -5,9 +5,18 @@ Light on purpose (typing only): the anchoring service and `anchor verify` read t
 
 from __future__ import annotations
 
-from typing import TypedDict
+from typing import NotRequired, TypedDict
 
-__all__ = ["AnchorMeta", "AnchorRecord", "AnchorTxRecord"]
+__all__ = ["AnchorMeta", "AnchorRecord", "AnchorTxRecord", "ReplacedTx"]
+
+
+class ReplacedTx(TypedDict):
+    """A public tx that backed an anchor until a reorg removed its block (see the reanchor tx)."""
+
+    tx_hash: str
+    block_number: int
+    block_hash: str
+    replaced_height: int  # the FedLedger height of the reanchor
 
 
 class AnchorRecord(TypedDict):
@@ -27,6 +36,7 @@ class AnchorRecord(TypedDict):
     recorded_height: int
     signer: str
     recorder: str  # the recording validator admin's DID
+    replaced: NotRequired[list[ReplacedTx]]  # earlier txs of this anchor, oldest first (absent: never re-anchored)
 
 
 class AnchorMeta(TypedDict):
