@@ -26,6 +26,7 @@ from fedledger.ipfs import open_store
 from fedledger.ipfs.cid import parse_cid
 from fedledger.ipfs.embedded import EmbeddedStore
 from fedledger.localnet import manager
+from fedledger.localnet.config import load_spec
 from fedledger.sdk.ml.data import load_digits_federated, save_client_data
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(400)]
@@ -81,7 +82,7 @@ def _corrupt_embedded_payload(net_home: Path, cid: str) -> Path:
 
 def _corrupt_kubo_payload(net_home: Path, cid: str) -> Path:
     """Flip every byte of ``cid``'s block in the net's Kubo repo (flatfs); return its path."""
-    repo = manager.load_spec(net_home).store.ipfs_path
+    repo = load_spec(net_home).store.ipfs_path
     assert repo is not None, "the localnet has no Kubo repo"
     parsed = parse_cid(cid)
     # A payload of at most 1 MiB is one raw block; flatfs names it by its multihash (sha2-256: 0x12 0x20)
