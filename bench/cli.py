@@ -58,6 +58,23 @@ def bench_accountant_cmd(debits: int, as_json: bool) -> None:
     click.echo(json.dumps(result, indent=2) if as_json else json.dumps(result))
 
 
+@bench.command("abci")
+@click.option("--seconds", default=1.0, show_default=True, help="Duration of the one-at-a-time phase.")
+@click.option("--batches", default=5, show_default=True)
+@click.option("--batch-size", default=1000, show_default=True, help="CheckTx requests per pipelined batch.")
+@click.option("--json", "as_json", is_flag=True)
+def bench_abci_cmd(seconds: float, batches: int, batch_size: int, as_json: bool) -> None:
+    """CheckTx round trips per second against the ABCI socket server (one at a time, and pipelined)."""
+    from fedledger.bench.abci_server import bench_abci
+
+    result = bench_abci(seconds, batches, batch_size)
+    if as_json:
+        click.echo(json.dumps(result, indent=2))
+        return
+    click.echo(f"ABCI CheckTx round trips: {result['sequential']['per_s']:,.0f}/s one at a time (CheckTx+Flush each), "
+               f"{result['pipelined']['per_s']:,.0f}/s pipelined (batches of {batch_size} then Flush)")
+
+
 @bench.command("governance")
 @click.option("--trainers", default=300, show_default=True)
 @click.option("--debits", default=300, show_default=True)

@@ -8,7 +8,11 @@ from collections.abc import Iterator
 import pytest
 
 from fedledger.abci_app.store import CommittedStore
+from tests.no_skip import pytest_make_collect_report, pytest_runtest_makereport
 from tests.support import Chain
+
+# The FEDLEDGER_NO_SKIP=1 guard: pytest finds hooks by name in a conftest's namespace.
+__all__ = ["chain", "pytest_make_collect_report", "pytest_runtest_makereport", "pytest_sessionfinish"]
 
 if os.environ.get("FEDLEDGER_RECORD_CHAIN"):
     from tests.replay_record import REPLAYABLE, install
@@ -27,16 +31,6 @@ def chain() -> Iterator[Chain]:
         yield Chain(store)
     finally:
         store.close()
-
-
-@pytest.hookimpl(hookwrapper=True)
-def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Iterator[None]:
-    """Under FEDLEDGER_NO_SKIP=1 (make test, CI) a skipped test is a failure: nothing may pass by not running."""
-    outcome = yield
-    report = outcome.get_result()  # type: ignore[attr-defined]
-    if report.skipped and os.environ.get("FEDLEDGER_NO_SKIP") == "1" and not hasattr(report, "wasxfail"):
-        report.outcome = "failed"
-        report.longrepr = f"skipped under FEDLEDGER_NO_SKIP=1: {report.longrepr}"
 
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:

@@ -9,7 +9,6 @@ import os
 import re
 import socket
 import subprocess
-import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -21,7 +20,7 @@ import pytest
 
 from fedledger.abci_app.application import BaseApplication
 from fedledger.abci_app.proto import types as pb
-from fedledger.abci_app.server import ABCIServer, FrameDecoder, frame_message
+from fedledger.abci_app.server import ABCIServer
 from fedledger.localnet.cometbft import default_bin_dir
 
 pytestmark = pytest.mark.integration
@@ -227,65 +226,3 @@ def test_cometbft_runs_counting_app(chain: tuple[CountingApp, httpx.Client, Path
     assert app.genesis_powers == [10] and app.vote_powers == {10}
     assert app.extend_calls > 0 and any(e.startswith(b"ext-") for e in app.extensions_seen)
     assert "CONSENSUS FAILURE" not in log_path.read_text()
-
-
-def test_check_tx_round_trips_per_second(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    """Measure (not assert) CheckTx throughput against a server in its own process, as CometBFT sees it."""
-    port = free_port()
-    code = ("import asyncio, logging\n"
-            "from fedledger.abci_app.application import BaseApplication\n"
-            "from fedledger.abci_app.server import serve\n"
-            f"asyncio.run(serve(BaseApplication(), 'tcp://127.0.0.1:{port}'))\n")
-    proc = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    try:
-        sequential, pipelined = asyncio.run(_measure(port))
-    finally:
-        stop_process(proc)
-    with capsys.disabled():
-        print(f"\nABCI CheckTx round trips: {sequential:,.0f}/s one at a time (CheckTx+Flush each), "
-              f"{pipelined:,.0f}/s pipelined (batches of 1000 then Flush)")
-    assert sequential > 0 and pipelined > 0
-
-
-async def _measure(port: int) -> tuple[float, float]:
-    for _ in range(100):
-        try:
-            reader, writer = await asyncio.open_connection("127.0.0.1", port)
-            break
-        except OSError:
-            await asyncio.sleep(0.1)
-    else:
-        raise AssertionError("benchmark server did not start")
-    dec = FrameDecoder()
-
-    async def responses(n: int) -> list[pb.Response]:
-        out: list[pb.Response] = []
-        while len(out) < n:
-            data = await reader.read(1 << 20)
-            assert data, "server closed the connection"
-            dec.feed(data)
-            while (f := dec.next_frame()) is not None:
-                out.append(pb.Response.FromString(f))
-        return out
-
-    flush = frame_message(pb.Request(flush=pb.RequestFlush()))
-    checks = [frame_message(pb.Request(check_tx=pb.RequestCheckTx(tx=b"tx-%d" % i))) for i in range(1000)]
-
-    n_seq = 0
-    start = time.perf_counter()
-    while time.perf_counter() - start < 1.0:
-        writer.write(checks[n_seq % 1000] + flush)
-        got = await responses(2)
-        assert got[0].HasField("check_tx") and got[0].check_tx.code == 0
-        n_seq += 1
-    sequential = n_seq / (time.perf_counter() - start)
-
-    batches = 5
-    start = time.perf_counter()
-    for _ in range(batches):
-        writer.write(b"".join(checks) + flush)
-        got = await responses(1001)
-        assert all(g.HasField("check_tx") for g in got[:-1])
-    pipelined = batches * 1000 / (time.perf_counter() - start)
-    writer.close()
-    return sequential, pipelined

@@ -1,11 +1,15 @@
 """A federated round driven through the `fedledger` CLI, as a user would, on a real 4-validator localnet.
 
-Both content stores: the embedded one (where a contribution is corrupted after its commit and must
-be dropped) and a Kubo daemon (content addressing makes that impossible, so all three count).
+Both content stores: the embedded one and a Kubo daemon. In each, one contribution's stored bytes
+are overwritten after its commit (in the embedded store's block file; in Kubo's flatfs repo, whose
+reads do not re-hash), so the fetched payload no longer hashes to its CID. The aggregator must drop
+it, record it in the version's `dropped` list as a hash mismatch, and the chain must debit that
+trainer's reputation, and only that trainer's.
 """
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import signal
@@ -18,9 +22,12 @@ from typing import Any
 
 import pytest
 
+from fedledger.abci_app.did.credentials import did_of_key
 from fedledger.ipfs import open_store
+from fedledger.ipfs.cid import parse_cid
 from fedledger.ipfs.embedded import EmbeddedStore
 from fedledger.localnet import manager
+from fedledger.localnet.config import load_spec
 from fedledger.sdk.ml.data import load_digits_federated, save_client_data
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(400)]
@@ -43,7 +50,7 @@ class Scenario:
     shards: dict[str, Path]
     shard_sizes: dict[str, int]
     committed: dict[str, dict[str, Any]]  # participant hex -> contribution record before aggregation
-    dropped: str | None  # participant hex whose payload was corrupted in the store
+    dropped: str  # participant hex whose payload was corrupted in the store
     aggregation: Any  # CliResult of `aggregator run --rounds 1`
     evaluator_metrics_port: int  # the first evaluator serves its Prometheus metrics here
     timings: dict[str, float] = field(default_factory=dict)
@@ -72,6 +79,21 @@ def _corrupt_embedded_payload(net_home: Path, cid: str) -> Path:
     path = store.block_path(cid)
     assert path.is_file(), f"the committed payload {cid} is not where the embedded store keeps it ({path})"
     path.write_bytes(b"these bytes are not the committed update")
+    return path
+
+
+def _corrupt_kubo_payload(net_home: Path, cid: str) -> Path:
+    """Flip every byte of ``cid``'s block in the net's Kubo repo (flatfs); return its path."""
+    repo = load_spec(net_home).store.ipfs_path
+    assert repo is not None, "the localnet has no Kubo repo"
+    parsed = parse_cid(cid)
+    # A payload of at most 1 MiB is one raw block; flatfs names it by its multihash (sha2-256: 0x12 0x20)
+    # in unpadded upper-case base32, sharded by the next-to-last two characters.
+    assert parsed.is_raw, f"{cid} is not a single raw block: the update is over 1 MiB"
+    key = base64.b32encode(b"\x12\x20" + parsed.digest).decode().rstrip("=")
+    path = repo / "blocks" / key[-3:-1] / f"{key}.data"
+    assert path.is_file(), f"the committed payload {cid} is not where Kubo's flatfs keeps it ({path})"
+    path.write_bytes(bytes(b ^ 0xFF for b in path.read_bytes()))  # same size, other bytes
     return path
 
 
@@ -129,11 +151,9 @@ def _round_one(store: str, net: Any, cli: Any, work: Path, timings: dict[str, fl
     # How much of the deadline the three clients needed (printed with the timings: the margin left).
     timings["round 1 blocks used"] = max(c["height"] for c in contributions) - rnd["opened_height"]
 
-    dropped: str | None = None
-    if store == "embedded":
-        dropped = keys[TRAINERS[-1]]
-        _corrupt_embedded_payload(net.home, committed[dropped]["cid"])
-    # Kubo: a payload is fetched by its content address, so it cannot be altered behind the chain's back.
+    dropped = keys[TRAINERS[-1]]
+    corrupt = _corrupt_embedded_payload if store == "embedded" else _corrupt_kubo_payload
+    corrupt(net.home, committed[dropped]["cid"])
 
     with _timed(timings, "aggregator round 1"):
         aggregation = cli.run("aggregator", "run", "--key", "agg", "--task", TASK, "--rounds", "1", timeout=120)
@@ -174,7 +194,7 @@ def test_round_includes_exactly_the_verified_contributions(scenario: Scenario) -
     version = lineage["version"]
     listed = [c["participant"] for c in lineage["contributions"]]
     expected = scenario.included
-    assert len(expected) == (2 if scenario.store == "embedded" else 3)
+    assert len(expected) == 2
     assert sorted(listed) == expected, lineage
     assert version["contributors"] == expected, version
     for c in lineage["contributions"]:
@@ -194,12 +214,23 @@ def test_aggregator_reports_what_it_dropped(scenario: Scenario) -> None:
     out = scenario.aggregation
     assert "proposed version 1" in out.stdout, out.describe()
     assert "Traceback" not in out.stderr, out.describe()
-    if scenario.dropped is None:
-        assert "dropping" not in out.stderr, out.describe()
-    else:
-        warnings = [line for line in out.stderr.splitlines() if "dropping contribution" in line]
-        assert len(warnings) == 1 and scenario.dropped[:16] in warnings[0], out.describe()
+    warnings = [line for line in out.stderr.splitlines() if "dropping contribution" in line]
+    assert len(warnings) == 1 and scenario.dropped[:16] in warnings[0], out.describe()
+    if scenario.store == "embedded":
         assert "corrupt" in warnings[0], out.describe()
+
+
+def test_the_version_records_the_drop_and_the_chain_penalises_it(scenario: Scenario) -> None:
+    version = scenario.cli.json("query", "lineage", TASK, "1")["version"]
+    assert version["dropped"] == [{"participant": scenario.dropped, "reason": "hash_mismatch"}], version
+    for participant in scenario.committed:
+        history = scenario.cli.json("query", "reputation-history", did_of_key(participant))
+        penalties = [e for e in history["entries"] if e.get("reason") == "hash_mismatch"]
+        if participant == scenario.dropped:
+            assert len(penalties) == 1 and penalties[0]["delta"] < 0, history
+            assert penalties[0]["score"] < penalties[0]["before"], history
+        else:
+            assert penalties == [], history
 
 
 def test_latest_version_and_task_proof(scenario: Scenario) -> None:

@@ -71,9 +71,17 @@ def test_float64_and_int_inputs_are_cast_to_float32() -> None:
 
 
 def test_decoded_arrays_are_writable_copies() -> None:
-    out = decode_tensors(encode_tensors({"w": np.ones((2, 2), dtype=np.float32)}))
+    data = encode_tensors({"w": np.ones((2, 2), dtype=np.float32), "b": np.zeros(3, dtype=np.float32)})
+    out, again = decode_tensors(data), decode_tensors(data)
+    wire = np.frombuffer(data, dtype=np.uint8)
+    for name in ("w", "b"):
+        assert out[name].flags.writeable
+        # A copy: no memory shared with the payload, nor with another decode, nor between tensors.
+        assert not np.shares_memory(out[name], wire)
+        assert not np.shares_memory(out[name], again[name])
+    assert not np.shares_memory(out["w"], out["b"])
     out["w"][0, 0] = 5.0
-    assert out["w"].flags.writeable
+    assert again["w"][0, 0] == 1.0 and decode_tensors(data)["w"][0, 0] == 1.0 and out["b"].tolist() == [0, 0, 0]
 
 
 VALID = encode_tensors(
@@ -174,10 +182,15 @@ def test_decode_rejects_non_bytes() -> None:
 @settings(max_examples=200, deadline=None)
 @given(st.binary(max_size=200))
 def test_random_bytes_never_crash(data: bytes) -> None:
+    # Any bytes either decode to a canonical payload of finite float32 tensors or raise PayloadError
+    # with a reason; any other exception fails the test.
     try:
-        decode_tensors(data)
-    except PayloadError:
-        pass
+        out = decode_tensors(data)
+    except PayloadError as exc:
+        assert str(exc)
+        return
+    assert encode_tensors(out) == data
+    assert all(a.dtype == np.float32 and np.isfinite(a).all() for a in out.values())
 
 
 @settings(max_examples=200, deadline=None)

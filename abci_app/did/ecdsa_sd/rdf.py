@@ -12,10 +12,8 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
-from pyld import jsonld
-from pyld.canon import URDNA2015
-
 from fedledger.abci_app.did.ecdsa_sd.contexts import UnknownContextError, document_loader
+from fedledger.abci_app.did.ecdsa_sd.offline_pyld import URDNA2015, jsonld
 
 __all__ = ["canonical_nquads", "parse_nquad", "relabel_nquad", "relabel_sorted", "split_nquads"]
 

@@ -19,10 +19,10 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
-from pyld import jsonld
 
 from fedledger.abci_app.did.ecdsa_sd.contexts import UnknownContextError
 from fedledger.abci_app.did.ecdsa_sd.multikey import MultikeyError, decode_p256_public, p256_public_from_bytes
+from fedledger.abci_app.did.ecdsa_sd.offline_pyld import jsonld
 from fedledger.abci_app.did.ecdsa_sd.proofvalue import ProofValueError, decode_derived
 from fedledger.abci_app.did.ecdsa_sd.rdf import canonical_nquads, relabel_sorted
 from fedledger.abci_app.errors import ConfigError
