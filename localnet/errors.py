@@ -11,6 +11,8 @@ __all__ = [
     "NotGeneratedError",
     "NotRunningError",
     "PortInUseError",
+    "StateDivergenceError",
+    "UnreachableNodesError",
 ]
 
 
@@ -66,3 +68,16 @@ class NotRunningError(LocalnetError):
     """No network is running in the given home directory (or the asked-for node does not exist)."""
 
     error_code = "NOT_RUNNING"
+
+
+class StateDivergenceError(LocalnetError):
+    """`localnet check-state`: a node's own committed state differs from the majority's (or there is none)."""
+
+    error_code = "STATE_DIVERGED"
+
+
+class UnreachableNodesError(LocalnetError):
+    """`localnet check-state`: some node did not answer, so its state could not be compared."""
+
+    family = Family.NETWORK
+    error_code = "NODES_UNREACHABLE"
