@@ -239,6 +239,7 @@ def test_each_node_reports_its_own_state_and_a_corrupted_node_is_named(net: Path
     assert report.divergent == ["node3"], report.summary()
     assert any(f.subject == f"key 0x{budget_key.hex()}" for f in report.findings), report.summary()
     assert took < 10, f"the check took {took:.1f} s"
+    print(f"check-state named node3 in {took:.2f} s at height {report.height}, {report.keys_compared} keys")
     asked = [f"--query={path}" for path, _ in queries]
     cli = _cli(net, *asked)
     assert cli.returncode == 7 and "node3" in cli.stdout and "STATE_DIVERGED" in cli.stderr, cli.stdout + cli.stderr
