@@ -135,3 +135,39 @@ def start_node(home: Path, index: int) -> None:
 
     manager.start_node(home, index)
     click.echo(f"node{index} started")
+
+
+@localnet.command("check-state")
+@HOME
+@click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
+@click.option("--query", "queries", multiple=True, metavar="PATH",
+              help="An ABCI query path to compare (repeatable; default: the parameter and listing queries).")
+@click.option("--key", "keys", multiple=True, metavar="HEX", help="A raw store key (hex) to compare (repeatable).")
+def check_state_cmd(home: Path, as_json: bool, queries: tuple[str, ...], keys: tuple[str, ...]) -> None:
+    """Compare every node's own committed state root and records; exit non-zero on divergence."""
+    from fedledger.localnet import manager
+    from fedledger.localnet.config import load_spec
+    from fedledger.localnet.divergence import DEFAULT_QUERIES, CometProbe, check_state
+    from fedledger.localnet.errors import StateDivergenceError, UnreachableNodesError
+
+    asked: list[tuple[str, bytes]] = [(q, b"") for q in queries]
+    for k in keys:
+        try:
+            asked.append(("/key", bytes.fromhex(k)))
+        except ValueError:
+            raise click.BadParameter(f"{k!r} is not hex", param_hint="--key") from None
+    spec = load_spec(home)
+    probes = {f"node{i}": CometProbe(manager.rpc_url(home, i)) for i in range(len(spec.nodes))}
+    try:
+        report = check_state(probes, asked or DEFAULT_QUERIES)
+    finally:
+        for p in probes.values():
+            p.close()
+    click.echo(json.dumps(report.to_json(), indent=2) if as_json else report.summary())
+    if report.findings:
+        where = "; ".join(f"{f.node} at height {f.height} ({f.subject})" for f in report.findings[:5])
+        raise StateDivergenceError(f"state diverges: {', '.join(report.divergent)} differ from the majority: "
+                                   f"{where}")
+    if report.unreachable:
+        raise UnreachableNodesError(f"could not compare {', '.join(sorted(report.unreachable))}: "
+                                    + "; ".join(f"{n}: {w}" for n, w in sorted(report.unreachable.items())))

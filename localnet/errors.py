@@ -16,6 +16,8 @@ __all__ = [
     "NetnsError",
     "NotRunningError",
     "PortInUseError",
+    "StateDivergenceError",
+    "UnreachableNodesError",
 ]
 
 
@@ -105,3 +107,16 @@ class NetnsError(LocalnetError):
     """Creating, changing or removing a Linux network namespace, veth link or bridge failed."""
 
     error_code = "NETNS"
+
+
+class StateDivergenceError(LocalnetError):
+    """`localnet check-state`: a node's own committed state differs from the majority's (or there is none)."""
+
+    error_code = "STATE_DIVERGED"
+
+
+class UnreachableNodesError(LocalnetError):
+    """`localnet check-state`: some node did not answer, so its state could not be compared."""
+
+    family = Family.NETWORK
+    error_code = "NODES_UNREACHABLE"
