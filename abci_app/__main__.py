@@ -20,11 +20,16 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--log-level", default="INFO")
     parser.add_argument("--zk-srs", type=Path, default=None,
                         help="the SRS file the chain's genesis pins for zk proofs (default: $FEDLEDGER_ZK_SRS)")
+    parser.add_argument("--snapshot-interval", type=int, default=1000,
+                        help="write a state-sync snapshot every N heights (0: never)")
+    parser.add_argument("--snapshot-keep", type=int, default=2, help="how many recent snapshots to keep")
+    parser.add_argument("--snapshot-chunk-size", type=int, default=2 << 20, help="snapshot chunk size in bytes")
     args = parser.parse_args(argv)
     logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
 
     from fedledger.abci_app.app import FedLedgerApp
     from fedledger.abci_app.server import ABCIServer
+    from fedledger.abci_app.snapshots import SnapshotManager
     from fedledger.abci_app.state_machine import StateMachine
     from fedledger.abci_app.store import CommittedStore
 
@@ -40,7 +45,9 @@ def main(argv: list[str] | None = None) -> None:
     logging.getLogger("fedledger.app").info("state at height %d, app hash %s", store.height, store.app_hash.hex())
 
     async def run() -> None:
-        server = ABCIServer(FedLedgerApp(machine), args.addr)
+        snapshots = SnapshotManager(args.home / "snapshots", args.snapshot_interval, args.snapshot_keep,
+                                    args.snapshot_chunk_size)
+        server = ABCIServer(FedLedgerApp(machine, snapshots), args.addr)
         await server.start()
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
