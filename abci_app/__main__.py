@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+import os
 import signal
 from pathlib import Path
 
@@ -20,8 +21,10 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--log-level", default="INFO")
     parser.add_argument("--zk-srs", type=Path, default=None,
                         help="the SRS file the chain's genesis pins for zk proofs (default: $FEDLEDGER_ZK_SRS)")
-    parser.add_argument("--snapshot-interval", type=int, default=1000,
-                        help="write a state-sync snapshot every N heights (0: never)")
+    parser.add_argument("--snapshot-interval", type=int,
+                        default=int(os.environ.get("FEDLEDGER_SNAPSHOT_INTERVAL", "1000")),
+                        help="write a state-sync snapshot every N heights (0: never; "
+                             "default $FEDLEDGER_SNAPSHOT_INTERVAL or 1000)")
     parser.add_argument("--snapshot-keep", type=int, default=2, help="how many recent snapshots to keep")
     parser.add_argument("--snapshot-chunk-size", type=int, default=2 << 20, help="snapshot chunk size in bytes")
     args = parser.parse_args(argv)
