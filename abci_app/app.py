@@ -6,6 +6,7 @@ import logging
 
 from fedledger.abci_app.application import BaseApplication
 from fedledger.abci_app.context import BlockContext, Event, TxResult
+from fedledger.abci_app.modules.zk.params import check_startup
 from fedledger.abci_app.proto import types as pb
 from fedledger.abci_app.query_proofs import PROOF_OP_TYPE
 from fedledger.abci_app.snapshots import Restorer, RestoreTarget, SnapshotManager, SnapshotSource
@@ -126,6 +127,9 @@ class FedLedgerApp(BaseApplication):
         resp = self._restorer.apply(req)
         if self._restorer.restored_height:
             self.machine.after_restore()
+            # The restored chain may pin a zk SRS: like at process start, refuse to go on without it
+            # rather than diverge on the first proof (the RuntimeError stops this node).
+            check_startup(self.machine.store)
             log.info("restored state at height %d, app hash %s", self.machine.height,
                      self.machine.app_hash.hex())
             self._restorer = None

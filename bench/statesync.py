@@ -73,6 +73,7 @@ def bench_statesync(heights: int = 10_000, members: int = 2000, validators: int 
     old = os.environ.get("FEDLEDGER_SNAPSHOT_INTERVAL")
     os.environ["FEDLEDGER_SNAPSHOT_INTERVAL"] = str(snapshot_interval)
     started = time.monotonic()
+    ok = False
     try:
         spec = manager.up(home, validators, block_time_ms=block_time_ms, base_port=find_free_base_port(40),
                           timeout=180, reset=True, log=log)
@@ -95,6 +96,7 @@ def bench_statesync(heights: int = 10_000, members: int = 2000, validators: int 
             finally:
                 joiner.stop()
             log(f"{mode}: caught up at {target} in {results[mode]['join_s']} s")
+        ok = True
         return {
             "heights": heights, "members": members, "validators": validators, "block_time_ms": block_time_ms,
             "grow_s": round(grow_s, 1),
@@ -113,4 +115,7 @@ def bench_statesync(heights: int = 10_000, members: int = 2000, validators: int 
             os.environ.pop("FEDLEDGER_SNAPSHOT_INTERVAL", None)
         else:
             os.environ["FEDLEDGER_SNAPSHOT_INTERVAL"] = old
-        shutil.rmtree(work, ignore_errors=True)
+        if ok:
+            shutil.rmtree(work, ignore_errors=True)
+        else:
+            log(f"kept {work} for its logs")

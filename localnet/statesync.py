@@ -28,6 +28,7 @@ from fedledger.localnet.config import (
 from fedledger.localnet.errors import LocalnetError
 from fedledger.localnet.manager import rpc_get
 from fedledger.localnet.ports import find_free_base_port
+from fedledger.localnet.zk_srs import net_srs_path
 
 __all__ = ["Joiner", "render_statesync", "start_joiner", "trust_point"]
 
@@ -113,6 +114,9 @@ def start_joiner(spec: NetSpec, cometbft_bin: Path, *, statesync: bool = True, d
     env = dict(os.environ, PYTHONUNBUFFERED="1")
     app_cmd = [sys.executable, "-m", "fedledger.abci_app", "--home", str(node.app_home), "--addr", node.abci_addr,
                "--chain-id", spec.chain_id, "--snapshot-interval", str(snapshot_interval)]
+    srs = net_srs_path(spec.home)  # the same pinned SRS the validators verify zk proofs with
+    if srs is not None:
+        app_cmd += ["--zk-srs", str(srs)]
     with open(node.app_log, "ab") as log:
         app = subprocess.Popen(app_cmd, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, env=env,
                                cwd=str(d))
