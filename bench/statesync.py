@@ -10,6 +10,7 @@ at a height at or past the tip seen when the join started.
 
 from __future__ import annotations
 
+import hashlib
 import os
 import shutil
 import tempfile
@@ -119,3 +120,45 @@ def bench_statesync(heights: int = 10_000, members: int = 2000, validators: int 
             shutil.rmtree(work, ignore_errors=True)
         else:
             log(f"kept {work} for its logs")
+
+
+def time_snapshot_roundtrip(keys: int = 50_000, value_size: int = 200) -> dict[str, Any]:
+    """In process: seconds to snapshot a `keys`-key state at Commit and to restore it into an empty store."""
+    from fedledger.abci_app.proto import types as pb
+    from fedledger.abci_app.snapshots import Restorer, SnapshotManager
+    from fedledger.abci_app.store import CommittedStore
+
+    work = Path(tempfile.mkdtemp(prefix="fedledger-bench-snapshot-"))
+    try:
+        src = CommittedStore(work / "src.db")
+        w = src.working()
+        for i in range(keys):
+            w.set(b"bench/%010d" % i, hashlib.sha256(b"%d" % i).digest() * (value_size // 32 + 1))
+        src.commit(w, 1)
+        mgr = SnapshotManager(work / "snaps", interval=1)
+        t0 = time.perf_counter()
+        m = mgr.take(src)
+        take_s = time.perf_counter() - t0
+        (snap,) = mgr.list()
+        dst = CommittedStore(work / "dst.db")
+        restorer = Restorer(dst)
+        t0 = time.perf_counter()
+        restorer.offer(pb.RequestOfferSnapshot(snapshot=snap, app_hash=src.app_hash))
+        for i in range(snap.chunks):
+            restorer.apply(pb.RequestApplySnapshotChunk(index=i, chunk=mgr.load_chunk(1, 1, i)))
+        restore_s = time.perf_counter() - t0
+        if dst.app_hash != src.app_hash:
+            raise LocalnetError("restored app hash differs from the source's")
+        src.close()
+        dst.close()
+        return {"keys": keys, "bytes": m.total_bytes, "chunks": len(m.chunk_hashes), "take_s": round(take_s, 2),
+                "restore_s": round(restore_s, 2)}
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    import json
+    import sys
+
+    print(json.dumps(time_snapshot_roundtrip(int(sys.argv[1]) if len(sys.argv) > 1 else 50_000)))
