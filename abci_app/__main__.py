@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+import os
 import signal
 from pathlib import Path
 
@@ -23,11 +24,18 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--metrics-addr", default="127.0.0.1", help="address the metrics endpoint listens on")
     parser.add_argument("--zk-srs", type=Path, default=None,
                         help="the SRS file the chain's genesis pins for zk proofs (default: $FEDLEDGER_ZK_SRS)")
+    parser.add_argument("--snapshot-interval", type=int,
+                        default=int(os.environ.get("FEDLEDGER_SNAPSHOT_INTERVAL", "1000")),
+                        help="write a state-sync snapshot every N heights (0: never; "
+                             "default $FEDLEDGER_SNAPSHOT_INTERVAL or 1000)")
+    parser.add_argument("--snapshot-keep", type=int, default=2, help="how many recent snapshots to keep")
+    parser.add_argument("--snapshot-chunk-size", type=int, default=2 << 20, help="snapshot chunk size in bytes")
     args = parser.parse_args(argv)
     logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
 
     from fedledger.abci_app.app import FedLedgerApp
     from fedledger.abci_app.server import ABCIServer
+    from fedledger.abci_app.snapshots import SnapshotManager
     from fedledger.abci_app.state_machine import StateMachine
     from fedledger.abci_app.store import CommittedStore
 
@@ -42,7 +50,9 @@ def main(argv: list[str] | None = None) -> None:
     check_startup(store)  # a chain that pins an SRS: refuse to start without exactly that file
     logging.getLogger("fedledger.app").info("state at height %d, app hash %s", store.height, store.app_hash.hex())
 
-    app = FedLedgerApp(machine)
+    snapshots = SnapshotManager(args.home / "snapshots", args.snapshot_interval, args.snapshot_keep,
+                                args.snapshot_chunk_size)
+    app = FedLedgerApp(machine, snapshots)
     if args.metrics_port is not None:
         # Observations only: ObservedApp answers exactly as FedLedgerApp and keeps its metrics outside the state.
         from prometheus_client import start_http_server
@@ -51,7 +61,7 @@ def main(argv: list[str] | None = None) -> None:
 
         metrics = AppMetrics()
         start_http_server(args.metrics_port, addr=args.metrics_addr, registry=metrics.registry)
-        app = ObservedApp(machine, metrics)
+        app = ObservedApp(machine, metrics, snapshots)
         logging.getLogger("fedledger.app").info("metrics on http://%s:%d/metrics", args.metrics_addr,
                                                 args.metrics_port)
 

@@ -6,8 +6,10 @@ import logging
 
 from fedledger.abci_app.application import BaseApplication
 from fedledger.abci_app.context import BlockContext, Event, TxResult
+from fedledger.abci_app.modules.zk.params import check_startup
 from fedledger.abci_app.proto import types as pb
 from fedledger.abci_app.query_proofs import PROOF_OP_TYPE
+from fedledger.abci_app.snapshots import Restorer, RestoreTarget, SnapshotManager, SnapshotSource
 from fedledger.abci_app.state_machine import StateMachine
 
 __all__ = ["APP_VERSION", "FedLedgerApp", "PROOF_OP_TYPE"]
@@ -30,8 +32,12 @@ def _exec_result(r: TxResult) -> pb.ExecTxResult:
 class FedLedgerApp(BaseApplication):
     """The FedLedger ABCI application."""
 
-    def __init__(self, machine: StateMachine) -> None:
+    def __init__(self, machine: StateMachine, snapshots: SnapshotManager | None = None) -> None:
         self.machine = machine
+        # State sync: `snapshots` produces and serves them (None: this node offers none); any node can
+        # restore one into an empty store, if its store supports restoring.
+        self.snapshots = snapshots
+        self._restorer: Restorer | None = None
 
     def info(self, req: pb.RequestInfo) -> pb.ResponseInfo:
         """Report the last committed height and app hash so CometBFT replays what is missing."""
@@ -83,7 +89,51 @@ class FedLedgerApp(BaseApplication):
     def commit(self, req: pb.RequestCommit) -> pb.ResponseCommit:
         """Persist the block atomically."""
         self.machine.commit()
+        if self.snapshots is not None and hasattr(self.machine.store, "iter_all"):
+            source: SnapshotSource = self.machine.store  # type: ignore[assignment]
+            m = self.snapshots.maybe_take(source)
+            if m is not None:
+                log.info("snapshot at height %d: %d chunks, %d bytes", m.height, len(m.chunk_hashes),
+                         m.total_bytes)
         return pb.ResponseCommit(retain_height=0)
+
+    def list_snapshots(self, req: pb.RequestListSnapshots) -> pb.ResponseListSnapshots:
+        """Advertise the kept snapshots, newest first."""
+        if self.snapshots is None:
+            return pb.ResponseListSnapshots()
+        return pb.ResponseListSnapshots(snapshots=self.snapshots.list())
+
+    def load_snapshot_chunk(self, req: pb.RequestLoadSnapshotChunk) -> pb.ResponseLoadSnapshotChunk:
+        """Serve one chunk of a kept snapshot (empty when there is no such chunk)."""
+        if self.snapshots is None:
+            return pb.ResponseLoadSnapshotChunk()
+        return pb.ResponseLoadSnapshotChunk(chunk=self.snapshots.load_chunk(req.height, req.format, req.chunk))
+
+    def offer_snapshot(self, req: pb.RequestOfferSnapshot) -> pb.ResponseOfferSnapshot:
+        """Start restoring an offered snapshot whose manifest names the light-client-trusted app hash."""
+        if not hasattr(self.machine.store, "restore"):
+            return pb.ResponseOfferSnapshot(result=pb.ResponseOfferSnapshot.ABORT)
+        target: RestoreTarget = self.machine.store  # type: ignore[assignment]
+        self._restorer = Restorer(target)
+        resp = self._restorer.offer(req)
+        log.info("offered snapshot at height %d format %d: %s", req.snapshot.height, req.snapshot.format,
+                 pb.ResponseOfferSnapshot.Result.Name(resp.result))
+        return resp
+
+    def apply_snapshot_chunk(self, req: pb.RequestApplySnapshotChunk) -> pb.ResponseApplySnapshotChunk:
+        """Verify one chunk; after the last, the store holds the trusted state and the machine reloads."""
+        if self._restorer is None:
+            return pb.ResponseApplySnapshotChunk(result=pb.ResponseApplySnapshotChunk.ABORT)
+        resp = self._restorer.apply(req)
+        if self._restorer.restored_height:
+            self.machine.after_restore()
+            # The restored chain may pin a zk SRS: like at process start, refuse to go on without it
+            # rather than diverge on the first proof (the RuntimeError stops this node).
+            check_startup(self.machine.store)
+            log.info("restored state at height %d, app hash %s", self.machine.height,
+                     self.machine.app_hash.hex())
+            self._restorer = None
+        return resp
 
     def query(self, req: pb.RequestQuery) -> pb.ResponseQuery:
         """Read committed state; when asked to prove, one ProofOp per record the answer was derived from."""

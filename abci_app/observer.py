@@ -24,6 +24,7 @@ from fedledger.abci_app.app import FedLedgerApp
 from fedledger.abci_app.canonical import CanonicalError, parse_canonical
 from fedledger.abci_app.errors import Code
 from fedledger.abci_app.proto import types as pb
+from fedledger.abci_app.snapshots import SnapshotManager
 from fedledger.abci_app.state_machine import StateMachine
 
 __all__ = ["AppMetrics", "ObservedApp", "code_name"]
@@ -141,8 +142,8 @@ class AppMetrics:
 class ObservedApp(FedLedgerApp):
     """FedLedgerApp that reports each decided response to AppMetrics after returning nothing different."""
 
-    def __init__(self, machine: StateMachine, metrics: AppMetrics) -> None:
-        super().__init__(machine)
+    def __init__(self, machine: StateMachine, metrics: AppMetrics, snapshots: SnapshotManager | None = None) -> None:
+        super().__init__(machine, snapshots)
         self.metrics = metrics
 
     def check_tx(self, req: pb.RequestCheckTx) -> pb.ResponseCheckTx:

@@ -316,6 +316,20 @@ class StateMachine:
         self._mempool_nonces.clear()
         return self.store.height
 
+    def after_restore(self) -> None:
+        """Reload what the machine derives from state after state sync installed a snapshot.
+
+        The chain id lives in state; nothing else in memory survives from before the restore (no
+        pending block, no mempool nonces, no decode cache entries that could be stale).
+        """
+        stored = self.store.get(CHAIN_ID_KEY)
+        if stored is not None:
+            self.chain_id = stored.decode("ascii")
+        self._pending = None
+        self._pending_height = 0
+        self._mempool_nonces.clear()
+        self._decoded.clear()
+
     # ----- queries -----
     def query(self, path: str, data: bytes, prove: bool) -> QueryResult:
         """Answer a query from committed state; with `prove`, prove every record the answer was derived from.

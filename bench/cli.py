@@ -47,6 +47,28 @@ def bench_chain_cmd(validators: int, trainers: int, tasks: int, rate: float, con
     click.echo(f"ratio fedledger/kvstore: {result['ratio_tps_vs_kvstore']}")
 
 
+@bench.command("statesync")
+@click.option("--heights", default=10_000, show_default=True, help="Chain height to grow to before the joins.")
+@click.option("--members", default=2000, show_default=True, help="Admitted members (the state to sync).")
+@click.option("--validators", default=2, show_default=True)
+@click.option("--block-time", "block_time_ms", default=10, show_default=True)
+@click.option("--snapshot-interval", default=500, show_default=True)
+@click.option("--json", "as_json", is_flag=True)
+def bench_statesync_cmd(heights: int, members: int, validators: int, block_time_ms: int, snapshot_interval: int,
+                        as_json: bool) -> None:
+    """Join time of a fresh node by state sync vs block sync on the same grown chain, and the snapshot size."""
+    from fedledger.bench.statesync import bench_statesync
+
+    r = bench_statesync(heights, members, validators, block_time_ms, snapshot_interval,
+                        log=lambda m: click.echo(m, err=True))
+    if as_json:
+        click.echo(json.dumps(r, indent=2))
+        return
+    click.echo(f"height {r['heights']}: state sync {r['statesync']['join_s']} s, block sync "
+               f"{r['blocksync']['join_s']} s; snapshot {r['snapshot']['bytes']} bytes in {r['snapshot']['chunks']} "
+               f"chunks at height {r['snapshot']['height']}")
+
+
 @bench.command("accountant")
 @click.option("--debits", default=500, show_default=True)
 @click.option("--json", "as_json", is_flag=True)

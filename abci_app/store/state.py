@@ -202,6 +202,37 @@ class CommittedStore:
             working._committed = True
             return root
 
+    def iter_all(self) -> Iterator[tuple[bytes, bytes]]:
+        """Yield every committed (key, value), sorted by key (what a state-sync snapshot serializes)."""
+        self._check_open()
+        return self._db.iter_all()
+
+    def restore(self, items: list[tuple[bytes, bytes]], height: int, app_hash: bytes) -> None:
+        """Install a whole state received by state sync as committed block `height`.
+
+        Only an empty store (height 0, no keys) may be restored. The Merkle root of `items` must equal
+        `app_hash` (the hash CometBFT's light client trusts); otherwise nothing is written.
+        """
+        with self._lock:
+            self._check_open()
+            if self._height != 0 or len(self._tree) != 0:
+                raise StateStoreError(f"cannot restore a snapshot into a store at height {self._height}")
+            if isinstance(height, bool) or not isinstance(height, int) or height < 1:
+                raise HeightError(f"a restored height must be a positive int, got {height!r}")
+            for key, value in items:
+                _check_key(key)
+                _check_value(value)
+            tree = MerkleTree.build(items)
+            if tree.root != app_hash:
+                raise CorruptStoreError(
+                    f"restored state hashes to {tree.root.hex()}, not the trusted app hash {app_hash.hex()}"
+                )
+            self._db.write_block(items, height, app_hash)
+            self._tree = tree
+            self._cache.clear()
+            self._height, self._app_hash = height, app_hash
+            self._generation += 1
+
     def close(self) -> None:
         """Close the database; uncommitted working states are discarded (idempotent)."""
         with self._lock:
