@@ -347,3 +347,29 @@ def bench_faults_cmd(partition_s: float, halt_s: float, delay_ms: int, jitter_ms
         click.echo(f"{how} {wan['delay_ms']}±{wan['jitter_ms']} ms: block interval p50 {measured['interval_p50_s']} s, "
                    f"p95 {measured['interval_p95_s']} s (consensus p50 {measured['consensus_p50_s']} s, "
                    f"p95 {measured['consensus_p95_s']} s)")
+
+
+@bench.command("fuzz")
+@click.option("--txs", default=10_000, show_default=True,
+              help="Validly signed adversarial txs (CheckTx + FinalizeBlock); as many garbage byte strings go "
+                   "through CheckTx.")
+@click.option("--seed", default=0, show_default=True, help="Generator seed (the same seed replays the run).")
+@click.option("--block-txs", default=8, show_default=True, help="Signed txs per block.")
+@click.option("--json", "as_json", is_flag=True)
+def bench_fuzz_cmd(txs: int, seed: int, block_txs: int, as_json: bool) -> None:
+    """Fuzz the in-process app with enrolled members' signed adversarial txs; exit 1 on any violation."""
+    from fedledger.bench.fuzz import bench_fuzz
+
+    if txs < 1 or block_txs < 1:
+        report(ConfigError("--txs and --block-txs must be at least 1"))
+    result = bench_fuzz(txs, seed, block_txs)
+    if as_json:
+        click.echo(json.dumps(result, indent=2))
+    else:
+        click.echo(f"{result['txs_sent']} txs ({result['signed_txs']} signed, {result['garbage_txs']} garbage) in "
+                   f"{result['seconds']} s = {result['txs_per_s']} tx/s; crashes {result['crashes']}, state changes "
+                   f"by rejected txs {result['rejected_state_changes']}, other violations "
+                   f"{result['other_violations']}, app hash equals twin: {result['app_hash_equals_twin']}")
+    if result["crashes"] or result["rejected_state_changes"] or result["other_violations"] \
+            or not result["app_hash_equals_twin"]:
+        raise SystemExit(1)

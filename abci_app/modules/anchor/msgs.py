@@ -39,7 +39,9 @@ class RecordAnchor:
         """Validate a record_anchor body (hex is lower-case and 0x-prefixed, so one anchor has one encoding)."""
         require_fields(body, _FIELDS)
         scheme = body["scheme"]
-        if scheme not in SCHEMES:
+        # isinstance first: a list or object here is unhashable, and the membership test would raise
+        # TypeError instead of rejecting the tx (found by `fedledger bench fuzz`).
+        if not isinstance(scheme, str) or scheme not in SCHEMES:
             raise TxError(Code.INVALID_BODY, f"scheme must be one of {sorted(SCHEMES)}")
         msg = RecordAnchor(
             scheme=scheme,
