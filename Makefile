@@ -18,7 +18,7 @@ all: install
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e '.[dev,train,inference,critical]'
+	$(PY) -m pip install --quiet -e '.[dev,train,inference,critical,bench]'
 	touch $@
 
 abci_app/proto/.built: $(VENV)/.installed $(wildcard abci_app/proto/*.proto) abci_app/proto/build.py

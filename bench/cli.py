@@ -100,13 +100,15 @@ def bench_abci_cmd(seconds: float, batches: int, batch_size: int, as_json: bool)
 @bench.command("governance")
 @click.option("--trainers", default=300, show_default=True)
 @click.option("--debits", default=300, show_default=True)
+@click.option("--base-port", default=27600, show_default=True)
 @click.option("--json", "as_json", is_flag=True)
-def bench_governance_cmd(trainers: int, debits: int, as_json: bool) -> None:
+def bench_governance_cmd(trainers: int, debits: int, base_port: int, as_json: bool) -> None:
     """ε debit time (vs Opacus when importable) and admission/commitment throughput through every governance check."""
     from fedledger.bench.accountant import bench_accountant
     from fedledger.bench.chain import bench_chain
 
-    chain = bench_chain(trainers=trainers, tasks=6, peer=False, log=lambda m: click.echo(m, err=True))
+    chain = bench_chain(trainers=trainers, tasks=6, base_port=base_port, peer=False,
+                        log=lambda m: click.echo(m, err=True))
     result = {"benchmark": "governance", "accountant": bench_accountant(debits),
               "admission": chain["fedledger"]["admission"], "commitment": chain["fedledger"]["saturation"],
               "targets": {"debit_ms": 5, "tps": 200}}

@@ -2,7 +2,9 @@
 
 A tx's latency is from its broadcast_tx_sync call to the moment a block containing it is seen
 committed (polling /block as heights advance); throughput is committed txs over the time from
-the first broadcast to the last commit.
+the first broadcast to the last commit. Each block's FinalizeBlock result codes (/block_results)
+are tallied too, so a run whose txs were included but refused in execution cannot pass for a
+good one.
 """
 
 from __future__ import annotations
@@ -34,6 +36,7 @@ class LoadResult:
     p95_ms: float
     blocks: int
     mean_txs_per_block: float
+    result_codes: dict[str, int]  # FinalizeBlock code -> count, over every tx of the blocks seen
 
     def as_dict(self) -> dict[str, float | int]:
         """JSON form."""
@@ -54,11 +57,13 @@ async def _load(urls: list[str], lanes: list[list[bytes]], concurrency: int, bat
     sent_at: dict[str, float] = {}
     committed_at: dict[str, float] = {}
     rejected = 0
+    codes: dict[str, int] = {}
     limits = httpx.Limits(max_connections=concurrency * 2, max_keepalive_connections=concurrency * 2)
     async with httpx.AsyncClient(timeout=30, limits=limits) as client:
         start_height = int((await _rpc(client, urls[0], "status"))["sync_info"]["latest_block_height"])  # type: ignore[index]
         done_sending = asyncio.Event()
         blocks_seen = 0
+        heights: list[int] = []
 
         async def sender(idx: int) -> None:
             # Each request is a JSON-RPC batch of broadcast_tx_sync calls: per-request HTTP overhead
@@ -83,6 +88,8 @@ async def _load(urls: list[str], lanes: list[list[bytes]], concurrency: int, bat
                           "params": {"tx": base64.b64encode(tx).decode()}} for i, tx in enumerate(chunk)]
                 resp = await client.post(url, json=calls)
                 payload = resp.json()
+                if len(chunk) == 1 and isinstance(payload, dict) and payload.get("id") == 0:
+                    payload = [payload]  # CometBFT answers a one-call batch with the bare response
                 if not isinstance(payload, list):  # the whole batch was refused (e.g. body too large)
                     raise RuntimeError(f"batch of {len(chunk)} refused by {url}: {str(payload)[:300]}")
                 for item in payload:
@@ -106,6 +113,7 @@ async def _load(urls: list[str], lanes: list[list[bytes]], concurrency: int, bat
                     blocks_seen += 1
                     for b64 in block["block"]["data"]["txs"] or []:  # type: ignore[index]
                         committed_at.setdefault(hashlib.sha256(base64.b64decode(b64)).hexdigest().upper(), now)
+                    heights.append(height)
                 if done_sending.is_set() and all(h in committed_at for h in sent_at):
                     return
                 await asyncio.sleep(0.02)
@@ -115,6 +123,22 @@ async def _load(urls: list[str], lanes: list[list[bytes]], concurrency: int, bat
         await asyncio.gather(*[sender(i) for i in range(concurrency)])
         done_sending.set()
         await watch
+        # Result codes are read after the run, off the timed path; the newest height's results can
+        # trail its header by a moment, hence the short retry.
+        for height in heights:
+            for attempt in range(50):
+                try:
+                    results = await _rpc(client, urls[0], "block_results", height=str(height))
+                    break
+                except RuntimeError:
+                    if attempt == 49:
+                        raise
+                    await asyncio.sleep(0.1)
+            txs_results = results.get("txs_results") or []
+            assert isinstance(txs_results, list)
+            for item in txs_results:
+                code = str(int(item.get("code", 0)))
+                codes[code] = codes.get(code, 0) + 1
     lat = sorted((committed_at[h] - t) * 1000 for h, t in sent_at.items() if h in committed_at)
     ends = [committed_at[h] for h in sent_at if h in committed_at]
     duration = (max(ends) - t0) if ends else float("nan")
@@ -125,6 +149,7 @@ async def _load(urls: list[str], lanes: list[list[bytes]], concurrency: int, bat
         p50_ms=round(statistics.median(lat), 1) if lat else float("nan"),
         p95_ms=round(lat[int(0.95 * (len(lat) - 1))], 1) if lat else float("nan"),
         blocks=blocks_seen, mean_txs_per_block=round(committed / blocks_seen, 1) if blocks_seen else 0.0,
+        result_codes=codes,
     )
 
 
