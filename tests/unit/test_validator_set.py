@@ -10,13 +10,22 @@ from typing import Any
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from fedledger.abci_app.app import FedLedgerApp
 from fedledger.abci_app.canonical import canonical_bytes
 from fedledger.abci_app.context import ValidatorUpdate
 from fedledger.abci_app.did.didkey import did_from_private_key
 from fedledger.abci_app.errors import Code
-from fedledger.abci_app.modules.governance.validators import MAX_POWER, VALIDATORS_KEY
+from fedledger.abci_app.modules.governance.validators import (
+    MAX_POWER,
+    VALIDATORS_KEY,
+    init_validators,
+    load_validators,
+    put_validator,
+    take_updates,
+)
 from fedledger.abci_app.proto import types as pb
 from fedledger.abci_app.state_machine import StateMachine
 from fedledger.abci_app.store import CommittedStore
@@ -284,3 +293,35 @@ def test_abci_init_chain_and_finalize_block_carry_the_validators() -> None:
             emitted[height] = [(u.pub_key.ed25519, u.power) for u in resp.validator_updates]
         app.commit(pb.RequestCommit())
     assert emitted == {1 + PERIOD: [(raw_key("org-e-validator"), 10)]}
+
+
+# ----- the updates always rebuild the app's set -----
+@settings(max_examples=40, deadline=None)
+@given(st.lists(st.lists(st.tuples(st.integers(0, 5), st.integers(0, 30)), max_size=4), min_size=1, max_size=6))
+def test_emitted_updates_applied_like_cometbft_give_the_apps_set(blocks: list[list[tuple[int, int]]]) -> None:
+    """Blocks of validator changes (key index, power; 0 removes) through the keeper: CometBFT's view
+    (genesis plus every block's updates, each key at most once per block) equals the app's set."""
+    store = CommittedStore(":memory:")
+    keys = [raw_key(f"prop-{i}") for i in range(6)]
+    working = store.working()
+    init_validators(working, [ValidatorUpdate(keys[0], 10)])
+    comet = {keys[0]: 10}
+    for height, changes in enumerate(blocks, start=1):
+        for index, power in changes:
+            key = b64(keys[index])
+            present = any(v["pub_key"] == key for v in load_validators(working))
+            if power == 0 and present and len(load_validators(working)) > 1:
+                put_validator(working, key, 0, None, height)
+            elif power > 0:
+                put_validator(working, key, power, None, height)
+        updates = take_updates(working)
+        assert len({u.pub_key for u in updates}) == len(updates)  # CometBFT refuses a key twice
+        assert [b64(u.pub_key) for u in updates] == sorted(b64(u.pub_key) for u in updates)
+        for u in updates:
+            if u.power == 0:
+                comet.pop(u.pub_key, None)
+            else:
+                comet[u.pub_key] = u.power
+        assert {base64.b64decode(v["pub_key"]): v["power"] for v in load_validators(working)} == comet
+        store.commit(working, height)
+        working = store.working()
