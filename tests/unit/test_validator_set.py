@@ -325,3 +325,36 @@ def test_emitted_updates_applied_like_cometbft_give_the_apps_set(blocks: list[li
         assert {base64.b64decode(v["pub_key"]): v["power"] for v in load_validators(working)} == comet
         store.commit(working, height)
         working = store.working()
+
+
+# ----- who runs a genesis validator -----
+def owned_state(owners: dict[str, str]) -> bytes:
+    state = json.loads(app_state())
+    state["governance"]["validator_organizations"] = owners
+    return canonical_bytes(state)
+
+
+def test_genesis_names_the_organization_of_each_validator() -> None:
+    owners = {b64(k): org for k, org in zip(GENESIS_KEYS, ORGS, strict=True)}
+    net = Net()
+    net.chain = Chain(CommittedStore(":memory:"), app_state=owned_state(owners),
+                      validators=[ValidatorUpdate(k, 10) for k in GENESIS_KEYS])
+    net.chain.ok()
+    assert {v["pub_key"]: v["organization"] for v in net.query("/validators")["validators"]} == owners
+    assert net.chain.store.get(b"gov/genesis_validator_orgs") is None  # genesis scaffolding, gone
+    (rec,), updates = net.pass_({"type": "remove_validator", "pub_key": b64(GENESIS_KEYS[3]),
+                                 "remove_organization": True})
+    assert rec["status"] == "passed", rec.get("reason")
+    assert updates == [ValidatorUpdate(GENESIS_KEYS[3], 0)]
+    assert "org-d" not in net.query("/governance")["weights"]
+
+
+@pytest.mark.parametrize(("owners", "match"), [
+    ({b64(GENESIS_KEYS[0]): "org-z"}, "not an organization"),
+    ({"bad": "org-a"}, "base64"),
+    ({b64(raw_key("stranger")): "org-a"}, "not genesis validators"),
+])
+def test_bad_validator_organizations_halt_genesis(owners: dict[str, str], match: str) -> None:
+    sm = StateMachine(CommittedStore(":memory:"), CHAIN)
+    with pytest.raises((ValueError, RuntimeError), match=match):
+        sm.init_chain(CHAIN, owned_state(owners), [ValidatorUpdate(k, 10) for k in GENESIS_KEYS])

@@ -22,12 +22,15 @@ from fedledger.abci_app.context import Reader, ValidatorUpdate, Writer
 from fedledger.abci_app.errors import Code, TxError
 from fedledger.abci_app.records import load_record, store_record
 
-__all__ = ["MAX_POWER", "MAX_TOTAL_POWER", "PENDING_KEY", "VALIDATORS_KEY", "ValidatorRecord", "check_add",
-           "check_remove", "check_set_power", "find_validator", "init_validators", "load_validators",
+__all__ = ["GENESIS_ORGS_KEY", "MAX_POWER", "MAX_TOTAL_POWER", "PENDING_KEY", "VALIDATORS_KEY", "ValidatorRecord",
+           "check_add", "check_remove", "check_set_power", "find_validator", "init_validators", "load_validators",
            "parse_power", "parse_pub_key", "put_validator", "take_updates", "validator_set_answer"]
 
 VALIDATORS_KEY = b"gov/validators"
 PENDING_KEY = b"gov/valset_pending"
+# Genesis only: which organization runs each genesis validator, from the governance genesis section
+# (written by init_genesis, read and deleted by init_validators in the same InitChain).
+GENESIS_ORGS_KEY = b"gov/genesis_validator_orgs"
 #: Highest power one validator may hold (far below CometBFT's own bound, so a sum can never overflow).
 MAX_POWER = 10**12
 #: CometBFT's MaxTotalVotingPower (int64 max / 8): a set whose total exceeds it is refused by CometBFT.
@@ -90,9 +93,15 @@ def init_validators(state: Writer, updates: Sequence[ValidatorUpdate]) -> None:
     """Record InitChain's validators as the genesis set; a malformed or repeated one halts genesis.
 
     Without validators (an in-process chain) nothing is written, so such a chain's genesis state
-    stays what it was before the app kept a validator set.
+    stays what it was before the app kept a validator set. Owners named in the governance genesis
+    section (`validator_organizations`) must each be one of these validators.
     """
+    owners = load_record(state, GENESIS_ORGS_KEY) or {}
+    if owners:
+        state.delete(GENESIS_ORGS_KEY)
     if not updates:
+        if owners:
+            raise RuntimeError("governance genesis names validator_organizations but InitChain has no validators")
         return
     seen: set[str] = set()
     out: list[ValidatorRecord] = []
@@ -101,7 +110,11 @@ def init_validators(state: Writer, updates: Sequence[ValidatorUpdate]) -> None:
         if len(update.pub_key) != 32 or not 1 <= update.power <= MAX_POWER or key in seen:
             raise RuntimeError(f"genesis validator {key} (power {update.power}) is malformed or repeated")
         seen.add(key)
-        out.append({"pub_key": key, "power": update.power, "organization": None, "effective_height": 0})
+        out.append({"pub_key": key, "power": update.power, "organization": owners.get(key), "effective_height": 0})
+    strangers = sorted(set(owners) - seen)
+    if strangers:
+        raise RuntimeError(f"governance validator_organizations names keys that are not genesis validators: "
+                           f"{strangers}")
     _store(state, out)
 
 
