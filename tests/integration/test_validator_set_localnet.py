@@ -30,7 +30,7 @@ from tests.support import find_cometbft, named_key, use_pinned_cometbft
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(420)]
 
-VOTING_PERIOD = 25  # blocks: room for two CLI runs (seconds each on a loaded machine)
+VOTING_PERIOD = 50  # blocks (~15-30 s): room for two CLI runs, seconds each on a loaded machine
 NEW_POWER = 5  # under 1/3 of 45: the chain stays live even before the newcomer has caught up
 
 
