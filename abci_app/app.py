@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 
 from fedledger.abci_app.application import BaseApplication
-from fedledger.abci_app.context import BlockContext, Event, TxResult
+from fedledger.abci_app.context import BlockContext, Event, TxResult, ValidatorUpdate
 from fedledger.abci_app.modules.zk.params import check_startup
 from fedledger.abci_app.proto import types as pb
 from fedledger.abci_app.query_proofs import PROOF_OP_TYPE
@@ -48,7 +48,8 @@ class FedLedgerApp(BaseApplication):
 
     def init_chain(self, req: pb.RequestInitChain) -> pb.ResponseInitChain:
         """Genesis: remember the chain id; the genesis state is committed with the first block."""
-        app_hash = self.machine.init_chain(req.chain_id, req.app_state_bytes)
+        validators = [ValidatorUpdate(pub_key=v.pub_key.ed25519, power=v.power) for v in req.validators]
+        app_hash = self.machine.init_chain(req.chain_id, req.app_state_bytes, validators)
         log.info("init_chain %s, genesis app hash %s", req.chain_id, app_hash.hex())
         return pb.ResponseInitChain(app_hash=app_hash)
 
@@ -83,8 +84,13 @@ class FedLedgerApp(BaseApplication):
         time_ns = req.time.seconds * 1_000_000_000 + req.time.nanos
         ctx = BlockContext(height=req.height, time_ns=time_ns, block_hash=req.hash, chain_id=chain_id)
         results, app_hash = self.machine.finalize_block(ctx, list(req.txs))
+        updates = [pb.ValidatorUpdate(pub_key=pb.PublicKey(ed25519=u.pub_key), power=u.power)
+                   for u in self.machine.validator_updates]
+        if updates:
+            log.info("height %d: validator updates %s", req.height,
+                     ", ".join(f"{u.pub_key.hex()[:12]}={u.power}" for u in self.machine.validator_updates))
         return pb.ResponseFinalizeBlock(tx_results=[_exec_result(r) for r in results], app_hash=app_hash,
-                                        events=_events(self.machine.block_events))
+                                        events=_events(self.machine.block_events), validator_updates=updates)
 
     def commit(self, req: pb.RequestCommit) -> pb.ResponseCommit:
         """Persist the block atomically."""

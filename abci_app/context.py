@@ -6,7 +6,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Protocol
 
-__all__ = ["BlockContext", "Event", "Reader", "TxResult", "Writer"]
+__all__ = ["BlockContext", "Event", "Reader", "TxResult", "ValidatorUpdate", "Writer"]
 
 
 @dataclass(frozen=True)
@@ -25,6 +25,14 @@ class Event:
 
     type: str
     attributes: tuple[tuple[str, str], ...]
+
+
+@dataclass(frozen=True)
+class ValidatorUpdate:
+    """A change CometBFT applies to its validator set: an Ed25519 key (32 raw bytes) and its new power (0 removes)."""
+
+    pub_key: bytes
+    power: int
 
 
 @dataclass

@@ -130,6 +130,7 @@ class Code(IntEnum):
     UNKNOWN_ACTION = 40  # proposal names a governance action this chain does not run
     ACTION_INVALID = 41  # governance action would leave an invalid state (e.g. an organization without issuers)
     VOTING_CLOSED = 42  # proposal is no longer open for votes (tallied)
+    VALIDATOR_SET_UNSAFE = 43  # validator set change could stop the chain (last validator, newcomer >= 1/3 power)
     ANCHOR_RANGE = 50  # anchor's height range does not continue the last anchor, or is not committed yet
     ANCHOR_TX_RECORDED = 51  # this public-chain tx already backs a recorded anchor
     ANCHOR_MISMATCH = 52  # reanchor does not restate the anchor it replaces (range, root, chain, contract)

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from fedledger.abci_app.canonical import parse_canonical
-from fedledger.abci_app.context import BlockContext, Event, Reader, TxResult, Writer
+from fedledger.abci_app.context import BlockContext, Event, Reader, TxResult, ValidatorUpdate, Writer
 from fedledger.abci_app.errors import CODESPACE, Code, TxError
 from fedledger.abci_app.modules.auth.nonces import check_nonce, last_nonce, set_nonce
 from fedledger.abci_app.modules.base import Module, QueryAnswer, RawEnvelope, Route
@@ -118,6 +118,7 @@ class StateMachine:
         # so caching successful decodes cannot change any outcome.
         self._decoded: OrderedDict[bytes, Tx] = OrderedDict()
         self.block_events: list[Event] = []  # end-block events of the last finalized block
+        self.validator_updates: list[ValidatorUpdate] = []  # validator set changes of the last finalized block
         self._last_time_ns = 0  # header time of the last finalized block (CheckTx's notion of "now")
 
     # ----- lifecycle -----
@@ -131,11 +132,12 @@ class StateMachine:
         """Last committed app hash."""
         return self.store.app_hash
 
-    def init_chain(self, chain_id: str, app_state: bytes) -> bytes:
+    def init_chain(self, chain_id: str, app_state: bytes, validators: Sequence[ValidatorUpdate] = ()) -> bytes:
         """Set up genesis state (committed together with the first block) and return its root.
 
         app_state is a JSON object with one section per module name; a section for no module is
         refused, so a typo in genesis halts the chain at height 0 instead of being ignored.
+        `validators` are InitChain's genesis validators, recorded by the module that keeps the set.
         """
         if self.chain_id is not None and self.chain_id != chain_id:
             raise RuntimeError(f"app was started for chain {self.chain_id!r} but genesis says {chain_id!r}")
@@ -153,6 +155,9 @@ class StateMachine:
             raise RuntimeError(f"genesis app_state has sections for no module: {unknown}; modules: {sorted(known)}")
         for module in self.modules:
             module.init_genesis(working, sections.get(module.name) or {})
+        for module in self.modules:
+            if module.init_validators is not None:
+                module.init_validators(working, validators)
         self._pending = working
         self._pending_height = 0
         return working.root()
@@ -282,6 +287,11 @@ class StateMachine:
         for module in self.modules:  # fixed module order: every validator runs the same sequence
             block_events += module.end_block(working, ctx)
         self.block_events = block_events
+        updates: list[ValidatorUpdate] = []
+        for module in self.modules:  # after every end_block, so a proposal passed in this block is included
+            if module.validator_updates is not None:
+                updates += module.validator_updates(working)
+        self.validator_updates = updates
         self._last_time_ns = ctx.time_ns
         self._pending = working
         self._pending_height = ctx.height

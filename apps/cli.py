@@ -444,7 +444,7 @@ def budget_show(c: Ctx, did: str, task_id: str, as_json: bool) -> None:
 @click.argument("kind", type=click.Choice(["task", "round", "contributions", "contribution", "version",
                                            "versions", "lineage", "org", "member", "whois", "budget",
                                            "reputation", "reputation-history", "attestations", "lifecycle",
-                                           "proposal", "proposals", "governance", "nonce", "secagg",
+                                           "proposal", "proposals", "governance", "validators", "nonce", "secagg",
                                            "anchor", "anchors", "anchor-at", "inference", "zk",
                                            "attestation", "attestation-params"]))
 @click.argument("args", nargs=-1)
@@ -605,24 +605,23 @@ def gov() -> None:
 
 def _admin_submitter(c: Ctx, key_name: str | None) -> Any:
     """A named key, or the localnet's development issuer (the admin of organization `local`)."""
-    if key_name:
-        return c.submitter(key_name)
-    from fedledger.localnet.consortium import dev_issuer_key
-    from fedledger.sdk.keys import Key
-    from fedledger.sdk.submit import Submitter
-
-    return Submitter(c.rpc(), Key("local-admin", dev_issuer_key(c.localnet)))
+    return c.admin_submitter(key_name)
 
 
-@gov.command("propose")
+@gov.group("propose", invoke_without_command=True)
 @click.option("--key", "key_name", default=None, help="Admin key (default: the localnet's development admin).")
-@click.option("--title", required=True)
-@click.option("--action", "action_json", required=True,
+@click.option("--title", default=None, help="Proposal title (required with --action).")
+@click.option("--action", "action_json", default=None,
               help='The action as JSON, e.g. \'{"type": "set_task_policy", "task_id": "digits", '
                    '"changes": {"epsilon": "5"}}\' or \'{"type": "rollback", "task_id": "digits"}\'.')
 @pass_ctx
-def gov_propose(c: Ctx, key_name: str | None, title: str, action_json: str) -> None:
-    """Submit a proposal; it is tallied and, if passed, executed at its deadline height."""
+def gov_propose(c: Ctx, key_name: str | None, title: str | None, action_json: str | None) -> None:
+    """Submit a proposal (--title and --action, or a subcommand); tallied and, if passed, executed at its deadline."""
+    if click.get_current_context().invoked_subcommand is not None:
+        return  # add-validator / remove-validator / set-power build the action themselves
+    if title is None or action_json is None:
+        raise click.UsageError("give --title and --action, or a subcommand (add-validator, remove-validator, "
+                               "set-power)")
     try:
         action = json.loads(action_json)
     except json.JSONDecodeError as exc:
@@ -716,6 +715,10 @@ def _register_late_commands() -> None:
 
     cli.add_command(node)
     cli.add_command(genesis)
+    from fedledger.apps.valset_cli import VALSET_COMMANDS
+
+    for command in VALSET_COMMANDS:
+        gov_propose.add_command(command)
 
 
 def main() -> None:

@@ -83,6 +83,16 @@ class Ctx:
 
         return Submitter(self.rpc(), self.keys.load(key_name))
 
+    def admin_submitter(self, key_name: str | None) -> Any:
+        """A named key's Submitter, or the localnet's development issuer (the admin of organization `local`)."""
+        if key_name:
+            return self.submitter(key_name)
+        from fedledger.localnet.consortium import dev_issuer_key
+        from fedledger.sdk.keys import Key
+        from fedledger.sdk.submit import Submitter
+
+        return Submitter(self.rpc(), Key("local-admin", dev_issuer_key(self.localnet)))
+
     def open_store(self) -> Any:
         """The configured content store."""
         from fedledger.ipfs import open_store

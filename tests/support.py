@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from fedledger.abci_app.context import BlockContext, TxResult
+from fedledger.abci_app.context import BlockContext, TxResult, ValidatorUpdate
 from fedledger.abci_app.state_machine import StateMachine
 from fedledger.abci_app.store import CommittedStore
 from fedledger.abci_app.tx import sign_tx
@@ -69,10 +69,11 @@ def credential(subject: Ed25519PrivateKey, role: str, *, issuer: Ed25519PrivateK
 class Chain:
     """Drives a StateMachine like CometBFT would: init_chain, then finalize_block + commit per block."""
 
-    def __init__(self, store: CommittedStore, app_state: bytes | None = None) -> None:
+    def __init__(self, store: CommittedStore, app_state: bytes | None = None,
+                 validators: Sequence[ValidatorUpdate] = ()) -> None:
         self.store = store
         self.sm = StateMachine(store, CHAIN)
-        self.sm.init_chain(CHAIN, genesis() if app_state is None else app_state)
+        self.sm.init_chain(CHAIN, genesis() if app_state is None else app_state, validators)
         self.height = 0
 
     def block(self, *txs: bytes) -> list[TxResult]:

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from fedledger.abci_app.context import BlockContext, Event, Reader, TxResult, Writer
+from fedledger.abci_app.context import BlockContext, Event, Reader, TxResult, ValidatorUpdate, Writer
 from fedledger.abci_app.listing import ListingRule
 
 __all__ = ["Handler", "Module", "QueryAnswer", "RawEnvelope", "Route"]
@@ -74,3 +74,7 @@ class Module:
     envelope: RawEnvelope | None = None
     # How the prefixes its queries list are proven complete (see abci_app/listing.py, query_proofs.py).
     listings: tuple[ListingRule, ...] = ()
+    # A module that keeps the validator set: InitChain's validators go to init_validators (after every
+    # module's genesis), and FinalizeBlock emits what validator_updates returns (after every end_block).
+    init_validators: Callable[[Writer, Sequence[ValidatorUpdate]], None] | None = None
+    validator_updates: Callable[[Writer], list[ValidatorUpdate]] | None = None

@@ -17,11 +17,22 @@ from typing import Any, Literal, cast
 from fedledger.abci_app.context import BlockContext, Event, Reader, Writer
 from fedledger.abci_app.did.credentials import key_of_did
 from fedledger.abci_app.errors import Code, TxError
+from fedledger.abci_app.events import EVENT_TYPE
 from fedledger.abci_app.modules.evm.keeper import check_set_policy, execute_set_policy, parse_set_policy
 from fedledger.abci_app.modules.federation.keeper import MAX_DEADLINE_BLOCKS, MAX_ROUND_SIZE, load_task, store_task
 from fedledger.abci_app.modules.fields import int_value, require_fields
 from fedledger.abci_app.modules.governance.params import effective_weights, load_params, parse_params, store_params
 from fedledger.abci_app.modules.governance.records import GovParams
+from fedledger.abci_app.modules.governance.validators import (
+    check_add,
+    check_remove,
+    check_set_power,
+    find_validator,
+    load_validators,
+    parse_power,
+    parse_pub_key,
+    put_validator,
+)
 from fedledger.abci_app.modules.identity.keeper import (
     delete_org,
     find_org,
@@ -251,8 +262,15 @@ def _parse_remove_org(body: Mapping[str, Any]) -> dict[str, Any]:
     return {"id": _id(body, "id", "an organization id")}
 
 
-def _check_remove_org(view: Reader, body: Mapping[str, Any]) -> None:
+def _check_remove_org(view: Reader, body: Mapping[str, Any], leaving: str | None = None) -> None:
     _org(view, body["id"])
+    # Its validators would sign on for an organization the chain no longer knows: take them out first
+    # (remove_validator with remove_organization does both). `leaving` is the one going with it.
+    running = [v["pub_key"] for v in load_validators(view)
+               if v["organization"] == body["id"] and v["pub_key"] != leaving]
+    if running:
+        raise TxError(Code.ACTION_INVALID, f"organization {body['id']!r} still runs validators {running}; remove "
+                                           "them first")
     if not any(org != body["id"] for org, _ in effective_weights(view, load_params(view))):
         raise TxError(Code.ACTION_INVALID, f"{body['id']!r} is the last organization; removing it would leave "
                                            "nobody to govern")
@@ -337,6 +355,110 @@ def _execute_gov_params(state: Writer, body: Mapping[str, Any], ctx: BlockContex
     return []
 
 
+# ----- the validator set (CometBFT applies each change two blocks after the block it passes in) -----
+def _parse_add_validator(body: Mapping[str, Any]) -> dict[str, Any]:
+    """{pub_key, power, organization: ID} for a registered organization, or new_organization: {...} (+ weight)."""
+    require_fields(body, {"pub_key", "power"}, frozenset({"organization", "new_organization", "weight"}),
+                   what="action")
+    out: dict[str, Any] = {"pub_key": parse_pub_key(body["pub_key"]), "power": parse_power(body["power"])}
+    if ("organization" in body) == ("new_organization" in body):
+        raise TxError(Code.INVALID_BODY, "give exactly one of organization (a registered organization's id) and "
+                                         "new_organization (an organization to register with its validator)")
+    if "organization" in body:
+        if "weight" in body:
+            raise TxError(Code.INVALID_BODY, "weight goes with new_organization; change a registered organization's "
+                                             "weight with set_governance_params")
+        out["organization"] = _id(body, "organization", "an organization id")
+    else:
+        new = _parse_add_org({"organization": body["new_organization"],
+                              **({"weight": body["weight"]} if "weight" in body else {})})
+        out["new_organization"] = new["organization"]
+        if "weight" in new:
+            out["weight"] = new["weight"]
+    return out
+
+
+def _add_org_body(body: Mapping[str, Any]) -> dict[str, Any]:
+    return {"organization": body["new_organization"], **({"weight": body["weight"]} if "weight" in body else {})}
+
+
+def _owner(body: Mapping[str, Any]) -> str:
+    return str(body["organization"] if "organization" in body else body["new_organization"]["id"])
+
+
+def _check_add_validator(view: Reader, body: Mapping[str, Any]) -> None:
+    if "organization" in body:
+        _org(view, body["organization"])
+    else:
+        _check_add_org(view, _add_org_body(body))
+    check_add(view, body["pub_key"], body["power"])
+
+
+def _execute_add_validator(state: Writer, body: Mapping[str, Any], ctx: BlockContext) -> list[Event]:
+    if "new_organization" in body:
+        _execute_add_org(state, _add_org_body(body), ctx)
+    put_validator(state, body["pub_key"], body["power"], _owner(body), ctx.height)
+    return [_valset_event("add_validator", body["pub_key"], body["power"], ctx)]
+
+
+def _valset_event(action: str, pub_key: str, power: int, ctx: BlockContext) -> Event:
+    return Event(type=EVENT_TYPE, attributes=(("action", action), ("effective_height", str(ctx.height + 2)),
+                                        ("power", str(power)), ("pub_key", pub_key)))
+
+
+def _parse_remove_validator(body: Mapping[str, Any]) -> dict[str, Any]:
+    """{pub_key, remove_organization?: bool}: with remove_organization, its organization goes too."""
+    require_fields(body, {"pub_key"}, frozenset({"remove_organization"}), what="action")
+    out: dict[str, Any] = {"pub_key": parse_pub_key(body["pub_key"])}
+    flag = body.get("remove_organization", False)
+    if not isinstance(flag, bool):
+        raise TxError(Code.INVALID_BODY, "remove_organization must be true or false")
+    if flag:
+        out["remove_organization"] = True
+    return out
+
+
+def _org_to_remove(view: Reader, body: Mapping[str, Any]) -> str | None:
+    if not body.get("remove_organization"):
+        return None
+    rec = find_validator(view, body["pub_key"])
+    org = None if rec is None else rec["organization"]
+    if org is None:
+        raise TxError(Code.ACTION_INVALID, f"validator {body['pub_key']} belongs to no organization on record "
+                                           "(a genesis validator); remove it without remove_organization")
+    return org
+
+
+def _check_remove_validator(view: Reader, body: Mapping[str, Any]) -> None:
+    check_remove(view, body["pub_key"])
+    org = _org_to_remove(view, body)
+    if org is not None:
+        _check_remove_org(view, {"id": org}, leaving=body["pub_key"])
+
+
+def _execute_remove_validator(state: Writer, body: Mapping[str, Any], ctx: BlockContext) -> list[Event]:
+    org = _org_to_remove(state, body)
+    put_validator(state, body["pub_key"], 0, None, ctx.height)
+    if org is not None:
+        _execute_remove_org(state, {"id": org}, ctx)
+    return [_valset_event("remove_validator", body["pub_key"], 0, ctx)]
+
+
+def _parse_set_power(body: Mapping[str, Any]) -> dict[str, Any]:
+    require_fields(body, {"pub_key", "power"}, what="action")
+    return {"pub_key": parse_pub_key(body["pub_key"]), "power": parse_power(body["power"])}
+
+
+def _check_set_power(view: Reader, body: Mapping[str, Any]) -> None:
+    check_set_power(view, body["pub_key"], body["power"])
+
+
+def _execute_set_power(state: Writer, body: Mapping[str, Any], ctx: BlockContext) -> list[Event]:
+    rec = find_validator(state, body["pub_key"])
+    put_validator(state, body["pub_key"], body["power"], None if rec is None else rec["organization"], ctx.height)
+    return [_valset_event("set_validator_power", body["pub_key"], body["power"], ctx)]
+
+
 # ----- the registry -----
 def _parse_inference_params(body: Mapping[str, Any]) -> dict[str, Any]:
     require_fields(body, {"params"}, what="action")
@@ -366,6 +488,9 @@ ACTIONS: dict[str, Action] = {
     "set_policy_contract": Action(parse_set_policy, check_set_policy, execute_set_policy),
     "set_inference_params": Action(_parse_inference_params, _check_inference_params,
                                    _execute_inference_params),
+    "add_validator": Action(_parse_add_validator, _check_add_validator, _execute_add_validator),
+    "remove_validator": Action(_parse_remove_validator, _check_remove_validator, _execute_remove_validator),
+    "set_validator_power": Action(_parse_set_power, _check_set_power, _execute_set_power),
 }
 # Actions this chain knows of but cannot run, with the reason given to whoever proposes one. A new
 # action is one (parse, check, execute) entry in ACTIONS; an action that needs a module the chain

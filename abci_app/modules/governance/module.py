@@ -1,4 +1,4 @@
-"""The governance module object: its tx routes, queries, genesis and end-block hook, for the registry."""
+"""The governance module object: its tx routes, queries, genesis, end-block and validator-set hooks."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ from fedledger.abci_app.modules.governance.handlers import HANDLERS
 from fedledger.abci_app.modules.governance.msgs import PARSERS
 from fedledger.abci_app.modules.governance.queries import QUERIES
 from fedledger.abci_app.modules.governance.tally import end_block
+from fedledger.abci_app.modules.governance.validators import init_validators, take_updates
 
 __all__ = ["MODULE"]
 
@@ -19,4 +20,6 @@ MODULE = Module(
     queries=QUERIES,
     init_genesis=init_genesis,
     end_block=end_block,
+    init_validators=init_validators,
+    validator_updates=take_updates,
 )

@@ -1,4 +1,4 @@
-"""Read-only queries of the governance module: one proposal, the newest proposals, the parameters."""
+"""Read-only queries of the governance module: proposals, the parameters and the validator set."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ from fedledger.abci_app.modules.base import QueryAnswer
 from fedledger.abci_app.modules.governance import keys
 from fedledger.abci_app.modules.governance.actions import ACTIONS
 from fedledger.abci_app.modules.governance.params import effective_weights, load_params
+from fedledger.abci_app.modules.governance.validators import VALIDATORS_KEY, validator_set_answer
 from fedledger.abci_app.records import load_record
 
 __all__ = ["DEFAULT_LIST", "MAX_LIST", "QUERIES"]
@@ -62,6 +63,15 @@ def _q_governance(view: Reader, args: list[str]) -> QueryAnswer:
                         "next_proposal_id": int(raw) if raw is not None else 1}, None)
 
 
+def _q_validators(view: Reader, args: list[str]) -> QueryAnswer:
+    """/validators: the validator set as the app sees it (each entry with the height it signs from)."""
+    if args:
+        raise TxError(Code.BAD_QUERY, "usage: /validators")
+    # One record holds the whole set, so its proof proves the answer (absent: a chain without genesis validators).
+    return QueryAnswer(validator_set_answer(view), VALIDATORS_KEY)
+
+
 QUERIES: dict[str, Callable[[Reader, list[str]], QueryAnswer]] = {
     "proposal": _q_proposal, "proposals": _q_proposals, "governance": _q_governance,
+    "validators": _q_validators,
 }
