@@ -41,6 +41,17 @@ def pinned_binary(env_var: str, name: str) -> Path | None:
     return None
 
 
+def down_if_running(home: Path) -> None:
+    """Teardown: stop the net in `home` if it runs (or a supervisor left its run.json); a stopped net is fine."""
+    from fedledger.localnet.errors import NotRunningError
+
+    if manager.is_running(home) is not None or (home / "run.json").exists():
+        try:
+            manager.down(home)
+        except NotRunningError:
+            pass
+
+
 def cli_env(**extra: str) -> dict[str, str]:
     """The environment every CLI subprocess gets: ours, pinned binaries made explicit, wide non-tty output."""
     env = dict(os.environ)

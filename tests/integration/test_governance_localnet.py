@@ -31,7 +31,6 @@ from fedledger.ipfs import ContentStore, open_store
 from fedledger.localnet import manager
 from fedledger.localnet.consortium import DEV_ORG, dev_app_state, dev_issuer_key
 from fedledger.localnet.dev import dev_credential, localnet_trust_root
-from fedledger.localnet.errors import NotRunningError
 from fedledger.localnet.ports import find_free_base_port
 from fedledger.localnet.procs import pid_matches
 from fedledger.localnet.supervisor import read_run_state
@@ -42,6 +41,7 @@ from fedledger.sdk.provenance import check_query_proof
 from fedledger.sdk.rpc import CometRPC
 from fedledger.sdk.steps import Action, Step
 from fedledger.sdk.submit import Submitter, TxOutcome
+from tests.integration.conftest import down_if_running
 from tests.support import named_key, payload_ref, use_pinned_cometbft
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(300)]
@@ -232,11 +232,7 @@ def net(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Net]:
             rpc.close()
         restore_env()
         _record_pids(home, seen)
-        if manager.is_running(home) is not None or (home / "run.json").exists():
-            try:
-                manager.down(home)
-            except NotRunningError:
-                pass
+        down_if_running(home)
         deadline = time.monotonic() + 5
         while time.monotonic() < deadline and any(pid_matches(p, needle) for p, needle in seen):
             time.sleep(0.1)

@@ -28,7 +28,6 @@ from fedledger.abci_app.store.merkle import bucket_hash, bucket_index, inner_has
 from fedledger.abci_app.store.proof import RecordProof
 from fedledger.localnet import manager
 from fedledger.localnet.dev import localnet_trust_root
-from fedledger.localnet.errors import NotRunningError
 from fedledger.localnet.ports import find_free_base_port
 from fedledger.sdk.lightclient import (
     Header,
@@ -40,6 +39,7 @@ from fedledger.sdk.lightclient import (
 )
 from fedledger.sdk.provenance import ProofFailedError, check_query_proof
 from fedledger.sdk.rpc import AbciQueryResult, CometRPC
+from tests.integration.conftest import down_if_running
 from tests.support import use_pinned_cometbft
 
 pytestmark = pytest.mark.integration
@@ -125,11 +125,7 @@ def net(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Net]:
         if thread is not None:
             thread.join(5)
         restore_env()
-        if manager.is_running(home) is not None or (home / "run.json").exists():
-            try:
-                manager.down(home)
-            except NotRunningError:
-                pass
+        down_if_running(home)
 
 
 @pytest.fixture(autouse=True)

@@ -22,12 +22,12 @@ import pytest
 from fedledger.localnet import manager
 from fedledger.localnet.config import NetSpec
 from fedledger.localnet.dev import dev_credential
-from fedledger.localnet.errors import NotRunningError
 from fedledger.localnet.ports import find_free_base_port
 from fedledger.sdk.errors import TxRejectedError
 from fedledger.sdk.metrics import serve_metrics
 from fedledger.sdk.rpc import CometRPC
 from fedledger.sdk.submit import Submitter
+from tests.integration.conftest import down_if_running
 from tests.support import named_key, payload_ref, use_pinned_cometbft
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(300)]
@@ -97,11 +97,7 @@ def net(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Net]:
         if rpc is not None:
             rpc.close()
         restore_env()
-        if manager.is_running(home) is not None or (home / "run.json").exists():
-            try:
-                manager.down(home)
-            except NotRunningError:
-                pass
+        down_if_running(home)
 
 
 def test_the_app_counts_what_the_chain_decided(net: Net) -> None:

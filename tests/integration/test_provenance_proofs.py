@@ -19,13 +19,13 @@ from fedledger.abci_app.query_proofs import PROOF_OP_TYPE
 from fedledger.abci_app.store.proof import RecordProof
 from fedledger.localnet import manager
 from fedledger.localnet.dev import dev_credential, localnet_trust_root
-from fedledger.localnet.errors import NotRunningError
 from fedledger.localnet.ports import find_free_base_port
 from fedledger.sdk.keys import Key
 from fedledger.sdk.lightclient import TrustRoot
 from fedledger.sdk.provenance import ProofFailedError, check_query_proof
 from fedledger.sdk.rpc import CometRPC
 from fedledger.sdk.submit import Submitter
+from tests.integration.conftest import down_if_running
 from tests.support import named_key, payload_ref, use_pinned_cometbft
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(300)]
@@ -81,11 +81,7 @@ def done(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Round]:
         if rpc is not None:
             rpc.close()
         restore_env()
-        if manager.is_running(home) is not None or (home / "run.json").exists():
-            try:
-                manager.down(home)
-            except NotRunningError:
-                pass
+        down_if_running(home)
 
 
 def test_lineage_is_verified_against_the_genesis_validators(done: Round) -> None:

@@ -21,11 +21,11 @@ import pytest
 from fedledger.abci_app.did.didkey import did_from_private_key
 from fedledger.localnet import manager
 from fedledger.localnet.consortium import dev_app_state
-from fedledger.localnet.errors import NotRunningError
 from fedledger.localnet.join import JoinedNode, prepare_joiner
 from fedledger.localnet.ports import find_free_base_port
 from fedledger.sdk.errors import RPCUnavailableError
 from fedledger.sdk.rpc import CometRPC
+from tests.integration.conftest import down_if_running
 from tests.support import find_cometbft, named_key, use_pinned_cometbft
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(420)]
@@ -105,11 +105,7 @@ def net(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path, Joined
         if joiner is not None:
             joiner.stop()
         restore_env()
-        if manager.is_running(home) is not None or (home / "run.json").exists():
-            try:
-                manager.down(home)
-            except NotRunningError:
-                pass
+        down_if_running(home)
 
 
 def _gov(kit: Any, home: Path, *args: str) -> str:
