@@ -1,12 +1,9 @@
-"""`fedledger bench fuzz`: drive generated txs through an in-process app and check its invariants.
+"""`fedledger bench fuzz`: drive validly signed adversarial txs and mutated bytes through the app in process.
 
-The app under test records, per delivered tx, every key the tx wrote and the value the key had
-before; a twin app built independently from the same genesis is fed the same blocks. After each
-block the run checks: every tx got a result (no exception escaped), a rejected tx changed nothing
-but its signer's nonce (which FinalizeBlock consumes for any authenticated tx, so a failed tx can
-never be replayed: see StateMachine._deliver), nonces never decrease, no DP spend is negative or
-past its task's budget, and both apps reach the same app hash. Violations are collected, not
-raised, so the long run reports them all; the property test asserts there are none.
+The FuzzDriver runs the audited app (see fuzz_txs.AuditedStateMachine) and an independently constructed
+twin side by side: every tx goes through the audited app's CheckTx, the signed ones then through both
+apps' FinalizeBlock and Commit, and after every block the two app hashes must be equal and no DP budget
+may be negative. The Hypothesis state-machine test drives the same driver (tests/unit/test_fuzz_members.py).
 """
 
 from __future__ import annotations
@@ -17,231 +14,188 @@ import random
 import time
 import traceback
 from collections import Counter
+from collections.abc import Callable
 from typing import Any
 
 from fedledger.abci_app.context import BlockContext, TxResult
-from fedledger.abci_app.errors import Code
-from fedledger.abci_app.modules.auth.nonces import last_nonce, nonce_key
-from fedledger.abci_app.state_machine import StateMachine, WorkingStore
+from fedledger.abci_app.modules.auth.nonces import last_nonce
+from fedledger.abci_app.state_machine import StateMachine
 from fedledger.abci_app.store import CommittedStore
-from fedledger.abci_app.store.state import WorkingState
-from fedledger.bench.fuzz_txs import CHAIN_ID, FuzzTx, TxGenerator
+from fedledger.abci_app.tx import sign_tx
+from fedledger.bench.fuzz_txs import CHAIN_ID, AuditedStateMachine, Member, TxGenerator, fuzz_genesis, mutate_bytes
+from fedledger.bench.fuzz_txs import tx_types as _tx_types
 
-__all__ = ["FuzzRun", "bench_fuzz"]
-
-# Rejections that happen before the nonce is consumed: the tx must leave no trace at all.
-_PRE_AUTH = {Code.ENCODING, Code.BAD_SIGNATURE, Code.OVERSIZE, Code.WRONG_CHAIN, Code.NONCE_REPLAY,
-             Code.NONCE_GAP}
+__all__ = ["FuzzDriver", "bench_fuzz"]
 
 
-class _RecordingState(WorkingState):
-    """A WorkingState that remembers, since the last `begin()`, each written key's earlier value."""
+class FuzzDriver:
+    """An audited app, its twin, the fuzz world and the running tallies of one fuzz run."""
 
-    def __init__(self, store: CommittedStore) -> None:
-        super().__init__(store)
-        self.before: dict[bytes, bytes | None] = {}
-
-    def begin(self) -> None:
-        """Start a new tx's write log."""
-        self.before = {}
-
-    def set(self, key: bytes, value: bytes) -> None:
-        """Log the old value once per tx, then write."""
-        if key not in self.before:
-            self.before[key] = self.get(key)
-        super().set(key, value)
-
-    def delete(self, key: bytes) -> None:
-        """Log the old value once per tx, then delete."""
-        if key not in self.before:
-            self.before[key] = self.get(key)
-        super().delete(key)
-
-
-class _RecordingStore(CommittedStore):
-    """A CommittedStore whose working states record writes."""
-
-    def working(self) -> WorkingState:
-        """A recording overlay (same semantics as CommittedStore.working)."""
-        self._check_open()
-        return _RecordingState(self)
-
-
-class _ObservedStateMachine(StateMachine):
-    """The real StateMachine; only wraps each tx's delivery to capture what it changed."""
-
-    def __init__(self, store: _RecordingStore) -> None:
-        super().__init__(store, CHAIN_ID)
-        self.tx_changes: list[dict[bytes, tuple[bytes | None, bytes | None]]] = []
-
-    def _deliver(self, working: WorkingStore, ctx: BlockContext, raw: bytes) -> TxResult:
-        assert isinstance(working, _RecordingState)
-        working.begin()
-        result = super()._deliver(working, ctx, raw)
-        changed = {k: (old, working.get(k)) for k, old in working.before.items() if working.get(k) != old}
-        self.tx_changes.append(changed)
-        return result
-
-
-class FuzzRun:
-    """An app under test, its twin, a generator, and the violations found so far."""
-
-    def __init__(self, seed: int = 0) -> None:
-        self.seed = seed
-        self.app_store = _RecordingStore(":memory:")
-        self.twin_store = CommittedStore(":memory:")
-        self.app = _ObservedStateMachine(self.app_store)
-        self.twin = StateMachine(self.twin_store, CHAIN_ID)
-        self.gen = TxGenerator(random.Random(seed), self.app.routes, lambda h: last_nonce(self.app_store, h), seed)
-        self.app.init_chain(CHAIN_ID, self.gen.app_state)
-        self.twin.init_chain(CHAIN_ID, self.gen.app_state)
+    def __init__(self) -> None:
+        self.world, genesis = fuzz_genesis()
+        self.app = AuditedStateMachine(CommittedStore(":memory:"), CHAIN_ID)
+        self.twin = StateMachine(CommittedStore(":memory:"), CHAIN_ID)
+        for sm in (self.app, self.twin):
+            sm.init_chain(CHAIN_ID, genesis)
+        self.gen = TxGenerator(self.world, _tx_types(self.app))
         self.height = 0
-        self.codes: Counter[str] = Counter()
-        self.sent = {"signed": 0, "garbage": 0}
+        self.check_codes: Counter[int] = Counter()
         self.crashes: list[str] = []
-        self.rejected_state_changes: list[str] = []
-        self.violations: list[str] = []
         self.hash_mismatches = 0
-        self.broken = False
-        self._signed_sample: list[bytes] = []
-        self._nonces: dict[str, int] = {}
-        self.block([])  # commit genesis
+        self.negative_budgets: list[str] = []
+        self.check_changed_state = 0
+        self._in_block: dict[str, int] = {}  # signer -> next nonce within the block being built
 
-    def _count(self, where: str, code: int) -> None:
+    # ----- nonces -----
+    def next_nonce(self, member: Member) -> int:
+        """The nonce `member`'s next tx needs, counting its txs already in the block being built."""
+        return self._in_block.get(member.hex, last_nonce(self.app.store, member.hex) + 1)
+
+    def _note(self, raw: bytes) -> None:
         try:
-            name = Code(code).name
-        except ValueError:
-            name = str(code)
-            self.violations.append(f"{where}: unregistered code {code}")
-        self.codes[f"{where}:{name}"] += 1
+            env = json.loads(raw)
+            signer, nonce = env["signer"], env["nonce"]
+        except (ValueError, KeyError, TypeError):
+            return
+        if isinstance(signer, str) and isinstance(nonce, int):
+            expected = self._in_block.get(signer, last_nonce(self.app.store, signer) + 1)
+            if nonce == expected:
+                self._in_block[signer] = expected + 1
 
-    def check_garbage(self, raw: bytes) -> None:
-        """CheckTx on bytes that are not a valid tx: must be rejected, must not touch committed state."""
-        self.sent["garbage"] += 1
-        before = self.app.app_hash
+    # ----- driving -----
+    def check(self, raw: bytes) -> int | None:
+        """CheckTx on the audited app; the code, or None after recording a crash."""
+        before = self.app.store.app_hash
         try:
             res = self.app.check_tx(raw)
-        except Exception:  # noqa: BLE001 - an escaped exception is exactly what the fuzzer hunts
-            self.crashes.append(f"check_tx(garbage {raw[:60]!r}): {traceback.format_exc(limit=-4)}")
-            return
-        self._count("check", res.code)
-        if res.code == Code.OK:
-            self.violations.append(f"garbage accepted by CheckTx: {raw[:80]!r}")
-        if self.app.app_hash != before:
-            self.rejected_state_changes.append("CheckTx on garbage changed the app hash")
+        except Exception:  # any escape from CheckTx is exactly what the fuzzer hunts for
+            self.crashes.append("check_tx: " + traceback.format_exc(limit=6))
+            return None
+        if self.app.store.app_hash != before:
+            self.check_changed_state += 1
+        self.check_codes[res.code] += 1
+        return res.code
 
-    def block(self, txs: list[FuzzTx]) -> list[TxResult]:
-        """CheckTx each tx, then FinalizeBlock + Commit on both apps; check every invariant."""
-        for tx in txs:
-            self.sent["signed"] += 1
-            try:
-                self._count("check", self.app.check_tx(tx.raw).code)
-            except Exception:  # noqa: BLE001
-                self.crashes.append(f"check_tx({tx.tx_type}): {traceback.format_exc(limit=-4)}")
+    def block(self, txs: list[bytes]) -> list[TxResult] | None:
+        """FinalizeBlock + Commit on both apps; None after recording a crash (the run should stop then)."""
         self.height += 1
         ctx = BlockContext(height=self.height, time_ns=self.height * 10**9,
-                           block_hash=hashlib.sha256(b"%d" % self.height).digest(), chain_id=CHAIN_ID)
-        raws = [t.raw for t in txs]
-        self.app.tx_changes = []
+                           block_hash=hashlib.sha256(b"fuzz%d" % self.height).digest(), chain_id=CHAIN_ID)
         try:
-            results, root = self.app.finalize_block(ctx, raws)
-            twin_results, twin_root = self.twin.finalize_block(ctx, raws)
+            results, root = self.app.finalize_block(ctx, txs)
+            twin_results, twin_root = self.twin.finalize_block(ctx, txs)
             self.app.commit()
             self.twin.commit()
-        except Exception:  # noqa: BLE001
-            self.crashes.append(f"finalize_block: {traceback.format_exc(limit=-4)}")
-            self.broken = True  # the two apps can no longer be compared; the run stops
-            return []
-        if root != twin_root or self.app.app_hash != self.twin.app_hash:
+        except Exception:
+            self.crashes.append(f"finalize_block at height {self.height}: " + traceback.format_exc(limit=8))
+            return None
+        finally:
+            self._in_block.clear()
+        if root != twin_root or [r.code for r in results] != [r.code for r in twin_results]:
             self.hash_mismatches += 1
-            self.violations.append(f"app hash differs from the twin at height {self.height}")
-        if [r.code for r in results] != [r.code for r in twin_results]:
-            self.violations.append(f"result codes differ from the twin at height {self.height}")
-        for tx, res, changed in zip(txs, results, self.app.tx_changes, strict=True):
-            self._count("deliver", res.code)
-            self._check_tx_effect(tx, res, changed)
-        if len(self._signed_sample) < 64:
-            self._signed_sample += raws[: 64 - len(self._signed_sample)]
-        self._check_state()
-        self.gen.note_block()
+        self._check_budgets()
         return results
 
-    def _check_tx_effect(self, tx: FuzzTx, res: TxResult,
-                         changed: dict[bytes, tuple[bytes | None, bytes | None]]) -> None:
-        if not res.log and res.code != Code.OK:
-            self.violations.append(f"{tx.tx_type}: code {res.code} without a log")
-        if res.code == Code.OK or tx.signer is None:
-            return
-        allowed: dict[bytes, bytes] = {}
-        if res.code not in _PRE_AUTH:
-            allowed[nonce_key(tx.signer)] = str(tx.nonce).encode("ascii")
-        for key, (old, new) in sorted(changed.items()):
-            if allowed.get(key) == new:
-                continue
-            self.rejected_state_changes.append(
-                f"{tx.tx_type} rejected with {Code(res.code).name} but changed {key!r}: {old!r} -> {new!r}")
-        for key, value in allowed.items():
-            if key not in changed or changed[key][1] != value:
-                self.violations.append(f"{tx.tx_type} rejected with {Code(res.code).name} after auth but its "
-                                       f"nonce {tx.nonce} was not consumed")
+    def _check_budgets(self) -> None:
+        for task in self.world.tasks:
+            for m in self.world.everyone:
+                res = self.app.query(f"/budget/{task}/{m.did}", b"", False)
+                if res.code != 0:
+                    continue
+                b = json.loads(res.value)
+                for name in ("epsilon_spent_micro", "epsilon_remaining_micro"):
+                    value = b.get(name)
+                    if isinstance(value, int) and value < 0:
+                        self.negative_budgets.append(f"{task}/{m.name}: {name}={value}")
 
-    def _check_state(self) -> None:
-        for key, value in self.app_store.iter_prefix(b"auth/nonce/"):
-            signer, nonce = key.decode("ascii"), int(value)
-            if nonce < self._nonces.get(signer, 0):
-                self.violations.append(f"nonce of {signer} went down to {nonce}")
-            self._nonces[signer] = nonce
-        budgets: dict[str, int] = {}
-        for key, value in self.app_store.iter_prefix(b"dp/policy/"):
-            budgets[key[len(b"dp/policy/"):].decode("ascii")] = int(json.loads(value)["epsilon_micro"])
-        for prefix in (b"dp/spend/", b"dp/orgspend/"):
-            for key, value in self.app_store.iter_prefix(prefix):
-                rec = json.loads(value)
-                task = key[len(prefix):].decode("ascii").split("/")[0]
-                spent = int(rec["spent_micro"])
-                if spent < 0 or any(r.startswith("-") for r in rec["rdp"]):
-                    self.violations.append(f"negative DP spend at {key!r}: {rec}")
-                if prefix == b"dp/spend/" and task in budgets and spent > budgets[task]:
-                    self.violations.append(f"DP spend past the budget at {key!r}: {spent} > {budgets[task]}")
+    def signed_tx(self, rng: random.Random, signer: Member | None = None,
+                  tx_type: str | None = None) -> tuple[bytes, str]:
+        """One adversarial signed tx from the shared generator, its nonce accounted for in the current block."""
+        proposals = 1 + self.height // 5
+        raw, tag = self.gen.signed(rng, self.next_nonce, proposals, signer, tx_type)
+        self._note(raw)
+        return raw, tag
 
-    def step(self, n_txs: int) -> None:
-        """One block of `n_txs` generated signed txs (a mix of valid and adversarial) plus as many garbage ones."""
-        gen = self.gen
-        txs = [gen.valid() if gen.rng.random() < 0.35 else gen.adversarial() for _ in range(n_txs)]
-        for _ in range(n_txs):
-            self.check_garbage(gen.garbage(self._signed_sample))
-        self.block(txs)
+    def valid(self, member: Member, tx_type: str, body: dict[str, Any]) -> bytes:
+        """A well-formed tx from the valid script, with the member's right nonce."""
+        raw = sign_tx(member.key, tx_type, body, CHAIN_ID, self.next_nonce(member))
+        self._note(raw)
+        return raw
 
-    def report(self, seconds: float) -> dict[str, Any]:
-        """The run's figures as a JSON-ready dict."""
-        total = self.sent["signed"] + self.sent["garbage"]
-        return {"seed": self.seed, "txs_sent": total, "signed_txs": self.sent["signed"],
-                "garbage_txs": self.sent["garbage"], "blocks": self.height,
-                "codes": dict(sorted(self.codes.items())), "crashes": len(self.crashes),
-                "rejected_state_changes": len(self.rejected_state_changes),
-                "other_violations": len(self.violations),
-                "app_hash_equals_twin": self.hash_mismatches == 0, "app_hash": self.app.app_hash.hex(),
-                "seconds": round(seconds, 2), "txs_per_s": round(total / seconds, 1) if seconds else None,
-                "first_problems": (self.crashes + self.rejected_state_changes + self.violations)[:10]}
+    def run_valid_script(self) -> list[int]:
+        """Run the valid script one tx per block (so each sees the previous); return the codes."""
+        codes = []
+        for member, tx_type, body in self.gen.valid_script():
+            raw = self.valid(member, tx_type, body)
+            self.check(raw)
+            results = self.block([raw])
+            codes.append(-1 if results is None else results[0].code)
+        return codes
 
-    def close(self) -> None:
-        """Release both stores."""
-        self.app_store.close()
-        self.twin_store.close()
+    def invariant_failures(self) -> list[str]:
+        """Every broken invariant so far (empty when all hold)."""
+        out = list(self.crashes)
+        out += [f"rejected tx changed state: {v}" for v in self.app.violations]
+        if self.hash_mismatches:
+            out.append(f"{self.hash_mismatches} blocks where the twin app disagreed")
+        if self.check_changed_state:
+            out.append(f"{self.check_changed_state} CheckTx calls changed committed state")
+        out += [f"negative budget {b}" for b in self.negative_budgets]
+        if self.app.app_hash != self.twin.app_hash:
+            out.append("app hash differs from the twin's")
+        return out
 
 
-def bench_fuzz(txs: int, seed: int = 0, block_txs: int = 8) -> dict[str, Any]:
-    """Drive `txs` signed adversarial txs and `txs` garbage byte strings through the app; report the figures."""
-    run = FuzzRun(seed)
+def bench_fuzz(txs: int, seed: int = 0, block_size: int = 0, max_seconds: float | None = None,
+               log: Callable[[str], None] = lambda _m: None) -> dict[str, Any]:
+    """Send `txs` signed adversarial txs (CheckTx + FinalizeBlock) and `txs` mutated byte strings (CheckTx).
+
+    block_size 0 (the default) gives every key one tx per block, so CheckTx judges each signed tx on its
+    body rather than refusing it for a nonce gap left by an earlier rejected tx of the same signer.
+    max_seconds stops early (at a block boundary) and the report says how many were sent.
+    """
+    rng = random.Random(seed)
+    driver = FuzzDriver()
+    signers = driver.world.everyone
+    block_size = block_size or len(signers)
+    script_codes = driver.run_valid_script()
     start = time.perf_counter()
-    try:
-        done = 0
-        while done < txs:
-            n = min(block_txs, txs - done)
-            run.step(n)
-            if run.broken:
-                break
-            done += n
-        return run.report(time.perf_counter() - start)
-    finally:
-        run.close()
+    sent_signed = sent_raw = 0
+    last_log = start
+    while sent_signed < txs and not driver.crashes:
+        if max_seconds is not None and time.perf_counter() - start > max_seconds:
+            break
+        batch = []
+        order = rng.sample(signers, len(signers))
+        for i in range(min(block_size, txs - sent_signed)):
+            raw, _tag = driver.signed_tx(rng, order[i] if i < len(order) else None)
+            driver.check(raw)
+            batch.append(raw)
+            garbage = mutate_bytes(rng, raw)
+            driver.check(garbage)
+            if rng.random() < 0.1:
+                batch.append(garbage)
+            sent_signed += 1
+            sent_raw += 1
+        driver.block(batch)
+        now = time.perf_counter()
+        if now - last_log > 10:
+            last_log = now
+            log(f"{sent_signed} signed + {sent_raw} raw in {now - start:.0f} s")
+    elapsed = time.perf_counter() - start
+    app = driver.app
+    return {
+        "txs_requested": txs, "stopped_early": sent_signed < txs, "txs_signed": sent_signed, "txs_raw": sent_raw,
+        "check_tx_calls": sum(driver.check_codes.values()),
+        "seed": seed, "blocks": driver.height, "tx_types": len(driver.gen.types),
+        "valid_script_codes": script_codes,
+        "check_tx_codes": {str(k): v for k, v in sorted(driver.check_codes.items())},
+        "finalize_codes": {str(k): v for k, v in sorted(app.delivered.items())},
+        "crashes": len(driver.crashes), "crash_details": driver.crashes[:5],
+        "rejected_state_changes": len(app.violations), "violations": [str(v) for v in app.violations[:5]],
+        "negative_budgets": len(driver.negative_budgets),
+        "check_tx_changed_state": driver.check_changed_state,
+        "app_hash_equals_twin": driver.hash_mismatches == 0 and app.app_hash == driver.twin.app_hash,
+        "app_hash": app.app_hash.hex(), "elapsed_s": round(elapsed, 2),
+        "txs_per_s": round((sent_signed + sent_raw) / elapsed, 1) if elapsed > 0 else None,
+    }
