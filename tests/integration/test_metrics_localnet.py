@@ -43,6 +43,9 @@ class Net:
     rpc: CometRPC
     client_port: int  # this test process's own metrics endpoint
     refused_code: int
+    # The client metrics are process-wide: earlier tests in the same pytest process sent txs too, so
+    # what this net's txs added is the scrape after them minus the scrape before them.
+    client_before: dict[str, float]
 
 
 def scrape(port: int) -> dict[str, float]:
@@ -73,6 +76,7 @@ def net(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Net]:
         rpc = CometRPC(spec.nodes[0].rpc_url)
         client_port = _free_port()
         serve_metrics(client_port)
+        client_before = scrape(client_port)
         chain_id = str(rpc.status()["node_info"]["network"])
         agg, trainers = named_key("metrics-agg"), [named_key(f"metrics-t{i}") for i in range(2)]
         owner = Submitter(rpc, agg, chain_id)
@@ -92,7 +96,7 @@ def net(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Net]:
             outsider.send("commit_contribution", {"task_id": TASK, "round": 1, "base_version": 0,
                                                   "num_examples": 5, "dp": MECHANISM, **payload_ref("evil")})
         owner.send("close_round", {"task_id": TASK, "round": 1})
-        yield Net(spec, rpc, client_port, refused.value.code)
+        yield Net(spec, rpc, client_port, refused.value.code, client_before)
     finally:
         if rpc is not None:
             rpc.close()
@@ -132,8 +136,12 @@ def test_cometbft_reports_its_own_metrics(net: Net) -> None:
 
 
 def test_the_client_endpoint_counts_its_tx_latencies(net: Net) -> None:
-    m = scrape(net.client_port)
-    assert m['fedledger_tx_latency_seconds_count{result="OK",type="commit_contribution"}'] == 2
-    assert m['fedledger_tx_latency_seconds_count{result="OK",type="admit"}'] == 3
-    assert m['fedledger_tx_latency_seconds_count{result="UNAUTHORIZED",type="commit_contribution"}'] == 1
-    assert m['fedledger_tx_latency_seconds_sum{result="OK",type="commit_contribution"}'] > 0
+    after = scrape(net.client_port)
+
+    def added(name: str) -> float:
+        return after.get(name, 0.0) - net.client_before.get(name, 0.0)
+
+    assert added('fedledger_tx_latency_seconds_count{result="OK",type="commit_contribution"}') == 2
+    assert added('fedledger_tx_latency_seconds_count{result="OK",type="admit"}') == 3
+    assert added('fedledger_tx_latency_seconds_count{result="UNAUTHORIZED",type="commit_contribution"}') == 1
+    assert added('fedledger_tx_latency_seconds_sum{result="OK",type="commit_contribution"}') > 0
