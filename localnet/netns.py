@@ -20,6 +20,7 @@ from types import TracebackType
 from typing import Any
 
 from fedledger.localnet.errors import NetnsError
+from fedledger.localnet.procs import pid_alive
 
 __all__ = ["NetHost", "NetnsLab", "Runner", "netem_unavailable_reason", "netns_unavailable_reason", "run_checked"]
 
@@ -223,23 +224,11 @@ class NetnsLab:
 
 
 def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    # A zombie child of ours counts as gone once reaped; try to reap it (not our child: harmless).
+    # Reap it first if it is our own exited child (a zombie lingers until reaped); then the shared check.
     try:
         done, _ = os.waitpid(pid, os.WNOHANG)
-        return done == 0
+        if done:
+            return False
     except ChildProcessError:
-        return _not_zombie(pid)
-
-
-def _not_zombie(pid: int) -> bool:
-    try:
-        with open(f"/proc/{pid}/stat") as fh:
-            return fh.read().rsplit(")", 1)[1].split()[0] != "Z"
-    except (OSError, IndexError):
-        return False
+        pass
+    return pid_alive(pid)
